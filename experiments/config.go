@@ -1,0 +1,186 @@
+package experiments
+
+import "time"
+
+// Config is the whole abgate YAML file. docs/config.md is its reference;
+// examples/abgate.yaml is a complete example. Strings may reference
+// environment variables as ${NAME}; they are expanded at load time and the
+// values never appear in logs or errors (see Secret).
+type Config struct {
+	Server      Server       `yaml:"server"`
+	Redis       Redis        `yaml:"redis"`
+	Recording   Recording    `yaml:"recording"`
+	Upstreams   []Upstream   `yaml:"upstreams"`
+	Experiments []Experiment `yaml:"experiments"`
+	Routes      []Route      `yaml:"routes"`
+}
+
+// Server configures the listeners and request handling.
+type Server struct {
+	// Listen is the proxy address (default 127.0.0.1:8080).
+	Listen string `yaml:"listen"`
+	// AdminListen, if set, serves the admin, report and feedback API on
+	// its own address; empty serves them on Listen.
+	AdminListen string `yaml:"admin_listen"`
+	// MaxBodyBytes caps a proxied request body (default 10 MiB); larger
+	// bodies get 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// UnitHeader is the request header holding the unit id (default
+	// X-User-ID); UnitBodyField is the top-level JSON body field tried
+	// next (default "user").
+	UnitHeader    string `yaml:"unit_header"`
+	UnitBodyField string `yaml:"unit_body_field"`
+	// TokenSecret keys the HMAC of X-Abgate-Token and the keyed hash of
+	// unit ids. Required for serve; at least 32 bytes.
+	TokenSecret Secret `yaml:"token_secret"`
+	// TokenTTL is how long a feedback token stays valid (default 7 days).
+	TokenTTL Duration `yaml:"token_ttl"`
+	// ShutdownTimeout bounds graceful shutdown (default 30s).
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Redis selects the store. No addresses means the embedded in-memory
+// store (single replica, nothing survives a restart).
+type Redis struct {
+	// Addrs: one address for a single server, several for a cluster
+	// (go-redis UniversalClient decides).
+	Addrs    []string `yaml:"addrs"`
+	Username string   `yaml:"username"`
+	Password Secret   `yaml:"password"`
+	DB       int      `yaml:"db"`
+	// KeyPrefix prefixes every key (default "abgate").
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// Recording tunes the outcome recorder.
+type Recording struct {
+	// QueueSize bounds the in-process event queue (default 65536).
+	QueueSize int `yaml:"queue_size"`
+	// FlushInterval is the longest an event waits (default 100ms).
+	FlushInterval Duration `yaml:"flush_interval"`
+	// BatchSize flushes early once this many events wait (default 4096).
+	BatchSize int `yaml:"batch_size"`
+	// Retention is how long an experiment's data lives after it ends
+	// (default 90 days).
+	Retention Duration `yaml:"retention"`
+}
+
+// Upstream is an OpenAI-compatible model endpoint.
+type Upstream struct {
+	Name string `yaml:"name"`
+	// URL is the base URL; the request path (/v1/chat/completions …) is
+	// appended to its path, so "https://api.openai.com" and
+	// "http://vllm:8000" both work.
+	URL string `yaml:"url"`
+	// APIKey is sent as "Authorization: Bearer <key>" unless AuthHeader
+	// names another header (e.g. "api-key" for Azure), in which case the
+	// raw key is sent there. The client's own Authorization never reaches
+	// an upstream.
+	APIKey     Secret            `yaml:"api_key"`
+	AuthHeader string            `yaml:"auth_header"`
+	Headers    map[string]string `yaml:"headers"`
+	// Timeouts: ConnectTimeout for the TCP+TLS dial (default 5s),
+	// HeaderTimeout until response headers (default 60s), TotalTimeout
+	// for the whole exchange including the streamed body (default 10m).
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	HeaderTimeout  Duration `yaml:"header_timeout"`
+	TotalTimeout   Duration `yaml:"total_timeout"`
+	// MaxIdleConns is the idle connection pool to this upstream (default
+	// 512; Go's default of 2 halves throughput).
+	MaxIdleConns int `yaml:"max_idle_conns"`
+}
+
+// Experiment compares a base model with one or more fine-tuned
+// candidates.
+type Experiment struct {
+	ID string `yaml:"id"`
+	// Description is for people reading reports.
+	Description string `yaml:"description"`
+	// Salt defaults to ID. HashVersion defaults to HashVersion1.
+	Salt        string `yaml:"salt"`
+	HashVersion int    `yaml:"hash_version"`
+	// Phase starts at 1; a change that would reshuffle units (see
+	// Reshuffles) must raise it, and data of different phases is kept
+	// apart.
+	Phase int `yaml:"phase"`
+	// Variants: the first is the base, the others are candidates.
+	Variants []Variant `yaml:"variants"`
+	// Coverage and Holdout are percentages of units (0..100, step 0.01).
+	// Coverage defaults to 100.
+	Coverage *float64 `yaml:"coverage"`
+	Holdout  float64  `yaml:"holdout"`
+	// Fallback retries a failed candidate request on the base when the
+	// candidate failed before sending a byte (connection error or 5xx).
+	// The request still counts for the candidate (intent-to-treat).
+	Fallback bool `yaml:"fallback"`
+	// Metrics declares custom feedback metrics.
+	Metrics []Metric `yaml:"metrics"`
+	// Primary names the metric that decides promotion (default
+	// "thumbs"); used by the rollout controller and reports.
+	Primary string `yaml:"primary"`
+}
+
+// Variant is one arm of an experiment.
+type Variant struct {
+	Name     string `yaml:"name"`
+	Upstream string `yaml:"upstream"`
+	// Model is the real model name sent upstream in place of the alias.
+	Model string `yaml:"model"`
+	// Weight is a candidate's share of covered traffic in percent
+	// (0..100/candidates, step 0.01). The base takes the rest; its own
+	// weight must be left empty.
+	Weight float64 `yaml:"weight"`
+	// Allowlist forces these unit ids onto this variant (QA). They are
+	// excluded from analysis.
+	Allowlist []string `yaml:"allowlist"`
+	// Prices per 1,000 tokens, in any currency, for the cost metric.
+	PromptPrice     float64 `yaml:"prompt_price_per_1k"`
+	CompletionPrice float64 `yaml:"completion_price_per_1k"`
+}
+
+// MetricKind is the type of a custom feedback metric.
+type MetricKind string
+
+const (
+	MetricBinary     MetricKind = "binary"     // 0 or 1
+	MetricCount      MetricKind = "count"      // non-negative integer
+	MetricContinuous MetricKind = "continuous" // any real within bounds
+)
+
+// Metric declares a custom feedback metric.
+type Metric struct {
+	Name string     `yaml:"name"`
+	Kind MetricKind `yaml:"kind"`
+	// Min and Max bound accepted values (required for continuous).
+	Min *float64 `yaml:"min"`
+	Max *float64 `yaml:"max"`
+	// HigherIsBetter declares the direction of "better" (default true).
+	HigherIsBetter *bool `yaml:"higher_is_better"`
+}
+
+// Route maps the model alias an application asks for to an experiment.
+type Route struct {
+	Alias      string `yaml:"alias"`
+	Experiment string `yaml:"experiment"`
+}
+
+// Duration is a time.Duration that reads "250ms", "5s", "7d" in YAML.
+type Duration time.Duration
+
+// Secret is a string that never prints: String, GoString, and the
+// formatters all give "[redacted]", so a secret in a config can't leak
+// through a log line or an error. Reveal returns the value.
+type Secret string
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return s.String() }

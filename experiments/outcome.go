@@ -1,0 +1,54 @@
+package experiments
+
+import "time"
+
+// UnitKey is the keyed hash of a unit id (see KeyUnit). Raw unit ids are
+// never stored or sent to the store: statistics are kept per UnitKey.
+type UnitKey [16]byte
+
+// Outcome is what the gateway measures itself on one proxied request. It
+// is a plain value so enqueueing it allocates nothing.
+type Outcome struct {
+	Experiment string
+	Phase      int
+	Variant    int // index into the experiment's variants; 0 is the base
+	Unit       UnitKey
+	// Analysed is false for units that were not randomized (no unit id,
+	// allowlisted, outside coverage, holdout, serve-all): they are counted
+	// for operations but kept out of the experiment's statistics.
+	Analysed bool
+	At       time.Time // when the request arrived
+
+	Status  int           // HTTP status sent to the client (0 if none)
+	Latency time.Duration // arrival to last byte (or abort)
+	TTFB    time.Duration // arrival to first body byte (first SSE chunk)
+	MaxGap  time.Duration // streams: largest gap between chunks
+	Stream  bool          // the response was an event stream
+	// StreamAborted: a stream ended before its final event ([DONE] or a
+	// finish_reason), by the client leaving or the upstream failing.
+	StreamAborted bool
+	// Error: 5xx from the upstream, timeout, or connection error.
+	Error bool
+	// Fallback: the candidate failed before a byte and the base served
+	// the request; the outcome still counts for Variant (intent-to-treat).
+	Fallback         bool
+	PromptTokens     int
+	CompletionTokens int
+	Cost             float64 // from the variant's prices
+}
+
+// Feedback is one signal an application sends back about a response,
+// attributed through the response's X-Abgate-Token.
+type Feedback struct {
+	Experiment string
+	Phase      int
+	Variant    int
+	Unit       UnitKey
+	RequestID  string
+	// EventID makes retries idempotent: a repeated id is counted once.
+	// Empty means no de-duplication.
+	EventID string
+	Metric  string
+	Value   float64
+	At      time.Time
+}
