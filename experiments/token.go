@@ -1,0 +1,176 @@
+package experiments
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"hash"
+	"sync"
+	"time"
+)
+
+// Token errors. Feedback presenting a bad token gets a 4xx that names
+// which of these it was.
+var (
+	// ErrTokenInvalid: malformed, or the signature does not match (forged
+	// or signed with another secret).
+	ErrTokenInvalid = errors.New("invalid assignment token")
+	// ErrTokenExpired: the signature is good but the token is too old.
+	ErrTokenExpired = errors.New("assignment token expired")
+)
+
+// Token is what X-Abgate-Token carries: which variant really served which
+// unit, for which request, so later feedback is attributed to it and can't
+// be forged. The unit travels as its keyed hash, never raw.
+type Token struct {
+	Experiment string
+	Phase      int
+	Variant    int
+	Unit       UnitKey
+	Analysed   bool
+	RequestID  string
+	Expires    time.Time
+}
+
+const (
+	tokenVersion = 1
+	tokenSigLen  = 16 // truncated HMAC-SHA256: 128 bits is ample for a MAC
+	tokenFixed   = 1 + 8 + 4 + 1 + 1 + 16
+)
+
+// Signer issues and verifies tokens and derives unit keys. Both keys are
+// derived from one secret with distinct labels, so a token's signature
+// can never be replayed as a unit key or the other way round. It is safe
+// for concurrent use.
+type Signer struct {
+	ttl      time.Duration
+	tokenMAC sync.Pool // of hash.Hash (HMAC, token key)
+	unitMAC  sync.Pool // of hash.Hash (HMAC, unit key)
+}
+
+// NewSigner returns a Signer keyed by secret whose tokens live for ttl.
+func NewSigner(secret []byte, ttl time.Duration) *Signer {
+	tokenKey := derive(secret, "abgate token v1")
+	unitKey := derive(secret, "abgate unit v1")
+	s := &Signer{ttl: ttl}
+	s.tokenMAC.New = func() any { return hmac.New(sha256.New, tokenKey) }
+	s.unitMAC.New = func() any { return hmac.New(sha256.New, unitKey) }
+	return s
+}
+
+func derive(secret []byte, label string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(label))
+	return m.Sum(nil)
+}
+
+// KeyUnit returns the keyed hash of a unit id.
+func (s *Signer) KeyUnit(unit string) UnitKey {
+	h := s.unitMAC.Get().(hash.Hash)
+	h.Reset()
+	// io.WriteString would allocate the []byte conversion for a string on
+	// some paths; a stack buffer keeps ordinary ids allocation-free.
+	var buf [256]byte
+	if len(unit) <= len(buf) {
+		n := copy(buf[:], unit)
+		h.Write(buf[:n])
+	} else {
+		h.Write([]byte(unit))
+	}
+	var sum [sha256.Size]byte
+	out := h.Sum(sum[:0])
+	s.unitMAC.Put(h)
+	var k UnitKey
+	copy(k[:], out)
+	return k
+}
+
+// Issue signs t. A zero Expires is set to now + the signer's TTL.
+func (s *Signer) Issue(t Token, now time.Time) string {
+	if t.Expires.IsZero() {
+		t.Expires = now.Add(s.ttl)
+	}
+	exp, rid := clip(t.Experiment), clip(t.RequestID)
+	var buf [tokenFixed + 2 + 2*255 + tokenSigLen]byte
+	b := buf[:0]
+	b = append(b, tokenVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(t.Expires.Unix()))
+	b = binary.BigEndian.AppendUint32(b, uint32(t.Phase))
+	b = append(b, byte(t.Variant))
+	if t.Analysed {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = append(b, t.Unit[:]...)
+	b = append(b, byte(len(exp)))
+	b = append(b, exp...)
+	b = append(b, byte(len(rid)))
+	b = append(b, rid...)
+	b = append(b, s.sign(b)...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// clip keeps a length-prefixed field within one byte of length; ids are
+// validated far shorter than that, so this only guards the encoding.
+func clip(s string) string {
+	if len(s) > 255 {
+		return s[:255]
+	}
+	return s
+}
+
+func (s *Signer) sign(payload []byte) []byte {
+	h := s.tokenMAC.Get().(hash.Hash)
+	h.Reset()
+	h.Write(payload)
+	var sum [sha256.Size]byte
+	out := h.Sum(sum[:0])
+	s.tokenMAC.Put(h)
+	return out[:tokenSigLen]
+}
+
+// Verify checks a token's signature and expiry at time now.
+func (s *Signer) Verify(tok string, now time.Time) (Token, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(raw) < tokenFixed+2+tokenSigLen {
+		return Token{}, ErrTokenInvalid
+	}
+	payload, sig := raw[:len(raw)-tokenSigLen], raw[len(raw)-tokenSigLen:]
+	if !hmac.Equal(sig, s.sign(payload)) {
+		return Token{}, ErrTokenInvalid
+	}
+	if payload[0] != tokenVersion {
+		return Token{}, ErrTokenInvalid
+	}
+	var t Token
+	t.Expires = time.Unix(int64(binary.BigEndian.Uint64(payload[1:9])), 0)
+	t.Phase = int(binary.BigEndian.Uint32(payload[9:13]))
+	t.Variant = int(payload[13])
+	t.Analysed = payload[14] == 1
+	copy(t.Unit[:], payload[15:31])
+	rest := payload[tokenFixed:]
+	exp, rest, ok := lenPrefixed(rest)
+	if !ok {
+		return Token{}, ErrTokenInvalid
+	}
+	rid, rest, ok := lenPrefixed(rest)
+	if !ok || len(rest) != 0 {
+		return Token{}, ErrTokenInvalid
+	}
+	t.Experiment, t.RequestID = exp, rid
+	if !now.Before(t.Expires) {
+		return t, ErrTokenExpired
+	}
+	return t, nil
+}
+
+func lenPrefixed(b []byte) (string, []byte, bool) {
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return "", nil, false
+	}
+	n := int(b[0])
+	return string(b[1 : 1+n]), b[1+n:], true
+}
