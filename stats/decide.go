@@ -1,0 +1,476 @@
+package stats
+
+import (
+	"fmt"
+	"math"
+)
+
+// Verdict is the action Decide recommends.
+type Verdict string
+
+const (
+	Continue     Verdict = "continue"      // keep collecting data
+	Promote      Verdict = "promote"       // ship Decision.Winner
+	Rollback     Verdict = "rollback"      // send all traffic back to the control (variant 0)
+	StopFutility Verdict = "stop_futility" // max users reached without a conclusion
+	HaltSRM      Verdict = "halt_srm"      // the traffic split is broken: stop, the data are untrustworthy
+	Advance      Verdict = "advance"       // ramp mode: all guardrails non-inferior, go to the next ramp step
+)
+
+// Method selects the sequential test used by Decide.
+type Method string
+
+const (
+	// ConfidenceSequenceMethod (the default) uses the asymptotic
+	// confidence sequence with tuning N* (Policy.NStar).
+	ConfidenceSequenceMethod Method = "confidence-sequence"
+	// MSPRTMethod uses the normal-mixture mSPRT with mixing SD Policy.Tau.
+	MSPRTMethod Method = "msprt"
+	// GroupSequentialMethod uses Policy.Design at planned looks, with
+	// information fraction users/MaxUsers.
+	GroupSequentialMethod Method = "group-sequential"
+)
+
+// Mode selects what decides.
+type Mode string
+
+const (
+	// FullMode (the default): the primary metric and guardrails decide.
+	FullMode Mode = "full"
+	// RampMode: only guardrails decide. Advance when every guardrail of
+	// every candidate is shown non-inferior, Rollback on harm.
+	RampMode Mode = "ramp"
+)
+
+// Defaults used when the corresponding Policy field is zero.
+const (
+	DefaultAlpha    = 0.05
+	DefaultSRMAlpha = 0.001
+	DefaultTau      = 0.05 // mSPRT mixing SD, relative to the control mean
+	DefaultMinUsers = 100
+	DefaultNStar    = 10000
+)
+
+// Metric names a metric in Input.Metrics and says how to analyse it.
+type Metric struct {
+	Name     string    `json:"name"`
+	Kind     Kind      `json:"kind"`     // Mean (default) or Ratio
+	Better   Direction `json:"better"`   // HigherIsBetter (default) or LowerIsBetter
+	Relative bool      `json:"relative"` // test the relative lift t/c−1 instead of t−c
+}
+
+// Guardrail is a metric that must not get worse by more than Margin:
+// a fraction when Relative (0.10 = 10% worse), otherwise metric units
+// (0.005 = 0.5 percentage points for a rate).
+type Guardrail struct {
+	Metric
+	Margin float64 `json:"margin"`
+}
+
+// Policy is an experiment's decision policy. Zero fields take the
+// documented defaults.
+type Policy struct {
+	Mode       Mode        `json:"mode"`
+	Primary    Metric      `json:"primary"`
+	Guardrails []Guardrail `json:"guardrails"`
+	// Alpha is the two-sided type I error for the primary metric, split
+	// over the candidates (Bonferroni). Default 0.05.
+	Alpha float64 `json:"alpha"`
+	// GuardrailAlpha is the level of each guardrail test, also split over
+	// the candidates. Default Alpha. (Group sequential designs use the
+	// Design's boundaries, hence its alpha, for guardrails too.)
+	GuardrailAlpha float64 `json:"guardrail_alpha"`
+	Method         Method  `json:"method"`
+	// Tau is the mSPRT mixing standard deviation on the relative scale:
+	// τ = Tau for relative lifts, τ = Tau·|control mean| for absolute ones
+	// (falling back to the confidence-sequence scaling when the control
+	// mean is 0). Default 0.05 (effects of about ±5%).
+	Tau float64 `json:"tau"`
+	// NStar is the confidence-sequence tuning: the total users (control +
+	// candidate) at which the sequence is tightest. Default 2·MaxUsers,
+	// or 10000 without MaxUsers.
+	NStar float64 `json:"n_star"`
+	// Design is required for GroupSequentialMethod (build with NewDesign
+	// at alpha/candidates); MaxUsers is then the planned final size.
+	Design *Design `json:"design,omitempty"`
+	// MinUsers per variant before any metric-based verdict (SRM is always
+	// checked). Default 100.
+	MinUsers float64 `json:"min_users"`
+	// MaxUsers per variant: with every variant at or above it and no
+	// conclusion, the verdict is StopFutility. 0 = unbounded.
+	MaxUsers float64 `json:"max_users"`
+	// SRMAlpha is the level of the sequential SRM test. Default 0.001.
+	SRMAlpha float64 `json:"srm_alpha"`
+	// SRMConcentration is the Dirichlet prior concentration of the
+	// sequential SRM test. Default DefaultSRMConcentration.
+	SRMConcentration float64 `json:"srm_concentration"`
+}
+
+// Input is an experiment's data: variant 0 is the control, 1..k the
+// candidates.
+type Input struct {
+	// Users assigned per variant (for SRM and the min/max user rules).
+	Users []float64 `json:"users"`
+	// ExpectedSplit is the traffic weight per variant; nil means equal.
+	ExpectedSplit []float64 `json:"expected_split,omitempty"`
+	// Metrics holds one Summary per variant for each metric name.
+	Metrics map[string][]Summary `json:"metrics"`
+}
+
+// ReasonCode is a machine-readable reason.
+type ReasonCode string
+
+const (
+	ReasonSRM                ReasonCode = "srm"
+	ReasonMinUsers           ReasonCode = "min_users"
+	ReasonMaxUsers           ReasonCode = "max_users"
+	ReasonGuardrailHarm      ReasonCode = "guardrail_harm"
+	ReasonGuardrailOK        ReasonCode = "guardrail_non_inferior"
+	ReasonGuardrailPending   ReasonCode = "guardrail_inconclusive"
+	ReasonPrimaryBetter      ReasonCode = "primary_better"
+	ReasonPrimaryWorse       ReasonCode = "primary_worse"
+	ReasonPrimaryPending     ReasonCode = "primary_inconclusive"
+	ReasonMissingMetric      ReasonCode = "missing_metric"
+	ReasonDegenerate         ReasonCode = "degenerate_data"
+	ReasonInvalidPolicy      ReasonCode = "invalid_policy"
+	ReasonInvalidSplit       ReasonCode = "invalid_split"
+	ReasonBeforeFirstLook    ReasonCode = "before_first_look"
+	ReasonNoVariants         ReasonCode = "no_candidates"
+	ReasonBestCandidate      ReasonCode = "best_candidate"
+	ReasonAllCandidatesWorse ReasonCode = "all_candidates_worse"
+)
+
+// Reason explains part of a Decision.
+type Reason struct {
+	Code    ReasonCode `json:"code"`
+	Metric  string     `json:"metric,omitempty"`
+	Variant *int       `json:"variant,omitempty"`
+	Message string     `json:"message"`
+}
+
+// MetricResult holds the numbers behind one metric of one candidate.
+// Pointer fields are nil when the value is undefined (never NaN or Inf).
+type MetricResult struct {
+	Metric    string   `json:"metric"`
+	Role      string   `json:"role"` // "primary" or "guardrail"
+	Relative  bool     `json:"relative"`
+	Control   *float64 `json:"control,omitempty"`   // control mean or ratio
+	Treatment *float64 `json:"treatment,omitempty"` // candidate mean or ratio
+	Lift      *float64 `json:"lift,omitempty"`      // absolute or relative effect
+	StdErr    *float64 `json:"std_err,omitempty"`
+	CILow     *float64 `json:"ci_low,omitempty"` // (always-valid) CI of the lift
+	CIHigh    *float64 `json:"ci_high,omitempty"`
+	// PValue is the (always-valid) p-value of lift = 0 for the primary, and
+	// of "harm = margin" for a guardrail. Omitted for group sequential
+	// designs, which decide by Z against Boundary.
+	PValue      *float64 `json:"p_value,omitempty"`
+	Z           *float64 `json:"z,omitempty"`
+	Boundary    *float64 `json:"boundary,omitempty"`
+	Margin      *float64 `json:"margin,omitempty"`
+	Alpha       float64  `json:"alpha"` // level used, after multiplicity correction
+	Valid       bool     `json:"valid"`
+	Better      bool     `json:"better,omitempty"` // primary: significantly better
+	Worse       bool     `json:"worse,omitempty"`  // primary: significantly worse
+	NonInferior bool     `json:"non_inferior,omitempty"`
+	Harmful     bool     `json:"harmful,omitempty"`
+}
+
+// VariantResult holds one candidate's results.
+type VariantResult struct {
+	Variant int            `json:"variant"`
+	Users   float64        `json:"users"`
+	Verdict Verdict        `json:"verdict"`
+	Metrics []MetricResult `json:"metrics"`
+}
+
+// Decision is Decide's answer. It is JSON-friendly: no NaN or Inf.
+type Decision struct {
+	Verdict  Verdict         `json:"verdict"`
+	Winner   *int            `json:"winner,omitempty"` // set with Promote
+	Reasons  []Reason        `json:"reasons"`
+	SRM      *SRMResult      `json:"srm,omitempty"`
+	Look     *int            `json:"look,omitempty"` // group sequential: index of the current planned look
+	Variants []VariantResult `json:"variants"`
+}
+
+func fp(x float64) *float64 {
+	if !finite(x) {
+		return nil
+	}
+	return &x
+}
+
+func ip(i int) *int { return &i }
+
+func orDefault(x, d float64) float64 {
+	if x == 0 {
+		return d
+	}
+	return x
+}
+
+// Decide turns an experiment's statistics and policy into a verdict. Rules,
+// in order:
+//
+//  1. SRM (anytime-valid Dirichlet-multinomial test at SRMAlpha): HaltSRM.
+//  2. Any variant below MinUsers: Continue.
+//  3. Any candidate significantly harmful on a guardrail beyond its
+//     margin: Rollback.
+//  4. Full mode: any candidate significantly better on the primary with
+//     every guardrail non-inferior: Promote the best such candidate (largest
+//     estimated improvement). Ramp mode: every candidate non-inferior on
+//     every guardrail: Advance.
+//  5. Full mode: every candidate significantly worse on the primary: Rollback.
+//  6. Every variant at or above MaxUsers (or past the last planned look):
+//     StopFutility.
+//  7. Otherwise Continue.
+//
+// The primary alpha and guardrail alpha are divided by the number of
+// candidates (Bonferroni). Decide panics only when a set alpha is outside
+// (0,1); bad data and incomplete policies give Continue with a reason.
+func Decide(in Input, p Policy) Decision {
+	alpha := orDefault(p.Alpha, DefaultAlpha)
+	checkAlpha(alpha)
+	galpha := orDefault(p.GuardrailAlpha, alpha)
+	checkAlpha(galpha)
+	srmAlpha := orDefault(p.SRMAlpha, DefaultSRMAlpha)
+	checkAlpha(srmAlpha)
+	minUsers := orDefault(p.MinUsers, DefaultMinUsers)
+	method := p.Method
+	if method == "" {
+		method = ConfidenceSequenceMethod
+	}
+
+	d := Decision{Verdict: Continue, Reasons: []Reason{}, Variants: []VariantResult{}}
+	k := len(in.Users) - 1
+	if k < 1 {
+		d.Reasons = append(d.Reasons, Reason{Code: ReasonNoVariants, Message: "need a control and at least one candidate in Input.Users"})
+		return d
+	}
+
+	// 1. Sample ratio mismatch.
+	split := in.ExpectedSplit
+	if split == nil {
+		split = make([]float64, len(in.Users))
+		for i := range split {
+			split[i] = 1
+		}
+	}
+	if normSplit(in.Users, split) == nil {
+		d.Reasons = append(d.Reasons, Reason{Code: ReasonInvalidSplit, Message: "ExpectedSplit must have one positive weight per variant; SRM not checked"})
+	}
+	srm := SRM(in.Users, split, p.SRMConcentration)
+	d.SRM = &srm
+	if srm.AnytimePValue <= srmAlpha {
+		d.Verdict = HaltSRM
+		d.Reasons = append(d.Reasons, Reason{Code: ReasonSRM, Message: fmt.Sprintf("sample ratio mismatch: anytime-valid p = %.3g <= %.3g (chi-square p = %.3g)", srm.AnytimePValue, srmAlpha, srm.PValue)})
+		return d
+	}
+
+	// 2. Minimum users.
+	minSeen, allAtMax := math.Inf(1), p.MaxUsers > 0
+	for _, u := range in.Users {
+		if !(u >= 0) {
+			u = 0
+		}
+		minSeen = math.Min(minSeen, u)
+		if !(u >= p.MaxUsers) {
+			allAtMax = false
+		}
+	}
+	if minSeen < minUsers {
+		d.Reasons = append(d.Reasons, Reason{Code: ReasonMinUsers, Message: fmt.Sprintf("smallest variant has %.0f users, need %.0f", minSeen, minUsers)})
+		return d
+	}
+
+	// Method set-up.
+	ac, gc := alpha/float64(k), galpha/float64(k)
+	var design *Design
+	look := -1
+	if method == GroupSequentialMethod {
+		design = p.Design
+		if design == nil || !(p.MaxUsers > 0) {
+			d.Reasons = append(d.Reasons, Reason{Code: ReasonInvalidPolicy, Message: "group-sequential method needs Policy.Design and Policy.MaxUsers"})
+			return d
+		}
+		look = design.Look(minSeen / p.MaxUsers)
+		d.Look = ip(look)
+		if look < 0 {
+			d.Reasons = append(d.Reasons, Reason{Code: ReasonBeforeFirstLook, Message: fmt.Sprintf("information fraction %.3f is before the first planned look at %.3f", minSeen/p.MaxUsers, design.Fractions[0])})
+			return d
+		}
+		if look == len(design.Fractions)-1 {
+			allAtMax = true
+		}
+	}
+	nStar := p.NStar
+	if nStar == 0 {
+		nStar = DefaultNStar
+		if p.MaxUsers > 0 {
+			nStar = 2 * p.MaxUsers
+		}
+	}
+	tau := orDefault(p.Tau, DefaultTau)
+
+	anyHarm, allWorse := false, true
+	best, bestScore := -1, math.Inf(-1)
+	allNI := true
+	for j := 1; j <= k; j++ {
+		users := in.Users[j]
+		if !finite(users) {
+			users = 0
+		}
+		vr := VariantResult{Variant: j, Users: users, Verdict: Continue, Metrics: make([]MetricResult, 0, 1+len(p.Guardrails))}
+		harm, ni := false, true
+		for _, g := range p.Guardrails {
+			mr, bad := evalMetric(in, g.Metric, j, "guardrail", g.Margin, gc, method, tau, nStar, design, look)
+			vr.Metrics = append(vr.Metrics, mr)
+			switch {
+			case bad != "":
+				ni = false
+				d.Reasons = append(d.Reasons, Reason{Code: bad, Metric: g.Name, Variant: ip(j), Message: "guardrail metric " + string(bad)})
+			case mr.Harmful:
+				harm = true
+				d.Reasons = append(d.Reasons, Reason{Code: ReasonGuardrailHarm, Metric: g.Name, Variant: ip(j), Message: fmt.Sprintf("variant %d is worse than control by more than the margin %g on %s", j, g.Margin, g.Name)})
+			case !mr.NonInferior:
+				ni = false
+			}
+		}
+		if harm {
+			vr.Verdict = Rollback
+			anyHarm = true
+		}
+		if !ni || harm {
+			allNI = false
+		}
+		if p.Mode != RampMode {
+			mr, bad := evalMetric(in, p.Primary, j, "primary", 0, ac, method, tau, nStar, design, look)
+			vr.Metrics = append(vr.Metrics, mr)
+			switch {
+			case bad != "":
+				d.Reasons = append(d.Reasons, Reason{Code: bad, Metric: p.Primary.Name, Variant: ip(j), Message: "primary metric " + string(bad)})
+			case mr.Better:
+				d.Reasons = append(d.Reasons, Reason{Code: ReasonPrimaryBetter, Metric: p.Primary.Name, Variant: ip(j), Message: fmt.Sprintf("variant %d is significantly better on %s", j, p.Primary.Name)})
+			case mr.Worse:
+				d.Reasons = append(d.Reasons, Reason{Code: ReasonPrimaryWorse, Metric: p.Primary.Name, Variant: ip(j), Message: fmt.Sprintf("variant %d is significantly worse on %s", j, p.Primary.Name)})
+			}
+			if !mr.Worse {
+				allWorse = false
+			}
+			switch {
+			case harm:
+			case mr.Worse:
+				vr.Verdict = Rollback
+			case mr.Better && ni:
+				vr.Verdict = Promote
+				score := p.Primary.Better.sign() * *mr.Lift
+				if score > bestScore {
+					best, bestScore = j, score
+				}
+			}
+		} else if ni && !harm {
+			vr.Verdict = Advance
+		}
+		d.Variants = append(d.Variants, vr)
+	}
+
+	switch {
+	case anyHarm:
+		d.Verdict = Rollback
+	case p.Mode != RampMode && best > 0:
+		d.Verdict = Promote
+		d.Winner = ip(best)
+		d.Reasons = append(d.Reasons, Reason{Code: ReasonBestCandidate, Metric: p.Primary.Name, Variant: ip(best), Message: fmt.Sprintf("variant %d is significantly better on %s and non-inferior on all guardrails", best, p.Primary.Name)})
+	case p.Mode == RampMode && allNI:
+		d.Verdict = Advance
+		d.Reasons = append(d.Reasons, Reason{Code: ReasonGuardrailOK, Message: "all guardrails are non-inferior for every candidate"})
+	case p.Mode != RampMode && allWorse:
+		d.Verdict = Rollback
+		d.Reasons = append(d.Reasons, Reason{Code: ReasonAllCandidatesWorse, Metric: p.Primary.Name, Message: fmt.Sprintf("every candidate is significantly worse on %s", p.Primary.Name)})
+	case allAtMax:
+		d.Verdict = StopFutility
+		d.Reasons = append(d.Reasons, Reason{Code: ReasonMaxUsers, Message: "maximum users reached without a conclusion"})
+	default:
+		code := ReasonPrimaryPending
+		if p.Mode == RampMode {
+			code = ReasonGuardrailPending
+		}
+		d.Reasons = append(d.Reasons, Reason{Code: code, Message: "not yet conclusive"})
+	}
+	return d
+}
+
+// evalMetric analyses one metric for candidate j against the control.
+// For a guardrail it tests non-inferiority at margin; for the primary it
+// tests lift = 0. bad is ReasonMissingMetric or ReasonDegenerate when the
+// metric cannot be analysed, "" otherwise.
+func evalMetric(in Input, m Metric, j int, role string, margin, alpha float64, method Method, tau, nStar float64, design *Design, look int) (mr MetricResult, bad ReasonCode) {
+	mr = MetricResult{Metric: m.Name, Role: role, Relative: m.Relative, Alpha: alpha}
+	if role == "guardrail" {
+		mr.Margin = fp(margin)
+	}
+	ss, found := in.Metrics[m.Name]
+	if !found || len(ss) <= j {
+		return mr, ReasonMissingMetric
+	}
+	c, t := m.Kind.Estimate(ss[0]), m.Kind.Estimate(ss[j])
+	mr.Control, mr.Treatment = fp(c.Value), fp(t.Value)
+	eff := Lift(c, t, m.Relative)
+	if !eff.valid() {
+		mr.Lift = fp(eff.Value)
+		return mr, ReasonDegenerate
+	}
+	n := ss[0].N + ss[j].N
+
+	var test Tester
+	switch method {
+	case GroupSequentialMethod:
+		bound := design.Bounds[look]
+		mr.Boundary = fp(bound)
+		mr.Alpha = design.Alpha // the design fixes the level; GuardrailAlpha is not used
+		test = func(e Estimate, theta0 float64) Test {
+			se := math.Sqrt(e.Variance)
+			return Test{Estimate: e.Value, StdErr: se, PValue: math.NaN(), CI: Interval{e.Value - bound*se, e.Value + bound*se}, Valid: true}
+		}
+	case MSPRTMethod:
+		tau2 := tau * tau
+		if !m.Relative {
+			tau2 *= c.Value * c.Value
+		}
+		if !(tau2 > 0) || !finite(tau2) {
+			tau2 = ConfSeqRho2(nStar, alpha) * n * eff.Variance
+		}
+		test = func(e Estimate, theta0 float64) Test { return MSPRT(e, theta0, tau2, alpha) }
+	default:
+		test = func(e Estimate, theta0 float64) Test { return ConfidenceSequence(e, theta0, n, nStar, alpha) }
+	}
+
+	var tr Test
+	if role == "guardrail" {
+		ni := NonInferiorityTest(eff, m.Better, margin, test)
+		tr = ni.Test
+		mr.NonInferior, mr.Harmful = ni.NonInferior, ni.Harmful
+	} else {
+		tr = test(eff, 0)
+		s := m.Better.sign()
+		if tr.Valid {
+			mr.Better = s*tr.CI.Low > 0 && s*tr.CI.High > 0
+			mr.Worse = s*tr.CI.Low < 0 && s*tr.CI.High < 0
+		}
+	}
+	if !tr.Valid {
+		return mr, ReasonDegenerate
+	}
+	mr.Valid = true
+	mr.Lift, mr.StdErr = fp(tr.Estimate), fp(tr.StdErr)
+	mr.CILow, mr.CIHigh = fp(tr.CI.Low), fp(tr.CI.High)
+	mr.PValue = fp(tr.PValue)
+	if method == GroupSequentialMethod {
+		theta0 := 0.0
+		if role == "guardrail" {
+			theta0 = -m.Better.sign() * margin
+		}
+		mr.Z = fp((tr.Estimate - theta0) / tr.StdErr)
+	}
+	return mr, ""
+}

@@ -1,0 +1,123 @@
+package stats
+
+import "math"
+
+// Summary holds user-level sufficient statistics for one variant and one
+// metric, exactly as the recorder stores them. The analysis unit is the
+// user (the randomization unit). For each user there is a numerator x (the
+// sum of the metric's values for that user) and a denominator y (that
+// user's number of observations, e.g. requests or feedback events).
+type Summary struct {
+	N     float64 // users
+	SumX  float64 // Σx
+	SumX2 float64 // Σx²
+	SumY  float64 // Σy
+	SumY2 float64 // Σy²
+	SumXY float64 // Σxy
+}
+
+// Kind says how a metric is computed from a Summary.
+type Kind string
+
+const (
+	// Mean is the per-user mean of x: SumX/N. A proportion is a Mean
+	// metric with x ∈ {0,1}.
+	Mean Kind = "mean"
+	// Ratio is the per-observation mean Σx/Σy (e.g. thumbs-up rate per
+	// request, mean latency per request), with delta-method variance.
+	Ratio Kind = "ratio"
+)
+
+// Estimate is a point estimate and the variance of that estimate (not of
+// a single user).
+type Estimate struct {
+	Value    float64
+	Variance float64
+}
+
+// valid reports whether e is usable for inference: finite with a finite,
+// strictly positive variance.
+func (e Estimate) valid() bool {
+	return finite(e.Value) && finite(e.Variance) && e.Variance > 0
+}
+
+// sampleVar is the unbiased sample variance from n, Σx, Σx², clamped at 0
+// against rounding. It returns 0 when n < 2.
+func sampleVar(n, sx, sx2 float64) float64 {
+	if n < 2 {
+		return 0
+	}
+	m := sx / n
+	v := (sx2 - n*m*m) / (n - 1)
+	if !(v > 0) { // also catches NaN
+		return 0
+	}
+	return v
+}
+
+func sampleCov(n, sx, sy, sxy float64) float64 {
+	if n < 2 {
+		return 0
+	}
+	c := (sxy - sx*sy/n) / (n - 1)
+	if !finite(c) {
+		return 0
+	}
+	return c
+}
+
+// MeanEstimate estimates the per-user mean SumX/N and its variance s²/N.
+// With N = 0 it returns NaN for the value; callers check validity.
+func MeanEstimate(s Summary) Estimate {
+	if !(s.N > 0) {
+		return Estimate{Value: math.NaN(), Variance: math.NaN()}
+	}
+	return Estimate{Value: s.SumX / s.N, Variance: sampleVar(s.N, s.SumX, s.SumX2) / s.N}
+}
+
+// RatioEstimate estimates Σx/Σy with the delta-method variance
+//
+//	Var(R̂) ≈ (1/N)·(s²x/ȳ² − 2·x̄·sxy/ȳ³ + x̄²·s²y/ȳ⁴)
+//
+// where x̄, ȳ are per-user means and s²x, s²y, sxy the per-user sample
+// (co)variances (Deng, Knoblich, Lu 2018, "Applying the Delta Method in
+// Metric Analytics").
+func RatioEstimate(s Summary) Estimate {
+	if !(s.N > 0) || !(s.SumY > 0) {
+		return Estimate{Value: math.NaN(), Variance: math.NaN()}
+	}
+	mx, my := s.SumX/s.N, s.SumY/s.N
+	vx := sampleVar(s.N, s.SumX, s.SumX2)
+	vy := sampleVar(s.N, s.SumY, s.SumY2)
+	cxy := sampleCov(s.N, s.SumX, s.SumY, s.SumXY)
+	v := (vx/(my*my) - 2*mx*cxy/(my*my*my) + mx*mx*vy/(my*my*my*my)) / s.N
+	if !(v > 0) {
+		v = 0
+	}
+	return Estimate{Value: mx / my, Variance: v}
+}
+
+// Estimate returns the metric estimate of kind k for s.
+func (k Kind) Estimate(s Summary) Estimate {
+	if k == Ratio {
+		return RatioEstimate(s)
+	}
+	return MeanEstimate(s)
+}
+
+// Lift returns the treatment-minus-control effect and its variance, for
+// independent arms. Absolute: Δ = t − c, Var = Vt + Vc. Relative:
+// Δ = t/c − 1 with the delta-method variance Vt/c² + t²·Vc/c⁴.
+func Lift(control, treatment Estimate, relative bool) Estimate {
+	if !relative {
+		return Estimate{Value: treatment.Value - control.Value, Variance: treatment.Variance + control.Variance}
+	}
+	c, t := control.Value, treatment.Value
+	if c == 0 || !finite(c) {
+		return Estimate{Value: math.NaN(), Variance: math.NaN()}
+	}
+	c2 := c * c
+	return Estimate{Value: t/c - 1, Variance: treatment.Variance/c2 + t*t*control.Variance/(c2*c2)}
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
