@@ -28,6 +28,7 @@ func (e *Experiment) Allocation() *Allocation {
 		CoverageBP: Buckets,
 		HoldoutBP:  percentToBP(e.Holdout),
 		Serve:      -1,
+		Period:     e.PhaseOrOne(),
 	}
 	if e.Coverage != nil {
 		a.CoverageBP = percentToBP(*e.Coverage)

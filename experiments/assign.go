@@ -1,9 +1,8 @@
 package experiments
 
 import (
+	"math/bits"
 	"strconv"
-
-	"github.com/spaolacci/murmur3"
 )
 
 // Buckets is the size of the hash space a unit is mapped into: 10,000
@@ -73,6 +72,11 @@ type Allocation struct {
 	// Serve, when >= 0, sends every unit to that variant (promotion,
 	// rollback, stop). -1 means split by the hash.
 	Serve int
+	// Period is the data period outcomes and tokens are recorded under
+	// (Outcome.Phase, Token.Phase). It changes whenever the split changes
+	// (a ramp step, a new phase), so data of different splits is never
+	// pooled; the salt does not change with it, so ramps stay monotone.
+	Period int
 }
 
 // Assignment is the result of Assign.
@@ -140,25 +144,83 @@ func Assign(a *Allocation, unit string) Assignment {
 	return Assignment{Bucket: b, Reason: ReasonHashed}
 }
 
-// Bucket is murmur3-32(salt + suffix + ":" + unit) mod Buckets.
+// Bucket is murmur3-32(salt + suffix + ":" + unit) mod Buckets, the
+// standard MurmurHash3_x86_32 with seed 0.
 //
-// The key is built in a stack buffer so ordinary ids hash without an
-// allocation; spaolacci/murmur3 has no string-seeded variant (twmb's
-// SeedStringSum32 would), so this is the cheapest way to feed it.
+// The hash streams over the four pieces, so no id of any length
+// allocates. It is written here rather than taken from spaolacci/murmur3
+// because that package walks the input with uintptr arithmetic, which the
+// race detector's checkptr mode rejects ("pointer arithmetic result
+// points to invalid allocation"): every -race test that assigned a unit
+// crashed. testdata/assignments.json pins the output against published
+// murmur3 vectors and an independent implementation.
 func Bucket(salt, suffix, unit string) uint16 {
-	var buf [256]byte
-	n := len(salt) + len(suffix) + 1 + len(unit)
-	var key []byte
-	if n <= len(buf) {
-		key = buf[:0]
-	} else {
-		key = make([]byte, 0, n)
+	var m murmur32
+	m.write(salt)
+	m.write(suffix)
+	m.write(":")
+	m.write(unit)
+	return uint16(m.sum() % Buckets)
+}
+
+// murmur32 is an incremental MurmurHash3_x86_32 with seed 0 over strings.
+type murmur32 struct {
+	h    uint32
+	tail uint32 // pending bytes, little-endian
+	nt   int    // number of pending bytes (0..3)
+	n    int    // total length
+}
+
+const (
+	murmurC1 = 0xcc9e2d51
+	murmurC2 = 0x1b873593
+)
+
+func (m *murmur32) block(k uint32) {
+	k *= murmurC1
+	k = bits.RotateLeft32(k, 15)
+	k *= murmurC2
+	m.h ^= k
+	m.h = bits.RotateLeft32(m.h, 13)
+	m.h = m.h*5 + 0xe6546b64
+}
+
+func (m *murmur32) write(s string) {
+	m.n += len(s)
+	i := 0
+	for m.nt > 0 && i < len(s) { // complete a block started by an earlier piece
+		m.tail |= uint32(s[i]) << (8 * m.nt)
+		m.nt++
+		i++
+		if m.nt == 4 {
+			m.block(m.tail)
+			m.tail, m.nt = 0, 0
+		}
 	}
-	key = append(key, salt...)
-	key = append(key, suffix...)
-	key = append(key, ':')
-	key = append(key, unit...)
-	return uint16(murmur3.Sum32(key) % Buckets)
+	for ; i+4 <= len(s); i += 4 {
+		m.block(uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24)
+	}
+	for ; i < len(s); i++ {
+		m.tail |= uint32(s[i]) << (8 * m.nt)
+		m.nt++
+	}
+}
+
+func (m *murmur32) sum() uint32 {
+	h := m.h
+	if m.nt > 0 {
+		k := m.tail * murmurC1
+		k = bits.RotateLeft32(k, 15)
+		k *= murmurC2
+		h ^= k
+	}
+	h ^= uint32(m.n)
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return h
 }
 
 // PhaseSalt is the effective variant salt of a phase. Phase 1 uses the

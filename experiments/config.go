@@ -1,6 +1,10 @@
 package experiments
 
-import "time"
+import (
+	"fmt"
+	"io"
+	"time"
+)
 
 // Config is the whole abgate YAML file. docs/config.md is its reference;
 // examples/abgate.yaml is a complete example. Strings may reference
@@ -13,6 +17,103 @@ type Config struct {
 	Upstreams   []Upstream   `yaml:"upstreams"`
 	Experiments []Experiment `yaml:"experiments"`
 	Routes      []Route      `yaml:"routes"`
+	Controller  Controller   `yaml:"controller"`
+	Webhooks    []Webhook    `yaml:"webhooks"`
+	Auth        Auth         `yaml:"auth"`
+}
+
+// Auth configures the bearer tokens of the admin, report and feedback
+// API. Tokens are kept only as SHA-256 hashes in memory and compared in
+// constant time. The proxy path needs no token.
+type Auth struct {
+	// Tokens lists tokens inline; use ${ENV} for the token itself, or
+	// give its SHA-256 so the file can be committed.
+	Tokens []AuthToken `yaml:"tokens"`
+	// TokensFile names a file with one token per line:
+	// "<role> <name> <token>" or "<role> <name> sha256:<hex>"; blank lines
+	// and lines starting with # are ignored.
+	TokensFile string `yaml:"tokens_file"`
+	// OpenReads lets anyone read experiments, reports and the OpenAPI
+	// document without a token (the demo does this on loopback).
+	OpenReads bool `yaml:"open_reads"`
+	// OpenFeedback lets applications send feedback without a bearer
+	// token; the signed X-Abgate-Token still authenticates each event.
+	OpenFeedback bool `yaml:"open_feedback"`
+}
+
+// AuthToken is one API token: a role and either the token or its hash.
+type AuthToken struct {
+	Name string `yaml:"name"`
+	// Role is admin (change experiments, and everything else), viewer
+	// (read experiments and reports) or feedback (the feedback endpoints).
+	Role   string `yaml:"role"`
+	Token  Secret `yaml:"token"`
+	SHA256 string `yaml:"sha256"`
+}
+
+// Controller configures the rollout controller that runs in every serve
+// replica, one leader at a time.
+type Controller struct {
+	// Interval between evaluations of every running experiment (default 10s).
+	Interval Duration `yaml:"interval"`
+	// LeaseTTL is how long a leader's lease lasts without renewal
+	// (default 15s): a dead leader is replaced within it.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// Disabled turns the controller off in this replica (it still serves
+	// and follows allocation changes).
+	Disabled bool `yaml:"disabled"`
+}
+
+// Webhook receives every lifecycle transition as a signed JSON POST.
+type Webhook struct {
+	URL string `yaml:"url"`
+	// Secret keys the X-Abgate-Signature header: "sha256=" + hex HMAC-SHA256
+	// of the body.
+	Secret Secret `yaml:"secret"`
+	// MaxAttempts per delivery (default 5), with exponential backoff.
+	MaxAttempts int `yaml:"max_attempts"`
+}
+
+// Rollout is an experiment's automated ramp: the candidates' share grows
+// step by step while guardrails hold, and at the last step the primary
+// metric decides.
+type Rollout struct {
+	// Steps in order; each step's Percent is every candidate's share of
+	// covered traffic. Default: 1, 5, 25, 50 (capped at 100/candidates).
+	Steps []RampStep `yaml:"steps"`
+	// Guardrails must stay non-inferior at every step. Default: error
+	// (0.5 percentage points), latency_ms (10% relative).
+	Guardrails []Guardrail `yaml:"guardrails"`
+	// Alpha is the two-sided error rate of the primary test (default 0.05).
+	Alpha float64 `yaml:"alpha"`
+	// Method: "confidence-sequence" (default) or "msprt".
+	Method string `yaml:"method"`
+	// MinUsers per variant before a decision at the last step (default 100);
+	// MaxUsers per variant ends it for futility (0 = never).
+	MinUsers int `yaml:"min_users"`
+	MaxUsers int `yaml:"max_users"`
+	// Manual, when true, makes the controller record its recommendation
+	// without acting on it.
+	Manual bool `yaml:"manual"`
+}
+
+// RampStep is one step of a rollout.
+type RampStep struct {
+	// Percent is each candidate's share of covered traffic (0.01..100/candidates).
+	Percent float64 `yaml:"percent"`
+	// MinDuration and MinUsers (per variant) must both pass before the
+	// step can advance (defaults 0).
+	MinDuration Duration `yaml:"min_duration"`
+	MinUsers    int      `yaml:"min_users"`
+}
+
+// Guardrail is a metric the candidate must not make worse by more than
+// Margin: a fraction when Relative (0.1 = 10% worse), else metric units
+// (0.005 = half a percentage point of a rate).
+type Guardrail struct {
+	Metric   string  `yaml:"metric"`
+	Margin   float64 `yaml:"margin"`
+	Relative bool    `yaml:"relative"`
 }
 
 // Server configures the listeners and request handling.
@@ -118,6 +219,9 @@ type Experiment struct {
 	// Primary names the metric that decides promotion (default
 	// "thumbs"); used by the rollout controller and reports.
 	Primary string `yaml:"primary"`
+	// Rollout, when set, lets the controller ramp, promote and roll back
+	// this experiment. Without it the configured weights are fixed.
+	Rollout *Rollout `yaml:"rollout"`
 }
 
 // Variant is one arm of an experiment.
@@ -184,3 +288,8 @@ func (s Secret) String() string {
 
 // GoString keeps %#v from printing the value.
 func (s Secret) GoString() string { return s.String() }
+
+// Format covers every verb: without it, fmt prints a Secret nested in a
+// struct in full for verbs String does not cover (%d gives
+// "%!d(experiments.Secret=<value>)").
+func (s Secret) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }

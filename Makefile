@@ -1,0 +1,21 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+.PHONY: demo test build bench fuzz
+
+demo:
+	go run ./cmd/abgate demo
+
+test:
+	./scripts/test.sh
+
+build:
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/abgate ./cmd/abgate
+
+bench:
+	./bench/run.sh
+
+# Each fuzz target for a short while (FUZZTIME=60s for longer).
+FUZZTIME ?= 20s
+fuzz:
+	go test -run '^$$' -fuzz FuzzAssign -fuzztime $(FUZZTIME) ./experiments/
+	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./experiments/
+	go test -run '^$$' -fuzz FuzzScanBody -fuzztime $(FUZZTIME) ./gateway/

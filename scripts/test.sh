@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test abgate has, on a fresh machine: formatting, vet, and the
+# race-enabled test suite. Tests that need Redis start their own
+# redis-server on a free loopback port; this script only makes sure the
+# binary is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkg() { # need_pkg BINARY DEBIAN_PACKAGE
+	command -v "$1" >/dev/null 2>&1 && return 0
+	echo "test.sh: installing $2 (needed by the tests)"
+	local sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+}
+need_pkg redis-server redis-server
+
+unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "test.sh: gofmt needed on:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+go test -race -shuffle=on -count=1 "$@" ./...
