@@ -1,8 +1,11 @@
 package experiments
 
 import (
-	"math/bits"
+	"hash"
 	"strconv"
+	"sync"
+
+	"github.com/spaolacci/murmur3"
 )
 
 // Buckets is the size of the hash space a unit is mapped into: 10,000
@@ -145,83 +148,42 @@ func Assign(a *Allocation, unit string) Assignment {
 }
 
 // Bucket is murmur3-32(salt + suffix + ":" + unit) mod Buckets, the
-// standard MurmurHash3_x86_32 with seed 0.
+// standard MurmurHash3_x86_32 with seed 0, from spaolacci/murmur3.
 //
-// The hash streams over the four pieces, so no id of any length
-// allocates. It is written here rather than taken from spaolacci/murmur3
-// because that package walks the input with uintptr arithmetic, which the
-// race detector's checkptr mode rejects ("pointer arithmetic result
-// points to invalid allocation"): every -race test that assigned a unit
-// crashed. testdata/assignments.json pins the output against published
-// murmur3 vectors and an independent implementation.
+// It uses the package's streaming digest, not its one-shot Sum32: Sum32
+// walks the input with uintptr arithmetic that the race detector's
+// checkptr mode rejects ("pointer arithmetic result points to invalid
+// allocation", spaolacci/murmur3 issue #29), and every test here runs
+// with -race. The digest indexes the slice and passes. Digest and key
+// buffer are pooled, so hashing allocates nothing.
 func Bucket(salt, suffix, unit string) uint16 {
-	var m murmur32
-	m.write(salt)
-	m.write(suffix)
-	m.write(":")
-	m.write(unit)
-	return uint16(m.sum() % Buckets)
-}
-
-// murmur32 is an incremental MurmurHash3_x86_32 with seed 0 over strings.
-type murmur32 struct {
-	h    uint32
-	tail uint32 // pending bytes, little-endian
-	nt   int    // number of pending bytes (0..3)
-	n    int    // total length
-}
-
-const (
-	murmurC1 = 0xcc9e2d51
-	murmurC2 = 0x1b873593
-)
-
-func (m *murmur32) block(k uint32) {
-	k *= murmurC1
-	k = bits.RotateLeft32(k, 15)
-	k *= murmurC2
-	m.h ^= k
-	m.h = bits.RotateLeft32(m.h, 13)
-	m.h = m.h*5 + 0xe6546b64
-}
-
-func (m *murmur32) write(s string) {
-	m.n += len(s)
-	i := 0
-	for m.nt > 0 && i < len(s) { // complete a block started by an earlier piece
-		m.tail |= uint32(s[i]) << (8 * m.nt)
-		m.nt++
-		i++
-		if m.nt == 4 {
-			m.block(m.tail)
-			m.tail, m.nt = 0, 0
-		}
+	bh := hasherPool.Get().(*bucketHasher)
+	key := append(bh.key[:0], salt...)
+	key = append(key, suffix...)
+	key = append(key, ':')
+	key = append(key, unit...)
+	bh.h.Reset()
+	bh.h.Write(key)
+	sum := bh.h.Sum32()
+	if cap(key) <= maxPooledKey {
+		bh.key = key
 	}
-	for ; i+4 <= len(s); i += 4 {
-		m.block(uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24)
-	}
-	for ; i < len(s); i++ {
-		m.tail |= uint32(s[i]) << (8 * m.nt)
-		m.nt++
-	}
+	hasherPool.Put(bh)
+	return uint16(sum % Buckets)
 }
 
-func (m *murmur32) sum() uint32 {
-	h := m.h
-	if m.nt > 0 {
-		k := m.tail * murmurC1
-		k = bits.RotateLeft32(k, 15)
-		k *= murmurC2
-		h ^= k
-	}
-	h ^= uint32(m.n)
-	h ^= h >> 16
-	h *= 0x85ebca6b
-	h ^= h >> 13
-	h *= 0xc2b2ae35
-	h ^= h >> 16
-	return h
+// maxPooledKey keeps an occasional huge id from pinning a large buffer in
+// the pool.
+const maxPooledKey = 1024
+
+type bucketHasher struct {
+	h   hash.Hash32
+	key []byte
 }
+
+var hasherPool = sync.Pool{New: func() any {
+	return &bucketHasher{h: murmur3.New32(), key: make([]byte, 0, 256)}
+}}
 
 // PhaseSalt is the effective variant salt of a phase. Phase 1 uses the
 // salt itself, so an experiment that never changes phase hashes exactly

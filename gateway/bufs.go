@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+)
+
+// copyBufSize is ReverseProxy's own default copy buffer size.
+const copyBufSize = 32 << 10
+
+// bufferPool is the proxies' httputil.BufferPool. It pools fixed-size
+// array pointers rather than slices: putting a []byte in a sync.Pool
+// boxes the slice header (an allocation per Put), a pointer does not.
+type bufferPool struct{ p sync.Pool }
+
+var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { return new([copyBufSize]byte) }}}
+
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufSize]byte)[:] }
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) >= copyBufSize {
+		b.p.Put((*[copyBufSize]byte)(buf[:copyBufSize]))
+	}
+}
+
+// Request bodies are read whole (we must see "model" before choosing an
+// upstream) into pooled buffers. Buffers above maxPooledBody are left to
+// the GC so one huge request doesn't pin memory in the pool.
+const (
+	initialBodyBuf = 16 << 10
+	maxPooledBody  = 1 << 20
+)
+
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, initialBodyBuf); return &b }}
+
+func putBodyBuf(p *[]byte) {
+	if p != nil && cap(*p) <= maxPooledBody {
+		*p = (*p)[:0]
+		bodyBufs.Put(p)
+	}
+}
+
+var errTooLarge = errors.New("request body too large")
+
+// readBody reads r's body, at most max bytes. The returned pointer is the
+// pooled buffer to give back with putBodyBuf once nothing reads body.
+func readBody(r *http.Request, max int64) (*[]byte, []byte, error) {
+	if r.ContentLength > max {
+		return nil, nil, tooLarge(max)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil, nil
+	}
+	p := bodyBufs.Get().(*[]byte)
+	b := (*p)[:0]
+	if r.ContentLength > 0 {
+		if int64(cap(b)) < r.ContentLength {
+			b = make([]byte, 0, r.ContentLength)
+		}
+		b = b[:r.ContentLength]
+		_, err := io.ReadFull(r.Body, b)
+		*p = b[:0]
+		if err != nil {
+			return p, nil, err
+		}
+		return p, b, nil
+	}
+	// Unknown length (chunked): grow up to max+1 to detect overflow.
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > max {
+			*p = b[:0]
+			return p, nil, tooLarge(max)
+		}
+		if err == io.EOF {
+			*p = b[:0]
+			return p, b, nil
+		}
+		if err != nil {
+			*p = b[:0]
+			return p, nil, err
+		}
+	}
+}
+
+func tooLarge(max int64) error {
+	return &tooLargeError{max}
+}
+
+type tooLargeError struct{ max int64 }
+
+func (e *tooLargeError) Error() string {
+	return "request body exceeds " + strconv.FormatInt(e.max, 10) + " bytes"
+}
+
+func (e *tooLargeError) Is(target error) bool { return target == errTooLarge }
+
+// bodyGuard makes a pooled request body safe to reuse. The transport may
+// still read an outbound body after RoundTrip returned (Issue 46866), so
+// every reader checks the guard under its lock, and the exchange closes
+// the guard before returning the buffer to the pool.
+type bodyGuard struct {
+	mu     sync.Mutex
+	closed bool
+}
+
+func (g *bodyGuard) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+var errBodyReleased = errors.New("gateway: request body read after the request finished")
+
+// reqBody reads the spliced request body: the bytes before the model
+// value, the variant's model, the bytes after it. No copy of the body is
+// made.
+type reqBody struct {
+	g     *bodyGuard
+	parts [3][]byte
+}
+
+var (
+	_ io.ReadCloser       = (*reqBody)(nil)
+	_ httputil.BufferPool = (*bufferPool)(nil)
+)
+
+func (b *reqBody) size() int64 {
+	return int64(len(b.parts[0]) + len(b.parts[1]) + len(b.parts[2]))
+}
+
+func (b *reqBody) Read(p []byte) (int, error) {
+	b.g.mu.Lock()
+	defer b.g.mu.Unlock()
+	if b.g.closed {
+		return 0, errBodyReleased
+	}
+	n := 0
+	for i := range b.parts {
+		if len(p) == 0 {
+			break
+		}
+		c := copy(p, b.parts[i])
+		b.parts[i] = b.parts[i][c:]
+		p = p[c:]
+		n += c
+	}
+	if len(b.parts[2]) == 0 && len(b.parts[1]) == 0 && len(b.parts[0]) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Close does nothing: the exchange owns the buffer (see bodyGuard).
+func (b *reqBody) Close() error { return nil }
+
+// newRequestID is 128 random bits in hex. math/rand/v2's global source
+// is a per-thread ChaCha8 seeded by the runtime: unpredictable enough for
+// an id, lock-free, and far cheaper than crypto/rand.
+func newRequestID() string {
+	var raw [16]byte
+	a, b := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 8; i++ {
+		raw[i] = byte(a >> (8 * i))
+		raw[8+i] = byte(b >> (8 * i))
+	}
+	var out [32]byte
+	hex.Encode(out[:], raw[:])
+	return string(out[:])
+}
+
+// openAIError is the OpenAI error body, so SDKs surface our errors like
+// theirs.
+type openAIError struct {
+	Error struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    string  `json:"code"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, typ, param, code, msg string) {
+	var e openAIError
+	e.Error.Message, e.Error.Type, e.Error.Code = msg, typ, code
+	if param != "" {
+		e.Error.Param = &param
+	}
+	b, _ := json.Marshal(&e)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

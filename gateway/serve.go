@@ -1,0 +1,482 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/abgate/abgate/experiments"
+)
+
+// Response headers.
+const (
+	HeaderExperiment = "X-Abgate-Experiment"
+	HeaderVariant    = "X-Abgate-Variant"
+	HeaderRequestID  = "X-Abgate-Request-Id"
+	HeaderToken      = "X-Abgate-Token"
+	HeaderFallback   = "X-Abgate-Fallback"
+)
+
+// Span attribute keys. Unit ids never become attributes.
+const (
+	attrExperiment = attribute.Key("abgate.experiment")
+	attrVariant    = attribute.Key("abgate.variant")
+	attrServed     = attribute.Key("abgate.served_variant")
+	attrUpstream   = attribute.Key("abgate.upstream")
+	attrFallback   = attribute.Key("abgate.fallback")
+	attrStatus     = attribute.Key("http.response.status_code")
+)
+
+var (
+	fallbackBase = []string{"base"}
+	traceContext = propagation.TraceContext{}
+)
+
+// exchange is one proxied request's state. It is also the context of the
+// outbound request (it embeds the attempt's context and answers Value for
+// exchangeKey with itself), so Rewrite, ModifyResponse and ErrorHandler
+// find it without a context.WithValue allocation.
+//
+// Only the request goroutine touches its fields: ReverseProxy runs
+// Rewrite, ModifyResponse, ErrorHandler and the body copy on it. The
+// transport's goroutines see the exchange only as a context (Done, Err,
+// Value), and read the request body through the guarded reqBody.
+type exchange struct {
+	context.Context // the current attempt: span + upstream total timeout
+
+	h      *Handler
+	in     *http.Request   // inbound request with this exchange as context
+	client context.Context // the inbound request's own context
+	parent context.Context // span context, parent of every attempt
+	cancel context.CancelFunc
+
+	body     []byte // the whole request body (pooled)
+	bodyBuf  *[]byte
+	guard    bodyGuard
+	out      reqBody
+	modelAt  span
+	exp      *experiment
+	period   int // the allocation's data period: Outcome.Phase
+	assigned *variant
+	serving  *variant // whose model and upstream the current attempt uses
+	fallback bool
+	start    time.Time
+
+	status  int  // sent to the client; 0 if none
+	failed  bool // upstream 5xx, timeout or connection error
+	errKind string
+	meter   bodyMeter
+}
+
+type exchangeKey struct{}
+
+func (x *exchange) Value(k any) any {
+	if _, ok := k.(exchangeKey); ok {
+		return x
+	}
+	return x.Context.Value(k)
+}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
+}
+
+// canFallback: the experiment allows it, the candidate is still the one
+// serving, and the client is still there.
+func (x *exchange) canFallback() bool {
+	return x.exp.fallback && !x.fallback && x.assigned.idx != 0 && x.client.Err() == nil
+}
+
+// ServeHTTP proxies one OpenAI-style request (see Paths).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	wh := w.Header()
+	rid := newRequestID()
+	ids := make([]string, 2) // request id and token: one allocation for both values
+	ids[0] = rid
+	wh[HeaderRequestID] = ids[0:1:1]
+
+	if r.Method != http.MethodPost {
+		wh.Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", "", "method_not_allowed", "only POST is supported")
+		return
+	}
+	if !isProxiedPath(r.URL.Path) {
+		writeError(w, http.StatusNotFound, "invalid_request_error", "", "unknown_url", "unknown endpoint "+r.URL.Path)
+		return
+	}
+	s := h.snap.Load()
+
+	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, sp := h.tracer.Start(ctx, "abgate.proxy", h.spanOpts...)
+	defer sp.End()
+
+	bodyBuf, body, err := readBody(r, s.maxBody)
+	if err != nil {
+		putBodyBuf(bodyBuf)
+		if errors.Is(err, errTooLarge) {
+			setSpanStatus(sp, http.StatusRequestEntityTooLarge)
+			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "", "request_too_large", err.Error())
+			return
+		}
+		// The client went away or sent a broken body; nobody to answer.
+		setSpanStatus(sp, http.StatusBadRequest)
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "", "invalid_body", "could not read request body")
+		return
+	}
+	f, err := scanBody(body, s.unitField)
+	if err != nil {
+		putBodyBuf(bodyBuf)
+		setSpanStatus(sp, http.StatusBadRequest)
+		param := "model"
+		if errors.Is(err, errMalformed) {
+			param = ""
+		}
+		writeError(w, http.StatusBadRequest, "invalid_request_error", param, "invalid_request", err.Error())
+		return
+	}
+	e := s.routes[string(f.model)] // no allocation: map index by converted bytes
+	if e == nil {
+		putBodyBuf(bodyBuf)
+		setSpanStatus(sp, http.StatusNotFound)
+		writeError(w, http.StatusNotFound, "invalid_request_error", "model", "model_not_found",
+			"The model `"+string(f.model)+"` does not exist or is not routed by this gateway.")
+		return
+	}
+
+	var unit string
+	if v := r.Header[s.unitHeader]; len(v) > 0 && v[0] != "" {
+		unit = v[0]
+	} else if len(f.unit) > 0 {
+		unit = string(f.unit)
+	}
+	alloc := s.allocs[e.idx]
+	a := experiments.Assign(alloc, unit)
+	// The data period follows the live allocation (each ramp step is its
+	// own period), so outcomes and feedback of different splits never
+	// pool; a config-only allocation's period is the experiment's phase.
+	period := alloc.Period
+	if period < 1 {
+		period = e.phase
+	}
+	if a.Variant < 0 || a.Variant >= len(e.variants) {
+		a = experiments.Assignment{Reason: experiments.ReasonServe} // unreachable with checked allocations
+	}
+	v := &e.variants[a.Variant]
+	var key experiments.UnitKey
+	if unit != "" {
+		key = h.signer.KeyUnit(unit)
+	}
+	ids[1] = h.signer.Issue(experiments.Token{
+		Experiment: e.id,
+		Phase:      period,
+		Variant:    v.idx,
+		Unit:       key,
+		Analysed:   a.Analysed(),
+		RequestID:  rid,
+	}, start)
+	wh[HeaderExperiment] = e.hdr
+	wh[HeaderVariant] = v.hdr
+	wh[HeaderToken] = ids[1:2:2]
+
+	if sp.IsRecording() {
+		sp.SetAttributes(
+			attrExperiment.String(e.id),
+			attrVariant.String(v.name),
+			attrUpstream.String(v.up.name),
+		)
+	}
+
+	x := &exchange{
+		h:        h,
+		client:   r.Context(),
+		parent:   ctx,
+		body:     body,
+		bodyBuf:  bodyBuf,
+		modelAt:  f.modelValue,
+		exp:      e,
+		period:   period,
+		assigned: v,
+		serving:  v,
+		start:    start,
+	}
+	x.Context, x.cancel = context.WithTimeout(ctx, v.up.total)
+	x.in = r.WithContext(x)
+	defer h.finish(x, sp, a, key)
+
+	v.up.proxy.ServeHTTP(w, x.in)
+}
+
+// finish runs once per routed request, after the proxy returned: the
+// body has been copied, aborted (ReverseProxy panics with
+// http.ErrAbortHandler; this is deferred, so it still runs) or never
+// started. It records the outcome and releases the request's buffers.
+func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, key experiments.UnitKey) {
+	end := h.now()
+	x.cancel()
+	m := &x.meter
+	m.Close() // idempotent; releases the meter's buffer if the proxy didn't close
+	// After the guard is closed no transport goroutine can read the body
+	// again (Issue 46866: RoundTrip may outlive the handler), so its
+	// buffer can go back to the pool.
+	x.guard.close()
+	putBodyBuf(x.bodyBuf)
+
+	if m.readErr && x.client.Err() == nil {
+		x.failed = true // the upstream broke or timed out mid-body
+		if x.errKind == "" {
+			x.errKind = "upstream body"
+		}
+	}
+	if sp.IsRecording() {
+		sp.SetAttributes(attrStatus.Int(x.status), attrServed.String(x.serving.name), attrFallback.Bool(x.fallback))
+		if x.failed {
+			sp.SetStatus(codes.Error, x.errKind)
+		}
+	}
+	if h.rec == nil {
+		return
+	}
+	o := experiments.Outcome{
+		Experiment:       x.exp.id,
+		Phase:            x.period,
+		Variant:          x.assigned.idx,
+		Unit:             key,
+		Analysed:         a.Analysed(),
+		At:               x.start,
+		Status:           x.status,
+		Latency:          end.Sub(x.start),
+		MaxGap:           m.maxGap,
+		Stream:           m.stream,
+		StreamAborted:    m.stream && !m.completed,
+		Error:            x.failed || x.status >= 500,
+		Fallback:         x.fallback,
+		PromptTokens:     m.prompt,
+		CompletionTokens: m.completion,
+	}
+	if m.seen {
+		o.TTFB = m.first.Sub(x.start)
+	}
+	// Cost at the prices of the variant that actually served: on a
+	// fallback that is the base, and the candidate's arm really paid it.
+	o.Cost = (float64(m.prompt)*x.serving.promptPrice + float64(m.completion)*x.serving.completionPrice) / 1000
+	h.rec.Observe(o)
+}
+
+func setSpanStatus(sp trace.Span, status int) {
+	if sp.IsRecording() {
+		sp.SetAttributes(attrStatus.Int(status))
+	}
+}
+
+// rewrite builds the outbound request for the serving variant. In is
+// never modified.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	x := exchangeFrom(pr.In.Context())
+	v := x.serving
+	up := v.up
+	out := pr.Out
+	pr.SetURL(up.url)
+
+	hdr := out.Header
+	for k := range hdr {
+		// The gateway's own headers are for the application, not the
+		// model; a client must not be able to smuggle them either.
+		if len(k) >= 9 && strings.EqualFold(k[:9], "X-Abgate-") {
+			delete(hdr, k)
+		}
+	}
+	// The client's credentials never reach an upstream; the upstream's
+	// key is added below. Hop-by-hop and X-Forwarded-* headers were
+	// already removed by ReverseProxy; we don't set X-Forwarded-* again
+	// because upstreams are often third-party APIs that have no business
+	// learning the application's network layout.
+	delete(hdr, "Authorization")
+	delete(hdr, "Api-Key")   // Azure OpenAI's header
+	delete(hdr, "X-Api-Key") // and the other common one
+	delete(hdr, "Cookie")
+	delete(hdr, "Content-Length")  // out.ContentLength is authoritative
+	delete(hdr, "Expect")          // the body is already here
+	delete(hdr, "Accept-Encoding") // identity bodies: see newTransport
+	delete(hdr, "Traceparent")
+	delete(hdr, "Tracestate")
+	// Shared, capacity-1 value slices: nothing appends to an outbound
+	// request's header values, and an append would copy anyway.
+	if up.authHeader != "" {
+		hdr[up.authHeader] = up.authValue
+	}
+	for _, kv := range up.headers {
+		hdr[kv.key] = kv.value
+	}
+	traceContext.Inject(out.Context(), propagation.HeaderCarrier(hdr))
+
+	// The body with the variant's model spliced in; every other byte is
+	// the client's.
+	out.TransferEncoding = nil
+	n := len(x.body) - (x.modelAt.end - x.modelAt.start) + len(v.model)
+	out.ContentLength = int64(n)
+	if n <= inlineBody {
+		// Most requests: one contiguous copy behind a *bytes.Reader.
+		// net/http knows that type can't block, so it writes headers and
+		// body in one packet instead of flushing the headers on their own
+		// (transferWriter.FlushHeaders); that saves ~10µs a request on
+		// loopback. The copy is not pooled: the transport may read it
+		// after the handler returned, so the GC owns its lifetime.
+		b := make([]byte, 0, n)
+		b = append(b, x.body[:x.modelAt.start]...)
+		b = append(b, v.model...)
+		b = append(b, x.body[x.modelAt.end:]...)
+		out.Body = io.NopCloser(bytes.NewReader(b))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		return
+	}
+	// Large bodies are not copied: a reader walks prefix, model, suffix
+	// over the pooled buffer, behind the exchange's guard. The first
+	// attempt uses the reader embedded in the exchange; a fallback or a
+	// transport retry (GetBody) gets its own.
+	var rb *reqBody
+	if x.out.g == nil {
+		rb = &x.out
+	} else {
+		rb = new(reqBody)
+	}
+	x.spliceInto(rb, v)
+	out.Body = rb
+	out.GetBody = func() (io.ReadCloser, error) {
+		b := new(reqBody)
+		x.spliceInto(b, v)
+		return b, nil
+	}
+}
+
+// inlineBody is the largest request body sent as a contiguous copy.
+const inlineBody = 32 << 10
+
+func (x *exchange) spliceInto(rb *reqBody, v *variant) {
+	rb.g = &x.guard
+	rb.parts = [3][]byte{x.body[:x.modelAt.start], v.model, x.body[x.modelAt.end:]}
+}
+
+// modifyResponse runs once the upstream's headers arrived and before
+// anything is written to the client. That is the last moment a failed
+// candidate can still be replaced by the base: a 5xx returns
+// errRetryOnBase, ReverseProxy closes the candidate's body unread and
+// passes the error to errorHandler, which serves the base on the same,
+// still untouched, ResponseWriter. No body byte is ever buffered.
+func (h *Handler) modifyResponse(res *http.Response) error {
+	x := exchangeFrom(res.Request.Context())
+	if res.StatusCode >= 500 && x.canFallback() {
+		return &statusError{status: res.StatusCode}
+	}
+	hdr := res.Header
+	// The upstream can't speak for the gateway.
+	delete(hdr, HeaderExperiment)
+	delete(hdr, HeaderVariant)
+	delete(hdr, HeaderRequestID)
+	delete(hdr, HeaderToken)
+	delete(hdr, HeaderFallback)
+
+	x.status = res.StatusCode
+	if res.StatusCode >= 500 {
+		x.failed = true
+		x.errKind = "upstream status"
+	}
+	x.meter.start(x, res)
+	res.Body = &x.meter
+	return nil
+}
+
+// statusError is a candidate's 5xx turned into an error so it reaches
+// errorHandler before anything was written.
+type statusError struct{ status int }
+
+func (e *statusError) Error() string { return "upstream returned " + http.StatusText(e.status) }
+
+// errorHandler is the single failure door: transport errors (refused,
+// reset, header timeout, total timeout, client gone) and a candidate's
+// 5xx from modifyResponse. Nothing has been written to w yet.
+func (h *Handler) errorHandler(w http.ResponseWriter, req *http.Request, err error) {
+	x := exchangeFrom(req.Context())
+	if x == nil { // not ours; cannot happen through ServeHTTP
+		writeError(w, http.StatusBadGateway, "upstream_error", "", "upstream_unavailable", "upstream unavailable")
+		return
+	}
+	if x.client.Err() != nil {
+		// The client left: the canceled context is what stopped the
+		// upstream request. Nobody is listening for an answer.
+		x.status = 0
+		x.errKind = "client canceled"
+		return
+	}
+	x.failed = true
+	if x.canFallback() {
+		var se *statusError
+		if errors.As(err, &se) {
+			x.errKind = "candidate status"
+		} else {
+			x.errKind = "candidate " + errorKind(err)
+		}
+		h.log.Warn("gateway: candidate failed, serving base", "experiment", x.exp.id, "variant", x.assigned.name, "error", err)
+		h.serveFallback(w, x)
+		return
+	}
+	status, code, msg := http.StatusBadGateway, "upstream_unavailable", "the model upstream could not be reached"
+	if isTimeout(err) {
+		status, code, msg = http.StatusGatewayTimeout, "upstream_timeout", "the model upstream timed out"
+	}
+	x.errKind = errorKind(err)
+	x.status = status
+	h.log.Warn("gateway: upstream failed", "experiment", x.exp.id, "variant", x.serving.name, "upstream", x.serving.up.name, "error", err)
+	writeError(w, status, "upstream_error", "", code, msg)
+}
+
+// serveFallback retries the request once on the base variant, with its
+// own model, upstream and total timeout. The outcome keeps the assigned
+// candidate (intent-to-treat) with Fallback and Error set; the response
+// still says X-Abgate-Variant: <candidate>, plus X-Abgate-Fallback: base.
+func (h *Handler) serveFallback(w http.ResponseWriter, x *exchange) {
+	x.cancel() // end the candidate attempt
+	x.fallback = true
+	base := &x.exp.variants[0]
+	x.serving = base
+	w.Header()[HeaderFallback] = fallbackBase
+	if sp := trace.SpanFromContext(x.parent); sp.IsRecording() {
+		sp.AddEvent("abgate.fallback", trace.WithAttributes(attrVariant.String(x.assigned.name), attribute.String("abgate.error", x.errKind)))
+	}
+	ctx, cancel := context.WithTimeout(x.parent, base.up.total)
+	defer cancel()
+	ctx = context.WithValue(ctx, exchangeKey{}, x)
+	base.up.proxy.ServeHTTP(w, x.in.WithContext(ctx))
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func errorKind(err error) string {
+	var se *statusError
+	switch {
+	case errors.As(err, &se):
+		return "status"
+	case isTimeout(err):
+		return "timeout"
+	default:
+		return "connection"
+	}
+}

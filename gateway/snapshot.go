@@ -1,0 +1,262 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
+	"time"
+
+	"github.com/abgate/abgate/experiments"
+)
+
+// Defaults for zero config values. The config loader applies the same
+// ones; the gateway does not rely on it.
+const (
+	defaultMaxBody        = 10 << 20
+	defaultUnitHeader     = "X-User-ID"
+	defaultUnitField      = "user"
+	defaultConnectTimeout = 5 * time.Second
+	defaultHeaderTimeout  = 60 * time.Second
+	defaultTotalTimeout   = 10 * time.Minute
+	defaultMaxIdleConns   = 512
+)
+
+// snapshot is everything a request reads. It is immutable once stored:
+// Update and SetAllocation build a new one and swap the pointer.
+type snapshot struct {
+	maxBody    int64
+	unitHeader string // canonical form, indexes http.Header directly
+	unitField  string
+
+	routes      map[string]*experiment // by alias
+	experiments map[string]*experiment // by id
+	// allocs is indexed by experiment.idx, so SetAllocation can copy
+	// the snapshot and replace one entry without rebuilding the rest.
+	allocs    []*experiments.Allocation
+	upstreams map[string]*upstream
+}
+
+type experiment struct {
+	idx        int
+	id         string
+	phase      int
+	fallback   bool
+	variants   []variant
+	configured *experiments.Allocation
+	hdr        []string // X-Abgate-Experiment value, shared (cap 1)
+}
+
+type variant struct {
+	idx             int
+	name            string
+	model           []byte // the real model name as a JSON string, quotes included
+	up              *upstream
+	promptPrice     float64
+	completionPrice float64
+	hdr             []string // X-Abgate-Variant value, shared (cap 1)
+}
+
+type transportKey struct {
+	url             string
+	connect, header time.Duration
+	maxIdle         int
+}
+
+type upstream struct {
+	name       string
+	url        *url.URL
+	key        transportKey
+	transport  *http.Transport
+	proxy      *httputil.ReverseProxy
+	authHeader string   // canonical
+	authValue  []string // shared value slice (cap 1)
+	headers    []header
+	total      time.Duration
+}
+
+type header struct {
+	key   string
+	value []string
+}
+
+func orDuration(d experiments.Duration, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, error) {
+	s := &snapshot{
+		maxBody:     cfg.Server.MaxBodyBytes,
+		unitHeader:  textproto.CanonicalMIMEHeaderKey(cfg.Server.UnitHeader),
+		unitField:   cfg.Server.UnitBodyField,
+		routes:      make(map[string]*experiment, len(cfg.Routes)),
+		experiments: make(map[string]*experiment, len(cfg.Experiments)),
+		upstreams:   make(map[string]*upstream, len(cfg.Upstreams)),
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = defaultMaxBody
+	}
+	if s.unitHeader == "" {
+		s.unitHeader = defaultUnitHeader
+	}
+	if s.unitField == "" {
+		s.unitField = defaultUnitField
+	}
+	for i := range cfg.Upstreams {
+		u := &cfg.Upstreams[i]
+		if u.Name == "" {
+			return nil, fmt.Errorf("upstream %d has no name", i)
+		}
+		if s.upstreams[u.Name] != nil {
+			return nil, fmt.Errorf("duplicate upstream %q", u.Name)
+		}
+		up, err := h.newUpstream(u, old)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+		}
+		s.upstreams[u.Name] = up
+	}
+	for i := range cfg.Experiments {
+		c := &cfg.Experiments[i]
+		if c.ID == "" {
+			return nil, fmt.Errorf("experiment %d has no id", i)
+		}
+		if s.experiments[c.ID] != nil {
+			return nil, fmt.Errorf("duplicate experiment %q", c.ID)
+		}
+		if len(c.Variants) == 0 {
+			return nil, fmt.Errorf("experiment %q has no variants", c.ID)
+		}
+		if len(c.Variants) > 255 {
+			return nil, fmt.Errorf("experiment %q has more than 255 variants", c.ID)
+		}
+		e := &experiment{
+			idx:      len(s.allocs),
+			id:       c.ID,
+			phase:    c.PhaseOrOne(),
+			fallback: c.Fallback,
+			hdr:      []string{c.ID},
+		}
+		for j, v := range c.Variants {
+			up := s.upstreams[v.Upstream]
+			if up == nil {
+				return nil, fmt.Errorf("experiment %q variant %q: unknown upstream %q", c.ID, v.Name, v.Upstream)
+			}
+			if v.Model == "" {
+				return nil, fmt.Errorf("experiment %q variant %q: no model", c.ID, v.Name)
+			}
+			model, _ := json.Marshal(v.Model) // a string always marshals
+			e.variants = append(e.variants, variant{
+				idx:             j,
+				name:            v.Name,
+				model:           model,
+				up:              up,
+				promptPrice:     v.PromptPrice,
+				completionPrice: v.CompletionPrice,
+				hdr:             []string{v.Name},
+			})
+		}
+		e.configured = c.Allocation()
+		if err := checkAllocation(e, e.configured); err != nil {
+			return nil, fmt.Errorf("experiment %q: %w", c.ID, err)
+		}
+		s.experiments[c.ID] = e
+		s.allocs = append(s.allocs, e.configured)
+	}
+	for _, r := range cfg.Routes {
+		e := s.experiments[r.Experiment]
+		if e == nil {
+			return nil, fmt.Errorf("route %q: unknown experiment %q", r.Alias, r.Experiment)
+		}
+		if r.Alias == "" {
+			return nil, fmt.Errorf("route to %q has no alias", r.Experiment)
+		}
+		if s.routes[r.Alias] != nil {
+			return nil, fmt.Errorf("duplicate route alias %q", r.Alias)
+		}
+		s.routes[r.Alias] = e
+	}
+	return s, nil
+}
+
+func (h *Handler) newUpstream(u *experiments.Upstream, old *snapshot) (*upstream, error) {
+	target, err := url.Parse(u.URL)
+	if err != nil {
+		return nil, errors.New("invalid url") // the parse error may echo the URL's userinfo
+	}
+	if (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+		return nil, errors.New("url must be http(s)://host[:port][/path]")
+	}
+	if target.User != nil {
+		return nil, errors.New("url must not carry credentials; use api_key")
+	}
+	up := &upstream{
+		name: u.Name,
+		url:  target,
+		key: transportKey{
+			url:     u.URL,
+			connect: orDuration(u.ConnectTimeout, defaultConnectTimeout),
+			header:  orDuration(u.HeaderTimeout, defaultHeaderTimeout),
+			maxIdle: u.MaxIdleConns,
+		},
+		total: orDuration(u.TotalTimeout, defaultTotalTimeout),
+	}
+	if up.key.maxIdle <= 0 {
+		up.key.maxIdle = defaultMaxIdleConns
+	}
+	if key := u.APIKey.Reveal(); key != "" {
+		if u.AuthHeader == "" {
+			up.authHeader, up.authValue = "Authorization", []string{"Bearer " + key}
+		} else {
+			up.authHeader, up.authValue = textproto.CanonicalMIMEHeaderKey(u.AuthHeader), []string{key}
+		}
+	}
+	for k, v := range u.Headers {
+		up.headers = append(up.headers, header{textproto.CanonicalMIMEHeaderKey(k), []string{v}})
+	}
+	if old != nil {
+		if o := old.upstreams[u.Name]; o != nil && o.key == up.key {
+			up.transport = o.transport
+		}
+	}
+	if up.transport == nil {
+		up.transport = newTransport(up.key)
+	}
+	up.proxy = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      up.transport,
+		FlushInterval:  -1, // flush every write: SSE tokens reach the client as they arrive
+		BufferPool:     copyBuffers,
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.errorHandler,
+		ErrorLog:       h.errLog,
+	}
+	return up, nil
+}
+
+// newTransport is one upstream's connection pool. Compression is off and
+// the client's Accept-Encoding is dropped (see rewrite), so bodies arrive
+// as identity: the meter can read usage and SSE events, and no gzip
+// layer buffers stream chunks.
+func newTransport(k transportKey) *http.Transport {
+	d := &net.Dialer{Timeout: k.connect, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		TLSHandshakeTimeout:   k.connect,
+		ResponseHeaderTimeout: k.header,
+		MaxIdleConns:          k.maxIdle,
+		MaxIdleConnsPerHost:   k.maxIdle,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+		DisableCompression:    true,
+	}
+}
