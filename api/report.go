@@ -1,0 +1,705 @@
+package api
+
+import (
+	"context"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/stats"
+)
+
+// ReportSource is what reports need from the experiment registry and the
+// lifecycle (issue 5). It is declared here, by its user, so the lifecycle
+// only needs a small adapter.
+type ReportSource interface {
+	// Experiment returns the experiment's current config.
+	Experiment(id string) (*experiments.Experiment, bool)
+	// Experiments lists every experiment, for the report index.
+	Experiments() []*experiments.Experiment
+	// Status is the experiment's live state.
+	Status(ctx context.Context, id string) (ReportStatus, error)
+	// Transitions is the audit trail, oldest first.
+	Transitions(ctx context.Context, id string) ([]ReportTransition, error)
+}
+
+// ReportStatus is an experiment's live state as far as reports care.
+type ReportStatus struct {
+	// Status: draft, running, paused, promoted, rolled_back or stopped.
+	Status string `json:"status"`
+	// Step is the index of the current ramp step, -1 without a rollout.
+	Step int `json:"step"`
+	// Period is the data period the statistics are read from (the
+	// split changes with each period); 0 means the experiment's phase.
+	Period int `json:"period"`
+	// Started is when the current period began; zero when unknown.
+	Started time.Time `json:"started,omitzero"`
+	// Ended is when the experiment ended (promoted, rolled back or
+	// stopped); zero while it runs.
+	Ended time.Time `json:"ended,omitzero"`
+	// Split is the expected traffic weight of each variant in the current
+	// period (any positive scale). Nil: derived from the rollout step or
+	// the configured weights.
+	Split []float64 `json:"split,omitempty"`
+}
+
+// ReportTransition is one entry of the audit trail.
+type ReportTransition struct {
+	Seq    int64     `json:"seq"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason,omitempty"`
+	Codes  []string  `json:"codes,omitempty"`
+	// Decision is the statistics behind an automatic transition. Reports
+	// keep only its verdict (in Verdict) to stay small.
+	Decision *stats.Decision `json:"decision,omitempty"`
+	Verdict  stats.Verdict   `json:"verdict,omitempty"`
+}
+
+// Report is an experiment report: everything a PM needs to act and a
+// statistician needs to check. docs/reports.md describes each field.
+type Report struct {
+	Experiment  string             `json:"experiment"`
+	Description string             `json:"description,omitempty"`
+	GeneratedAt time.Time          `json:"generated_at"`
+	Status      string             `json:"status"`
+	Ended       bool               `json:"ended"`
+	EndedAt     time.Time          `json:"ended_at,omitzero"`
+	Step        int                `json:"step"`  // current ramp step, -1 without rollout
+	Steps       int                `json:"steps"` // number of ramp steps, 0 without rollout
+	Period      int                `json:"period"`
+	Started     time.Time          `json:"started,omitzero"`
+	Verdict     ReportVerdict      `json:"verdict"`
+	Policy      ReportPolicy       `json:"policy"`
+	Variants    []ReportVariant    `json:"variants"`
+	Metrics     []ReportMetric     `json:"metrics"`
+	SRM         ReportSRM          `json:"srm"`
+	Decision    stats.Decision     `json:"decision"`
+	Transitions []ReportTransition `json:"transitions"`
+	// Hourly is the series behind the charts, one point per hour with
+	// data, cumulative at the end of that hour.
+	Hourly []ReportHour `json:"hourly"`
+}
+
+// Verdict kinds (ReportVerdict.Kind).
+const (
+	VerdictNoData      = "no_data"
+	VerdictSRM         = "srm"
+	VerdictTooFew      = "too_few_users"
+	VerdictHarm        = "harm"
+	VerdictWorse       = "worse"
+	VerdictPromote     = "promote"
+	VerdictFutility    = "futility"
+	VerdictInconclusve = "inconclusive"
+	VerdictGuardrails  = "guardrails_pending"
+)
+
+// ReportVerdict is the plain-language summary at the top of a report.
+type ReportVerdict struct {
+	Kind string `json:"kind"`
+	// Recommendation: promote, roll back, keep running, stop, check the
+	// assignment.
+	Recommendation string `json:"recommendation"`
+	// Sentence is the verdict in one plain sentence.
+	Sentence string `json:"sentence"`
+	// Details has one sentence per candidate when there are several.
+	Details []string `json:"details,omitempty"`
+	// MoreUsersNeeded is the planned additional users per variant when
+	// the primary metric is still inconclusive.
+	MoreUsersNeeded *float64 `json:"more_users_needed,omitempty"`
+}
+
+// ReportPolicy is the decision policy the report was computed with.
+type ReportPolicy struct {
+	Primary    string            `json:"primary"`
+	Better     string            `json:"better"`
+	Method     stats.Method      `json:"method"`
+	Alpha      float64           `json:"alpha"`
+	Confidence float64           `json:"confidence"` // 1 − alpha, simultaneous over candidates
+	MinUsers   float64           `json:"min_users"`
+	MaxUsers   float64           `json:"max_users,omitempty"`
+	SRMAlpha   float64           `json:"srm_alpha"`
+	Guardrails []ReportGuardrail `json:"guardrails"`
+}
+
+// ReportGuardrail is one guardrail of the policy.
+type ReportGuardrail struct {
+	Metric   string  `json:"metric"`
+	Margin   float64 `json:"margin"`
+	Relative bool    `json:"relative"`
+	Better   string  `json:"better"`
+}
+
+// ReportVariant is one variant's traffic.
+type ReportVariant struct {
+	Index         int     `json:"index"`
+	Name          string  `json:"name"`
+	Model         string  `json:"model"`
+	Users         float64 `json:"users"`
+	ExpectedShare float64 `json:"expected_share"`
+	ObservedShare float64 `json:"observed_share"`
+}
+
+// Metric roles.
+const (
+	RolePrimary   = "primary"
+	RoleGuardrail = "guardrail"
+	RoleSecondary = "secondary"
+)
+
+// Row statuses (ReportRow.Status).
+const (
+	RowControl      = "control"
+	RowBetter       = "better"
+	RowWorse        = "worse"
+	RowHigher       = "higher" // no preferred direction
+	RowLower        = "lower"
+	RowInconclusive = "inconclusive"
+	RowNonInferior  = "non-inferior"
+	RowHarmful      = "harmful"
+	RowNoData       = "no data"
+)
+
+// ReportMetric is one metric across variants.
+type ReportMetric struct {
+	Name  string `json:"name"`
+	Label string `json:"label"` // for people: "thumbs-up rate"
+	Unit  string `json:"unit"`  // "rate", "ms", "s", "tokens", "cost", "score", ""
+	Role  string `json:"role"`
+	// Better is "higher", "lower" or "" (no preferred direction).
+	Better string `json:"better"`
+	// Margin and MarginRelative are the guardrail's allowed harm.
+	Margin         *float64    `json:"margin,omitempty"`
+	MarginRelative bool        `json:"margin_relative,omitempty"`
+	Rows           []ReportRow `json:"rows"`
+}
+
+// ReportRow is one variant's numbers for a metric. Lifts compare with the
+// control (variant 0), whose row has none. Undefined numbers are null.
+type ReportRow struct {
+	Variant int      `json:"variant"`
+	Name    string   `json:"name"`
+	Users   float64  `json:"users"` // users with at least one observation
+	Mean    *float64 `json:"mean"`  // per-observation mean (a rate for 0/1 metrics)
+	// Absolute lift (metric units) and relative lift (fraction), each with
+	// its anytime-valid confidence interval at the policy's confidence.
+	AbsLift   *float64 `json:"abs_lift,omitempty"`
+	AbsCILow  *float64 `json:"abs_ci_low,omitempty"`
+	AbsCIHigh *float64 `json:"abs_ci_high,omitempty"`
+	RelLift   *float64 `json:"rel_lift,omitempty"`
+	RelCILow  *float64 `json:"rel_ci_low,omitempty"`
+	RelCIHigh *float64 `json:"rel_ci_high,omitempty"`
+	// PValue is the anytime-valid p-value of "no difference".
+	PValue *float64 `json:"p_value,omitempty"`
+	// MarginPValue (guardrails) is the p-value of "harm equals the
+	// margin" from the decision.
+	MarginPValue *float64 `json:"margin_p_value,omitempty"`
+	Status       string   `json:"status"`
+}
+
+// ReportSRM is the sample ratio check.
+type ReportSRM struct {
+	Expected        []float64 `json:"expected"` // shares, summing to 1
+	Observed        []float64 `json:"observed"`
+	PValue          float64   `json:"p_value"` // anytime-valid
+	ChiSquarePValue float64   `json:"chi_square_p_value"`
+	Alpha           float64   `json:"alpha"`
+	// Status: ok, mismatch, not_checked.
+	Status string `json:"status"`
+}
+
+// ReportHour is the state at the end of one hour with data.
+type ReportHour struct {
+	Hour  time.Time `json:"hour"`  // start of the hour, UTC
+	Users []float64 `json:"users"` // cumulative users per variant
+	// Lift holds each candidate's relative lift on the primary metric
+	// with its anytime-valid CI, on the data up to this hour (null before
+	// every variant has min_users users).
+	Lift    []ReportPoint `json:"lift"`
+	Verdict stats.Verdict `json:"verdict"`
+}
+
+// ReportPoint is one candidate's primary lift at one hour.
+type ReportPoint struct {
+	Variant int      `json:"variant"`
+	Lift    *float64 `json:"lift"`
+	CILow   *float64 `json:"ci_low"`
+	CIHigh  *float64 `json:"ci_high"`
+}
+
+// Default guardrails when an experiment declares none.
+var defaultGuardrails = []experiments.Guardrail{
+	{Metric: experiments.MetricError, Margin: 0.005},
+	{Metric: experiments.MetricLatencyMS, Margin: 0.10, Relative: true},
+}
+
+// defaultSteps is the rollout's default ramp (percent per candidate).
+var defaultSteps = []float64{1, 5, 25, 50}
+
+// analysis holds the resolved policy of a report.
+type analysis struct {
+	exp    *experiments.Experiment
+	policy stats.Policy
+	k      int // candidates
+	alpha  float64
+	nStar  float64
+	tau    float64
+}
+
+func newAnalysis(exp *experiments.Experiment) *analysis {
+	k := len(exp.Variants) - 1
+	if k < 1 {
+		k = 1
+	}
+	primary := exp.Primary
+	if primary == "" {
+		primary = experiments.DefaultPrimaryMetric
+	}
+	p := stats.Policy{
+		Mode:    stats.FullMode,
+		Primary: statsMetric(exp, primary, true),
+		Method:  stats.ConfidenceSequenceMethod,
+	}
+	guards := defaultGuardrails
+	if r := exp.Rollout; r != nil {
+		p.Alpha = r.Alpha
+		if r.Method == string(stats.MSPRTMethod) {
+			p.Method = stats.MSPRTMethod
+		}
+		p.MinUsers = float64(r.MinUsers)
+		p.MaxUsers = float64(r.MaxUsers)
+		if len(r.Guardrails) > 0 {
+			guards = r.Guardrails
+		}
+	}
+	for _, g := range guards {
+		p.Guardrails = append(p.Guardrails, stats.Guardrail{Metric: statsMetric(exp, g.Metric, g.Relative), Margin: g.Margin})
+	}
+	if !(p.Alpha > 0 && p.Alpha < 1) {
+		p.Alpha = stats.DefaultAlpha
+	}
+	if !(p.MinUsers > 0) {
+		p.MinUsers = stats.DefaultMinUsers
+	}
+	p.SRMAlpha = stats.DefaultSRMAlpha
+	a := &analysis{exp: exp, policy: p, k: k, alpha: p.Alpha / float64(k), tau: stats.DefaultTau}
+	// The same N* as stats.Decide.
+	a.nStar = stats.DefaultNStar
+	if p.MaxUsers > 0 {
+		a.nStar = 2 * p.MaxUsers
+	}
+	return a
+}
+
+// statsMetric describes a metric for stats: every abgate metric is a
+// per-observation mean (Σx/Σy at the user level).
+func statsMetric(exp *experiments.Experiment, name string, relative bool) stats.Metric {
+	m := stats.Metric{Name: name, Kind: stats.Ratio, Better: stats.HigherIsBetter, Relative: relative}
+	if describe(exp, name).better == "lower" {
+		m.Better = stats.LowerIsBetter
+	}
+	return m
+}
+
+// test analyses the lift of t over c like stats.Decide does (same method,
+// N*, tau and Bonferroni-corrected alpha), so the numbers agree with the
+// decision. n is the users in the comparison.
+func (a *analysis) test(c, t stats.Estimate, n float64, relative bool) stats.Test {
+	eff := stats.Lift(c, t, relative)
+	if a.policy.Method == stats.MSPRTMethod {
+		tau2 := a.tau * a.tau
+		if !relative {
+			tau2 *= c.Value * c.Value
+		}
+		if !(tau2 > 0) || math.IsInf(tau2, 0) || math.IsNaN(tau2) {
+			tau2 = stats.ConfSeqRho2(a.nStar, a.alpha) * n * eff.Variance
+		}
+		if !(tau2 > 0) || math.IsInf(tau2, 0) || math.IsNaN(tau2) {
+			return stats.Test{PValue: 1}
+		}
+		return stats.MSPRT(eff, 0, tau2, a.alpha)
+	}
+	return stats.ConfidenceSequence(eff, 0, n, a.nStar, a.alpha)
+}
+
+// expectedSplit is the expected traffic weight per variant.
+func expectedSplit(exp *experiments.Experiment, st ReportStatus) []float64 {
+	n := len(exp.Variants)
+	if len(st.Split) == n {
+		return append([]float64(nil), st.Split...)
+	}
+	k := n - 1
+	share := make([]float64, n)
+	if r := exp.Rollout; r != nil && st.Step >= 0 {
+		steps := rampSteps(r, k)
+		pct := steps[min(st.Step, len(steps)-1)]
+		for i := 1; i < n; i++ {
+			share[i] = pct
+		}
+	} else {
+		for i := 1; i < n; i++ {
+			share[i] = exp.Variants[i].Weight
+		}
+	}
+	rest := 100.0
+	for _, s := range share[1:] {
+		rest -= s
+	}
+	share[0] = rest
+	return share
+}
+
+func rampSteps(r *experiments.Rollout, k int) []float64 {
+	var out []float64
+	for _, s := range r.Steps {
+		out = append(out, s.Percent)
+	}
+	if len(out) == 0 {
+		maxPct := 100 / float64(max(k, 1))
+		for _, s := range defaultSteps {
+			out = append(out, math.Min(s, maxPct))
+		}
+	}
+	return out
+}
+
+func toStats(s experiments.Summary) stats.Summary {
+	return stats.Summary{N: s.N, SumX: s.SumX, SumX2: s.SumX2, SumY: s.SumY, SumY2: s.SumY2, SumXY: s.SumXY}
+}
+
+// input builds the stats input of n variants from cumulative statistics.
+func (a *analysis) input(st map[experiments.VariantMetric]experiments.Summary, split []float64) stats.Input {
+	n := len(a.exp.Variants)
+	in := stats.Input{Users: make([]float64, n), ExpectedSplit: split, Metrics: map[string][]stats.Summary{}}
+	for v := range n {
+		in.Users[v] = st[experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}].N
+	}
+	add := func(name string) {
+		if _, ok := in.Metrics[name]; ok {
+			return
+		}
+		ss := make([]stats.Summary, n)
+		for v := range n {
+			ss[v] = toStats(st[experiments.VariantMetric{Variant: v, Metric: name}])
+		}
+		in.Metrics[name] = ss
+	}
+	add(a.policy.Primary.Name)
+	for _, g := range a.policy.Guardrails {
+		add(g.Name)
+	}
+	return in
+}
+
+// BuildReport computes an experiment's report from its config, live
+// status, audit trail, cumulative statistics of the current period and
+// that period's hourly deltas (in hour order). It is pure: now is only
+// recorded as the generation time.
+func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions []ReportTransition, snap experiments.Snapshot, hourly []experiments.HourSummaries, now time.Time) Report {
+	a := newAnalysis(exp)
+	n := len(exp.Variants)
+	split := expectedSplit(exp, status)
+	in := a.input(snap.Stats, split)
+	d := stats.Decide(in, a.policy)
+
+	r := Report{
+		Experiment:  exp.ID,
+		Description: exp.Description,
+		GeneratedAt: now.UTC(),
+		Status:      status.Status,
+		Ended:       isEnded(status.Status),
+		EndedAt:     status.Ended,
+		Step:        status.Step,
+		Period:      status.Period,
+		Started:     status.Started,
+		Decision:    d,
+		Transitions: []ReportTransition{},
+		Hourly:      []ReportHour{},
+	}
+	if r.Period == 0 {
+		r.Period = exp.PhaseOrOne()
+	}
+	if exp.Rollout != nil {
+		r.Steps = len(rampSteps(exp.Rollout, n-1))
+	} else {
+		r.Step = -1
+	}
+	r.Policy = ReportPolicy{
+		Primary:    a.policy.Primary.Name,
+		Better:     describe(exp, a.policy.Primary.Name).better,
+		Method:     a.policy.Method,
+		Alpha:      a.policy.Alpha,
+		Confidence: 1 - a.policy.Alpha,
+		MinUsers:   a.policy.MinUsers,
+		MaxUsers:   a.policy.MaxUsers,
+		SRMAlpha:   a.policy.SRMAlpha,
+		Guardrails: []ReportGuardrail{},
+	}
+	for _, g := range a.policy.Guardrails {
+		r.Policy.Guardrails = append(r.Policy.Guardrails, ReportGuardrail{Metric: g.Name, Margin: g.Margin, Relative: g.Relative, Better: describe(exp, g.Name).better})
+	}
+
+	// Traffic and SRM.
+	total := 0.0
+	for _, u := range in.Users {
+		total += u
+	}
+	splitSum := 0.0
+	for _, w := range split {
+		if w > 0 {
+			splitSum += w
+		}
+	}
+	r.SRM = ReportSRM{Expected: make([]float64, n), Observed: make([]float64, n), PValue: 1, ChiSquarePValue: 1, Alpha: a.policy.SRMAlpha, Status: "ok"}
+	for v := range n {
+		rv := ReportVariant{Index: v, Name: exp.Variants[v].Name, Model: exp.Variants[v].Model, Users: in.Users[v]}
+		if splitSum > 0 && split[v] > 0 {
+			rv.ExpectedShare = split[v] / splitSum
+		}
+		if total > 0 {
+			rv.ObservedShare = in.Users[v] / total
+		}
+		r.SRM.Expected[v], r.SRM.Observed[v] = rv.ExpectedShare, rv.ObservedShare
+		r.Variants = append(r.Variants, rv)
+	}
+	if d.SRM != nil {
+		r.SRM.PValue, r.SRM.ChiSquarePValue = d.SRM.AnytimePValue, d.SRM.PValue
+	}
+	switch {
+	case d.Verdict == stats.HaltSRM:
+		r.SRM.Status = "mismatch"
+	case total == 0 || hasReason(d, stats.ReasonInvalidSplit):
+		r.SRM.Status = "not_checked"
+	}
+
+	r.Metrics = a.metrics(snap.Stats, d)
+	r.Verdict = a.verdict(&r, in)
+
+	for _, t := range transitions {
+		if t.Decision != nil {
+			t.Verdict = t.Decision.Verdict
+			t.Decision = nil
+		}
+		r.Transitions = append(r.Transitions, t)
+	}
+	r.Hourly = a.hourly(hourly, split)
+	return r
+}
+
+func isEnded(status string) bool {
+	switch status {
+	case "promoted", "rolled_back", "stopped":
+		return true
+	}
+	return false
+}
+
+func hasReason(d stats.Decision, code stats.ReasonCode) bool {
+	for _, r := range d.Reasons {
+		if r.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// metricOrder lists the primary, the guardrails, then every other metric
+// with data: built-ins in their documented order, then custom ones by name.
+func (a *analysis) metricOrder(st map[experiments.VariantMetric]experiments.Summary) []string {
+	seen := map[string]bool{experiments.MetricRequests: true}
+	var out []string
+	add := func(m string) {
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	add(a.policy.Primary.Name)
+	for _, g := range a.policy.Guardrails {
+		add(g.Name)
+	}
+	has := map[string]bool{}
+	for vm := range st {
+		if vm.Variant < len(a.exp.Variants) {
+			has[vm.Metric] = true
+		}
+	}
+	for _, m := range experiments.BuiltinMetrics {
+		if has[m] {
+			add(m)
+		}
+	}
+	var custom []string
+	for m := range has {
+		if !seen[m] {
+			custom = append(custom, m)
+		}
+	}
+	sort.Strings(custom)
+	for _, m := range custom {
+		add(m)
+	}
+	return out
+}
+
+func (a *analysis) metrics(st map[experiments.VariantMetric]experiments.Summary, d stats.Decision) []ReportMetric {
+	var out []ReportMetric
+	margins := map[string]stats.Guardrail{}
+	for _, g := range a.policy.Guardrails {
+		margins[g.Name] = g
+	}
+	for _, name := range a.metricOrder(st) {
+		info := describe(a.exp, name)
+		m := ReportMetric{Name: name, Label: info.label, Unit: info.unit, Role: RoleSecondary, Better: info.better}
+		g, isGuard := margins[name]
+		switch {
+		case name == a.policy.Primary.Name:
+			m.Role = RolePrimary
+		case isGuard:
+			m.Role = RoleGuardrail
+			m.Margin, m.MarginRelative = fptr(g.Margin), g.Relative
+		}
+		c := toStats(st[experiments.VariantMetric{Variant: 0, Metric: name}])
+		ce := stats.Ratio.Estimate(c)
+		for v := range a.exp.Variants {
+			s := toStats(st[experiments.VariantMetric{Variant: v, Metric: name}])
+			te := stats.Ratio.Estimate(s)
+			row := ReportRow{Variant: v, Name: a.exp.Variants[v].Name, Users: s.N, Mean: fptr(te.Value), Status: RowControl}
+			if v > 0 {
+				row.Status = RowNoData
+				nn := c.N + s.N
+				abs := a.test(ce, te, nn, false)
+				rel := a.test(ce, te, nn, true)
+				if abs.Valid {
+					row.AbsLift, row.AbsCILow, row.AbsCIHigh = fptr(abs.Estimate), fptr(abs.CI.Low), fptr(abs.CI.High)
+				}
+				if rel.Valid {
+					row.RelLift, row.RelCILow, row.RelCIHigh = fptr(rel.Estimate), fptr(rel.CI.Low), fptr(rel.CI.High)
+				}
+				// The p-value of "no difference" is the same test on
+				// either scale up to the delta method; report the one the
+				// metric is judged on.
+				judged := abs
+				if m.Role == RolePrimary || (m.Role == RoleGuardrail && g.Relative) {
+					judged = rel
+				}
+				if judged.Valid {
+					row.PValue = fptr(judged.PValue)
+					row.Status = ciStatus(judged.CI, info.better)
+				}
+				if mr := decisionMetric(d, v, name, m.Role); mr != nil {
+					switch {
+					case m.Role == RoleGuardrail && mr.Valid:
+						row.MarginPValue = mr.PValue
+						switch {
+						case mr.Harmful:
+							row.Status = RowHarmful
+						case mr.NonInferior:
+							row.Status = RowNonInferior
+						default:
+							row.Status = RowInconclusive
+						}
+					case m.Role == RolePrimary && mr.Valid:
+						switch {
+						case mr.Better:
+							row.Status = RowBetter
+						case mr.Worse:
+							row.Status = RowWorse
+						default:
+							row.Status = RowInconclusive
+						}
+					}
+				} else if m.Role != RoleSecondary && row.Status != RowNoData {
+					// No decision yet (too few users, SRM): not judged.
+					row.Status = RowInconclusive
+				}
+			}
+			m.Rows = append(m.Rows, row)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// ciStatus reads a CI of a lift: entirely above or below zero, or not.
+func ciStatus(ci stats.Interval, better string) string {
+	up, down := ci.Low > 0, ci.High < 0
+	switch {
+	case !up && !down:
+		return RowInconclusive
+	case better == "":
+		if up {
+			return RowHigher
+		}
+		return RowLower
+	case (better == "higher") == up:
+		return RowBetter
+	default:
+		return RowWorse
+	}
+}
+
+func decisionMetric(d stats.Decision, variant int, metric, role string) *stats.MetricResult {
+	for i := range d.Variants {
+		if d.Variants[i].Variant != variant {
+			continue
+		}
+		for j := range d.Variants[i].Metrics {
+			mr := &d.Variants[i].Metrics[j]
+			if mr.Metric == metric && mr.Role == role {
+				return mr
+			}
+		}
+	}
+	return nil
+}
+
+// hourly computes the cumulative series behind the charts: at the end of
+// each hour, the users per variant and each candidate's relative lift on
+// the primary metric with its anytime-valid CI (the confidence sequence).
+func (a *analysis) hourly(hours []experiments.HourSummaries, split []float64) []ReportHour {
+	out := make([]ReportHour, 0, len(hours))
+	cum := map[experiments.VariantMetric]experiments.Summary{}
+	n := len(a.exp.Variants)
+	primary := a.policy.Primary.Name
+	for _, h := range hours {
+		for vm, s := range h.Stats {
+			cum[vm] = cum[vm].Add(s)
+		}
+		in := a.input(cum, split)
+		d := stats.Decide(in, a.policy)
+		rh := ReportHour{Hour: h.Hour.UTC(), Users: in.Users, Verdict: d.Verdict, Lift: make([]ReportPoint, 0, n-1)}
+		enough := true
+		for _, u := range in.Users {
+			if u < a.policy.MinUsers {
+				enough = false
+			}
+		}
+		c := in.Metrics[primary][0]
+		for v := 1; v < n; v++ {
+			p := ReportPoint{Variant: v}
+			if enough {
+				t := in.Metrics[primary][v]
+				tr := a.test(stats.Ratio.Estimate(c), stats.Ratio.Estimate(t), c.N+t.N, true)
+				if tr.Valid {
+					p.Lift, p.CILow, p.CIHigh = fptr(tr.Estimate), fptr(tr.CI.Low), fptr(tr.CI.High)
+				}
+			}
+			rh.Lift = append(rh.Lift, p)
+		}
+		out = append(out, rh)
+	}
+	return out
+}
+
+// fptr returns a pointer to x, or nil when x is NaN or infinite.
+func fptr(x float64) *float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return &x
+}

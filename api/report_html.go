@@ -1,0 +1,134 @@
+package api
+
+import (
+	"embed"
+	"html/template"
+	"io"
+	"net/url"
+	"strings"
+)
+
+//go:embed web/*.tmpl
+var webFS embed.FS
+
+var pageTemplates = template.Must(template.New("").Funcs(template.FuncMap{
+	"add": func(a, b float64) float64 { return a + b },
+	"sub": func(a, b float64) float64 { return a - b },
+	"statusClass": func(s string) string {
+		switch s {
+		case RowBetter, RowNonInferior, "ok", "running", "promoted":
+			return "good"
+		case RowWorse, RowHarmful, "mismatch", "rolled_back":
+			return "bad"
+		case "paused", "not checked":
+			return "warn"
+		}
+		return "neutral"
+	},
+}).ParseFS(webFS, "web/*.tmpl"))
+
+// refreshSeconds is how often a running experiment's page reloads.
+const refreshSeconds = 30
+
+type pageData struct {
+	R            Report
+	Status       string
+	Generated    string
+	Refresh      int // 0: no refresh (the experiment has ended)
+	IndexURL     string
+	JSONURL      string
+	VerdictClass string
+	Decision     string
+	Control      string
+	Confidence   string
+	Metrics      []metricView
+	LiftChart    *chart
+	TrafficChart *chart
+	Hours        []hourView
+	SRMStatus    string
+	SRMLine      string
+	Variants     []variantView
+	PolicyLine   string
+	Transitions  []transitionView
+}
+
+type hourView struct {
+	Hour    string
+	Users   []string
+	Lifts   []string
+	Verdict string
+}
+
+type variantView struct {
+	Name, Model, Users, Expected, Observed, Color string
+}
+
+type transitionView struct {
+	Seq                       int64
+	At, Actor, Change, Detail string
+}
+
+// verdictClass colours the verdict box.
+func verdictClass(kind string) string {
+	switch kind {
+	case VerdictPromote:
+		return "good"
+	case VerdictHarm, VerdictWorse, VerdictSRM:
+		return "bad"
+	case VerdictInconclusve, VerdictGuardrails, VerdictTooFew, VerdictFutility:
+		return "warn"
+	}
+	return ""
+}
+
+// renderPage writes the HTML report. base is the URL prefix the routes
+// are mounted under ("" at the root).
+func renderPage(w io.Writer, r Report, base string) error {
+	d := pageData{
+		R:            r,
+		Status:       r.statusLine(),
+		Generated:    fmtTime(r.GeneratedAt),
+		IndexURL:     base + "/reports",
+		JSONURL:      base + "/api/v1/experiments/" + url.PathEscape(r.Experiment) + "/report",
+		VerdictClass: verdictClass(r.Verdict.Kind),
+		Decision:     r.decisionLine(),
+		Control:      r.controlName(),
+		Confidence:   fmtConfidence(r.Policy.Confidence),
+		Metrics:      r.metricViews(),
+		LiftChart:    liftChart(&r),
+		TrafficChart: trafficChart(&r),
+		SRMStatus:    strings.ReplaceAll(r.SRM.Status, "_", " "),
+		SRMLine:      r.srmLine(),
+		PolicyLine:   r.policyLine(),
+	}
+	if !r.Ended {
+		d.Refresh = refreshSeconds
+	}
+	for _, h := range r.sampledHours(72) {
+		users, lifts := r.hourCells(h)
+		d.Hours = append(d.Hours, hourView{Hour: fmtHour(h), Users: users, Lifts: lifts, Verdict: string(h.Verdict)})
+	}
+	for _, v := range r.Variants {
+		d.Variants = append(d.Variants, variantView{Name: v.Name, Model: v.Model, Users: fmtCount(v.Users), Expected: fmtShareCell(v.ExpectedShare), Observed: fmtShareCell(v.ObservedShare), Color: colorOf(v.Index)})
+	}
+	for _, t := range r.Transitions {
+		change, detail := t.summary()
+		d.Transitions = append(d.Transitions, transitionView{Seq: t.Seq, At: fmtTime(t.At), Actor: t.Actor, Change: change, Detail: detail})
+	}
+	return pageTemplates.ExecuteTemplate(w, "report.html.tmpl", d)
+}
+
+type indexRow struct {
+	ID, Description, URL, Status, Verdict string
+}
+
+type indexData struct {
+	Generated string
+	Refresh   int
+	Rows      []indexRow
+}
+
+func renderIndex(w io.Writer, d indexData) error {
+	d.Refresh = refreshSeconds
+	return pageTemplates.ExecuteTemplate(w, "index.html.tmpl", d)
+}

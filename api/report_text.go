@@ -1,0 +1,335 @@
+package api
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// The text, markdown and HTML renderers share these cell strings, so the
+// three formats always say the same thing.
+
+type metricView struct {
+	Name     string
+	Title    string // "thumbs-up rate"
+	Role     string
+	Subtitle string // "primary; higher is better"
+	Rows     []rowView
+}
+
+type rowView struct {
+	Variant, Users, Mean, Lift, CI, AbsLift, AbsCI, P, Status string
+	Control                                                   bool
+}
+
+func (r *Report) metricViews() []metricView {
+	var out []metricView
+	for _, m := range r.Metrics {
+		mv := metricView{Name: m.Name, Title: m.Label, Role: m.Role}
+		parts := []string{m.Role}
+		if m.Role == RoleGuardrail && m.Margin != nil {
+			limit := fmtAbs(m.Unit, *m.Margin)
+			if m.MarginRelative {
+				limit = fmtPct(*m.Margin)
+			}
+			parts[0] = "guardrail: at most " + limit + " worse"
+		}
+		switch m.Better {
+		case "":
+			parts = append(parts, "no preferred direction")
+		default:
+			parts = append(parts, m.Better+" is better")
+		}
+		mv.Subtitle = strings.Join(parts, "; ")
+		for _, row := range m.Rows {
+			rv := rowView{Variant: row.Name, Users: fmtCount(row.Users), Mean: "-", Lift: "-", CI: "-", AbsLift: "-", AbsCI: "-", P: "-", Status: row.Status, Control: row.Variant == 0}
+			if row.Mean != nil {
+				rv.Mean = fmtValue(m.Unit, *row.Mean)
+			}
+			if row.RelLift != nil {
+				rv.Lift = fmtSignedPct(*row.RelLift)
+				rv.CI = fmtSignedPct(*row.RelCILow) + " to " + fmtSignedPct(*row.RelCIHigh)
+			}
+			if row.AbsLift != nil {
+				rv.AbsLift = fmtSignedAbs(m.Unit, *row.AbsLift)
+				rv.AbsCI = fmtSignedAbs(m.Unit, *row.AbsCILow) + " to " + fmtSignedAbs(m.Unit, *row.AbsCIHigh)
+			}
+			if row.PValue != nil {
+				rv.P = fmtP(*row.PValue)
+			}
+			mv.Rows = append(mv.Rows, rv)
+		}
+		out = append(out, mv)
+	}
+	return out
+}
+
+// statusLine: "running, ramp step 3 of 3, period 1, since 2026-11-20 00:00 UTC".
+func (r *Report) statusLine() string {
+	s := r.Status
+	if s == "" {
+		s = "unknown"
+	}
+	s = strings.ReplaceAll(s, "_", " ")
+	if r.Steps > 0 && r.Step >= 0 && !r.Ended {
+		s += fmt.Sprintf(", ramp step %d of %d", r.Step+1, r.Steps)
+	}
+	s += fmt.Sprintf(", period %d", r.Period)
+	if !r.Started.IsZero() {
+		s += ", since " + fmtTime(r.Started)
+	}
+	if r.Ended && !r.EndedAt.IsZero() {
+		s += ", ended " + fmtTime(r.EndedAt)
+	}
+	return s
+}
+
+func (r *Report) policyLine() string {
+	s := fmt.Sprintf("primary %s (relative lift), method %s, alpha %g (%s confidence, Bonferroni over candidates), at least %s users per variant",
+		r.Policy.Primary, r.Policy.Method, r.Policy.Alpha, fmtConfidence(r.Policy.Confidence), fmtCount(r.Policy.MinUsers))
+	if r.Policy.MaxUsers > 0 {
+		s += fmt.Sprintf(", at most %s", fmtCount(r.Policy.MaxUsers))
+	}
+	return s + fmt.Sprintf(", SRM alarm below p = %g", r.Policy.SRMAlpha)
+}
+
+func (r *Report) srmLine() string {
+	status := map[string]string{"ok": "ok", "mismatch": "MISMATCH", "not_checked": "not checked"}[r.SRM.Status]
+	return fmt.Sprintf("Sample ratio check: %s (expected %s, observed %s; anytime-valid %s, chi-square %s; alarm below %g)",
+		status, fmtShares(r.SRM.Expected), fmtShares(r.SRM.Observed), pEq(r.SRM.PValue), pEq(r.SRM.ChiSquarePValue), r.SRM.Alpha)
+}
+
+func (r *Report) decisionLine() string {
+	s := string(r.Decision.Verdict)
+	if w := r.Decision.Winner; w != nil && *w < len(r.Variants) {
+		s += " (winner: " + r.Variants[*w].Name + ")"
+	}
+	return s
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+// sampledHours picks at most max hours, evenly spaced, always the last.
+func (r *Report) sampledHours(max int) []ReportHour {
+	n := len(r.Hourly)
+	if n <= max {
+		return r.Hourly
+	}
+	out := make([]ReportHour, 0, max)
+	for i := range max {
+		out = append(out, r.Hourly[(n-1)-(max-1-i)*(n-1)/(max-1)])
+	}
+	return out
+}
+
+func (r *Report) hourCells(h ReportHour) (users []string, lifts []string) {
+	for _, u := range h.Users {
+		users = append(users, fmtCount(u))
+	}
+	for _, p := range h.Lift {
+		if p.Lift == nil {
+			lifts = append(lifts, "-")
+			continue
+		}
+		lifts = append(lifts, fmt.Sprintf("%s (%s to %s)", fmtSignedPct(*p.Lift), fmtSignedPct(*p.CILow), fmtSignedPct(*p.CIHigh)))
+	}
+	return users, lifts
+}
+
+func (t ReportTransition) summary() (change, detail string) {
+	change = t.Action
+	if t.From != "" || t.To != "" {
+		change += ": " + t.From + " -> " + t.To
+	}
+	var parts []string
+	if t.Reason != "" {
+		parts = append(parts, t.Reason)
+	}
+	if len(t.Codes) > 0 {
+		parts = append(parts, "codes "+strings.Join(t.Codes, ", "))
+	}
+	if t.Verdict != "" {
+		parts = append(parts, "verdict "+string(t.Verdict))
+	}
+	return change, strings.Join(parts, "; ")
+}
+
+// errWriter remembers the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
+
+// RenderText writes the report as plain text for a terminal.
+func RenderText(w io.Writer, r Report) error {
+	ew := &errWriter{w: w}
+	p := ew.printf
+	p("Experiment report: %s\n", r.Experiment)
+	if r.Description != "" {
+		p("%s\n", r.Description)
+	}
+	p("Status: %s\n", r.statusLine())
+	p("Generated: %s\n\n", fmtTime(r.GeneratedAt))
+
+	p("VERDICT\n  %s\n", r.Verdict.Sentence)
+	for _, d := range r.Verdict.Details {
+		p("  - %s\n", d)
+	}
+
+	p("\nTRAFFIC\n")
+	tw := tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
+	tw.Write([]byte("  variant\tmodel\tusers\texpected\tobserved\n"))
+	for _, v := range r.Variants {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", v.Name, v.Model, fmtCount(v.Users), fmtShareCell(v.ExpectedShare), fmtShareCell(v.ObservedShare))
+	}
+	if err := tw.Flush(); err != nil && ew.err == nil {
+		ew.err = err
+	}
+	p("  %s\n", r.srmLine())
+
+	p("\nMETRICS (lift against %s, anytime-valid %s confidence intervals)\n", r.controlName(), fmtConfidence(r.Policy.Confidence))
+	for _, m := range r.metricViews() {
+		p("\n  %s [%s]\n", m.Title, m.Subtitle)
+		tw := tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
+		tw.Write([]byte("    variant\tusers\tmean\tlift\tCI\tabs. lift\tabs. CI\tp-value\tstatus\n"))
+		for _, rv := range m.Rows {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rv.Variant, rv.Users, rv.Mean, rv.Lift, rv.CI, rv.AbsLift, rv.AbsCI, rv.P, rv.Status)
+		}
+		if err := tw.Flush(); err != nil && ew.err == nil {
+			ew.err = err
+		}
+	}
+
+	p("\nDECISION\n  verdict: %s\n", r.decisionLine())
+	for _, rs := range r.Decision.Reasons {
+		p("  - %s: %s\n", rs.Code, rs.Message)
+	}
+	p("  policy: %s\n", r.policyLine())
+
+	if len(r.Hourly) > 0 {
+		p("\nOVER TIME (cumulative; %s lift with its anytime-valid CI)\n", r.Policy.Primary)
+		tw := tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
+		head := "    as of (UTC)"
+		for _, v := range r.Variants {
+			head += "\tusers " + v.Name
+		}
+		for _, v := range r.Variants[1:] {
+			head += "\tlift " + v.Name
+		}
+		tw.Write([]byte(head + "\tverdict\n"))
+		for _, h := range r.sampledHours(12) {
+			users, lifts := r.hourCells(h)
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", fmtHour(h), strings.Join(users, "\t"), strings.Join(lifts, "\t"), h.Verdict)
+		}
+		if err := tw.Flush(); err != nil && ew.err == nil {
+			ew.err = err
+		}
+	}
+
+	p("\nAUDIT TRAIL\n")
+	if len(r.Transitions) == 0 {
+		p("  (no transitions)\n")
+	}
+	tw = tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
+	for _, t := range r.Transitions {
+		change, detail := t.summary()
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\n", t.Seq, fmtTime(t.At), t.Actor, change, detail)
+	}
+	if err := tw.Flush(); err != nil && ew.err == nil {
+		ew.err = err
+	}
+	return ew.err
+}
+
+// fmtHour is the end of an hourly point: its values are cumulative then.
+func fmtHour(h ReportHour) string { return hourEnd(h).UTC().Format("2006-01-02 15:04") }
+
+func (r *Report) controlName() string {
+	if len(r.Variants) > 0 {
+		return r.Variants[0].Name
+	}
+	return "the control"
+}
+
+func fmtShareCell(x float64) string { return fmt.Sprintf("%.1f%%", x*100) }
+
+// mdEscape keeps a cell from breaking a markdown table.
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ", "*", `\*`, "_", `\_`, "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// RenderMarkdown writes the report as GitHub-flavoured markdown, for a
+// pull request, a ticket or a wiki page.
+func RenderMarkdown(w io.Writer, r Report) error {
+	ew := &errWriter{w: w}
+	p := ew.printf
+	e := mdEscape
+	p("# Experiment report: %s\n\n", e(r.Experiment))
+	if r.Description != "" {
+		p("%s\n\n", e(r.Description))
+	}
+	p("**Status:** %s  \n**Generated:** %s\n\n", e(r.statusLine()), fmtTime(r.GeneratedAt))
+	p("## Verdict\n\n> %s\n", e(r.Verdict.Sentence))
+	for _, d := range r.Verdict.Details {
+		p(">\n> - %s\n", e(d))
+	}
+
+	p("\n## Traffic\n\n| variant | model | users | expected | observed |\n|---|---|--:|--:|--:|\n")
+	for _, v := range r.Variants {
+		p("| %s | %s | %s | %s | %s |\n", e(v.Name), e(v.Model), fmtCount(v.Users), fmtShareCell(v.ExpectedShare), fmtShareCell(v.ObservedShare))
+	}
+	p("\n%s\n", e(r.srmLine()))
+
+	p("\n## Metrics\n\nLift against %s, with anytime-valid %s confidence intervals.\n", e(r.controlName()), fmtConfidence(r.Policy.Confidence))
+	for _, m := range r.metricViews() {
+		p("\n### %s\n\n_%s_\n\n", e(m.Title), e(m.Subtitle))
+		p("| variant | users | mean | lift | CI | abs. lift | abs. CI | p-value | status |\n|---|--:|--:|--:|---|--:|---|--:|---|\n")
+		for _, rv := range m.Rows {
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", e(rv.Variant), rv.Users, e(rv.Mean), rv.Lift, rv.CI, e(rv.AbsLift), e(rv.AbsCI), rv.P, e(rv.Status))
+		}
+	}
+
+	p("\n## Decision\n\n**Verdict:** `%s`\n\n", r.decisionLine())
+	for _, rs := range r.Decision.Reasons {
+		p("- `%s`: %s\n", rs.Code, e(rs.Message))
+	}
+	p("\nPolicy: %s.\n", e(r.policyLine()))
+
+	if len(r.Hourly) > 0 {
+		p("\n## Over time\n\nCumulative at the end of each hour; %s lift with its anytime-valid CI.\n\n| as of (UTC) |", e(r.Policy.Primary))
+		sep := "|---|"
+		for _, v := range r.Variants {
+			p(" users %s |", e(v.Name))
+			sep += "--:|"
+		}
+		for _, v := range r.Variants[1:] {
+			p(" lift %s |", e(v.Name))
+			sep += "---|"
+		}
+		p(" verdict |\n%s---|\n", sep)
+		for _, h := range r.sampledHours(12) {
+			users, lifts := r.hourCells(h)
+			p("| %s | %s | %s | %s |\n", fmtHour(h), strings.Join(users, " | "), strings.Join(lifts, " | "), h.Verdict)
+		}
+	}
+
+	p("\n## Audit trail\n\n")
+	if len(r.Transitions) == 0 {
+		p("No transitions.\n")
+		return ew.err
+	}
+	p("| # | time | actor | change | details |\n|--:|---|---|---|---|\n")
+	for _, t := range r.Transitions {
+		change, detail := t.summary()
+		p("| %d | %s | %s | %s | %s |\n", t.Seq, fmtTime(t.At), e(t.Actor), e(change), e(detail))
+	}
+	return ew.err
+}

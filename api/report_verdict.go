@@ -1,0 +1,453 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/stats"
+)
+
+// metricInfo is how a metric reads to people.
+type metricInfo struct {
+	label  string // table label: "mean latency (ms)"
+	noun   string // in sentences: "mean latency"
+	unit   string // rate, ms, s, tokens, cost, score, ""
+	better string // higher, lower, "" (no preferred direction)
+}
+
+var builtinInfo = map[string]metricInfo{
+	experiments.MetricThumbs:            {"thumbs-up rate", "thumbs-up rate", "rate", "higher"},
+	experiments.MetricLatencyMS:         {"mean latency (ms)", "mean latency", "ms", "lower"},
+	experiments.MetricTTFBMS:            {"time to first byte (ms)", "time to first byte", "ms", "lower"},
+	experiments.MetricMaxGapMS:          {"longest stream pause (ms)", "longest stream pause", "ms", "lower"},
+	experiments.MetricError:             {"error rate", "error rate", "rate", "lower"},
+	experiments.MetricFallback:          {"fallback rate", "fallback rate", "rate", "lower"},
+	experiments.MetricStreamAborted:     {"aborted-stream rate", "aborted-stream rate", "rate", "lower"},
+	experiments.MetricPromptTokens:      {"prompt tokens per request", "prompt tokens per request", "tokens", ""},
+	experiments.MetricCompletionTokens:  {"completion tokens per request", "completion tokens per request", "tokens", ""},
+	experiments.MetricCost:              {"cost per request", "cost per request", "cost", "lower"},
+	experiments.MetricRating:            {"mean rating (1-5)", "mean rating", "score", "higher"},
+	experiments.MetricCorrection:        {"correction rate", "correction rate", "rate", "lower"},
+	experiments.MetricReformulated:      {"reformulation rate", "reformulation rate", "rate", "lower"},
+	experiments.MetricTaskCompleted:     {"task completion rate", "task completion rate", "rate", "higher"},
+	experiments.MetricCompletionSeconds: {"time to complete a task (s)", "time to complete a task", "s", "lower"},
+	experiments.MetricRequests:          {"requests per user", "requests per user", "", ""},
+}
+
+// describe returns how a built-in or custom metric reads.
+func describe(exp *experiments.Experiment, name string) metricInfo {
+	if in, ok := builtinInfo[name]; ok {
+		return in
+	}
+	in := metricInfo{label: name, noun: name, better: "higher"}
+	for _, m := range exp.Metrics {
+		if m.Name != name {
+			continue
+		}
+		if m.Kind == experiments.MetricBinary {
+			in.unit = "rate"
+			in.label, in.noun = name+" rate", name+" rate"
+		}
+		if m.HigherIsBetter != nil && !*m.HigherIsBetter {
+			in.better = "lower"
+		}
+	}
+	return in
+}
+
+// verdict writes the plain-language summary. It reads the decision and
+// the metric rows already in r.
+func (a *analysis) verdict(r *Report, in stats.Input) ReportVerdict {
+	d := r.Decision
+	conf := fmtConfidence(r.Policy.Confidence)
+	primary := r.metric(r.Policy.Primary)
+	info := describe(a.exp, r.Policy.Primary)
+	total, minUsers := 0.0, math.Inf(1)
+	for _, u := range in.Users {
+		total += u
+		minUsers = math.Min(minUsers, u)
+	}
+	cand := func(v int) string { return "candidate " + strconv.Quote(a.exp.Variants[v].Name) }
+	// liftPhrase: `candidate "ft" raises the thumbs-up rate by 4.1% (anytime-valid 95% CI +1.2% to +7.0%)`.
+	liftPhrase := func(v int, neutral bool) string {
+		row := primary.row(v)
+		if row == nil || row.RelLift == nil {
+			return fmt.Sprintf("%s has no %s data yet", cand(v), info.noun)
+		}
+		l := *row.RelLift
+		verb := "raises"
+		if l < 0 {
+			verb = "lowers"
+		}
+		s := fmt.Sprintf("%s %s the %s by %s", cand(v), verb, info.noun, fmtPct(math.Abs(l)))
+		if neutral {
+			s = fmt.Sprintf("%s changes the %s by %s", cand(v), info.noun, fmtSignedPct(l))
+		}
+		return s + fmt.Sprintf(" (anytime-valid %s CI %s to %s)", conf, fmtSignedPct(*row.RelCILow), fmtSignedPct(*row.RelCIHigh))
+	}
+	v := ReportVerdict{Recommendation: "keep running"}
+	switch {
+	case total == 0:
+		v.Kind = VerdictNoData
+		what := "no user has reached this experiment in the current period yet"
+		if r.Status == "draft" {
+			what, v.Recommendation = "the experiment has not started", "start it when ready"
+		}
+		v.Sentence = fmt.Sprintf("No data yet: %s; recommendation: %s.", what, v.Recommendation)
+		return v
+	case d.Verdict == stats.HaltSRM:
+		v.Kind, v.Recommendation = VerdictSRM, "check the assignment"
+		v.Sentence = fmt.Sprintf("The traffic split is broken: expected %s, observed %s (anytime-valid %s). Don't trust these numbers; check the assignment.",
+			fmtShares(r.SRM.Expected), fmtShares(r.SRM.Observed), pEq(r.SRM.PValue))
+		return v
+	case hasReason(d, stats.ReasonMinUsers):
+		v.Kind = VerdictTooFew
+		v.Sentence = fmt.Sprintf("Too few users to judge yet: the smallest variant has %s users and the analysis starts at %s per variant; recommendation: %s.",
+			fmtCount(minUsers), fmtCount(r.Policy.MinUsers), v.Recommendation)
+		return v
+	}
+
+	k := len(a.exp.Variants) - 1
+	// The candidate the sentence is about, and one detail per candidate.
+	focus := a.bestCandidate(primary)
+	if k > 1 {
+		for j := 1; j <= k; j++ {
+			v.Details = append(v.Details, a.candidateLine(r, j, conf))
+		}
+	}
+	switch d.Verdict {
+	case stats.Rollback:
+		if hv, g := r.harm(); hv > 0 {
+			v.Kind, v.Recommendation = VerdictHarm, "roll back"
+			gi := describe(a.exp, g.Name)
+			row := g.row(hv)
+			lift, lo, hi, margin := row.AbsLift, row.AbsCILow, row.AbsCIHigh, fmtAbs(gi.unit, *g.Margin)
+			if g.MarginRelative {
+				lift, lo, hi, margin = row.RelLift, row.RelCILow, row.RelCIHigh, fmtPct(*g.Margin)
+			}
+			v.Sentence = fmt.Sprintf("%s makes the %s worse by %s (anytime-valid %s CI %s to %s), more than the allowed %s; recommendation: roll back.",
+				capitalize(cand(hv)), gi.noun, fmtMagnitude(gi.unit, g.MarginRelative, *lift), conf,
+				fmtLift(gi.unit, g.MarginRelative, *lo), fmtLift(gi.unit, g.MarginRelative, *hi), margin)
+			return v
+		}
+		v.Kind, v.Recommendation = VerdictWorse, "roll back"
+		v.Sentence = capitalize(liftPhrase(focus, false)) + "; it is worse than the base model; recommendation: roll back."
+	case stats.Promote:
+		v.Kind, v.Recommendation = VerdictPromote, "promote"
+		v.Sentence = capitalize(liftPhrase(*d.Winner, false)) + "; guardrails hold; recommendation: promote."
+	case stats.StopFutility:
+		v.Kind, v.Recommendation = VerdictFutility, "stop and keep the base model"
+		v.Sentence = fmt.Sprintf("No clear difference after the maximum of %s users per variant: %s; recommendation: stop and keep the base model.",
+			fmtCount(r.Policy.MaxUsers), liftPhrase(focus, true))
+	default:
+		row := primary.row(focus)
+		if row != nil && row.Status == RowBetter {
+			v.Kind = VerdictGuardrails
+			v.Sentence = fmt.Sprintf("%s, but the guardrails can't rule out harm yet (%s); recommendation: keep running.",
+				capitalize(liftPhrase(focus, false)), strings.Join(r.pendingGuardrails(focus), ", "))
+			return v
+		}
+		v.Kind = VerdictInconclusve
+		need := ""
+		if row != nil && row.RelLift != nil {
+			if more, size := a.moreUsers(in, math.Abs(*row.RelLift), minUsers); more > 0 {
+				v.MoreUsersNeeded = &more
+				need = fmt.Sprintf("; about %s more users per variant needed to detect a change of %s", fmtAbout(more), fmtPct(size))
+				if r.Policy.MaxUsers > 0 && more+minUsers > r.Policy.MaxUsers {
+					need += fmt.Sprintf(", more than the maximum of %s: the change may be too small to matter", fmtCount(r.Policy.MaxUsers))
+				}
+			}
+		}
+		v.Sentence = fmt.Sprintf("Not enough evidence yet: %s%s; recommendation: keep running.", liftPhrase(focus, true), need)
+	}
+	return v
+}
+
+// moreUsers plans the additional users per variant the sequential test
+// needs to detect a relative change of size (at least 1%) with 80% power,
+// from the control's observed mean and per-user spread.
+func (a *analysis) moreUsers(in stats.Input, size, have float64) (more, used float64) {
+	size = math.Max(size, 0.01)
+	c := in.Metrics[a.policy.Primary.Name][0]
+	e := stats.Ratio.Estimate(c)
+	sd := math.Sqrt(e.Variance * c.N)
+	if !(e.Value > 0) || !(sd > 0) || math.IsInf(sd, 0) {
+		return 0, size
+	}
+	pl := stats.SampleSize(stats.PlanInput{
+		BaselineMean: e.Value, BaselineSD: sd, Lift: size, Relative: true,
+		Alpha: a.policy.Alpha, Power: 0.8, Candidates: a.k,
+	}, a.policy.Method, a.tau, a.nStar, nil)
+	return math.Max(0, pl.Sequential-have), size
+}
+
+// bestCandidate is the candidate with the best primary estimate.
+func (a *analysis) bestCandidate(primary *ReportMetric) int {
+	best, score := 1, math.Inf(-1)
+	sign := 1.0
+	if primary != nil && primary.Better == "lower" {
+		sign = -1
+	}
+	for j := 1; j < len(a.exp.Variants); j++ {
+		if row := primary.row(j); row != nil && row.RelLift != nil && sign**row.RelLift > score {
+			best, score = j, sign**row.RelLift
+		}
+	}
+	return best
+}
+
+// candidateLine summarises one candidate: primary lift and guardrails.
+func (a *analysis) candidateLine(r *Report, j int, conf string) string {
+	name := strconv.Quote(a.exp.Variants[j].Name)
+	primary := r.metric(r.Policy.Primary)
+	info := describe(a.exp, r.Policy.Primary)
+	s := name + ": " + info.noun + " "
+	if row := primary.row(j); row != nil && row.RelLift != nil {
+		s += fmt.Sprintf("%s (anytime-valid %s CI %s to %s), %s", fmtSignedPct(*row.RelLift), conf, fmtSignedPct(*row.RelCILow), fmtSignedPct(*row.RelCIHigh), row.Status)
+	} else {
+		s += "no data"
+	}
+	var harmful []string
+	for i := range r.Metrics {
+		m := &r.Metrics[i]
+		if m.Role == RoleGuardrail {
+			if row := m.row(j); row != nil && row.Status == RowHarmful {
+				harmful = append(harmful, describe(a.exp, m.Name).noun)
+			}
+		}
+	}
+	switch pending := r.pendingGuardrails(j); {
+	case len(harmful) > 0:
+		s += "; harmful on " + strings.Join(harmful, ", ")
+	case len(pending) > 0:
+		s += "; guardrails not yet shown safe: " + strings.Join(pending, ", ")
+	default:
+		s += "; guardrails hold"
+	}
+	return s + "."
+}
+
+func (r *Report) metric(name string) *ReportMetric {
+	for i := range r.Metrics {
+		if r.Metrics[i].Name == name {
+			return &r.Metrics[i]
+		}
+	}
+	return nil
+}
+
+func (m *ReportMetric) row(v int) *ReportRow {
+	if m == nil {
+		return nil
+	}
+	for i := range m.Rows {
+		if m.Rows[i].Variant == v {
+			return &m.Rows[i]
+		}
+	}
+	return nil
+}
+
+// harm returns the first candidate harmful on a guardrail, and that
+// guardrail.
+func (r *Report) harm() (int, *ReportMetric) {
+	for i := range r.Metrics {
+		m := &r.Metrics[i]
+		if m.Role != RoleGuardrail || m.Margin == nil {
+			continue
+		}
+		for _, row := range m.Rows {
+			if row.Status == RowHarmful && row.AbsLift != nil && row.RelLift != nil {
+				return row.Variant, m
+			}
+		}
+	}
+	return 0, nil
+}
+
+func (r *Report) pendingGuardrails(v int) []string {
+	var out []string
+	for i := range r.Metrics {
+		m := &r.Metrics[i]
+		if m.Role != RoleGuardrail {
+			continue
+		}
+		if row := m.row(v); row == nil || row.Status != RowNonInferior {
+			out = append(out, m.Label)
+		}
+	}
+	return out
+}
+
+// Number formatting shared by the renderers. ASCII only, so terminals and
+// golden files agree.
+
+func fmtConfidence(c float64) string {
+	return strconv.FormatFloat(math.Round(c*1000)/10, 'f', -1, 64) + "%"
+}
+
+// fmtPct formats a fraction as a percentage: 0.041 → "4.1%".
+func fmtPct(x float64) string {
+	p := x * 100
+	switch a := math.Abs(p); {
+	case a == 0:
+		return "0%"
+	case a < 1:
+		return strconv.FormatFloat(p, 'f', 2, 64) + "%"
+	case a >= 100:
+		return strconv.FormatFloat(p, 'f', 0, 64) + "%"
+	}
+	return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+}
+
+func fmtSignedPct(x float64) string {
+	s := fmtPct(x)
+	if x == 0 {
+		return s
+	}
+	if x >= 0 && !strings.HasPrefix(s, "-") {
+		return "+" + s
+	}
+	return s
+}
+
+// fmtValue formats a metric value in its unit.
+func fmtValue(unit string, x float64) string {
+	switch unit {
+	case "rate":
+		return fmtPct(x)
+	case "ms":
+		return fmtNum(x) + " ms"
+	case "s":
+		return fmtNum(x) + " s"
+	case "cost":
+		return strconv.FormatFloat(x, 'g', 3, 64)
+	}
+	return fmtNum(x)
+}
+
+// fmtAbs formats a non-negative absolute amount in the metric's unit
+// (rates in percentage points).
+func fmtAbs(unit string, x float64) string {
+	if unit == "rate" {
+		return fmtNum(x*100) + " pp"
+	}
+	return fmtValue(unit, x)
+}
+
+// fmtSignedAbs is fmtAbs with a sign.
+func fmtSignedAbs(unit string, x float64) string {
+	s := fmtAbs(unit, math.Abs(x))
+	if x < 0 {
+		return "-" + s
+	}
+	return "+" + s
+}
+
+// fmtLift formats a signed lift, relative (%) or absolute (unit).
+func fmtLift(unit string, relative bool, x float64) string {
+	if relative {
+		return fmtSignedPct(x)
+	}
+	return fmtSignedAbs(unit, x)
+}
+
+func fmtMagnitude(unit string, relative bool, x float64) string {
+	if relative {
+		return fmtPct(math.Abs(x))
+	}
+	return fmtAbs(unit, math.Abs(x))
+}
+
+// fmtNum prints about three significant digits, without exponent for
+// ordinary magnitudes.
+func fmtNum(x float64) string {
+	a := math.Abs(x)
+	switch {
+	case a == 0:
+		return "0"
+	case a >= 100:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	case a >= 10:
+		return trimZeros(strconv.FormatFloat(x, 'f', 1, 64))
+	case a >= 0.01:
+		return trimZeros(strconv.FormatFloat(x, 'f', 2, 64))
+	}
+	return strconv.FormatFloat(x, 'g', 2, 64)
+}
+
+func trimZeros(s string) string {
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+// fmtP formats a p-value.
+func fmtP(p float64) string {
+	switch {
+	case p >= 0.9995:
+		return "1"
+	case p >= 0.001:
+		return strconv.FormatFloat(p, 'f', 3, 64)
+	case p < 1e-300:
+		return "0"
+	}
+	return strconv.FormatFloat(p, 'e', 1, 64)
+}
+
+// fmtCount formats a count with thousands separators: 12345 → "12,345".
+func fmtCount(x float64) string {
+	if math.IsInf(x, 0) || math.IsNaN(x) {
+		return "-"
+	}
+	s := strconv.FormatInt(int64(math.Round(x)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// fmtAbout rounds to two significant digits: 12345 → "12,000".
+func fmtAbout(x float64) string {
+	if x < 100 {
+		return fmtCount(math.Ceil(x))
+	}
+	p := math.Pow(10, math.Floor(math.Log10(x))-1)
+	return fmtCount(math.Round(x/p) * p)
+}
+
+func fmtShares(s []float64) string {
+	parts := make([]string, len(s))
+	for i, x := range s {
+		parts[i] = strconv.FormatFloat(x*100, 'f', 1, 64) + "%"
+	}
+	return strings.Join(parts, " / ")
+}
+
+// pEq is "p = 0.031", or "p < 1e-300" when p underflows.
+func pEq(p float64) string {
+	if p < 1e-300 {
+		return "p < 1e-300"
+	}
+	return "p = " + fmtP(p)
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
