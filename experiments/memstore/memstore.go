@@ -1,0 +1,247 @@
+// Package memstore is the in-memory experiments.Store: a mutex and maps.
+// It is the embedded default for a single replica (nothing survives a
+// restart) and the reference the Redis store is tested against.
+package memstore
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/abgate/abgate/experiments"
+)
+
+var _ experiments.Store = (*Store)(nil)
+
+// Store is an in-memory experiments.Store. The zero value is not usable;
+// call New.
+type Store struct {
+	now         func() time.Time
+	dedupWindow time.Duration
+
+	mu   sync.Mutex
+	exps map[string]*experiment
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock replaces time.Now (expiry), for tests.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithDedupWindow sets how long applied batch ids are remembered (default
+// 1h, as in redisstore), bounding the memory they take.
+func WithDedupWindow(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.dedupWindow = d
+		}
+	}
+}
+
+// New returns an empty Store.
+func New(opts ...Option) *Store {
+	s := &Store{now: time.Now, dedupWindow: time.Hour, exps: make(map[string]*experiment)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+type experiment struct {
+	phases    map[int]*phase
+	events    map[string]struct{}  // applied feedback event ids
+	batches   map[string]time.Time // applied batch ids -> when
+	lastPrune time.Time
+	deadline  time.Time // zero: no expiry
+}
+
+type userKey struct {
+	variant int
+	unit    experiments.UnitKey
+}
+
+type totals struct{ x, y float64 }
+
+type phase struct {
+	stats    map[experiments.VariantMetric]experiments.Summary
+	counters map[experiments.VariantMetric]int64
+	users    map[userKey]map[string]totals
+	hours    map[experiments.Hour]map[experiments.VariantMetric]experiments.Summary
+}
+
+// get returns the live experiment, dropping it if it has expired; with
+// create it makes a missing one. Call with s.mu held.
+func (s *Store) get(id string, create bool) *experiment {
+	e := s.exps[id]
+	if e != nil && !e.deadline.IsZero() && !s.now().Before(e.deadline) {
+		delete(s.exps, id)
+		e = nil
+	}
+	if e == nil && create {
+		e = &experiment{
+			phases:  make(map[int]*phase),
+			events:  make(map[string]struct{}),
+			batches: make(map[string]time.Time),
+		}
+		s.exps[id] = e
+	}
+	return e
+}
+
+// Apply implements experiments.Store. The whole batch is applied under one
+// lock, so it is atomic.
+func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.ApplyResult, error) {
+	var res experiments.ApplyResult
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if err := b.Validate(); err != nil {
+		return res, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.get(b.Experiment, true)
+	now := s.now()
+	if now.Sub(e.lastPrune) > s.dedupWindow/4 {
+		for id, at := range e.batches {
+			if now.Sub(at) > s.dedupWindow {
+				delete(e.batches, id)
+			}
+		}
+		e.lastPrune = now
+	}
+	if _, ok := e.batches[b.ID]; ok {
+		res.Duplicate = true
+		return res, nil
+	}
+	e.batches[b.ID] = now
+	p := e.phases[b.Phase]
+	if p == nil {
+		p = &phase{
+			stats:    make(map[experiments.VariantMetric]experiments.Summary),
+			counters: make(map[experiments.VariantMetric]int64),
+			users:    make(map[userKey]map[string]totals),
+			hours:    make(map[experiments.Hour]map[experiments.VariantMetric]experiments.Summary),
+		}
+		e.phases[b.Phase] = p
+	}
+	// Entries go in hour order, so each hourly bucket gets the change
+	// that happened during that hour (the Redis store does the same).
+	type entry struct {
+		d  *experiments.Delta
+		id string
+	}
+	entries := make([]entry, 0, len(b.Deltas)+len(b.Events))
+	for i := range b.Deltas {
+		entries = append(entries, entry{d: &b.Deltas[i]})
+	}
+	for i := range b.Events {
+		entries = append(entries, entry{d: &b.Events[i].Delta, id: b.Events[i].ID})
+	}
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].d.Hour < entries[j].d.Hour })
+	for _, en := range entries {
+		if en.id != "" {
+			if _, ok := e.events[en.id]; ok {
+				res.DuplicateEvents++
+				continue
+			}
+			e.events[en.id] = struct{}{}
+		}
+		p.apply(en.d)
+	}
+	for _, c := range b.Counters {
+		p.counters[experiments.VariantMetric{Variant: c.Variant, Metric: c.Name}] += c.N
+	}
+	return res, nil
+}
+
+func (p *phase) apply(d *experiments.Delta) {
+	uk := userKey{d.Variant, d.Unit}
+	u := p.users[uk]
+	if u == nil {
+		u = make(map[string]totals, 4)
+		p.users[uk] = u
+	}
+	t0, seen := u[d.Metric]
+	t1 := totals{t0.x + d.DX, t0.y + d.DY}
+	u[d.Metric] = t1
+	delta := experiments.SummaryDelta(!seen, t0.x, t0.y, t1.x, t1.y)
+	vm := experiments.VariantMetric{Variant: d.Variant, Metric: d.Metric}
+	p.stats[vm] = p.stats[vm].Add(delta)
+	h := p.hours[d.Hour]
+	if h == nil {
+		h = make(map[experiments.VariantMetric]experiments.Summary)
+		p.hours[d.Hour] = h
+	}
+	h[vm] = h[vm].Add(delta)
+}
+
+// Summaries implements experiments.Store.
+func (s *Store) Summaries(ctx context.Context, exp string, ph int) (experiments.Snapshot, error) {
+	snap := experiments.Snapshot{
+		Stats:    make(map[experiments.VariantMetric]experiments.Summary),
+		Counters: make(map[experiments.VariantMetric]int64),
+	}
+	if err := ctx.Err(); err != nil {
+		return snap, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.get(exp, false)
+	if e == nil || e.phases[ph] == nil {
+		return snap, nil
+	}
+	p := e.phases[ph]
+	for k, v := range p.stats {
+		snap.Stats[k] = v
+	}
+	for k, v := range p.counters {
+		snap.Counters[k] = v
+	}
+	return snap, nil
+}
+
+// Hourly implements experiments.Store.
+func (s *Store) Hourly(ctx context.Context, exp string, ph int, from, to time.Time) ([]experiments.HourSummaries, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.get(exp, false)
+	if e == nil || e.phases[ph] == nil {
+		return nil, nil
+	}
+	lo, hi := experiments.HourOf(from), experiments.HourOf(to)
+	if !to.Equal(hi.Time()) {
+		hi++ // [from, to) touches the hour to falls in
+	}
+	var out []experiments.HourSummaries
+	for h, m := range e.phases[ph].hours {
+		if h < lo || h >= hi {
+			continue
+		}
+		hs := experiments.HourSummaries{Hour: h.Time(), Stats: make(map[experiments.VariantMetric]experiments.Summary, len(m))}
+		for k, v := range m {
+			hs.Stats[k] = v
+		}
+		out = append(out, hs)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Hour.Before(out[j].Hour) })
+	return out, nil
+}
+
+// Expire implements experiments.Store. An unknown experiment is a no-op.
+func (s *Store) Expire(ctx context.Context, exp string, after time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.get(exp, false); e != nil {
+		e.deadline = s.now().Add(after)
+	}
+	return nil
+}

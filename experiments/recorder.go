@@ -1,0 +1,651 @@
+package experiments
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	rand2 "math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Recorder errors.
+var (
+	// ErrQueueFull: the recorder can't take more feedback right now; the
+	// feedback API answers 503 and the client retries. Nothing already
+	// accepted is lost by this.
+	ErrQueueFull = errors.New("recorder queue full")
+	// ErrClosed: the recorder has been closed.
+	ErrClosed = errors.New("recorder closed")
+	// ErrInvalidFeedback: the feedback can never be recorded (no
+	// experiment or metric, non-finite value).
+	ErrInvalidFeedback = errors.New("invalid feedback")
+)
+
+// Recorder defaults. Config.SetDefaults fills the Recording fields; these
+// cover a zero Recording passed directly (tests, embedding) and must agree
+// with it.
+const (
+	recDefaultQueueSize     = 65536
+	recDefaultFlushInterval = 100 * time.Millisecond
+	recDefaultBatchSize     = 4096
+	// DefaultMaxBatchAge is below redisstore's default dedup window (1h):
+	// a batch is never retried after the store may have forgotten it.
+	DefaultMaxBatchAge  = 50 * time.Minute
+	DefaultApplyTimeout = 5 * time.Second
+)
+
+// Recorder records Outcomes and Feedback into a Store without ever making
+// a request wait for it. Observe and Feedback put events in bounded
+// queues; a background loop drains them every FlushInterval (or as soon
+// as BatchSize events wait), pre-aggregates them per (experiment, phase,
+// variant, unit, hour, metric) and cuts one Batch per experiment phase; a
+// flusher applies the batches in order, retrying failures with backoff.
+// Failed batches wait in a bounded pending buffer; past its bound the
+// oldest are dropped and counted.
+//
+// Every event is accounted for: at any time
+//
+//	Accepted = Persisted + Dropped + Pending
+//
+// and after Close, Pending is 0. Feedback refused with ErrQueueFull is not
+// accepted (the client retries) and is counted in Rejected.
+//
+// It is the Prometheus notifier's sendLoop pattern: a bounded queue, a
+// wake-up channel of capacity one, counted drops, a timeout per send and
+// a drain on shutdown.
+type Recorder struct {
+	store        Store
+	now          func() time.Time
+	log          *slog.Logger
+	mp           metric.MeterProvider
+	batchSize    int
+	interval     time.Duration
+	pendingLimit int64
+	maxBatchAge  time.Duration
+	applyTimeout time.Duration
+	backoffMin   time.Duration
+	backoffMax   time.Duration
+	idPrefix     string
+
+	obs  chan Outcome
+	fb   chan Feedback
+	wake chan struct{} // cap 1: a queue reached batchSize
+	work chan struct{} // cap 1: the flusher has batches
+
+	closed        atomic.Bool
+	droppedFull   atomic.Int64 // Observe with a full queue
+	droppedClosed atomic.Int64 // Observe after Close
+	rejected      atomic.Int64 // Feedback refused
+
+	closeMu sync.RWMutex // Feedback holds it shared, Close exclusively
+
+	mu            sync.Mutex
+	received      int64 // events taken from the queues
+	agg           aggregate
+	pending       []*pendingBatch
+	pendingEvents int64 // events in pending (including the one in flight)
+	persisted     int64
+	dropOverflow  int64
+	dropExpired   int64
+	dropInvalid   int64
+	dropShutdown  int64
+	dupEvents     int64
+	failures      int64
+	batches       int64
+	seq           uint64
+	perExp        map[string]*expCounts
+	draining      bool // the drainer has exited: pending is final
+
+	stop        chan struct{} // closed by Close: the drainer's last round
+	drainerDone chan struct{}
+	flusherDone chan struct{}
+	abort       context.CancelFunc
+	baseCtx     context.Context
+	closeOnce   sync.Once
+	reg         metric.Registration
+}
+
+type pendingBatch struct {
+	b        *Batch
+	created  time.Time
+	inFlight bool
+	attempts int
+}
+
+type expCounts struct {
+	accepted, persisted, dropped, duplicates int64
+}
+
+// RecorderOption configures a Recorder.
+type RecorderOption func(*Recorder)
+
+// WithClock replaces time.Now (hour buckets of events without a time,
+// batch ages), for tests.
+func WithClock(now func() time.Time) RecorderOption { return func(r *Recorder) { r.now = now } }
+
+// WithMeterProvider sets where the recorder's OTel metrics go (default:
+// the global provider).
+func WithMeterProvider(mp metric.MeterProvider) RecorderOption {
+	return func(r *Recorder) { r.mp = mp }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) RecorderOption { return func(r *Recorder) { r.log = l } }
+
+// WithPendingLimit bounds the events held in batches the store has not
+// taken yet (default 4 × QueueSize). Past it the oldest batches are
+// dropped and counted.
+func WithPendingLimit(n int) RecorderOption {
+	return func(r *Recorder) {
+		if n > 0 {
+			r.pendingLimit = int64(n)
+		}
+	}
+}
+
+// WithMaxBatchAge drops a batch that could not be applied for this long
+// (default 50m). It must stay below the store's dedup window.
+func WithMaxBatchAge(d time.Duration) RecorderOption {
+	return func(r *Recorder) {
+		if d > 0 {
+			r.maxBatchAge = d
+		}
+	}
+}
+
+// WithApplyTimeout bounds one Store.Apply call (default 5s).
+func WithApplyTimeout(d time.Duration) RecorderOption {
+	return func(r *Recorder) {
+		if d > 0 {
+			r.applyTimeout = d
+		}
+	}
+}
+
+// WithRetryBackoff sets the backoff between failed flushes (default 50ms
+// doubling up to 5s, with jitter).
+func WithRetryBackoff(minD, maxD time.Duration) RecorderOption {
+	return func(r *Recorder) {
+		if minD > 0 && maxD >= minD {
+			r.backoffMin, r.backoffMax = minD, maxD
+		}
+	}
+}
+
+// NewRecorder starts a recorder writing into store, tuned by cfg (zero
+// fields take the defaults). Call Close to flush and stop it.
+func NewRecorder(store Store, cfg Recording, opts ...RecorderOption) *Recorder {
+	qs := cfg.QueueSize
+	if qs <= 0 {
+		qs = recDefaultQueueSize
+	}
+	r := &Recorder{
+		store:        store,
+		now:          time.Now,
+		log:          slog.Default(),
+		batchSize:    cfg.BatchSize,
+		interval:     time.Duration(cfg.FlushInterval),
+		pendingLimit: 4 * int64(qs),
+		maxBatchAge:  DefaultMaxBatchAge,
+		applyTimeout: DefaultApplyTimeout,
+		backoffMin:   50 * time.Millisecond,
+		backoffMax:   5 * time.Second,
+		obs:          make(chan Outcome, qs),
+		fb:           make(chan Feedback, qs),
+		wake:         make(chan struct{}, 1),
+		work:         make(chan struct{}, 1),
+		perExp:       make(map[string]*expCounts),
+		stop:         make(chan struct{}),
+		drainerDone:  make(chan struct{}),
+		flusherDone:  make(chan struct{}),
+	}
+	if r.batchSize <= 0 {
+		r.batchSize = recDefaultBatchSize
+	}
+	if r.interval <= 0 {
+		r.interval = recDefaultFlushInterval
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.mp == nil {
+		r.mp = otel.GetMeterProvider()
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	r.idPrefix = hex.EncodeToString(rnd[:]) + "-"
+	r.agg.init()
+	r.baseCtx, r.abort = context.WithCancel(context.Background())
+	r.registerMetrics()
+	go r.drainLoop()
+	go r.flushLoop()
+	return r
+}
+
+// Observe records one proxied request. It never blocks and allocates
+// nothing: when the queue is full the outcome is dropped and counted.
+func (r *Recorder) Observe(o Outcome) {
+	if r.closed.Load() {
+		r.droppedClosed.Add(1)
+		return
+	}
+	select {
+	case r.obs <- o:
+		if len(r.obs) >= r.batchSize {
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}
+	default:
+		r.droppedFull.Add(1)
+	}
+}
+
+// Feedback records one feedback signal. It never blocks: when the queue
+// is full it returns ErrQueueFull and the signal is not accepted (the
+// caller should answer 503 so the client retries).
+func (r *Recorder) Feedback(f Feedback) error {
+	if f.Experiment == "" || f.Metric == "" || math.IsNaN(f.Value) || math.IsInf(f.Value, 0) {
+		return fmt.Errorf("%w: experiment %q metric %q value %v", ErrInvalidFeedback, f.Experiment, f.Metric, f.Value)
+	}
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed.Load() {
+		r.rejected.Add(1)
+		return ErrClosed
+	}
+	select {
+	case r.fb <- f:
+		if len(r.fb) >= r.batchSize {
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	default:
+		r.rejected.Add(1)
+		return ErrQueueFull
+	}
+}
+
+// RecorderStats counts the recorder's events. Accepted = Persisted +
+// Dropped + Pending always holds; Dropped is the sum of the Dropped*
+// fields.
+type RecorderStats struct {
+	Accepted  int64 // Observe calls and Feedback calls that returned nil
+	Persisted int64 // applied by the store (duplicates included: counted once there)
+	Dropped   int64
+	Pending   int64 // queued, being aggregated, or in batches not yet applied
+
+	DroppedQueueFull int64 // Observe found the queue full
+	DroppedClosed    int64 // Observe after Close
+	DroppedOverflow  int64 // oldest batches dropped past the pending limit
+	DroppedExpired   int64 // batches older than the max batch age
+	DroppedInvalid   int64 // invalid events or batches the store refused as invalid
+	DroppedShutdown  int64 // still pending when Close's deadline passed
+
+	Rejected        int64 // Feedback refused (ErrQueueFull, ErrClosed): not accepted
+	DuplicateEvents int64 // feedback events skipped by the store as already applied
+	Batches         int64 // batches applied
+	FlushFailures   int64 // failed Apply calls (each retried or dropped)
+}
+
+// Stats returns the counters as one consistent snapshot (taken under the
+// recorder's lock; Observe calls in progress on other goroutines are
+// either fully counted or not at all).
+func (r *Recorder) Stats() RecorderStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.draining && r.closed.Load() {
+		// Observe calls racing Close may have queued after the last
+		// drain: they are dropped, and counted.
+		for {
+			select {
+			case <-r.obs:
+				r.droppedClosed.Add(1)
+				continue
+			default:
+			}
+			break
+		}
+	}
+	q := int64(len(r.obs) + len(r.fb))
+	s := RecorderStats{
+		Persisted:        r.persisted,
+		DroppedQueueFull: r.droppedFull.Load(),
+		DroppedClosed:    r.droppedClosed.Load(),
+		DroppedOverflow:  r.dropOverflow,
+		DroppedExpired:   r.dropExpired,
+		DroppedInvalid:   r.dropInvalid,
+		DroppedShutdown:  r.dropShutdown,
+		Rejected:         r.rejected.Load(),
+		DuplicateEvents:  r.dupEvents,
+		Batches:          r.batches,
+		FlushFailures:    r.failures,
+	}
+	s.Dropped = s.DroppedQueueFull + s.DroppedClosed + s.DroppedOverflow + s.DroppedExpired + s.DroppedInvalid + s.DroppedShutdown
+	s.Pending = q + r.agg.count + r.pendingEvents
+	// Counted independently of the other fields (what entered the
+	// queues), so Accepted = Persisted + Dropped + Pending checks the
+	// bookkeeping rather than restating it.
+	s.Accepted = s.DroppedQueueFull + s.DroppedClosed + r.received + q
+	return s
+}
+
+// Close stops accepting events, drains the queues, and flushes everything
+// to the store until ctx is done; whatever is still pending then is
+// dropped and counted. Afterwards Accepted = Persisted + Dropped.
+func (r *Recorder) Close(ctx context.Context) error {
+	var err error
+	r.closeOnce.Do(func() {
+		r.closeMu.Lock()
+		r.closed.Store(true)
+		r.closeMu.Unlock()
+		close(r.stop)
+		<-r.drainerDone
+		select {
+		case <-r.flusherDone:
+		case <-ctx.Done():
+			err = fmt.Errorf("recorder close: %w", ctx.Err())
+			r.abort()
+			<-r.flusherDone
+		}
+		r.abort()
+		r.mu.Lock()
+		for _, p := range r.pending {
+			r.dropShutdown += p.b.Count
+			r.expCounts(p.b.Experiment).dropped += p.b.Count
+		}
+		r.pending, r.pendingEvents = nil, 0
+		r.mu.Unlock()
+		if r.reg != nil {
+			_ = r.reg.Unregister()
+		}
+		if s := r.Stats(); s.Dropped > 0 {
+			r.log.Warn("recorder closed with dropped events", "accepted", s.Accepted, "persisted", s.Persisted, "dropped", s.Dropped)
+		}
+	})
+	return err
+}
+
+func (r *Recorder) drainLoop() {
+	defer close(r.drainerDone)
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		final := false
+		select {
+		case <-t.C:
+		case <-r.wake:
+		case <-r.stop:
+			final = true
+		}
+		r.drain(final)
+		if final {
+			return
+		}
+	}
+}
+
+// drain moves queued events into the aggregate and, when the flusher has
+// nothing to do (or the aggregate is large, or this is the last round),
+// cuts the aggregate into batches for the flusher.
+func (r *Recorder) drain(final bool) {
+	r.mu.Lock()
+	now := r.now()
+	nowHour := HourOf(now)
+	for n := len(r.obs); n > 0; n-- {
+		o := <-r.obs
+		r.received++
+		r.agg.addOutcome(&o, nowHour)
+	}
+	for n := len(r.fb); n > 0; n-- {
+		f := <-r.fb
+		r.received++
+		r.agg.addFeedback(&f, nowHour)
+	}
+	// While batches wait, the aggregate keeps merging (fewer, larger
+	// batches for a slow store), up to maxAggregate events.
+	cut := r.agg.count > 0 && (final || len(r.pending) == 0 || r.agg.count >= r.maxAggregate())
+	if cut {
+		bs, invalid := r.agg.cut(r.idPrefix, &r.seq)
+		r.dropInvalid += invalid
+		for _, b := range bs {
+			r.expCounts(b.Experiment).accepted += b.Count
+			r.pending = append(r.pending, &pendingBatch{b: b, created: now})
+			r.pendingEvents += b.Count
+		}
+		r.enforceLimit()
+	}
+	if final {
+		r.draining = true
+	}
+	r.mu.Unlock()
+	if cut || final {
+		select {
+		case r.work <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// maxAggregate is the most events the aggregate holds while the flusher
+// is busy: 8 batches, but at most a quarter of the pending limit so one
+// cut never overflows it on its own.
+func (r *Recorder) maxAggregate() int64 {
+	return max(int64(r.batchSize), min(8*int64(r.batchSize), r.pendingLimit/4))
+}
+
+// enforceLimit drops the oldest batches not in flight while the pending
+// events exceed the limit. Call with r.mu held.
+func (r *Recorder) enforceLimit() {
+	for i := 0; r.pendingEvents > r.pendingLimit && i < len(r.pending); {
+		p := r.pending[i]
+		if p.inFlight {
+			i++
+			continue
+		}
+		r.pending = append(r.pending[:i], r.pending[i+1:]...)
+		r.pendingEvents -= p.b.Count
+		r.dropOverflow += p.b.Count
+		r.expCounts(p.b.Experiment).dropped += p.b.Count
+	}
+}
+
+func (r *Recorder) expCounts(exp string) *expCounts {
+	c := r.perExp[exp]
+	if c == nil {
+		c = &expCounts{}
+		r.perExp[exp] = c
+	}
+	return c
+}
+
+func (r *Recorder) flushLoop() {
+	defer close(r.flusherDone)
+	backoff := time.Duration(0)
+	failing := 0
+	for {
+		p := r.next()
+		if p == nil {
+			r.mu.Lock()
+			done := r.draining && len(r.pending) == 0
+			r.mu.Unlock()
+			if done {
+				return
+			}
+			select {
+			case <-r.work:
+			case <-r.baseCtx.Done():
+				return
+			}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(r.baseCtx, r.applyTimeout)
+		res, err := r.store.Apply(ctx, p.b)
+		cancel()
+		r.mu.Lock()
+		p.inFlight = false
+		switch {
+		case err == nil:
+			r.remove(p)
+			r.persisted += p.b.Count
+			r.batches++
+			r.dupEvents += int64(res.DuplicateEvents)
+			c := r.expCounts(p.b.Experiment)
+			c.persisted += p.b.Count
+			c.duplicates += int64(res.DuplicateEvents)
+		case errors.Is(err, ErrInvalidBatch):
+			r.remove(p)
+			r.dropInvalid += p.b.Count
+			r.expCounts(p.b.Experiment).dropped += p.b.Count
+		default:
+			r.failures++
+			p.attempts++
+		}
+		r.mu.Unlock()
+		if err == nil {
+			if failing > 0 {
+				r.log.Info("recorder: store recovered", "failed_attempts", failing)
+			}
+			failing, backoff = 0, 0
+			continue
+		}
+		if errors.Is(err, ErrInvalidBatch) {
+			r.log.Error("recorder: store refused a batch; dropped", "experiment", p.b.Experiment, "events", p.b.Count, "err", err)
+			continue
+		}
+		if failing == 0 {
+			r.log.Warn("recorder: flush failed; retrying with backoff", "experiment", p.b.Experiment, "err", err)
+		}
+		failing++
+		if backoff == 0 {
+			backoff = r.backoffMin
+		} else if backoff *= 2; backoff > r.backoffMax {
+			backoff = r.backoffMax
+		}
+		wait := backoff/2 + rand2.N(backoff/2+1)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-r.baseCtx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// next returns the oldest pending batch and marks it in flight, dropping
+// batches that are too old on the way; nil if there is none.
+func (r *Recorder) next() *pendingBatch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	for len(r.pending) > 0 {
+		p := r.pending[0]
+		if p.attempts > 0 && now.Sub(p.created) > r.maxBatchAge {
+			r.pending = r.pending[1:]
+			r.pendingEvents -= p.b.Count
+			r.dropExpired += p.b.Count
+			r.expCounts(p.b.Experiment).dropped += p.b.Count
+			continue
+		}
+		p.inFlight = true
+		return p
+	}
+	return nil
+}
+
+// remove takes p out of pending. Call with r.mu held.
+func (r *Recorder) remove(p *pendingBatch) {
+	for i, q := range r.pending {
+		if q == p {
+			r.pending = append(r.pending[:i], r.pending[i+1:]...)
+			r.pendingEvents -= p.b.Count
+			return
+		}
+	}
+}
+
+// Metric names of the recorder.
+const (
+	metricAccepted   = "abgate.recorder.events.accepted"
+	metricPersisted  = "abgate.recorder.events.persisted"
+	metricDropped    = "abgate.recorder.events.dropped"
+	metricPending    = "abgate.recorder.events.pending"
+	metricRejected   = "abgate.recorder.feedback.rejected"
+	metricDuplicates = "abgate.recorder.feedback.duplicates"
+	metricFailures   = "abgate.recorder.flush.failures"
+	attrExperiment   = "experiment"
+)
+
+// registerMetrics exposes the counters as OTel observable instruments, read
+// from Stats-like snapshots at collection time, so the hot path pays
+// nothing. The only attribute is the experiment; drops at the queue
+// (before an event is looked at) carry none.
+func (r *Recorder) registerMetrics() {
+	m := r.mp.Meter("github.com/abgate/abgate/experiments")
+	accepted, err1 := m.Int64ObservableCounter(metricAccepted, metric.WithDescription("Events the recorder accepted."))
+	persisted, err2 := m.Int64ObservableCounter(metricPersisted, metric.WithDescription("Events applied by the store."))
+	dropped, err3 := m.Int64ObservableCounter(metricDropped, metric.WithDescription("Events dropped (queue full, pending overflow, too old, invalid, shutdown)."))
+	pending, err4 := m.Int64ObservableGauge(metricPending, metric.WithDescription("Events accepted but not yet applied."))
+	rejected, err5 := m.Int64ObservableCounter(metricRejected, metric.WithDescription("Feedback refused because the queue was full or the recorder closed."))
+	dups, err6 := m.Int64ObservableCounter(metricDuplicates, metric.WithDescription("Feedback events skipped as already applied."))
+	failures, err7 := m.Int64ObservableCounter(metricFailures, metric.WithDescription("Failed store writes (retried)."))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
+		r.log.Warn("recorder: metrics unavailable", "err", err)
+		return
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := r.Stats()
+		r.mu.Lock()
+		type row struct {
+			exp string
+			c   expCounts
+		}
+		rows := make([]row, 0, len(r.perExp))
+		for exp, c := range r.perExp {
+			rows = append(rows, row{exp, *c})
+		}
+		r.mu.Unlock()
+		// Queue-level counts are not attributed to an experiment.
+		o.ObserveInt64(accepted, s.DroppedQueueFull+s.DroppedClosed)
+		o.ObserveInt64(dropped, s.DroppedQueueFull+s.DroppedClosed)
+		o.ObserveInt64(pending, s.Pending)
+		o.ObserveInt64(rejected, s.Rejected)
+		o.ObserveInt64(failures, s.FlushFailures)
+		for _, rw := range rows {
+			attrs := metric.WithAttributes(attribute.String(attrExperiment, rw.exp))
+			o.ObserveInt64(accepted, rw.c.accepted, attrs)
+			o.ObserveInt64(persisted, rw.c.persisted, attrs)
+			o.ObserveInt64(dropped, rw.c.dropped, attrs)
+			o.ObserveInt64(dups, rw.c.duplicates, attrs)
+		}
+		return nil
+	}, accepted, persisted, dropped, pending, rejected, dups, failures)
+	if err != nil {
+		r.log.Warn("recorder: metrics unavailable", "err", err)
+		return
+	}
+	r.reg = reg
+}
+
+// batchID returns the next batch id: a random per-recorder prefix and a
+// sequence number, unique across replicas.
+func batchID(prefix string, seq *uint64) string {
+	*seq++
+	return prefix + strconv.FormatUint(*seq, 10)
+}

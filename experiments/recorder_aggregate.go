@@ -1,0 +1,174 @@
+package experiments
+
+import "time"
+
+// aggregate merges events between two cuts: per (experiment, phase,
+// variant, unit, hour) one userAgg holding each metric's (Σx, count). The
+// statistics depend only on each user's totals, so merging a user's
+// observations before the store sees them changes nothing but the work.
+type aggregate struct {
+	eps     map[epKey]int32
+	list    []*epAgg
+	users   map[aggKey]*userAgg
+	count   int64 // events since the last cut
+	invalid int64 // of which unrecordable (no experiment)
+	free    []*userAgg
+}
+
+type epKey struct {
+	exp   string
+	phase int
+}
+
+type epAgg struct {
+	exp      string
+	phase    int
+	count    int64
+	events   []Event
+	counters map[int]int64 // variant -> unanalysed requests
+}
+
+type aggKey struct {
+	ep      int32
+	variant int32
+	unit    UnitKey
+	hour    Hour
+}
+
+type userAgg struct {
+	has uint16 // bit i: outcomeMetrics[i] has data
+	v   [numOutcomeMetrics][2]float64
+	fb  []fbDelta
+}
+
+type fbDelta struct {
+	metric string
+	dx, dy float64
+}
+
+func (a *aggregate) init() {
+	a.eps = make(map[epKey]int32)
+	a.users = make(map[aggKey]*userAgg)
+}
+
+func (a *aggregate) ep(exp string, phase int) int32 {
+	if phase < 1 {
+		phase = 1
+	}
+	k := epKey{exp, phase}
+	i, ok := a.eps[k]
+	if !ok {
+		i = int32(len(a.list))
+		a.eps[k] = i
+		a.list = append(a.list, &epAgg{exp: exp, phase: phase})
+	}
+	return i
+}
+
+func (a *aggregate) user(k aggKey) *userAgg {
+	u := a.users[k]
+	if u == nil {
+		if n := len(a.free); n > 0 {
+			u = a.free[n-1]
+			a.free = a.free[:n-1]
+		} else {
+			u = new(userAgg)
+		}
+		a.users[k] = u
+	}
+	return u
+}
+
+func hourOr(t time.Time, now Hour) Hour {
+	if t.IsZero() {
+		return now
+	}
+	return HourOf(t)
+}
+
+func (a *aggregate) addOutcome(o *Outcome, now Hour) {
+	a.count++
+	if o.Experiment == "" {
+		a.invalid++
+		return
+	}
+	ei := a.ep(o.Experiment, o.Phase)
+	e := a.list[ei]
+	e.count++
+	if !o.Analysed {
+		if e.counters == nil {
+			e.counters = make(map[int]int64)
+		}
+		e.counters[o.Variant]++
+		return
+	}
+	u := a.user(aggKey{ep: ei, variant: int32(o.Variant), unit: o.Unit, hour: hourOr(o.At, now)})
+	var vals [numOutcomeMetrics]float64
+	var has [numOutcomeMetrics]bool
+	outcomeValues(o, &vals, &has)
+	for i := range vals {
+		if has[i] {
+			u.v[i][0] += vals[i]
+			u.v[i][1]++
+			u.has |= 1 << i
+		}
+	}
+}
+
+func (a *aggregate) addFeedback(f *Feedback, now Hour) {
+	a.count++
+	ei := a.ep(f.Experiment, f.Phase)
+	e := a.list[ei]
+	e.count++
+	h := hourOr(f.At, now)
+	if f.EventID != "" {
+		e.events = append(e.events, Event{ID: f.EventID, Delta: Delta{
+			Variant: f.Variant, Unit: f.Unit, Metric: f.Metric, Hour: h, DX: f.Value, DY: 1,
+		}})
+		return
+	}
+	u := a.user(aggKey{ep: ei, variant: int32(f.Variant), unit: f.Unit, hour: h})
+	for i := range u.fb {
+		if u.fb[i].metric == f.Metric {
+			u.fb[i].dx += f.Value
+			u.fb[i].dy++
+			return
+		}
+	}
+	u.fb = append(u.fb, fbDelta{metric: f.Metric, dx: f.Value, dy: 1})
+}
+
+// cut returns one batch per experiment phase and resets the aggregate.
+// Unrecordable events are returned in invalid, not in a batch.
+func (a *aggregate) cut(prefix string, seq *uint64) (bs []*Batch, invalid int64) {
+	bs = make([]*Batch, len(a.list))
+	for i, e := range a.list {
+		b := &Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events}
+		for v, n := range e.counters {
+			b.Counters = append(b.Counters, Counter{Variant: v, Name: CounterUnanalysed, N: n})
+		}
+		bs[i] = b
+	}
+	for k, u := range a.users {
+		b := bs[k.ep]
+		for i := range u.v {
+			if u.has&(1<<i) != 0 {
+				b.Deltas = append(b.Deltas, Delta{
+					Variant: int(k.variant), Unit: k.unit, Metric: outcomeMetrics[i], Hour: k.hour,
+					DX: u.v[i][0], DY: u.v[i][1],
+				})
+			}
+		}
+		for _, f := range u.fb {
+			b.Deltas = append(b.Deltas, Delta{Variant: int(k.variant), Unit: k.unit, Metric: f.metric, Hour: k.hour, DX: f.dx, DY: f.dy})
+		}
+		*u = userAgg{fb: u.fb[:0]}
+		a.free = append(a.free, u)
+	}
+	invalid = a.invalid
+	clear(a.users)
+	clear(a.eps)
+	a.list = a.list[:0]
+	a.count, a.invalid = 0, 0
+	return bs, invalid
+}

@@ -1,0 +1,57 @@
+package redisstore
+
+import (
+	"strconv"
+
+	"github.com/abgate/abgate/experiments"
+)
+
+// Every key of one experiment carries the hash tag {exp:<id>}, so all of
+// them live in one Redis Cluster slot and one Lua script can touch any of
+// them atomically. The layout (prefix "abgate"):
+//
+//	abgate:{exp:<id>}:keys               SET   every key below except batch markers (for Expire)
+//	abgate:{exp:<id>}:events             SET   applied feedback event ids
+//	abgate:{exp:<id>}:metrics            HASH  metric name -> small integer code (packs user state)
+//	abgate:{exp:<id>}:batch:<batch id>   SET   applied chunk indexes of a batch (own TTL, dedup window)
+//	abgate:{exp:<id>}:p<n>:variants      SET   variant indexes with data in phase n
+//	abgate:{exp:<id>}:p<n>:stats:<v>     HASH  "<metric>:<n|sx|sx2|sy|sy2|sxy>" -> float
+//	abgate:{exp:<id>}:p<n>:u:<v>         HASH  unit key (hex) -> msgpack [code, x, y, code, x, y, ...]
+//	abgate:{exp:<id>}:p<n>:hours         ZSET  hour (since epoch) scored by itself
+//	abgate:{exp:<id>}:p<n>:h:<hour>      HASH  "<v>:<metric>:<stat>" -> float (that hour's change)
+//	abgate:{exp:<id>}:p<n>:counters      HASH  "<v>:<counter>" -> int
+
+// DefaultPrefix is the key prefix when none is configured.
+const DefaultPrefix = "abgate"
+
+type keys struct{ prefix string }
+
+func (k keys) exp(id string) string { return k.prefix + ":{exp:" + id + "}" }
+
+func (k keys) phase(id string, phase int) string {
+	return k.exp(id) + ":p" + strconv.Itoa(phase)
+}
+
+func (k keys) keySet(id string) string     { return k.exp(id) + ":keys" }
+func (k keys) events(id string) string     { return k.exp(id) + ":events" }
+func (k keys) metricDict(id string) string { return k.exp(id) + ":metrics" }
+func (k keys) batch(id, batchID string) string {
+	return k.exp(id) + ":batch:" + batchID
+}
+
+func (k keys) variants(id string, phase int) string { return k.phase(id, phase) + ":variants" }
+func (k keys) stats(id string, phase, variant int) string {
+	return k.phase(id, phase) + ":stats:" + strconv.Itoa(variant)
+}
+
+func (k keys) users(id string, phase, variant int) string {
+	return k.phase(id, phase) + ":u:" + strconv.Itoa(variant)
+}
+func (k keys) hours(id string, phase int) string { return k.phase(id, phase) + ":hours" }
+func (k keys) hour(id string, phase int, h experiments.Hour) string {
+	return k.phase(id, phase) + ":h:" + strconv.FormatInt(int64(h), 10)
+}
+func (k keys) counters(id string, phase int) string { return k.phase(id, phase) + ":counters" }
+
+// Stat field suffixes, in the order the scripts return and write them.
+var statFields = [6]string{"n", "sx", "sx2", "sy", "sy2", "sxy"}

@@ -1,0 +1,244 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// applyScript applies one chunk of a batch: per-user totals, the phase's
+// cumulative statistics and the hourly buckets, atomically. It runs at
+// most once per (batch, chunk).
+//
+// Input:
+//
+//	KEYS[1] -> abgate:{exp:<id>}:keys (SET of the experiment's keys)
+//	KEYS[2] -> abgate:{exp:<id>}:events (SET of applied event ids)
+//	KEYS[3] -> abgate:{exp:<id>}:metrics (HASH metric name -> code)
+//	KEYS[4] -> abgate:{exp:<id>}:batch:<batch id> (SET of applied chunks)
+//	KEYS[5] -> abgate:{exp:<id>}:p<n>:variants
+//	KEYS[6] -> abgate:{exp:<id>}:p<n>:hours
+//	KEYS[7] -> abgate:{exp:<id>}:p<n>:counters
+//	KEYS[6+2s], KEYS[7+2s] -> stats and users hash of variant slot s (1..V)
+//	KEYS[7+2V+j] -> hourly hash of hour slot j (1..H)
+//
+//	ARGV[1] -> chunk index within the batch
+//	ARGV[2] -> TTL of the batch marker in ms (the dedup window)
+//	ARGV[3] -> msgpack array, flat:
+//	           V, variant index × V, H, hour × H, M, metric name × M,
+//	           C, (variant slot, counter name, increment) × C,
+//	           G, groups × G; a group is one user of one variant:
+//	           variant slot, unit hex, E, (metric slot, dx, dy, hour slot,
+//	           event id or "") × E, in hour order; an entry with an event id
+//	           is applied only if the id is new to the experiment
+//
+// Output: {1, duplicate events} when applied, {0, 0} when this chunk of
+// this batch had already been applied (nothing changed).
+//
+// Redis does not roll a script back on a runtime error; with the input
+// Store.Apply validates and encodes, the only one left is running out of
+// memory, so give Redis maxmemory headroom with maxmemory-policy
+// noeviction (evicting user state would corrupt the statistics anyway).
+//
+// A user's state for all metrics is one hash field, so each user costs one
+// HGET and one HSET. Statistic deltas accumulate in Lua locals and each
+// stats hash is read once (HMGET) and written once (HSET) per call, the
+// values formatted with %.17g so doubles round-trip exactly. (HINCRBYFLOAT
+// would round its result to 17 decimal places: 1.2345e-12 keeps six
+// digits.) User totals are packed as msgpack doubles, also exact.
+// If the experiment is already expiring (KEYS[1] has a TTL), keys this
+// call creates get the same TTL.
+var applyScript = redis.NewScript(`
+if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then
+  return {0, 0}
+end
+redis.call('PEXPIRE', KEYS[4], ARGV[2])
+
+local a = cmsgpack.unpack(ARGV[3])
+local i = 1
+local V = a[i]; i = i + 1
+local vid = {}
+for s = 1, V do vid[s] = a[i]; i = i + 1 end
+local H = a[i]; i = i + 1
+local hid = {}
+for s = 1, H do hid[s] = a[i]; i = i + 1 end
+local M = a[i]; i = i + 1
+local mname, mcode = {}, {}
+local dict = redis.call('HGETALL', KEYS[3])
+local byname, ncodes = {}, 0
+for k = 1, #dict, 2 do byname[dict[k]] = tonumber(dict[k + 1]); ncodes = ncodes + 1 end
+for s = 1, M do
+  local n = a[i]; i = i + 1
+  mname[s] = n
+  local c = byname[n]
+  if not c then
+    ncodes = ncodes + 1
+    c = ncodes
+    redis.call('HSET', KEYS[3], n, c)
+    byname[n] = c
+  end
+  mcode[s] = c
+end
+
+local C = a[i]; i = i + 1
+for k = 1, C do
+  redis.call('HINCRBY', KEYS[7], vid[a[i]] .. ':' .. a[i + 1], a[i + 2])
+  i = i + 3
+end
+
+local VM6 = V * M * 6
+local acc, hacc = {}, {}
+for k = 1, VM6 do acc[k] = 0 end
+if H > 1 then
+  for k = 1, H * VM6 do hacc[k] = 0 end
+else
+  hacc = acc
+end
+
+local oneHour = H == 1 -- then the hourly deltas are the cumulative ones
+
+local dup = 0
+local G = a[i]; i = i + 1
+for g = 1, G do
+  local vs, unit = a[i], a[i + 1]
+  i = i + 2
+  local ukey = KEYS[7 + 2 * vs]
+  local sx, sy = {}, {}
+  local raw = redis.call('HGET', ukey, unit)
+  if raw then
+    local st = cmsgpack.unpack(raw)
+    for k = 1, #st, 3 do sx[st[k]] = st[k + 1]; sy[st[k]] = st[k + 2] end
+  end
+  local changed = false
+  local E = a[i]; i = i + 1
+  local vo = (vs - 1) * M
+  for k = 1, E do
+    local eid = a[i + 4]
+    if eid == '' or redis.call('SADD', KEYS[2], eid) == 1 then
+      local ms, dx, dy = a[i], a[i + 1], a[i + 2]
+      local c = mcode[ms]
+      local x0 = sx[c]
+      local y0, nn = 0, 0
+      if x0 then y0 = sy[c] else x0 = 0; nn = 1 end
+      local x1, y1 = x0 + dx, y0 + dy
+      sx[c] = x1; sy[c] = y1
+      local d2, e2, xy = x1 * x1 - x0 * x0, y1 * y1 - y0 * y0, x1 * y1 - x0 * y0
+      local o = (vo + ms - 1) * 6
+      acc[o + 1] = acc[o + 1] + nn
+      acc[o + 2] = acc[o + 2] + dx
+      acc[o + 3] = acc[o + 3] + d2
+      acc[o + 4] = acc[o + 4] + dy
+      acc[o + 5] = acc[o + 5] + e2
+      acc[o + 6] = acc[o + 6] + xy
+      if not oneHour then
+        o = o + (a[i + 3] - 1) * VM6
+        hacc[o + 1] = hacc[o + 1] + nn
+        hacc[o + 2] = hacc[o + 2] + dx
+        hacc[o + 3] = hacc[o + 3] + d2
+        hacc[o + 4] = hacc[o + 4] + dy
+        hacc[o + 5] = hacc[o + 5] + e2
+        hacc[o + 6] = hacc[o + 6] + xy
+      end
+      changed = true
+    else
+      dup = dup + 1
+    end
+    i = i + 5
+  end
+  if changed then
+    local st, n = {}, 0
+    for c, x in pairs(sx) do
+      st[n + 1] = c; st[n + 2] = x; st[n + 3] = sy[c]
+      n = n + 3
+    end
+    redis.call('HSET', ukey, unit, cmsgpack.pack(st))
+  end
+end
+
+local fields = {'n', 'sx', 'sx2', 'sy', 'sy2', 'sxy'}
+-- addFields adds deltas to float fields of one hash: one HMGET and one
+-- HSET per hash and call. Values are written with %.17g, which round-trips
+-- a double exactly (HINCRBYFLOAT would round to 17 decimal places, losing
+-- small values such as squared per-request costs).
+local function addFields(key, names, deltas)
+  if #names == 0 then return end
+  local cur = redis.call('HMGET', key, unpack(names))
+  local kv = {}
+  for k = 1, #names do
+    kv[2 * k - 1] = names[k]
+    kv[2 * k] = string.format('%.17g', (tonumber(cur[k]) or 0) + deltas[k])
+  end
+  redis.call('HSET', key, unpack(kv))
+end
+local hnames, hdeltas = {}, {}
+for hs = 1, H do hnames[hs] = {}; hdeltas[hs] = {} end
+for vs = 1, V do
+  local names, deltas = {}, {}
+  for ms = 1, M do
+    local o = ((vs - 1) * M + ms - 1) * 6
+    for f = 1, 6 do
+      local v = acc[o + f]
+      if v ~= 0 then
+        names[#names + 1] = mname[ms] .. ':' .. fields[f]
+        deltas[#deltas + 1] = v
+      end
+    end
+    for hs = 1, H do
+      local ho = o + (hs - 1) * VM6
+      local hn, hd = hnames[hs], hdeltas[hs]
+      for f = 1, 6 do
+        local v = hacc[ho + f]
+        if v ~= 0 then
+          hn[#hn + 1] = vid[vs] .. ':' .. mname[ms] .. ':' .. fields[f]
+          hd[#hd + 1] = v
+        end
+      end
+    end
+  end
+  addFields(KEYS[6 + 2 * vs], names, deltas)
+  redis.call('SADD', KEYS[5], vid[vs])
+end
+for hs = 1, H do addFields(KEYS[7 + 2 * V + hs], hnames[hs], hdeltas[hs]) end
+for hs = 1, H do redis.call('ZADD', KEYS[6], hid[hs], hid[hs]) end
+
+local pttl = redis.call('PTTL', KEYS[1])
+for k = 2, #KEYS do
+  if k ~= 4 then
+    redis.call('SADD', KEYS[1], KEYS[k])
+    if pttl > 0 and redis.call('PTTL', KEYS[k]) == -1 then redis.call('PEXPIRE', KEYS[k], pttl) end
+  end
+end
+return {1, dup}
+`)
+
+// readScript reads a phase's cumulative statistics as one consistent
+// snapshot.
+//
+// Input:
+//
+//	KEYS[1] -> abgate:{exp:<id>}:p<n>:variants
+//	KEYS[2] -> abgate:{exp:<id>}:p<n>:counters
+//	KEYS[3..] -> abgate:{exp:<id>}:p<n>:stats:<v> for the variants the
+//	             caller knows of
+//
+// Output: {variants (SMEMBERS KEYS[1]), HGETALL KEYS[2], HGETALL KEYS[3], ...}.
+// If the variants differ from the ones the caller passed, it reads again.
+var readScript = redis.NewScript(`
+local out = {redis.call('SMEMBERS', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+for k = 3, #KEYS do out[k] = redis.call('HGETALL', KEYS[k]) end
+return out
+`)
+
+// expireScript sets a TTL on every key of an experiment.
+//
+// Input:
+//
+//	KEYS[1] -> abgate:{exp:<id>}:keys
+//	ARGV[1] -> TTL in ms (<= 0 deletes now)
+//
+// Output: the number of keys given the TTL (besides KEYS[1]).
+//
+// The members of KEYS[1] are not declared in KEYS: they all carry the same
+// hash tag, so they live in KEYS[1]'s slot and this is safe in a cluster.
+var expireScript = redis.NewScript(`
+local ks = redis.call('SMEMBERS', KEYS[1])
+for _, k in ipairs(ks) do redis.call('PEXPIRE', k, ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return #ks
+`)

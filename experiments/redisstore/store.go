@@ -1,0 +1,567 @@
+// Package redisstore is the Redis experiments.Store: per-user sufficient
+// statistics kept by Lua scripts, so replicas of the gateway can record
+// into one Redis (or Redis Cluster) without losing or double-counting. It
+// is the only package that imports go-redis. docs/recording.md describes
+// the key scheme and the scripts' contracts.
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/abgate/abgate/experiments"
+)
+
+var _ experiments.Store = (*Store)(nil)
+
+// Defaults.
+const (
+	// DefaultChunkEntries bounds the metric entries one script call
+	// applies, so a call blocks Redis for a few milliseconds at most.
+	DefaultChunkEntries = 4096
+	// DefaultDedupWindow is how long a batch id is remembered: a batch
+	// retried later than this after a lost reply would be applied twice.
+	// The recorder gives up on batches long before (see
+	// experiments.WithMaxBatchAge).
+	DefaultDedupWindow = time.Hour
+)
+
+// Store is an experiments.Store in Redis. It is safe for concurrent use.
+type Store struct {
+	c            redis.UniversalClient
+	k            keys
+	chunkEntries int
+	dedupWindow  time.Duration
+	log          *slog.Logger
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithPrefix sets the key prefix (default "abgate").
+func WithPrefix(p string) Option {
+	return func(s *Store) {
+		if p != "" {
+			s.k.prefix = p
+		}
+	}
+}
+
+// WithChunkEntries sets the most metric entries one script call applies.
+func WithChunkEntries(n int) Option {
+	return func(s *Store) {
+		if n > 0 {
+			s.chunkEntries = n
+		}
+	}
+}
+
+// WithDedupWindow sets how long applied batch ids are remembered.
+func WithDedupWindow(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.dedupWindow = d
+		}
+	}
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// New returns a Store using c, which may be a single-node client or a
+// ClusterClient.
+func New(c redis.UniversalClient, opts ...Option) *Store {
+	s := &Store{
+		c:            c,
+		k:            keys{prefix: DefaultPrefix},
+		chunkEntries: DefaultChunkEntries,
+		dedupWindow:  DefaultDedupWindow,
+		log:          slog.Default(),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// NewClient returns the go-redis client for cfg: a ClusterClient when
+// several addresses are given, a single-node client for one (go-redis's
+// UniversalClient decides). The caller closes it.
+func NewClient(cfg experiments.Redis) redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:    cfg.Addrs,
+		Username: cfg.Username,
+		Password: cfg.Password.Reveal(),
+		DB:       cfg.DB,
+	})
+}
+
+// FromConfig returns a Store on c with cfg's key prefix.
+func FromConfig(c redis.UniversalClient, cfg experiments.Redis, opts ...Option) *Store {
+	return New(c, append([]Option{WithPrefix(cfg.KeyPrefix)}, opts...)...)
+}
+
+// group is one user of one variant within a batch.
+type group struct {
+	variant int
+	unit    experiments.UnitKey
+	entries []entry
+}
+
+// entry is a Delta of a batch, with the event id if it came from Events.
+type entry struct {
+	d  *experiments.Delta
+	id string
+}
+
+// Apply implements experiments.Store. The batch is cut into chunks of at
+// most chunkEntries entries (a user's entries never straddle chunks);
+// the chunks go out in one pipeline of EVALSHA, each applied atomically
+// and at most once (a marker set per batch), so retrying the whole batch
+// after any error is safe.
+func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.ApplyResult, error) {
+	var res experiments.ApplyResult
+	if err := b.Validate(); err != nil {
+		return res, err
+	}
+	chunks := s.encode(b)
+	results, err := s.runChunks(ctx, chunks)
+	if err != nil {
+		return res, fmt.Errorf("apply batch %s of %q: %w", b.ID, b.Experiment, err)
+	}
+	res.Duplicate = true
+	for _, r := range results {
+		if r[0] == 1 {
+			res.Duplicate = false
+		}
+		res.DuplicateEvents += int(r[1])
+	}
+	return res, nil
+}
+
+type chunk struct {
+	keys []string
+	args []any
+}
+
+// encode groups a batch by user and cuts it into script calls. The result
+// depends only on the batch, so a retry produces the same chunks.
+func (s *Store) encode(b *experiments.Batch) []chunk {
+	type gk struct {
+		variant int
+		unit    experiments.UnitKey
+	}
+	idx := make(map[gk]int)
+	var groups []*group
+	get := func(v int, u experiments.UnitKey) *group {
+		k := gk{v, u}
+		i, ok := idx[k]
+		if !ok {
+			i = len(groups)
+			idx[k] = i
+			groups = append(groups, &group{variant: v, unit: u})
+		}
+		return groups[i]
+	}
+	for i := range b.Deltas {
+		d := &b.Deltas[i]
+		g := get(d.Variant, d.Unit)
+		g.entries = append(g.entries, entry{d: d})
+	}
+	for i := range b.Events {
+		e := &b.Events[i]
+		g := get(e.Variant, e.Unit)
+		g.entries = append(g.entries, entry{d: &e.Delta, id: e.ID})
+	}
+	for _, g := range groups {
+		// A user's entries go in hour order, so each hourly bucket gets
+		// the change that happened during that hour.
+		sort.SliceStable(g.entries, func(i, j int) bool { return g.entries[i].d.Hour < g.entries[j].d.Hour })
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		if groups[i].variant != groups[j].variant {
+			return groups[i].variant < groups[j].variant
+		}
+		return bytes.Compare(groups[i].unit[:], groups[j].unit[:]) < 0
+	})
+
+	var chunks []chunk
+	start, entries := 0, 0
+	for i, g := range groups {
+		entries += len(g.entries)
+		if entries >= s.chunkEntries || i == len(groups)-1 {
+			chunks = append(chunks, s.encodeChunk(b, len(chunks), groups[start:i+1]))
+			start, entries = i+1, 0
+		}
+	}
+	if len(chunks) == 0 { // counters only
+		chunks = append(chunks, s.encodeChunk(b, 0, nil))
+	}
+	return chunks
+}
+
+func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk {
+	// Slots: variants, hours and metric names used by this chunk, in
+	// order of first use.
+	vslot := map[int]int{}
+	var vids []int
+	hslot := map[experiments.Hour]int{}
+	var hids []experiments.Hour
+	mslot := map[string]int{}
+	var mnames []string
+	useV := func(v int) int {
+		if s, ok := vslot[v]; ok {
+			return s
+		}
+		vids = append(vids, v)
+		vslot[v] = len(vids)
+		return len(vids)
+	}
+	useH := func(h experiments.Hour) int {
+		if s, ok := hslot[h]; ok {
+			return s
+		}
+		hids = append(hids, h)
+		hslot[h] = len(hids)
+		return len(hids)
+	}
+	useM := func(m string) int {
+		if s, ok := mslot[m]; ok {
+			return s
+		}
+		mnames = append(mnames, m)
+		mslot[m] = len(mnames)
+		return len(mnames)
+	}
+	counters := b.Counters
+	if n > 0 {
+		counters = nil // counters go with the first chunk
+	}
+	for _, c := range counters {
+		useV(c.Variant)
+	}
+	for _, g := range groups {
+		useV(g.variant)
+		for _, e := range g.entries {
+			useH(e.d.Hour)
+			useM(e.d.Metric)
+		}
+	}
+
+	entries := 0
+	for _, g := range groups {
+		entries += len(g.entries)
+	}
+	var p packer
+	p.b = make([]byte, 0, 64+16*len(mnames)+len(groups)*40+entries*16)
+	top := p.arrayHeader()
+	p.int(int64(len(vids)))
+	for _, v := range vids {
+		p.int(int64(v))
+	}
+	p.int(int64(len(hids)))
+	for _, h := range hids {
+		p.int(int64(h))
+	}
+	p.int(int64(len(mnames)))
+	for _, m := range mnames {
+		p.str(m)
+	}
+	p.int(int64(len(counters)))
+	for _, c := range counters {
+		p.int(int64(vslot[c.Variant]))
+		p.str(c.Name)
+		p.int(c.N)
+	}
+	p.int(int64(len(groups)))
+	var hexbuf [2 * len(experiments.UnitKey{})]byte
+	for _, g := range groups {
+		p.int(int64(vslot[g.variant]))
+		hex.Encode(hexbuf[:], g.unit[:])
+		p.str(string(hexbuf[:]))
+		p.int(int64(len(g.entries)))
+		for _, e := range g.entries {
+			p.int(int64(mslot[e.d.Metric]))
+			p.float(e.d.DX)
+			p.float(e.d.DY)
+			p.int(int64(hslot[e.d.Hour]))
+			p.str(e.id)
+		}
+	}
+	p.setArray(top, p.n)
+
+	id, ph := b.Experiment, b.Phase
+	ks := make([]string, 0, 7+2*len(vids)+len(hids))
+	ks = append(ks,
+		s.k.keySet(id), s.k.events(id), s.k.metricDict(id), s.k.batch(id, b.ID),
+		s.k.variants(id, ph), s.k.hours(id, ph), s.k.counters(id, ph))
+	for _, v := range vids {
+		ks = append(ks, s.k.stats(id, ph, v), s.k.users(id, ph, v))
+	}
+	for _, h := range hids {
+		ks = append(ks, s.k.hour(id, ph, h))
+	}
+	return chunk{keys: ks, args: []any{n, s.dedupWindow.Milliseconds(), p.b}}
+}
+
+// runChunks runs the chunks in one pipeline of EVALSHA. If Redis doesn't
+// know the script (first use, restart, SCRIPT FLUSH) it loads it and runs
+// the pipeline again: chunks that were applied are skipped by their
+// markers.
+func (s *Store) runChunks(ctx context.Context, chunks []chunk) ([][2]int64, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := s.c.Pipeline()
+		cmds := make([]*redis.Cmd, len(chunks))
+		for i, c := range chunks {
+			cmds[i] = applyScript.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && attempt == 0 && anyNoScript(cmds) {
+			if lerr := applyScript.Load(ctx, s.c).Err(); lerr != nil {
+				return nil, fmt.Errorf("load script: %w", lerr)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out := make([][2]int64, len(cmds))
+		for i, c := range cmds {
+			v, err := c.Int64Slice()
+			if err != nil || len(v) != 2 {
+				return nil, fmt.Errorf("apply script: unexpected reply %v: %w", c.Val(), err)
+			}
+			out[i] = [2]int64{v[0], v[1]}
+		}
+		return out, nil
+	}
+}
+
+func anyNoScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
+}
+
+// Summaries implements experiments.Store.
+func (s *Store) Summaries(ctx context.Context, exp string, phase int) (experiments.Snapshot, error) {
+	snap := experiments.Snapshot{
+		Stats:    make(map[experiments.VariantMetric]experiments.Summary),
+		Counters: make(map[experiments.VariantMetric]int64),
+	}
+	var known []int
+	for attempt := 0; attempt < 3; attempt++ {
+		ks := []string{s.k.variants(exp, phase), s.k.counters(exp, phase)}
+		for _, v := range known {
+			ks = append(ks, s.k.stats(exp, phase, v))
+		}
+		reply, err := readScript.Run(ctx, s.c, ks).Slice()
+		if err != nil {
+			return snap, fmt.Errorf("read summaries of %q: %w", exp, translate(err))
+		}
+		vs, err := variantList(reply[0])
+		if err != nil {
+			return snap, err
+		}
+		if !sameInts(vs, known) {
+			known = vs // a variant appeared (or first read): read again with its keys
+			continue
+		}
+		counters, err := pairs(reply[1])
+		if err != nil {
+			return snap, err
+		}
+		for f, val := range counters {
+			vstr, name, ok := strings.Cut(f, ":")
+			v, err1 := strconv.Atoi(vstr)
+			n, err2 := strconv.ParseInt(val, 10, 64)
+			if !ok || err1 != nil || err2 != nil {
+				return snap, fmt.Errorf("read summaries of %q: bad counter %q=%q", exp, f, val)
+			}
+			snap.Counters[experiments.VariantMetric{Variant: v, Metric: name}] = n
+		}
+		for i, v := range known {
+			fields, err := pairs(reply[2+i])
+			if err != nil {
+				return snap, err
+			}
+			if err := addStats(snap.Stats, v, fields); err != nil {
+				return snap, fmt.Errorf("read summaries of %q: %w", exp, err)
+			}
+		}
+		return snap, nil
+	}
+	return snap, fmt.Errorf("read summaries of %q: variants kept changing", exp)
+}
+
+// Hourly implements experiments.Store. Hours that overlap [from, to) are
+// returned.
+func (s *Store) Hourly(ctx context.Context, exp string, phase int, from, to time.Time) ([]experiments.HourSummaries, error) {
+	lo, hi := experiments.HourOf(from), experiments.HourOf(to)
+	if !to.Equal(hi.Time()) {
+		hi++
+	}
+	if hi <= lo {
+		return nil, nil
+	}
+	hs, err := s.c.ZRangeByScore(ctx, s.k.hours(exp, phase), &redis.ZRangeBy{
+		Min: strconv.FormatInt(int64(lo), 10),
+		Max: strconv.FormatInt(int64(hi-1), 10),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read hours of %q: %w", exp, translate(err))
+	}
+	if len(hs) == 0 {
+		return nil, nil
+	}
+	pipe := s.c.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(hs))
+	hours := make([]experiments.Hour, len(hs))
+	for i, h := range hs {
+		n, err := strconv.ParseInt(h, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("read hours of %q: bad hour %q", exp, h)
+		}
+		hours[i] = experiments.Hour(n)
+		cmds[i] = pipe.HGetAll(ctx, s.k.hour(exp, phase, hours[i]))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read hourly stats of %q: %w", exp, translate(err))
+	}
+	out := make([]experiments.HourSummaries, 0, len(hs))
+	for i, c := range cmds {
+		hsum := experiments.HourSummaries{Hour: hours[i].Time(), Stats: make(map[experiments.VariantMetric]experiments.Summary)}
+		byVariant := map[int]map[string]string{}
+		for f, val := range c.Val() {
+			vstr, rest, ok := strings.Cut(f, ":")
+			v, err := strconv.Atoi(vstr)
+			if !ok || err != nil {
+				return nil, fmt.Errorf("read hourly stats of %q: bad field %q", exp, f)
+			}
+			if byVariant[v] == nil {
+				byVariant[v] = map[string]string{}
+			}
+			byVariant[v][rest] = val
+		}
+		for v, fields := range byVariant {
+			if err := addStats(hsum.Stats, v, fields); err != nil {
+				return nil, fmt.Errorf("read hourly stats of %q: %w", exp, err)
+			}
+		}
+		out = append(out, hsum)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Hour.Before(out[j].Hour) })
+	return out, nil
+}
+
+// Expire implements experiments.Store.
+func (s *Store) Expire(ctx context.Context, exp string, after time.Duration) error {
+	ms := after.Milliseconds()
+	if after > 0 && ms == 0 {
+		ms = 1
+	}
+	if err := expireScript.Run(ctx, s.c, []string{s.k.keySet(exp)}, ms).Err(); err != nil {
+		return fmt.Errorf("expire %q: %w", exp, translate(err))
+	}
+	return nil
+}
+
+// addStats parses "<metric>:<stat>" fields into dst for variant v.
+func addStats(dst map[experiments.VariantMetric]experiments.Summary, v int, fields map[string]string) error {
+	for f, val := range fields {
+		i := strings.LastIndexByte(f, ':')
+		if i < 0 {
+			return fmt.Errorf("bad stats field %q", f)
+		}
+		x, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return fmt.Errorf("bad stats value %q=%q", f, val)
+		}
+		vm := experiments.VariantMetric{Variant: v, Metric: f[:i]}
+		sum := dst[vm]
+		switch f[i+1:] {
+		case "n":
+			sum.N = x
+		case "sx":
+			sum.SumX = x
+		case "sx2":
+			sum.SumX2 = x
+		case "sy":
+			sum.SumY = x
+		case "sy2":
+			sum.SumY2 = x
+		case "sxy":
+			sum.SumXY = x
+		default:
+			return fmt.Errorf("bad stats field %q", f)
+		}
+		dst[vm] = sum
+	}
+	return nil
+}
+
+func variantList(v any) ([]int, error) {
+	items, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("read summaries: unexpected variants reply %T", v)
+	}
+	out := make([]int, 0, len(items))
+	for _, it := range items {
+		s, _ := it.(string)
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, fmt.Errorf("read summaries: bad variant %v", it)
+		}
+		out = append(out, n)
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+func pairs(v any) (map[string]string, error) {
+	items, ok := v.([]any)
+	if !ok || len(items)%2 != 0 {
+		return nil, fmt.Errorf("read summaries: unexpected hash reply %T", v)
+	}
+	m := make(map[string]string, len(items)/2)
+	for i := 0; i < len(items); i += 2 {
+		k, _ := items[i].(string)
+		val, _ := items[i+1].(string)
+		m[k] = val
+	}
+	return m, nil
+}
+
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// translate maps go-redis's "absent" to experiments.ErrNotFound; other
+// errors pass through.
+func translate(err error) error {
+	if errors.Is(err, redis.Nil) {
+		return experiments.ErrNotFound
+	}
+	return err
+}

@@ -1,0 +1,223 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Store errors.
+var (
+	// ErrNotFound: the store has no such record. Stores translate their
+	// own "absent" (redis.Nil) into it at their boundary.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidBatch: a batch the store can never apply (empty
+	// experiment id, non-finite value). The recorder drops such a batch
+	// instead of retrying it.
+	ErrInvalidBatch = errors.New("invalid batch")
+)
+
+// Store keeps the per-user sufficient statistics of every experiment. The
+// recorder writes it, reports and the rollout controller read it. It is
+// safe for concurrent use, also from several processes (Redis).
+type Store interface {
+	// Apply adds one experiment-phase's pre-aggregated deltas. A batch is
+	// applied exactly once: applying a batch whose ID was already applied
+	// (a retry after a lost reply) changes nothing and returns nil, and a
+	// feedback event whose ID was already applied is skipped. Apply is
+	// atomic per batch in memstore; redisstore applies a large batch in
+	// chunks, each atomic and each applied at most once, so retrying a
+	// batch after any error is always safe.
+	Apply(ctx context.Context, b *Batch) (ApplyResult, error)
+	// Summaries returns the cumulative statistics of one phase. An
+	// unknown experiment or phase gives an empty Snapshot, not an error.
+	Summaries(ctx context.Context, experiment string, phase int) (Snapshot, error)
+	// Hourly returns, for each hour that overlaps [from, to) and has
+	// data, the change of the cumulative statistics during that hour, in
+	// hour order. A batch's entries are applied in hour order, so with
+	// batches arriving in time order the prefix sums give the cumulative
+	// Summary at the end of each hour; the sum over all hours always
+	// equals Summaries.
+	Hourly(ctx context.Context, experiment string, phase int, from, to time.Time) ([]HourSummaries, error)
+	// Expire makes everything the experiment wrote (all phases) disappear
+	// after the given duration, e.g. Retention after the experiment ends.
+	// Data written later (late feedback) expires at the same time.
+	Expire(ctx context.Context, experiment string, after time.Duration) error
+}
+
+// VariantMetric names one statistic of a phase.
+type VariantMetric struct {
+	Variant int
+	Metric  string
+}
+
+// Summary is the user-level summary of one (variant, metric): over the
+// users with at least one observation, x is a user's sum of the metric's
+// values and y their number of observations. It has the same fields as
+// stats.Summary, which converts from it.
+type Summary struct {
+	N     float64 // users
+	SumX  float64 // Σx
+	SumX2 float64 // Σx²
+	SumY  float64 // Σy
+	SumY2 float64 // Σy²
+	SumXY float64 // Σxy
+}
+
+// Add returns s + d field by field.
+func (s Summary) Add(d Summary) Summary {
+	return Summary{s.N + d.N, s.SumX + d.SumX, s.SumX2 + d.SumX2, s.SumY + d.SumY, s.SumY2 + d.SumY2, s.SumXY + d.SumXY}
+}
+
+// SummaryDelta is the change of a Summary when one user's totals go from
+// (x0, y0) to (x1, y1); isNew says the user had no observation before.
+func SummaryDelta(isNew bool, x0, y0, x1, y1 float64) Summary {
+	var n float64
+	if isNew {
+		n = 1
+	}
+	return Summary{
+		N:     n,
+		SumX:  x1 - x0,
+		SumX2: x1*x1 - x0*x0,
+		SumY:  y1 - y0,
+		SumY2: y1*y1 - y0*y0,
+		SumXY: x1*y1 - x0*y0,
+	}
+}
+
+// Snapshot is the cumulative state of one experiment phase.
+type Snapshot struct {
+	// Stats holds a Summary for every (variant, metric) with data. The
+	// users per variant (sample-ratio check) are Stats[{v, "requests"}].N.
+	Stats map[VariantMetric]Summary
+	// Counters holds operations counters, e.g. CounterUnanalysed per
+	// variant.
+	Counters map[VariantMetric]int64
+}
+
+// HourSummaries is the change of the cumulative statistics during one hour.
+type HourSummaries struct {
+	Hour  time.Time // start of the hour, UTC
+	Stats map[VariantMetric]Summary
+}
+
+// Hour is an hour since the Unix epoch: the unit of the hourly buckets.
+type Hour int64
+
+// HourOf returns the hour t falls in.
+func HourOf(t time.Time) Hour {
+	s := t.Unix()
+	h := s / 3600
+	if s < 0 && s%3600 != 0 {
+		h--
+	}
+	return Hour(h)
+}
+
+// Time returns the start of the hour.
+func (h Hour) Time() time.Time { return time.Unix(int64(h)*3600, 0).UTC() }
+
+// Batch is one experiment phase's deltas, pre-aggregated by the recorder.
+// A store must not modify a batch.
+type Batch struct {
+	// ID identifies the batch for exactly-once application: a retry
+	// carries the same ID. It must be unique across recorders (the
+	// recorder uses a random per-process prefix and a sequence number).
+	ID         string
+	Experiment string
+	Phase      int
+	// Deltas are merged per (variant, unit, metric, hour): the order of a
+	// user's observations within a batch does not change the statistics.
+	Deltas []Delta
+	// Events are feedback signals with an EventID. They are not merged: a
+	// store applies each at most once per experiment, ever.
+	Events []Event
+	// Counters are increments of operations counters (no per-user state).
+	Counters []Counter
+	// Count is the number of recorder events the batch carries (for
+	// accounting; stores ignore it).
+	Count int64
+}
+
+// Delta adds (DX, DY) to one user's totals of one metric; Hour says which
+// hourly bucket the resulting change of the statistics belongs to.
+type Delta struct {
+	Variant int
+	Unit    UnitKey
+	Metric  string
+	Hour    Hour
+	DX, DY  float64
+}
+
+// Event is a Delta that must be applied at most once per ID.
+type Event struct {
+	ID string
+	Delta
+}
+
+// Counter increments an operations counter of a variant.
+type Counter struct {
+	Variant int
+	Name    string
+	N       int64
+}
+
+// ApplyResult says what Apply did.
+type ApplyResult struct {
+	// Duplicate: the batch (or, in redisstore, every chunk of it) had
+	// already been applied; nothing changed.
+	Duplicate bool
+	// DuplicateEvents is how many Events were skipped because their ID
+	// had been applied before.
+	DuplicateEvents int
+}
+
+// Validate reports ErrInvalidBatch (wrapped with the reason) for a batch no
+// store can apply: no experiment or ID, a phase below 1, an empty metric
+// name or a non-finite value.
+func (b *Batch) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidBatch}, args...)...)
+	}
+	switch {
+	case b.Experiment == "":
+		return bad("no experiment")
+	case b.ID == "":
+		return bad("no batch id")
+	case b.Phase < 1:
+		return bad("phase %d", b.Phase)
+	}
+	check := func(d *Delta) error {
+		if d.Metric == "" {
+			return bad("empty metric name")
+		}
+		if !finite(d.DX) || !finite(d.DY) {
+			return bad("metric %q: non-finite value", d.Metric)
+		}
+		return nil
+	}
+	for i := range b.Deltas {
+		if err := check(&b.Deltas[i]); err != nil {
+			return err
+		}
+	}
+	for i := range b.Events {
+		if b.Events[i].ID == "" {
+			return bad("event without id")
+		}
+		if err := check(&b.Events[i].Delta); err != nil {
+			return err
+		}
+	}
+	for _, c := range b.Counters {
+		if c.Name == "" {
+			return bad("empty counter name")
+		}
+	}
+	return nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
