@@ -46,8 +46,29 @@ const (
 // for concurrent use.
 type Signer struct {
 	ttl      time.Duration
-	tokenMAC sync.Pool // of hash.Hash (HMAC, token key)
-	unitMAC  sync.Pool // of hash.Hash (HMAC, unit key)
+	tokenMAC sync.Pool // of *macState (HMAC, token key)
+	unitMAC  sync.Pool // of *macState (HMAC, unit key)
+}
+
+// macState is a pooled HMAC with its scratch space. A slice of a local
+// array passed to a hash.Hash method escapes (the call is through an
+// interface), so "stack" buffers were heap allocations on every call;
+// buffers owned by the pooled object are allocated once.
+type macState struct {
+	h   hash.Hash
+	buf []byte // payload / raw token
+	enc []byte // base64 form
+	sum [sha256.Size]byte
+}
+
+// maxPooledScratch keeps one huge input from pinning memory in the pool.
+const maxPooledScratch = 4 << 10
+
+func putMAC(p *sync.Pool, m *macState) {
+	if cap(m.buf) > maxPooledScratch || cap(m.enc) > maxPooledScratch {
+		m.buf, m.enc = nil, nil
+	}
+	p.Put(m)
 }
 
 // NewSigner returns a Signer keyed by secret whose tokens live for ttl.
@@ -55,8 +76,10 @@ func NewSigner(secret []byte, ttl time.Duration) *Signer {
 	tokenKey := derive(secret, "abgate token v1")
 	unitKey := derive(secret, "abgate unit v1")
 	s := &Signer{ttl: ttl}
-	s.tokenMAC.New = func() any { return hmac.New(sha256.New, tokenKey) }
-	s.unitMAC.New = func() any { return hmac.New(sha256.New, unitKey) }
+	s.tokenMAC.New = func() any {
+		return &macState{h: hmac.New(sha256.New, tokenKey), buf: make([]byte, 0, tokenFixed+2+2*255+tokenSigLen)}
+	}
+	s.unitMAC.New = func() any { return &macState{h: hmac.New(sha256.New, unitKey), buf: make([]byte, 0, 256)} }
 	return s
 }
 
@@ -66,35 +89,27 @@ func derive(secret []byte, label string) []byte {
 	return m.Sum(nil)
 }
 
-// KeyUnit returns the keyed hash of a unit id.
+// KeyUnit returns the keyed hash of a unit id. It does not allocate.
 func (s *Signer) KeyUnit(unit string) UnitKey {
-	h := s.unitMAC.Get().(hash.Hash)
-	h.Reset()
-	// io.WriteString would allocate the []byte conversion for a string on
-	// some paths; a stack buffer keeps ordinary ids allocation-free.
-	var buf [256]byte
-	if len(unit) <= len(buf) {
-		n := copy(buf[:], unit)
-		h.Write(buf[:n])
-	} else {
-		h.Write([]byte(unit))
-	}
-	var sum [sha256.Size]byte
-	out := h.Sum(sum[:0])
-	s.unitMAC.Put(h)
+	m := s.unitMAC.Get().(*macState)
+	m.h.Reset()
+	m.buf = append(m.buf[:0], unit...)
+	m.h.Write(m.buf)
 	var k UnitKey
-	copy(k[:], out)
+	copy(k[:], m.h.Sum(m.sum[:0]))
+	putMAC(&s.unitMAC, m)
 	return k
 }
 
-// Issue signs t. A zero Expires is set to now + the signer's TTL.
+// Issue signs t. A zero Expires is set to now + the signer's TTL. The
+// returned string is its only allocation.
 func (s *Signer) Issue(t Token, now time.Time) string {
 	if t.Expires.IsZero() {
 		t.Expires = now.Add(s.ttl)
 	}
 	exp, rid := clip(t.Experiment), clip(t.RequestID)
-	var buf [tokenFixed + 2 + 2*255 + tokenSigLen]byte
-	b := buf[:0]
+	m := s.tokenMAC.Get().(*macState)
+	b := m.buf[:0]
 	b = append(b, tokenVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.Expires.Unix()))
 	b = binary.BigEndian.AppendUint32(b, uint32(t.Phase))
@@ -109,8 +124,12 @@ func (s *Signer) Issue(t Token, now time.Time) string {
 	b = append(b, exp...)
 	b = append(b, byte(len(rid)))
 	b = append(b, rid...)
-	b = append(b, s.sign(b)...)
-	return base64.RawURLEncoding.EncodeToString(b)
+	b = append(b, m.sign(b)...)
+	m.buf = b
+	m.enc = base64.RawURLEncoding.AppendEncode(m.enc[:0], b)
+	out := string(m.enc)
+	putMAC(&s.tokenMAC, m)
+	return out
 }
 
 // clip keeps a length-prefixed field within one byte of length; ids are
@@ -122,24 +141,33 @@ func clip(s string) string {
 	return s
 }
 
-func (s *Signer) sign(payload []byte) []byte {
-	h := s.tokenMAC.Get().(hash.Hash)
-	h.Reset()
-	h.Write(payload)
-	var sum [sha256.Size]byte
-	out := h.Sum(sum[:0])
-	s.tokenMAC.Put(h)
-	return out[:tokenSigLen]
+// sign returns the truncated MAC of payload; it aliases m.sum.
+func (m *macState) sign(payload []byte) []byte {
+	m.h.Reset()
+	m.h.Write(payload)
+	return m.h.Sum(m.sum[:0])[:tokenSigLen]
 }
+
+// tokenEncoding is strict: the spare bits of the last character must be
+// zero, so a token has exactly one spelling (a lenient decoder accepts up
+// to 16 spellings of one token).
+var tokenEncoding = base64.RawURLEncoding.Strict()
 
 // Verify checks a token's signature and expiry at time now.
 func (s *Signer) Verify(tok string, now time.Time) (Token, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if len(tok) > tokenEncoding.EncodedLen(tokenFixed+2+2*255+tokenSigLen) {
+		return Token{}, ErrTokenInvalid
+	}
+	m := s.tokenMAC.Get().(*macState)
+	defer putMAC(&s.tokenMAC, m)
+	m.enc = append(m.enc[:0], tok...)
+	raw, err := tokenEncoding.AppendDecode(m.buf[:0], m.enc)
 	if err != nil || len(raw) < tokenFixed+2+tokenSigLen {
 		return Token{}, ErrTokenInvalid
 	}
+	m.buf = raw
 	payload, sig := raw[:len(raw)-tokenSigLen], raw[len(raw)-tokenSigLen:]
-	if !hmac.Equal(sig, s.sign(payload)) {
+	if !hmac.Equal(sig, m.sign(payload)) {
 		return Token{}, ErrTokenInvalid
 	}
 	if payload[0] != tokenVersion {

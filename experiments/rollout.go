@@ -1,0 +1,263 @@
+package experiments
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"time"
+
+	"github.com/abgate/abgate/stats"
+)
+
+// Rollout defaults (docs/rollout.md). The config loader may fill them in
+// too; these helpers apply them to whatever is unset, so both agree.
+var (
+	// DefaultRampPercents are the default steps' candidate shares.
+	DefaultRampPercents = []float64{1, 5, 25, 50}
+	// DefaultGuardrails: the error rate may not rise by more than 0.5
+	// percentage points, mean latency by more than 10%.
+	DefaultGuardrails = []Guardrail{
+		{Metric: MetricError, Margin: 0.005},
+		{Metric: MetricLatencyMS, Margin: 0.10, Relative: true},
+	}
+)
+
+const (
+	// DefaultControllerInterval is Controller.Interval when unset.
+	DefaultControllerInterval = 10 * time.Second
+	// DefaultLeaseTTL is Controller.LeaseTTL when unset.
+	DefaultLeaseTTL = 15 * time.Second
+	// DefaultWebhookAttempts is Webhook.MaxAttempts when unset.
+	DefaultWebhookAttempts = 5
+)
+
+// RolloutSteps returns the experiment's ramp steps with defaults applied
+// and every percent capped at 100/candidates; steps that collapse onto the
+// previous one after capping are dropped. Nil without a Rollout.
+func RolloutSteps(e *Experiment) []RampStep {
+	if e.Rollout == nil {
+		return nil
+	}
+	steps := e.Rollout.Steps
+	if len(steps) == 0 {
+		for _, p := range DefaultRampPercents {
+			steps = append(steps, RampStep{Percent: p})
+		}
+	}
+	capPct := 100.0
+	if n := len(e.Variants) - 1; n > 0 {
+		capPct = float64(MaxShare(n)) * 100 / Buckets
+	}
+	out := make([]RampStep, 0, len(steps))
+	for _, s := range steps {
+		s.Percent = math.Min(s.Percent, capPct)
+		if len(out) > 0 && out[len(out)-1].Percent >= s.Percent {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// metricSpec says how the controller analyses a metric: stats kind and
+// direction. Per-request and per-feedback metrics are ratios (Σx/Σy per
+// observation); "requests" is a per-user mean.
+func metricSpec(e *Experiment, name string) stats.Metric {
+	m := stats.Metric{Name: name, Kind: stats.Ratio, Better: stats.HigherIsBetter}
+	switch name {
+	case MetricRequests:
+		m.Kind = stats.Mean
+	case MetricError, MetricLatencyMS, MetricTTFBMS, MetricMaxGapMS, MetricFallback,
+		MetricStreamAborted, MetricPromptTokens, MetricCompletionTokens, MetricCost,
+		MetricCorrection, MetricReformulated, MetricCompletionSeconds:
+		m.Better = stats.LowerIsBetter
+	}
+	for _, cm := range e.Metrics {
+		if cm.Name == name && cm.HigherIsBetter != nil && !*cm.HigherIsBetter {
+			m.Better = stats.LowerIsBetter
+		}
+	}
+	return m
+}
+
+// rolloutPolicy is the stats policy of an experiment at ramp step step:
+// guardrails only (RampMode) before the last step, primary and guardrails
+// (FullMode) at it.
+func rolloutPolicy(e *Experiment, step int) stats.Policy {
+	r := e.Rollout
+	p := stats.Policy{
+		Mode:     stats.FullMode,
+		Primary:  metricSpec(e, orStr(e.Primary, DefaultPrimaryMetric)),
+		Alpha:    r.Alpha,
+		Method:   stats.Method(r.Method),
+		MinUsers: float64(r.MinUsers),
+		MaxUsers: float64(r.MaxUsers),
+	}
+	if step < len(RolloutSteps(e))-1 {
+		p.Mode = stats.RampMode
+	}
+	gs := r.Guardrails
+	if len(gs) == 0 {
+		gs = DefaultGuardrails
+	}
+	for _, g := range gs {
+		p.Guardrails = append(p.Guardrails, stats.Guardrail{Metric: withRelative(metricSpec(e, g.Metric), g.Relative), Margin: g.Margin})
+	}
+	return p
+}
+
+func withRelative(m stats.Metric, rel bool) stats.Metric { m.Relative = rel; return m }
+
+func orStr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// rolloutInput turns a period's snapshot into the stats input for policy
+// p: users per variant, the expected split of the allocation a and one
+// Summary per variant for every metric the policy reads.
+func rolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) stats.Input {
+	k := len(e.Variants)
+	in := stats.Input{Users: make([]float64, k), ExpectedSplit: make([]float64, k), Metrics: map[string][]stats.Summary{}}
+	rest := float64(Buckets)
+	for i, s := range a.Shares {
+		in.ExpectedSplit[i+1] = float64(s)
+		rest -= float64(s)
+	}
+	in.ExpectedSplit[0] = rest
+	for v := range k {
+		in.Users[v] = snap.Stats[VariantMetric{v, MetricRequests}].N
+	}
+	add := func(name string) {
+		if _, ok := in.Metrics[name]; ok {
+			return
+		}
+		ss := make([]stats.Summary, k)
+		for v := range k {
+			s := snap.Stats[VariantMetric{v, name}]
+			ss[v] = stats.Summary{N: s.N, SumX: s.SumX, SumX2: s.SumX2, SumY: s.SumY, SumY2: s.SumY2, SumXY: s.SumXY}
+		}
+		in.Metrics[name] = ss
+	}
+	if p.Mode != stats.RampMode {
+		add(p.Primary.Name)
+	}
+	for _, g := range p.Guardrails {
+		add(g.Name)
+	}
+	return in
+}
+
+// validateRollout checks an experiment's rollout section; path is the
+// experiment's YAML path ("experiments[0]"). The lead hooks it into
+// Config.validate.
+func validateRollout(e *Experiment, path string) []FieldError {
+	r := e.Rollout
+	if r == nil {
+		return nil
+	}
+	var errs []FieldError
+	add := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Field: path + ".rollout" + field, Reason: fmt.Sprintf(format, args...)})
+	}
+	n := len(e.Variants) - 1
+	if n < 1 {
+		add("", "needs at least one candidate variant")
+	}
+	capPct := 100.0
+	if n > 0 {
+		capPct = float64(MaxShare(n)) * 100 / Buckets
+	}
+	prev := 0.0
+	for i, s := range r.Steps {
+		p := fmt.Sprintf(".steps[%d]", i)
+		switch {
+		case !(s.Percent >= 0.01) || s.Percent > capPct:
+			add(p+".percent", "must be in 0.01..%g (100 / candidates)", capPct)
+		case s.Percent <= prev:
+			add(p+".percent", "must be larger than the previous step's")
+		}
+		prev = s.Percent
+		if s.MinDuration < 0 {
+			add(p+".min_duration", "must not be negative")
+		}
+		if s.MinUsers < 0 {
+			add(p+".min_users", "must not be negative")
+		}
+	}
+	for i, g := range r.Guardrails {
+		p := fmt.Sprintf(".guardrails[%d]", i)
+		if !knownMetric(e, g.Metric) {
+			add(p+".metric", "not a built-in or declared metric")
+		}
+		if !(g.Margin >= 0) || math.IsInf(g.Margin, 0) {
+			add(p+".margin", "must be a finite number >= 0")
+		}
+	}
+	if r.Alpha != 0 && !(r.Alpha > 0 && r.Alpha < 1) {
+		add(".alpha", "must be in (0, 1)")
+	}
+	switch stats.Method(r.Method) {
+	case "", stats.ConfidenceSequenceMethod, stats.MSPRTMethod:
+	default:
+		add(".method", "must be %q or %q", stats.ConfidenceSequenceMethod, stats.MSPRTMethod)
+	}
+	if r.MinUsers < 0 {
+		add(".min_users", "must not be negative")
+	}
+	if r.MaxUsers < 0 || (r.MaxUsers > 0 && r.MaxUsers < r.MinUsers) {
+		add(".max_users", "must be 0 (unbounded) or at least min_users")
+	}
+	if e.Primary != "" && !knownMetric(e, e.Primary) {
+		errs = append(errs, FieldError{Field: path + ".primary", Reason: "not a built-in or declared metric"})
+	}
+	return errs
+}
+
+func knownMetric(e *Experiment, name string) bool {
+	if IsBuiltinMetric(name) {
+		return true
+	}
+	for _, m := range e.Metrics {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// validateController checks the controller section.
+func validateController(c Controller, path string) []FieldError {
+	var errs []FieldError
+	if c.Interval < 0 {
+		errs = append(errs, FieldError{path + ".interval", "must not be negative"})
+	}
+	if c.LeaseTTL < 0 {
+		errs = append(errs, FieldError{path + ".lease_ttl", "must not be negative"})
+	}
+	if ttl := time.Duration(c.LeaseTTL); ttl > 0 && ttl < time.Second {
+		errs = append(errs, FieldError{path + ".lease_ttl", "must be at least 1s"})
+	}
+	return errs
+}
+
+// validateWebhooks checks the webhooks section ("webhooks").
+func validateWebhooks(ws []Webhook, path string) []FieldError {
+	var errs []FieldError
+	for i, w := range ws {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		u, err := url.Parse(w.URL)
+		if w.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, FieldError{p + ".url", "must be an absolute http(s) URL"})
+		}
+		if w.Secret == "" {
+			errs = append(errs, FieldError{p + ".secret", "required (it signs every delivery)"})
+		}
+		if w.MaxAttempts < 0 || w.MaxAttempts > 20 {
+			errs = append(errs, FieldError{p + ".max_attempts", "must be in 0..20 (0: default 5)"})
+		}
+	}
+	return errs
+}
