@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test abgate has, on a fresh machine: formatting, vet, and the
 # race-enabled test suite. Tests that need Redis start their own
-# redis-server on a free loopback port; this script only makes sure the
-# binary is installed.
+# redis-server on a free loopback port, and the report page's test its own
+# headless Chromium; this script only makes sure both are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,10 +11,19 @@ need_pkg() { # need_pkg BINARY DEBIAN_PACKAGE
 	echo "test.sh: installing $2 (needed by the tests)"
 	local sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"
-	$sudo apt-get update -qq
+	if [ -z "${apt_updated:-}" ]; then
+		$sudo apt-get update -qq
+		apt_updated=1
+	fi
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
 }
 need_pkg redis-server redis-server
+need_pkg chromium chromium
+
+# The report page's browser test must run here, not skip; its screenshots
+# land in artifacts/.
+export ABGATE_REQUIRE_BROWSER=1
+export ABGATE_ARTIFACTS="${ABGATE_ARTIFACTS:-$PWD/artifacts}"
 
 unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go'))
 if [ -n "$unformatted" ]; then

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abgate/abgate/api"
+	"github.com/abgate/abgate/experiments"
+)
+
+func TestReportCLI(t *testing.T) {
+	t.Parallel()
+	exp := &experiments.Experiment{ID: "e1", Variants: []experiments.Variant{{Name: "base"}, {Name: "ft", Weight: 50}}}
+	rep := api.BuildReport(exp, api.ReportStatus{Status: "running", Step: -1}, nil, experiments.Snapshot{}, nil, time.Unix(1_800_000_000, 0))
+	var gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = r.Header.Get("Authorization")
+		if r.URL.Path != "/api/v1/experiments/e1/report" {
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": "no experiment", "type": "invalid_request_error", "code": "experiment_not_found"}})
+			return
+		}
+		json.NewEncoder(w).Encode(rep)
+	}))
+	defer srv.Close()
+
+	for _, format := range []string{"text", "markdown", "json"} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"report", "e1", "--server", srv.URL, "--token", "tok-123", "--format", format}, &out, &errb)
+		if code != 0 || !strings.Contains(out.String(), "e1") {
+			t.Errorf("%s: code %d, stdout %q, stderr %q", format, code, out.String(), errb.String())
+		}
+	}
+	if gotAuth != "Bearer tok-123" {
+		t.Errorf("Authorization %q", gotAuth)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"report", "--server", srv.URL, "missing"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no experiment") {
+		t.Errorf("unknown id: code %d, stderr %q", code, errb.String())
+	}
+	if code := run(context.Background(), []string{"report", "--format", "pdf", "e1"}, &out, &errb); code != 2 {
+		t.Errorf("bad format: code %d", code)
+	}
+	if code := run(context.Background(), []string{"report"}, &out, &errb); code != 2 {
+		t.Errorf("no id: code %d", code)
+	}
+}
+
+func TestPlanCLI(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"plan", "--baseline", "0.10", "--mde", "0.10", "--daily_users", "5000", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("code %d: %s", code, errb.String())
+	}
+	var res api.PlanResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	// The CLI and GET /api/v1/plan answer the same question the same way.
+	want, err := api.MakePlan(api.PlanRequest{Baseline: 0.10, MDE: 0.10, Relative: true, Power: 0.8, Alpha: 0.05,
+		Method: "confidence-sequence", Variants: 2, DailyUsers: 5000, Coverage: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary != want.Summary {
+		t.Errorf("CLI plan %q\nwant %q", res.Summary, want.Summary)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"plan", "--baseline", "1.5", "--mde", "0.1"}, &out, &errb); code == 0 {
+		t.Error("a rate of 1.5 accepted")
+	}
+}

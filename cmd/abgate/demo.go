@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/internal/fakemodel"
+)
+
+// demoOptions are the demo's knobs.
+type demoOptions struct {
+	listen   string
+	users    int
+	rps      float64
+	duration time.Duration
+	every    time.Duration
+}
+
+// runDemo runs everything in one process on loopback: the gateway with
+// the in-memory store, two simulated models (the fine-tune a little
+// better), and synthetic users who send requests and feedback.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	var o demoOptions
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address for everything the demo serves (loopback only)")
+	fs.IntVar(&o.users, "users", 2000, "synthetic users")
+	fs.Float64Var(&o.rps, "rps", 40, "synthetic requests per second (0: no synthetic traffic)")
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
+	fs.DurationVar(&o.every, "print-every", 10*time.Second, "how often to print the running numbers")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := requireLoopback(o.listen); err != nil {
+		return err
+	}
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.listen, err)
+	}
+	addr := ln.Addr().String()
+	cfg := demoConfig(addr)
+	if err := cfg.Validate(); err != nil {
+		ln.Close()
+		return fmt.Errorf("demo config: %w", err)
+	}
+	// Only warnings: the demo's own lines are the show.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	a.listeners = []net.Listener{ln}
+	base := &fakemodel.Model{Name: "base-model", Quality: 0.60, Latency: 40 * time.Millisecond, TokenDelay: 15 * time.Millisecond}
+	ft := &fakemodel.Model{Name: "support-ft-v2", Quality: 0.68, Latency: 35 * time.Millisecond, TokenDelay: 15 * time.Millisecond}
+	a.extraRoutes = func(r *gin.Engine) {
+		// The simulated models live on the demo's own address, so
+		// everything it serves is on one port.
+		r.Any("/_demo/base/*path", gin.WrapH(http.StripPrefix("/_demo/base", base)))
+		r.Any("/_demo/ft/*path", gin.WrapH(http.StripPrefix("/_demo/ft", ft)))
+	}
+
+	url := "http://" + addr
+	fmt.Fprintf(stdout, `abgate demo: the gateway, two simulated models and synthetic users, all on %s
+
+The experiment "support-ft" splits users between the base model and a fine-tune
+whose answers are a little better. Point any OpenAI client at %s/v1 with
+model "demo", or try:
+
+  curl -si %s/v1/chat/completions -H 'X-User-ID: alice' \
+    -d '{"model":"demo","messages":[{"role":"user","content":"Where is my order?"}]}'
+
+then send feedback with the X-Abgate-Token header of that response:
+
+  curl -s %s/v1/feedback -H "X-Abgate-Token: $TOKEN" -d '{"signals":{"thumbs":"up"}}'
+
+`, addr, url, url, url)
+	if o.rps > 0 {
+		fmt.Fprintf(stdout, "Synthetic traffic: %d users, %.0f requests/s; numbers every %s. Ctrl-C stops.\n\n", o.users, o.rps, o.every)
+	}
+
+	var wg sync.WaitGroup
+	if o.rps > 0 {
+		sim := newSimulator(url, o)
+		wg.Add(2)
+		go func() { defer wg.Done(); sim.run(ctx) }()
+		go func() { defer wg.Done(); printProgress(ctx, stdout, a, sim, o.every) }()
+	}
+	err = a.run(ctx, io.Discard)
+	wg.Wait()
+	return err
+}
+
+// demoConfig is the demo's config: two upstreams on the demo's own
+// address, one experiment, one route, reads and feedback open on
+// loopback.
+func demoConfig(addr string) *experiments.Config {
+	cfg := &experiments.Config{
+		Server: experiments.Server{
+			Listen:      addr,
+			TokenSecret: experiments.Secret(hex.EncodeToString(randomSecret(32))),
+		},
+		Upstreams: []experiments.Upstream{
+			{Name: "demo-base", URL: "http://" + addr + "/_demo/base", APIKey: "demo-base-key"},
+			{Name: "demo-ft", URL: "http://" + addr + "/_demo/ft", APIKey: "demo-ft-key"},
+		},
+		Experiments: []experiments.Experiment{{
+			ID:          "support-ft",
+			Description: "Does the support fine-tune v2 get more thumbs up than the base model?",
+			Fallback:    true,
+			Variants: []experiments.Variant{
+				{Name: "base", Upstream: "demo-base", Model: "base-model", PromptPrice: 0.15, CompletionPrice: 0.60},
+				{Name: "ft-v2", Upstream: "demo-ft", Model: "support-ft-v2", Weight: 50, PromptPrice: 0.30, CompletionPrice: 1.20},
+			},
+		}},
+		Routes: []experiments.Route{{Alias: "demo", Experiment: "support-ft"}},
+		Auth:   experiments.Auth{OpenReads: true, OpenFeedback: true},
+	}
+	cfg.SetDefaults()
+	return cfg
+}
+
+// simulator sends synthetic users' requests and feedback through the
+// gateway, over real HTTP, as an application backend would.
+type simulator struct {
+	url    string
+	o      demoOptions
+	client *http.Client
+
+	mu        sync.Mutex
+	requests  int
+	failures  int
+	feedbacks int
+}
+
+func newSimulator(url string, o demoOptions) *simulator {
+	return &simulator{url: url, o: o, client: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+	}}
+}
+
+func (s *simulator) run(ctx context.Context) {
+	interval := time.Duration(float64(time.Second) / s.o.rps)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	sem := make(chan struct{}, 64) // bounds concurrent synthetic requests
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			continue // the gateway is slower than the rate: skip a beat
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s.one(ctx)
+		}()
+	}
+}
+
+// one is one synthetic user's turn: ask, read the answer, and judge it.
+// Users judge the answer's quality (the simulated models embed it), not
+// the variant name: the thumbs-up probability is the answer's quality.
+func (s *simulator) one(ctx context.Context) {
+	user := fmt.Sprintf("user-%05d", rand.IntN(s.o.users))
+	stream := rand.IntN(4) == 0
+	body := fmt.Sprintf(`{"model":"demo","stream":%t,"messages":[{"role":"user","content":"Where is my order %d?"}]}`, stream, rand.IntN(1e6))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-User-ID", user)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.count(false, false)
+		return
+	}
+	answer, err := readAnswer(resp)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		s.count(false, false)
+		return
+	}
+	q, ok := fakemodel.Quality(answer)
+	token := resp.Header.Get("X-Abgate-Token")
+	if !ok || token == "" || rand.Float64() > 0.7 { // not every user leaves feedback
+		s.count(true, false)
+		return
+	}
+	thumbs := "down"
+	if rand.Float64() < q {
+		thumbs = "up"
+	}
+	signals := map[string]any{"thumbs": thumbs}
+	if rand.IntN(3) == 0 {
+		signals["task_completed"] = rand.Float64() < q+0.1
+	}
+	fb, _ := json.Marshal(map[string]any{"event_id": fmt.Sprintf("%s-%d", user, rand.Int64()), "signals": signals})
+	freq, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/v1/feedback", bytes.NewReader(fb))
+	freq.Header.Set("X-Abgate-Token", token)
+	fresp, err := s.client.Do(freq)
+	if err != nil {
+		s.count(true, false)
+		return
+	}
+	io.Copy(io.Discard, fresp.Body)
+	fresp.Body.Close()
+	s.count(true, fresp.StatusCode == http.StatusOK)
+}
+
+func (s *simulator) count(ok, feedback bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	if !ok {
+		s.failures++
+	}
+	if feedback {
+		s.feedbacks++
+	}
+}
+
+// readAnswer returns the assistant's text from a JSON reply or an SSE
+// stream of chunks.
+func readAnswer(resp *http.Response) (string, error) {
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		var b strings.Builder
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok || data == "[DONE]" {
+				continue
+			}
+			var chunk struct {
+				Choices []struct {
+					Delta struct{ Content string } `json:"delta"`
+				} `json:"choices"`
+			}
+			if json.Unmarshal([]byte(data), &chunk) == nil && len(chunk.Choices) > 0 {
+				b.WriteString(chunk.Choices[0].Delta.Content)
+			}
+		}
+		return b.String(), sc.Err()
+	}
+	var reply struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+		return "", err
+	}
+	if len(reply.Choices) == 0 {
+		return "", fmt.Errorf("no choices")
+	}
+	return reply.Choices[0].Message.Content, nil
+}
+
+// printProgress prints, every interval, what the store holds per variant.
+func printProgress(ctx context.Context, w io.Writer, a *app, s *simulator, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	start := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		exp := a.experiment("support-ft")
+		snap, err := a.store.Summaries(ctx, exp.ID, exp.PhaseOrOne())
+		if err != nil {
+			fmt.Fprintf(w, "[%s] store: %v\n", since(start), err)
+			continue
+		}
+		s.mu.Lock()
+		reqs, fails, fbs := s.requests, s.failures, s.feedbacks
+		s.mu.Unlock()
+		fmt.Fprintf(w, "[%s] %d requests (%d failed), %d feedback events\n", since(start), reqs, fails, fbs)
+		variants := make([]int, 0, len(exp.Variants))
+		for i := range exp.Variants {
+			variants = append(variants, i)
+		}
+		sort.Ints(variants)
+		for _, v := range variants {
+			users := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}]
+			thumbs := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricThumbs}]
+			lat := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricLatencyMS}]
+			fmt.Fprintf(w, "    %-6s users %5.0f  requests %6.0f  thumbs-up %s  mean latency %s\n",
+				exp.Variants[v].Name, users.N, users.SumX, rate(thumbs), mean(lat, "ms"))
+		}
+	}
+}
+
+func since(t time.Time) string { return time.Since(t).Truncate(time.Second).String() }
+
+func rate(s experiments.Summary) string {
+	if s.SumY == 0 {
+		return "   -  "
+	}
+	return fmt.Sprintf("%5.1f%%", 100*s.SumX/s.SumY)
+}
+
+func mean(s experiments.Summary, unit string) string {
+	if s.SumY == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f %s", s.SumX/s.SumY, unit)
+}

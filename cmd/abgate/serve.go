@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/abgate/abgate/api"
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/experiments/redisstore"
+	"github.com/abgate/abgate/gateway"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", "abgate.yaml", "config file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, err := experiments.LoadForServe(*path)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	// SIGHUP reloads the config: routes, experiments and upstreams change
+	// without dropping a request; listeners and the store stay.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			next, err := experiments.LoadForServe(*path)
+			if err == nil {
+				err = a.reload(next)
+			}
+			if err != nil {
+				log.Error("config reload refused; still serving the previous config", "err", err)
+				continue
+			}
+			log.Info("config reloaded", "path", *path)
+		}
+	}()
+	return a.run(ctx, stdout)
+}
+
+// app is one abgate process: the store, the recorder, the proxy and the
+// API, wired together. serve and demo both build one.
+type app struct {
+	log      *slog.Logger
+	cfg      atomic.Pointer[experiments.Config]
+	signer   *experiments.Signer
+	store    experiments.Store
+	redis    redis.UniversalClient // nil with the in-memory store
+	recorder *experiments.Recorder
+	gateway  *gateway.Handler
+	tokens   *api.Tokens
+	tracing  *tracing
+	ready    atomic.Bool
+
+	// extraRoutes lets the demo mount its simulated models on the proxy
+	// listener.
+	extraRoutes func(r *gin.Engine)
+
+	listeners []net.Listener // proxy first; admin second when separate
+}
+
+func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger) (*app, error) {
+	a := &app{log: log}
+	a.cfg.Store(cfg)
+	var err error
+	if a.tracing, err = setupTracing(ctx); err != nil {
+		return nil, err
+	}
+	a.signer = experiments.NewSigner([]byte(cfg.Server.TokenSecret.Reveal()), time.Duration(cfg.Server.TokenTTL))
+	if len(cfg.Redis.Addrs) > 0 {
+		a.redis = redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:    cfg.Redis.Addrs,
+			Username: cfg.Redis.Username,
+			Password: cfg.Redis.Password.Reveal(),
+			DB:       cfg.Redis.DB,
+		})
+		if a.tracing.enabled {
+			if err := redisotel.InstrumentTracing(a.redis); err != nil {
+				return nil, fmt.Errorf("redis tracing: %w", err)
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if err := a.redis.Ping(pctx).Err(); err != nil {
+			// Requests flow without Redis: outcomes buffer in the recorder
+			// and flush once it is back.
+			log.Warn("redis is not reachable yet; serving anyway, outcomes are buffered", "addrs", cfg.Redis.Addrs, "err", err)
+		}
+		cancel()
+		a.store = redisstore.New(a.redis, redisstore.WithPrefix(cfg.Redis.KeyPrefix))
+	} else {
+		log.Info("no redis configured: using the in-memory store (one replica, nothing survives a restart)")
+		a.store = memstore.New()
+	}
+	a.recorder = experiments.NewRecorder(a.store, cfg.Recording, experiments.WithLogger(log))
+	if a.gateway, err = gateway.New(cfg, a.signer, gateway.WithRecorder(a.recorder), gateway.WithLogger(log)); err != nil {
+		return nil, err
+	}
+	if a.tokens, err = api.NewTokens(cfg.Auth); err != nil {
+		return nil, err
+	}
+	if a.tokens.Empty() && !cfg.Auth.OpenReads {
+		log.Warn("no API tokens configured: the admin, report and feedback API refuse every request (set auth.tokens, or auth.open_reads / auth.open_feedback)")
+	}
+	return a, nil
+}
+
+func (a *app) reload(cfg *experiments.Config) error {
+	if err := a.gateway.Update(cfg); err != nil {
+		return err
+	}
+	a.cfg.Store(cfg)
+	return nil
+}
+
+// experiment finds an experiment in the current config.
+func (a *app) experiment(id string) *experiments.Experiment {
+	cfg := a.cfg.Load()
+	for i := range cfg.Experiments {
+		if cfg.Experiments[i].ID == id {
+			return &cfg.Experiments[i]
+		}
+	}
+	return nil
+}
+
+// engines builds the proxy engine and, when the admin API has its own
+// address, the admin engine.
+func (a *app) engines() (proxy, admin *gin.Engine) {
+	gin.SetMode(gin.ReleaseMode)
+	proxy = gin.New()
+	// No request logger: it would cost more than the proxying.
+	proxy.Use(a.recovery())
+	a.gateway.Register(proxy)
+	a.health(proxy)
+	if a.extraRoutes != nil {
+		a.extraRoutes(proxy)
+	}
+	admin = proxy
+	if a.cfg.Load().Server.AdminListen != "" {
+		admin = gin.New()
+		admin.Use(a.recovery())
+		a.health(admin)
+	}
+	a.registerAPI(admin)
+	if admin == proxy {
+		admin = nil
+	}
+	return proxy, admin
+}
+
+// recovery turns a handler panic into a logged 500. It re-panics
+// http.ErrAbortHandler, which ReverseProxy raises when a client leaves
+// mid-stream, so net/http aborts the connection quietly as it intends;
+// gin's Recovery would log a request dump for every such client.
+func (a *app) recovery() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			r := recover()
+			if r == nil {
+				return
+			}
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			a.log.Error("handler panic", "path", c.Request.URL.Path, "panic", r, "stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": gin.H{
+					"message": "internal error", "type": "server_error", "param": nil, "code": "internal_error"}})
+			}
+		}()
+		c.Next()
+	}
+}
+
+func (a *app) health(r *gin.Engine) {
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", func(c *gin.Context) {
+		if !a.ready.Load() {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down"})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	})
+}
+
+// registerAPI mounts the feedback, admin and report routes.
+func (a *app) registerAPI(r *gin.Engine) {
+	fb := api.NewFeedback(a.signer, a.recorder, a.experiment)
+	fb.Register(r, a.tokens.RequireFeedback())
+	r.GET("/api/v1/recorder", a.tokens.RequireRead(), func(c *gin.Context) {
+		c.JSON(http.StatusOK, a.recorder.Stats())
+	})
+}
+
+// listen opens the listeners so their addresses are known (port 0 works)
+// before anything is printed or configured from them.
+func (a *app) listen() error {
+	cfg := a.cfg.Load()
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Server.Listen, err)
+	}
+	a.listeners = []net.Listener{ln}
+	if cfg.Server.AdminListen != "" {
+		aln, err := net.Listen("tcp", cfg.Server.AdminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen %s: %w", cfg.Server.AdminListen, err)
+		}
+		a.listeners = append(a.listeners, aln)
+	}
+	return nil
+}
+
+// run serves until ctx ends, then shuts down: readiness drops first so a
+// load balancer stops sending, in-flight requests (streams too) get the
+// shutdown timeout to finish, and the recorder flushes what it holds.
+func (a *app) run(ctx context.Context, stdout io.Writer) error {
+	if a.listeners == nil {
+		if err := a.listen(); err != nil {
+			return err
+		}
+	}
+	proxy, admin := a.engines()
+	servers := []*http.Server{newServer(proxy)}
+	if admin != nil {
+		servers = append(servers, newServer(admin))
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(a.listeners[i]) }()
+	}
+	a.ready.Store(true)
+	fmt.Fprintf(stdout, "abgate listening on http://%s\n", a.listeners[0].Addr())
+	if len(a.listeners) > 1 {
+		fmt.Fprintf(stdout, "admin API on http://%s\n", a.listeners[1].Addr())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.ready.Store(false)
+	grace := time.Duration(a.cfg.Load().Server.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(sctx); err != nil {
+				a.log.Warn("shutdown did not finish in time; closing connections", "err", err)
+				srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer rcancel()
+	if err := a.recorder.Close(rctx); err != nil {
+		a.log.Error("recorder did not flush everything", "err", err)
+	}
+	st := a.recorder.Stats()
+	a.log.Info("stopped", "outcomes_accepted", st.Accepted, "persisted", st.Persisted, "dropped", st.Dropped)
+	if a.redis != nil {
+		a.redis.Close()
+	}
+	a.tracing.shutdown(context.Background())
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: streams may last minutes; upstream timeouts
+		// bound them instead.
+		IdleTimeout: 120 * time.Second,
+	}
+}
+
+// randomSecret returns n random bytes, hex-free, for the demo's secrets.
+func randomSecret(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
