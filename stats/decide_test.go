@@ -102,11 +102,13 @@ func TestDecide(t *testing.T) {
 			want: Rollback, wantReason: ReasonAllCandidatesWorse,
 		},
 		{
-			name: "degenerate primary (zero variance)",
+			// No conversion in either arm: the Agresti-Coull floor makes the
+			// estimate usable, and "no difference" is simply inconclusive.
+			name: "zero-variance primary",
 			in: Input{Users: eqUsers(5000, 2), Metrics: map[string][]Summary{
 				"conversion": {binary(5000, 0), binary(5000, 0)},
 				"latency":    {normal(5000, 100, 30), normal(5000, 100, 30)}}},
-			want: Continue, wantReason: ReasonDegenerate,
+			want: Continue, wantReason: ReasonPrimaryPending,
 		},
 		{
 			name: "futility at max users",

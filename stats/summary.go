@@ -72,7 +72,29 @@ func MeanEstimate(s Summary) Estimate {
 	if !(s.N > 0) {
 		return Estimate{Value: math.NaN(), Variance: math.NaN()}
 	}
-	return Estimate{Value: s.SumX / s.N, Variance: sampleVar(s.N, s.SumX, s.SumX2) / s.N}
+	m := s.SumX / s.N
+	v := sampleVar(s.N, s.SumX, s.SumX2) / s.N
+	if v == 0 && s.N >= 2 {
+		v = zeroVarianceFloor(m, s.N)
+	}
+	return Estimate{Value: m, Variance: v}
+}
+
+// zeroVarianceFloor is the variance of an estimate whose sample shows no
+// variation at all: every user had the same value, typically no errors
+// yet, or every task completed. The sample variance is then 0, the
+// estimate would look exact, and no test could conclude anything (a
+// candidate with no errors could never be shown non-inferior). For a 0/1
+// metric with no event in m trials, Agresti and Coull's adjusted estimate
+// ("add two successes and two failures", Agresti & Coull 1998,
+// "Approximate is better than exact for interval estimation of binomial
+// proportions") has variance p̃(1−p̃)/(m+4) with p̃ = 2/(m+4), about
+// 2/(m+4)²; the floor uses that, scaled by the value's magnitude for
+// metrics that are not rates. It shrinks as m grows, so zero errors
+// become evidence of non-inferiority once there is enough traffic.
+func zeroVarianceFloor(value, m float64) float64 {
+	scale := math.Max(math.Abs(value), 1)
+	return 2 * scale * scale / ((m + 4) * (m + 4))
 }
 
 // RatioEstimate estimates Σx/Σy with the delta-method variance
@@ -93,6 +115,11 @@ func RatioEstimate(s Summary) Estimate {
 	v := (vx/(my*my) - 2*mx*cxy/(my*my*my) + mx*mx*vy/(my*my*my*my)) / s.N
 	if !(v > 0) {
 		v = 0
+	}
+	if v == 0 && vx == 0 && s.N >= 2 {
+		// Every user's x is the same (e.g. no errors at all): the
+		// observations are the trials.
+		v = zeroVarianceFloor(mx/my, s.SumY)
 	}
 	return Estimate{Value: mx / my, Variance: v}
 }
