@@ -228,18 +228,9 @@ func deadURL(t testing.TB) string {
 	return "http://" + addr
 }
 
-type openAIErrorBody struct {
-	Error struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    string  `json:"code"`
-	} `json:"error"`
-}
-
-func decodeError(t testing.TB, b []byte) openAIErrorBody {
+func decodeError(t testing.TB, b []byte) openAIError {
 	t.Helper()
-	var e openAIErrorBody
+	var e openAIError
 	if err := json.Unmarshal(b, &e); err != nil || e.Error.Message == "" {
 		t.Fatalf("not an OpenAI error body: %q (%v)", b, err)
 	}

@@ -95,7 +95,11 @@ then send feedback with the X-Abgate-Token header of that response:
 
   curl -s %s/v1/feedback -H "X-Abgate-Token: $TOKEN" -d '{"signals":{"thumbs":"up"}}'
 
-`, addr, url, url, url)
+The report, for people:   %s/reports/support-ft
+              for scripts: %s/api/v1/experiments/support-ft/report
+              in a terminal: go run ./cmd/abgate report support-ft --server %s
+
+`, addr, url, url, url, url, url, url)
 	if o.rps > 0 {
 		fmt.Fprintf(stdout, "Synthetic traffic: %d users, %.0f requests/s; numbers every %s. Ctrl-C stops.\n\n", o.users, o.rps, o.every)
 	}

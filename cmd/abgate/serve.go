@@ -77,6 +77,8 @@ type app struct {
 	tokens   *api.Tokens
 	tracing  *tracing
 	ready    atomic.Bool
+	// lifecycle serves experiments with a rollout; nil until wired.
+	lifecycle *experiments.Lifecycle
 
 	// extraRoutes lets the demo mount its simulated models on the proxy
 	// listener.
@@ -216,6 +218,7 @@ func (a *app) registerAPI(r *gin.Engine) {
 	r.GET("/api/v1/recorder", a.tokens.RequireRead(), func(c *gin.Context) {
 		c.JSON(http.StatusOK, a.recorder.Stats())
 	})
+	api.NewReports(reportSource{a}, a.store).Register(r, a.tokens.RequireRead())
 }
 
 // listen opens the listeners so their addresses are known (port 0 works)

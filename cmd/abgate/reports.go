@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"sort"
+
+	"github.com/abgate/abgate/api"
+	"github.com/abgate/abgate/experiments"
+)
+
+// reportSource adapts the process's config and lifecycle to what the
+// reports read. Experiments with a rollout have a lifecycle state; the
+// others run with their configured weights for as long as they are
+// configured.
+type reportSource struct{ a *app }
+
+var _ api.ReportSource = reportSource{}
+
+func (s reportSource) Experiment(id string) (*experiments.Experiment, bool) {
+	e := s.a.experiment(id)
+	return e, e != nil
+}
+
+func (s reportSource) Experiments() []*experiments.Experiment {
+	cfg := s.a.cfg.Load()
+	out := make([]*experiments.Experiment, 0, len(cfg.Experiments))
+	for i := range cfg.Experiments {
+		out = append(out, &cfg.Experiments[i])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (s reportSource) Status(ctx context.Context, id string) (api.ReportStatus, error) {
+	e := s.a.experiment(id)
+	if e == nil {
+		return api.ReportStatus{}, experiments.ErrNotFound
+	}
+	lc := s.a.lifecycle
+	if lc == nil || e.Rollout == nil {
+		return api.ReportStatus{Status: string(experiments.StatusRunning), Step: -1, Period: e.PhaseOrOne()}, nil
+	}
+	st, err := lc.State(ctx, id)
+	if err != nil {
+		return api.ReportStatus{}, err
+	}
+	rs := api.ReportStatus{Status: string(st.Status), Step: st.Step, Period: st.Period, Started: st.StepStarted}
+	switch st.Status {
+	case experiments.StatusPromoted, experiments.StatusRolledBack, experiments.StatusStopped:
+		rs.Ended = st.UpdatedAt
+	}
+	if st.Status == experiments.StatusRunning || st.Status == experiments.StatusPaused {
+		rs.Split = splitOf(e.AllocationFor(st), len(e.Variants))
+	}
+	return rs, nil
+}
+
+// splitOf is the expected share of each variant under a: each candidate's
+// share, and the rest for the base.
+func splitOf(a *experiments.Allocation, n int) []float64 {
+	split := make([]float64, n)
+	rest := float64(experiments.Buckets)
+	for i, sh := range a.Shares {
+		if i+1 < n {
+			split[i+1] = float64(sh)
+			rest -= float64(sh)
+		}
+	}
+	split[0] = rest
+	return split
+}
+
+func (s reportSource) Transitions(ctx context.Context, id string) ([]api.ReportTransition, error) {
+	if s.a.lifecycle == nil {
+		return nil, nil
+	}
+	ts, err := s.a.lifecycle.History(ctx, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.ReportTransition, 0, len(ts))
+	for _, t := range ts {
+		rt := api.ReportTransition{
+			Seq: t.Seq, At: t.At, Actor: t.Actor, Action: string(t.Action),
+			From: string(t.From), To: string(t.To), Reason: t.Reason, Codes: t.Codes, Decision: t.Decision,
+		}
+		if t.Decision != nil {
+			rt.Verdict = t.Decision.Verdict
+		}
+		out = append(out, rt)
+	}
+	return out, nil
+}
