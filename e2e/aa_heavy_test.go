@@ -1,0 +1,5 @@
+//go:build simulation
+
+package e2e
+
+const aaRuns = 400

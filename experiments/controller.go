@@ -1,0 +1,358 @@
+package experiments
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/abgate/abgate/stats"
+)
+
+// SummaryReader is what the controller reads statistics from (Store
+// implements it).
+type SummaryReader interface {
+	Summaries(ctx context.Context, experiment string, phase int) (Snapshot, error)
+}
+
+// ControllerOption configures a Controller.
+type ControllerOption func(*RolloutController)
+
+// WithControllerClock replaces time.Now (step durations, lease-free
+// simulated runs), for tests.
+func WithControllerClock(now func() time.Time) ControllerOption {
+	return func(c *RolloutController) { c.now = now }
+}
+
+// WithHolderID sets the lease holder id (default host name plus a random
+// suffix). It must be unique per replica.
+func WithHolderID(id string) ControllerOption { return func(c *RolloutController) { c.holder = id } }
+
+// WithControllerLogger sets the logger (default slog.Default()).
+func WithControllerLogger(l *slog.Logger) ControllerOption {
+	return func(c *RolloutController) { c.log = l }
+}
+
+// WithAutoStart makes the leader start every draft experiment that has a
+// rollout (default false: an operator calls Lifecycle.Start).
+func WithAutoStart(on bool) ControllerOption { return func(c *RolloutController) { c.autoStart = on } }
+
+// RolloutController is the rollout controller (Controller is its
+// config section). Every serve replica runs one;
+// the one holding the lease is the leader and, every Interval, evaluates
+// each running experiment that has a rollout: it reads the current
+// period's statistics, asks stats.Decide, and advances, promotes, rolls
+// back or stops the experiment through the Lifecycle service (fenced by
+// its lease, conditional on the state version it evaluated, so an API
+// command in between always wins). docs/rollout.md describes the
+// algorithm.
+type RolloutController struct {
+	lc        *Lifecycle
+	stats     SummaryReader
+	lease     Leaser
+	now       func() time.Time
+	holder    string
+	interval  time.Duration
+	ttl       time.Duration
+	disabled  bool
+	autoStart bool
+	log       *slog.Logger
+
+	mu    sync.Mutex
+	fence int64 // 0: not the leader
+}
+
+// NewController returns a controller for lc's experiments. cfg's zero
+// fields take the defaults (Interval 10s, LeaseTTL 15s).
+func NewController(lc *Lifecycle, st SummaryReader, lease Leaser, cfg Controller, opts ...ControllerOption) *RolloutController {
+	c := &RolloutController{
+		lc: lc, stats: st, lease: lease, now: time.Now, log: slog.Default(),
+		interval: time.Duration(cfg.Interval), ttl: time.Duration(cfg.LeaseTTL), disabled: cfg.Disabled,
+	}
+	if c.interval <= 0 {
+		c.interval = DefaultControllerInterval
+	}
+	if c.ttl <= 0 {
+		c.ttl = DefaultLeaseTTL
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.holder == "" {
+		host, _ := os.Hostname()
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		c.holder = host + "-" + hex.EncodeToString(b[:])
+	}
+	return c
+}
+
+// Holder is this controller's lease holder id.
+func (c *RolloutController) Holder() string { return c.holder }
+
+// Fence is the fence of the lease this controller holds, 0 if it is not
+// the leader (as of its last renewal).
+func (c *RolloutController) Fence() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fence
+}
+
+// Run keeps the lease (renewing every LeaseTTL/3) and, while leader,
+// evaluates every Interval, until ctx ends. It does not release the lease
+// on return: call Release for a graceful hand-over (a crashed leader's
+// lease simply expires).
+func (c *RolloutController) Run(ctx context.Context) {
+	if c.disabled {
+		<-ctx.Done()
+		return
+	}
+	leaseEvery := max(c.ttl/3, 10*time.Millisecond)
+	leaseT := time.NewTicker(leaseEvery)
+	defer leaseT.Stop()
+	evalT := time.NewTicker(c.interval)
+	defer evalT.Stop()
+	c.keepLease(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-leaseT.C:
+			c.keepLease(ctx)
+		case <-evalT.C:
+			if f := c.Fence(); f > 0 {
+				c.evaluateAll(ctx, f)
+			}
+		}
+	}
+}
+
+// Tick renews or acquires the lease and, if leader, evaluates every
+// experiment once. Run calls the same steps on its timers; tests in
+// simulated time call Tick directly.
+func (c *RolloutController) Tick(ctx context.Context) {
+	if c.disabled {
+		return
+	}
+	if f := c.keepLease(ctx); f > 0 {
+		c.evaluateAll(ctx, f)
+	}
+}
+
+// Release gives the lease up (graceful shutdown), so another replica
+// takes over at once instead of after LeaseTTL.
+func (c *RolloutController) Release(ctx context.Context) error {
+	c.mu.Lock()
+	f := c.fence
+	c.fence = 0
+	c.mu.Unlock()
+	if f == 0 {
+		return nil
+	}
+	return c.lease.Release(ctx, c.holder, f)
+}
+
+func (c *RolloutController) keepLease(ctx context.Context) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fence > 0 {
+		ok, err := c.lease.Renew(ctx, c.holder, c.fence, c.ttl)
+		if err == nil && ok {
+			return c.fence
+		}
+		if err != nil {
+			c.log.Warn("rollout controller: renew lease", "holder", c.holder, "err", err)
+		} else {
+			c.log.Info("rollout controller: lost the lease", "holder", c.holder, "fence", c.fence)
+		}
+		c.fence = 0
+	}
+	f, ok, err := c.lease.Acquire(ctx, c.holder, c.ttl)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("rollout controller: acquire lease", "holder", c.holder, "err", err)
+		}
+		return 0
+	}
+	if ok {
+		c.log.Info("rollout controller: leading", "holder", c.holder, "fence", f)
+		c.fence = f
+	}
+	return c.fence
+}
+
+func (c *RolloutController) evaluateAll(ctx context.Context, fence int64) {
+	exps := c.lc.rolloutExperiments()
+	slices.SortFunc(exps, func(a, b *Experiment) int { return strings.Compare(a.ID, b.ID) })
+	for _, e := range exps {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := c.Evaluate(ctx, e.ID, fence); err != nil && ctx.Err() == nil {
+			c.log.Warn("rollout controller: evaluate", "experiment", e.ID, "err", err)
+		}
+	}
+}
+
+// Evaluate evaluates one experiment once with the given lease fence and
+// applies the verdict (unless the rollout is Manual). It returns the
+// error of reading statistics or committing; losing a race to an API
+// command (ErrConflict) is not an error.
+func (c *RolloutController) Evaluate(ctx context.Context, id string, fence int64) (err error) {
+	defer func() {
+		if r := recover(); r != nil { // a bad policy must not kill the controller
+			err = fmt.Errorf("evaluate %q: panic: %v", id, r)
+		}
+	}()
+	e, err := c.lc.Experiment(id)
+	if err != nil || e.Rollout == nil {
+		return err
+	}
+	s, err := c.lc.state(ctx, e)
+	if err != nil {
+		return err
+	}
+	now := c.now().UTC()
+	cmd := Command{Experiment: id, Actor: ControllerActor, Fence: fence, IfVersion: s.Version}
+	switch {
+	case s.Status == StatusDraft && c.autoStart:
+		cmd.Action, cmd.Reason = ActionStart, "auto-start: the experiment has a rollout"
+		_, err = c.apply(ctx, cmd)
+		return err
+	case (s.Status == StatusRunning || s.Status == StatusPaused) && e.PhaseOrOne() > s.SaltPhase:
+		cmd.Action = ActionReshuffle
+		cmd.Reason = fmt.Sprintf("config phase raised to %d: reshuffle with a new salt and data period", e.PhaseOrOne())
+		_, err = c.apply(ctx, cmd)
+		return err
+	case s.Status != StatusRunning:
+		return nil
+	}
+
+	steps := RolloutSteps(e)
+	step := min(max(s.Step, 0), len(steps)-1)
+	pol := rolloutPolicy(e, step)
+	snap, err := c.stats.Summaries(ctx, id, s.Period)
+	if err != nil {
+		return fmt.Errorf("read statistics of %q period %d: %w", id, s.Period, err)
+	}
+	in := rolloutInput(e, snap, e.AllocationFor(s), pol)
+	d := stats.Decide(in, pol)
+
+	rec := Recommendation{Experiment: id, At: now, Step: step, Period: s.Period, Decision: &d}
+	rec.Action, rec.Note = plan(steps[step], s, d, in, now)
+	if rec.Action == "" && rec.Note == "" {
+		rec.Note = reasonMessages(d)
+	}
+	if rec.Action != "" && !e.Rollout.Manual {
+		cmd.Action = rec.Action
+		if d.Winner != nil {
+			cmd.Winner = *d.Winner
+		}
+		cmd.Reason = reasonText(steps, step, d)
+		cmd.Codes = reasonCodes(d)
+		cmd.Decision = &d
+		rec.Applied, err = c.apply(ctx, cmd)
+	} else if rec.Action != "" {
+		rec.Note = strings.TrimSpace("manual rollout: recommendation only. " + rec.Note)
+	}
+	if perr := c.lc.store.PutRecommendation(ctx, rec); perr != nil && err == nil {
+		err = fmt.Errorf("store recommendation of %q: %w", id, perr)
+	}
+	return err
+}
+
+// apply commits cmd; applied is false when an API command (or another
+// writer) changed the state first, which is not an error: the next tick
+// evaluates the new state.
+func (c *RolloutController) apply(ctx context.Context, cmd Command) (applied bool, err error) {
+	t, err := c.lc.Do(ctx, cmd)
+	switch {
+	case err == nil:
+		c.log.Info("rollout controller: transition", "experiment", cmd.Experiment, "action", t.Action,
+			"from", t.From, "to", t.To, "step", t.ToStep, "period", t.Period, "reason", t.Reason)
+		return true, nil
+	case errors.Is(err, ErrConflict):
+		c.log.Info("rollout controller: state changed meanwhile; re-evaluating next tick", "experiment", cmd.Experiment, "action", cmd.Action)
+		return false, nil
+	}
+	return false, err
+}
+
+// plan turns a decision into the controller's action at step st (or ""
+// to wait) with a note explaining a wait.
+func plan(st RampStep, s State, d stats.Decision, in stats.Input, now time.Time) (Action, string) {
+	gate := func() string {
+		if el := now.Sub(s.StepStarted); el < time.Duration(st.MinDuration) {
+			return fmt.Sprintf("step min_duration %s not reached (%s elapsed)", time.Duration(st.MinDuration), el.Truncate(time.Second))
+		}
+		if st.MinUsers > 0 {
+			least := slices.Min(in.Users)
+			if least < float64(st.MinUsers) {
+				return fmt.Sprintf("step min_users %d not reached (smallest variant has %.0f)", st.MinUsers, least)
+			}
+		}
+		return ""
+	}
+	switch d.Verdict {
+	case stats.HaltSRM:
+		return ActionHaltSRM, ""
+	case stats.Rollback:
+		return ActionRollback, ""
+	case stats.StopFutility:
+		return ActionFutility, ""
+	case stats.Advance:
+		if w := gate(); w != "" {
+			return "", "advance pending: " + w
+		}
+		return ActionAdvance, ""
+	case stats.Promote:
+		if d.Winner == nil {
+			return "", "promote without a winner"
+		}
+		if w := gate(); w != "" {
+			return "", "promote pending: " + w
+		}
+		return ActionPromote, ""
+	}
+	return "", ""
+}
+
+func reasonText(steps []RampStep, step int, d stats.Decision) string {
+	return fmt.Sprintf("controller verdict %s at step %d of %d (%g%% per candidate): %s",
+		d.Verdict, step+1, len(steps), steps[step].Percent, reasonMessages(d))
+}
+
+// reasonMessages joins the decision's reasons, each message once.
+func reasonMessages(d stats.Decision) string {
+	var msgs []string
+	for _, r := range d.Reasons {
+		m := r.Message
+		if r.Metric != "" && !strings.Contains(m, r.Metric) {
+			m = r.Metric + ": " + m
+		}
+		if r.Variant != nil && !strings.Contains(m, "variant") {
+			m = fmt.Sprintf("variant %d %s", *r.Variant, m)
+		}
+		if !slices.Contains(msgs, m) {
+			msgs = append(msgs, m)
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func reasonCodes(d stats.Decision) []string {
+	var out []string
+	for _, r := range d.Reasons {
+		if !slices.Contains(out, string(r.Code)) {
+			out = append(out, string(r.Code))
+		}
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// StateReader reads lifecycle states (LifecycleStore implements it).
+type StateReader interface {
+	State(ctx context.Context, experiment string) (State, error)
+}
+
+// DefaultPollInterval is how often a Watcher re-reads every state as a
+// fallback to the change feed: half a second, so a replica that missed an
+// announcement still follows within a second.
+const DefaultPollInterval = 500 * time.Millisecond
+
+// WatcherOption configures a Watcher.
+type WatcherOption func(*Watcher)
+
+// WithPollInterval sets the fallback polling interval (default 500ms).
+func WithPollInterval(d time.Duration) WatcherOption {
+	return func(w *Watcher) {
+		if d > 0 {
+			w.poll = d
+		}
+	}
+}
+
+// WithWatcherLogger sets the logger (default slog.Default()).
+func WithWatcherLogger(l *slog.Logger) WatcherOption { return func(w *Watcher) { w.log = l } }
+
+// Watcher keeps a replica's allocations in step with the lifecycle
+// states: it calls fn(id, AllocationFor(state)) for every experiment with
+// a rollout when its state version changes (and once at the start). It
+// hears changes on the store's ChangeFeed, if it has one, and polls every
+// PollInterval as a fallback, so every replica follows a change within
+// about a second even when pub/sub messages are lost. A state that
+// can't be read gets no callback: the replica keeps serving its last
+// known allocation.
+type Watcher struct {
+	store StateReader
+	fn    func(string, *Allocation)
+	poll  time.Duration
+	log   *slog.Logger
+
+	mu   sync.Mutex // serialises refreshes, so fn is never called concurrently
+	exps map[string]*Experiment
+	last map[string]int64 // delivered state version (-1: none yet)
+}
+
+// NewWatcher returns a watcher of cfg's rollout experiments; Run starts it.
+func NewWatcher(store StateReader, cfg *Config, fn func(experimentID string, a *Allocation), opts ...WatcherOption) *Watcher {
+	w := &Watcher{store: store, fn: fn, poll: DefaultPollInterval, log: slog.Default()}
+	for _, o := range opts {
+		o(w)
+	}
+	w.Update(cfg)
+	return w
+}
+
+// Update replaces the watched experiments (config reload); every one is
+// delivered again at the next refresh, since its allocation derives from
+// the config too.
+func (w *Watcher) Update(cfg *Config) {
+	exps := make(map[string]*Experiment)
+	for i := range cfg.Experiments {
+		if e := cfg.Experiments[i]; e.Rollout != nil {
+			exps[e.ID] = &e
+		}
+	}
+	w.mu.Lock()
+	w.exps, w.last = exps, make(map[string]int64)
+	w.mu.Unlock()
+}
+
+// Run refreshes at once, then on every change announcement and every
+// poll interval, until ctx ends.
+func (w *Watcher) Run(ctx context.Context) {
+	var changes <-chan string
+	feed, _ := w.store.(ChangeFeed)
+	subscribe := func() {
+		if feed == nil || changes != nil {
+			return
+		}
+		ch, err := feed.Subscribe(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("lifecycle watcher: subscribe (polling meanwhile)", "err", err)
+			}
+			return
+		}
+		changes = ch
+	}
+	subscribe()
+	_ = w.Refresh(ctx)
+	t := time.NewTicker(w.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			_ = w.refresh(ctx, id)
+		case <-t.C:
+			subscribe()
+			if err := w.Refresh(ctx); err != nil && ctx.Err() == nil {
+				w.log.Warn("lifecycle watcher: refresh (keeping last allocations)", "err", err)
+			}
+		}
+	}
+}
+
+// Refresh reads every watched experiment's state and delivers the changed
+// ones. It returns the read errors (those experiments keep their last
+// allocation).
+func (w *Watcher) Refresh(ctx context.Context) error {
+	w.mu.Lock()
+	ids := make([]string, 0, len(w.exps))
+	for id := range w.exps {
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if err := w.refresh(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Watcher) refresh(ctx context.Context, id string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.exps[id]
+	if e == nil {
+		return nil
+	}
+	s, err := w.store.State(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s = Draft(e)
+	case err != nil:
+		return fmt.Errorf("watch %q: %w", id, err)
+	}
+	if v, seen := w.last[id]; seen && v == s.Version {
+		return nil
+	}
+	w.last[id] = s.Version
+	w.fn(id, e.AllocationFor(s))
+	return nil
+}
