@@ -1,0 +1,412 @@
+// Command report turns the raw measurements of bench/run.sh (one JSON
+// object a line) into the markdown summary it prints, and a JSON summary.
+//
+//	report -raw results/<run>/raw.jsonl -json results/<run>/summary.json
+//
+// Every figure is the median over rounds. "Added" latencies and TTFB
+// deltas are medians of per-round differences against the direct run of
+// the same round (rounds are interleaved, so pairing them cancels some of
+// the machine's drift); ratios are ratios of the medians.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+)
+
+// record is one line of raw.jsonl.
+type record struct {
+	Round  int    `json:"round"`
+	Target string `json:"target"`
+	Kind   string `json:"kind"` // wrk, rate, stream, skip
+	// kind wrk
+	RPS          float64 `json:"rps"`
+	Requests     float64 `json:"requests"`
+	Errors       float64 `json:"errors"`
+	ProxyCPUUs   float64 `json:"proxy_cpu_us_per_req"`
+	ProxyUtil    float64 `json:"proxy_util"`
+	UpstreamCPU  float64 `json:"upstream_cpu_us_per_req"`
+	WrkP50us     float64 `json:"wrk_p50_us"`
+	WrkP99us     float64 `json:"wrk_p99_us"`
+	LoadAvg1     float64 `json:"loadavg1"`
+	SkipReason   string  `json:"reason"`
+	LoadgenProbe *lg     `json:"result"`
+}
+
+// lg is the loadgen output (the fields used here).
+type lg struct {
+	Rate       float64 `json:"rate"`
+	Sent       float64 `json:"sent"`
+	OK         float64 `json:"ok"`
+	Errors     float64 `json:"errors"`
+	Dropped    float64 `json:"dropped"`
+	MissingHdr float64 `json:"missing_header"`
+	P50us      float64 `json:"p50_us"`
+	P99us      float64 `json:"p99_us"`
+	TotalP50us float64 `json:"total_p50_us"`
+	FirstError string  `json:"first_error"`
+}
+
+type stat struct {
+	Median float64   `json:"median"`
+	Rounds []float64 `json:"rounds"`
+}
+
+func newStat(v []float64) *stat {
+	if len(v) == 0 {
+		return nil
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return &stat{Median: m, Rounds: v}
+}
+
+func (s *stat) med() float64 {
+	if s == nil {
+		return math.NaN()
+	}
+	return s.Median
+}
+
+type targetSummary struct {
+	Skipped string `json:"skipped,omitempty"`
+	// max throughput (wrk)
+	RPS         *stat   `json:"rps,omitempty"`
+	ProxyCPUUs  *stat   `json:"proxy_cpu_us_per_req,omitempty"`
+	ProxyUtil   *stat   `json:"proxy_core_util,omitempty"`
+	UpstreamCPU *stat   `json:"upstream_cpu_us_per_req,omitempty"`
+	WrkP50us    *stat   `json:"wrk_p50_us,omitempty"`
+	WrkP99us    *stat   `json:"wrk_p99_us,omitempty"`
+	WrkErrors   float64 `json:"wrk_errors"`
+	LoadAvg1    *stat   `json:"loadavg1,omitempty"`
+	// fixed rate
+	RateP50us     *stat   `json:"rate_p50_us,omitempty"`
+	RateP99us     *stat   `json:"rate_p99_us,omitempty"`
+	AddedP50us    *stat   `json:"added_p50_us,omitempty"`
+	AddedP99us    *stat   `json:"added_p99_us,omitempty"`
+	RateErrors    float64 `json:"rate_errors"`
+	RateDropped   float64 `json:"rate_dropped"`
+	MissingHeader float64 `json:"missing_header"`
+	// stream
+	TTFBP50us      *stat   `json:"ttfb_p50_us,omitempty"`
+	TTFBP99us      *stat   `json:"ttfb_p99_us,omitempty"`
+	TTFBDeltaP50us *stat   `json:"ttfb_delta_p50_us,omitempty"`
+	TTFBDeltaP99us *stat   `json:"ttfb_delta_p99_us,omitempty"`
+	StreamTotalP50 *stat   `json:"stream_total_p50_us,omitempty"`
+	StreamErrors   float64 `json:"stream_errors"`
+	FirstError     string  `json:"first_error,omitempty"`
+}
+
+type summary struct {
+	Rate       float64                   `json:"rate"`
+	StreamRate float64                   `json:"stream_rate"`
+	Targets    map[string]*targetSummary `json:"targets"`
+	Ratios     map[string]float64        `json:"ratios_abgate_vs_minproxy,omitempty"`
+	Aims       map[string]bool           `json:"aims_met,omitempty"`
+}
+
+var order = []string{"direct", "minproxy", "abgate"}
+
+func main() {
+	raw := flag.String("raw", "", "raw.jsonl written by run.sh")
+	jsonOut := flag.String("json", "", "where to write the JSON summary (optional)")
+	flag.Parse()
+	f, err := os.Open(*raw)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+	defer f.Close()
+	var recs []record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var r record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			fmt.Fprintf(os.Stderr, "report: bad line %q: %v\n", line, err)
+			continue
+		}
+		recs = append(recs, r)
+	}
+	s := summarize(recs)
+	printMarkdown(os.Stdout, s)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(s, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "report:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func summarize(recs []record) *summary {
+	s := &summary{Targets: map[string]*targetSummary{}}
+	// per target, per kind, per round
+	byKey := map[string]map[int]record{}
+	key := func(t, k string) string { return t + "/" + k }
+	for _, r := range recs {
+		if r.Kind == "skip" {
+			ts := s.Targets[r.Target]
+			if ts == nil {
+				ts = &targetSummary{}
+				s.Targets[r.Target] = ts
+			}
+			ts.Skipped = r.SkipReason
+			continue
+		}
+		m := byKey[key(r.Target, r.Kind)]
+		if m == nil {
+			m = map[int]record{}
+			byKey[key(r.Target, r.Kind)] = m
+		}
+		m[r.Round] = r
+		if r.LoadgenProbe != nil {
+			if r.Kind == "rate" {
+				s.Rate = r.LoadgenProbe.Rate
+			} else {
+				s.StreamRate = r.LoadgenProbe.Rate
+			}
+		}
+	}
+	collect := func(t, k string, f func(record) (float64, bool)) []float64 {
+		var v []float64
+		m := byKey[key(t, k)]
+		rounds := make([]int, 0, len(m))
+		for r := range m {
+			rounds = append(rounds, r)
+		}
+		slices.Sort(rounds)
+		for _, r := range rounds {
+			if x, ok := f(m[r]); ok {
+				v = append(v, x)
+			}
+		}
+		return v
+	}
+	// paired difference against direct of the same round
+	paired := func(t, k string, f func(record) (float64, bool)) []float64 {
+		var v []float64
+		m, d := byKey[key(t, k)], byKey[key("direct", k)]
+		rounds := make([]int, 0, len(m))
+		for r := range m {
+			rounds = append(rounds, r)
+		}
+		slices.Sort(rounds)
+		for _, r := range rounds {
+			dr, ok := d[r]
+			if !ok {
+				continue
+			}
+			x, ok1 := f(m[r])
+			y, ok2 := f(dr)
+			if ok1 && ok2 {
+				v = append(v, x-y)
+			}
+		}
+		return v
+	}
+	lgf := func(g func(*lg) float64) func(record) (float64, bool) {
+		return func(r record) (float64, bool) {
+			if r.LoadgenProbe == nil || r.LoadgenProbe.OK == 0 {
+				return 0, false
+			}
+			return g(r.LoadgenProbe), true
+		}
+	}
+	pos := func(g func(record) float64) func(record) (float64, bool) {
+		return func(r record) (float64, bool) { x := g(r); return x, x > 0 }
+	}
+	for _, t := range order {
+		ts := s.Targets[t]
+		if ts == nil {
+			ts = &targetSummary{}
+		}
+		ts.RPS = newStat(collect(t, "wrk", pos(func(r record) float64 { return r.RPS })))
+		ts.ProxyCPUUs = newStat(collect(t, "wrk", pos(func(r record) float64 { return r.ProxyCPUUs })))
+		ts.ProxyUtil = newStat(collect(t, "wrk", pos(func(r record) float64 { return r.ProxyUtil })))
+		ts.UpstreamCPU = newStat(collect(t, "wrk", pos(func(r record) float64 { return r.UpstreamCPU })))
+		ts.WrkP50us = newStat(collect(t, "wrk", pos(func(r record) float64 { return r.WrkP50us })))
+		ts.WrkP99us = newStat(collect(t, "wrk", pos(func(r record) float64 { return r.WrkP99us })))
+		ts.LoadAvg1 = newStat(collect(t, "wrk", pos(func(r record) float64 { return r.LoadAvg1 })))
+		for _, r := range byKey[key(t, "wrk")] {
+			ts.WrkErrors += r.Errors
+		}
+		ts.RateP50us = newStat(collect(t, "rate", lgf(func(g *lg) float64 { return g.P50us })))
+		ts.RateP99us = newStat(collect(t, "rate", lgf(func(g *lg) float64 { return g.P99us })))
+		ts.TTFBP50us = newStat(collect(t, "stream", lgf(func(g *lg) float64 { return g.P50us })))
+		ts.TTFBP99us = newStat(collect(t, "stream", lgf(func(g *lg) float64 { return g.P99us })))
+		ts.StreamTotalP50 = newStat(collect(t, "stream", lgf(func(g *lg) float64 { return g.TotalP50us })))
+		if t != "direct" {
+			ts.AddedP50us = newStat(paired(t, "rate", lgf(func(g *lg) float64 { return g.P50us })))
+			ts.AddedP99us = newStat(paired(t, "rate", lgf(func(g *lg) float64 { return g.P99us })))
+			ts.TTFBDeltaP50us = newStat(paired(t, "stream", lgf(func(g *lg) float64 { return g.P50us })))
+			ts.TTFBDeltaP99us = newStat(paired(t, "stream", lgf(func(g *lg) float64 { return g.P99us })))
+		}
+		for _, k := range []string{"rate", "stream"} {
+			for _, r := range byKey[key(t, k)] {
+				if r.LoadgenProbe == nil {
+					continue
+				}
+				g := r.LoadgenProbe
+				if k == "rate" {
+					ts.RateErrors += g.Errors
+					ts.RateDropped += g.Dropped
+				} else {
+					ts.StreamErrors += g.Errors
+				}
+				ts.MissingHeader += g.MissingHdr
+				if ts.FirstError == "" && g.FirstError != "" {
+					ts.FirstError = g.FirstError
+				}
+			}
+		}
+		if ts.Skipped != "" || ts.RPS != nil || ts.RateP50us != nil || ts.TTFBP50us != nil {
+			s.Targets[t] = ts
+		}
+	}
+	a, m := s.Targets["abgate"], s.Targets["minproxy"]
+	if a != nil && m != nil && a.RPS != nil && m.RPS != nil {
+		s.Ratios = map[string]float64{
+			"throughput":      a.RPS.med() / m.RPS.med(),
+			"cpu_per_request": a.ProxyCPUUs.med() / m.ProxyCPUUs.med(),
+		}
+		s.Aims = map[string]bool{
+			"throughput_at_least_0.95x":     s.Ratios["throughput"] >= 0.95,
+			"cpu_per_request_at_most_1.10x": s.Ratios["cpu_per_request"] <= 1.10,
+		}
+		if a.AddedP50us != nil && m.AddedP50us != nil {
+			s.Ratios["added_p50_us_minus_minproxy"] = a.AddedP50us.med() - m.AddedP50us.med()
+			s.Ratios["added_p99_us_minus_minproxy"] = a.AddedP99us.med() - m.AddedP99us.med()
+		}
+		if a.TTFBDeltaP50us != nil && m.TTFBDeltaP50us != nil {
+			s.Ratios["ttfb_delta_p50_us_minus_minproxy"] = a.TTFBDeltaP50us.med() - m.TTFBDeltaP50us.med()
+			s.Ratios["ttfb_delta_p99_us_minus_minproxy"] = a.TTFBDeltaP99us.med() - m.TTFBDeltaP99us.med()
+		}
+	}
+	return s
+}
+
+func num(x float64, prec int) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%.*f", prec, x)
+}
+
+func sgn(x float64, prec int) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%+.*f", prec, x)
+}
+
+func ms(us float64) string {
+	if math.IsNaN(us) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f ms", us/1000)
+}
+
+func printMarkdown(w io.Writer, s *summary) {
+	rounds := 0
+	for _, t := range s.Targets {
+		if t.RPS != nil && len(t.RPS.Rounds) > rounds {
+			rounds = len(t.RPS.Rounds)
+		}
+	}
+	fmt.Fprintf(w, "Medians over %d round(s). Proxy CPU is its own process's utime+stime over the wrk run divided by the requests wrk completed; for `direct` there is no proxy.\n\n", rounds)
+	fmt.Fprintln(w, "### Max throughput (wrk -t1 -c64, proxy on its own core)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | req/s | proxy CPU µs/req | proxy core util | req/s at 100% core | upstream CPU µs/req | wrk p50 | wrk p99 | errors | load avg |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, name := range order {
+		t := s.Targets[name]
+		if t == nil {
+			continue
+		}
+		if t.Skipped != "" && t.RPS == nil {
+			fmt.Fprintf(w, "| %s | skipped: %s | | | | | | | | |\n", name, t.Skipped)
+			continue
+		}
+		util := "–"
+		if t.ProxyUtil != nil {
+			util = fmt.Sprintf("%.0f%%", 100*t.ProxyUtil.med())
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %s |\n", name, num(t.RPS.med(), 0), num(t.ProxyCPUUs.med(), 1), util,
+			num(1e6/t.ProxyCPUUs.med(), 0),
+			num(t.UpstreamCPU.med(), 1), ms(t.WrkP50us.med()), ms(t.WrkP99us.med()), t.WrkErrors, num(t.LoadAvg1.med(), 1))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "### Fixed rate (%.0f req/s open loop, latency of the whole response)\n\n", s.Rate)
+	fmt.Fprintln(w, "| target | p50 | p99 | added p50 | added p99 | errors | dropped |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	for _, name := range order {
+		t := s.Targets[name]
+		if t == nil || t.RateP50us == nil {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s µs | %s µs | %.0f | %.0f |\n", name, ms(t.RateP50us.med()), ms(t.RateP99us.med()),
+			sgn(t.AddedP50us.med(), 0), sgn(t.AddedP99us.med(), 0), t.RateErrors, t.RateDropped)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "### Stream time to first byte (%.0f streams/s, first SSE chunk)\n\n", s.StreamRate)
+	fmt.Fprintln(w, "| target | TTFB p50 | TTFB p99 | Δ p50 vs direct | Δ p99 vs direct | whole stream p50 | errors |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	for _, name := range order {
+		t := s.Targets[name]
+		if t == nil || t.TTFBP50us == nil {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s µs | %s µs | %s | %.0f |\n", name, ms(t.TTFBP50us.med()), ms(t.TTFBP99us.med()),
+			sgn(t.TTFBDeltaP50us.med(), 0), sgn(t.TTFBDeltaP99us.med(), 0), ms(t.StreamTotalP50.med()), t.StreamErrors)
+	}
+	fmt.Fprintln(w)
+	if s.Ratios == nil {
+		fmt.Fprintln(w, "### abgate vs minproxy: no ratios (abgate or minproxy not measured)")
+		return
+	}
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**NOT met**"
+	}
+	fmt.Fprintln(w, "### abgate vs minproxy")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| measure | value | aim |")
+	fmt.Fprintln(w, "|---|---:|---|")
+	fmt.Fprintf(w, "| throughput abgate/minproxy | %.3fx | ≥ 0.95x: %s |\n", s.Ratios["throughput"], mark(s.Aims["throughput_at_least_0.95x"]))
+	fmt.Fprintf(w, "| CPU per request abgate/minproxy | %.3fx | ≤ 1.10x: %s |\n", s.Ratios["cpu_per_request"], mark(s.Aims["cpu_per_request_at_most_1.10x"]))
+	if v, ok := s.Ratios["added_p50_us_minus_minproxy"]; ok {
+		fmt.Fprintf(w, "| added p50 abgate − minproxy | %+.0f µs | |\n", v)
+		fmt.Fprintf(w, "| added p99 abgate − minproxy | %+.0f µs | |\n", s.Ratios["added_p99_us_minus_minproxy"])
+	}
+	if v, ok := s.Ratios["ttfb_delta_p50_us_minus_minproxy"]; ok {
+		fmt.Fprintf(w, "| TTFB p50 abgate − minproxy | %+.0f µs | |\n", v)
+		fmt.Fprintf(w, "| TTFB p99 abgate − minproxy | %+.0f µs | |\n", s.Ratios["ttfb_delta_p99_us_minus_minproxy"])
+	}
+	fmt.Fprintf(w, "| capacity abgate/minproxy (req/s at 100%% core = 1e6 / CPU µs) | %.3fx | ≥ 0.95x: %s |\n",
+		1/s.Ratios["cpu_per_request"], mark(1/s.Ratios["cpu_per_request"] >= 0.95))
+	if a, m := s.Targets["abgate"], s.Targets["minproxy"]; a.ProxyUtil != nil && m.ProxyUtil != nil && (a.ProxyUtil.med() < 0.9 || m.ProxyUtil.med() < 0.9) {
+		fmt.Fprintf(w, "\nNote: the proxies got %.0f%% (abgate) and %.0f%% (minproxy) of their core: the machine was busy, so raw req/s reflects the CPU share each got more than the proxy; CPU µs/req and capacity are the figures to compare.\n",
+			100*a.ProxyUtil.med(), 100*m.ProxyUtil.med())
+	}
+	if a := s.Targets["abgate"]; a != nil && a.MissingHeader > 0 {
+		fmt.Fprintf(w, "\nWarning: %.0f abgate responses lacked the X-Abgate-Variant header.\n", a.MissingHeader)
+	}
+}

@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# Load harness (issue #2): compares, in one run, direct calls to a fake
+# OpenAI upstream, a minimal gin + murmur3 + httputil.ReverseProxy
+# (bench/minproxy) and abgate, on loopback. See bench/README.md.
+#
+#   bench/run.sh                          # full run, about 4-5 minutes
+#   DURATION=3s STREAM_DURATION=2s ROUNDS=1 bench/run.sh   # quick smoke
+#
+# Environment (defaults in brackets):
+#   ROUNDS [3]            interleaved rounds; the report gives medians
+#   DURATION [10s]        wrk run and fixed-rate run, per target and round
+#   WARMUP [2s]           wrk warm-up before each measured wrk run
+#   CONNS [64]            wrk connections
+#   RATE [1000]           fixed-rate requests/s (loadgen, open loop)
+#   STREAM_RATE [100]     streams/s for the TTFB run
+#   STREAM_DURATION [5s]  TTFB run, per target and round
+#   TOKEN_DELAY [20ms]    CHUNKS [5]   the streaming fake upstream
+#   TARGETS ["direct minproxy abgate"]
+#   BASE_PORT [18080]     abgate BASE, minproxy BASE+1, fakes BASE+10/+11,
+#                         otlpsink BASE+12
+#   PROXY_CPU [0]         core for the proxy under test
+#   LOAD_CPU [1]          core for wrk, loadgen and the fake upstreams
+#   RESULTS [bench/results/<UTC time>]
+#   TRACING [otlp]        otlp: abgate exports its spans over OTLP/HTTP to
+#                         bench/otlpsink (on the load core), so tracing
+#                         is really on; off: no exporter (no-op spans)
+#   ABGATE_BIN [""]       use this abgate binary instead of building one
+#   ABGATE_ENV [""]       extra environment for abgate serve (NAME=VALUE ...)
+#   MINPROXY_FLAGS [""]   extra flags for minproxy, e.g. "--flush-interval 0"
+#   NICE [0]              nice level of every process the harness starts
+#                         (e.g. -5, as root) to get a fairer share of a
+#                         machine busy with other work; see README
+#   PROFILE [0]           1: after the rounds, profile each proxy with perf
+#                         during one more wrk run (perf-<target>.txt), not
+#                         counted in the figures
+#
+# Every process started here is stopped by its PID on exit.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNS=${CONNS:-64}
+RATE=${RATE:-1000}
+STREAM_RATE=${STREAM_RATE:-100}
+STREAM_DURATION=${STREAM_DURATION:-5s}
+TOKEN_DELAY=${TOKEN_DELAY:-20ms}
+CHUNKS=${CHUNKS:-5}
+TARGETS=${TARGETS:-"direct minproxy abgate"}
+BASE_PORT=${BASE_PORT:-18080}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+CHECK_HEADER=${CHECK_HEADER:-X-Abgate-Variant}
+ABGATE_ENV=${ABGATE_ENV:-}
+TRACING=${TRACING:-otlp}
+ABGATE_BIN=${ABGATE_BIN:-}
+PROFILE=${PROFILE:-0}
+MINPROXY_FLAGS=${MINPROXY_FLAGS:-}
+NICE=${NICE:-0}
+RESULTS=${RESULTS:-$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)}
+
+ABGATE_PORT=$BASE_PORT
+MINPROXY_PORT=$((BASE_PORT + 1))
+FAKE_PORT=$((BASE_PORT + 10))
+FAKE_STREAM_PORT=$((BASE_PORT + 11))
+SINK_PORT=$((BASE_PORT + 12))
+CHAT=/v1/chat/completions
+
+command -v wrk >/dev/null || { echo "run.sh: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "run.sh: taskset not found (util-linux)" >&2; exit 1; }
+if [ "$(nproc)" -lt 2 ]; then
+	echo "run.sh: needs 2 cores (proxy on one, load and upstream on the other); nproc=$(nproc)" >&2
+	exit 1
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/abgate-bench.XXXXXX")
+BIN=$WORK/bin
+mkdir -p "$BIN"
+RAW=$RESULTS/raw.jsonl
+
+# ---- process bookkeeping: every PID we start, stopped on exit ----------
+PIDS=()
+stop_pid() { # stop one process we started, by PID
+	local pid=$1
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+	local keep=() p
+	for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+	PIDS=("${keep[@]+"${keep[@]}"}")
+}
+cleanup() {
+	local p
+	for p in "${PIDS[@]+"${PIDS[@]}"}"; do stop_pid "$p"; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port PORT PID: until PORT accepts connections; fails if PID died.
+wait_port() {
+	local port=$1 pid=$2
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# start NAME CPU CMD... : start pinned with GOMAXPROCS=1; sets STARTED_PID.
+start() {
+	local name=$1 cpu=$2
+	shift 2
+	GOMAXPROCS=1 nice -n "$NICE" taskset -c "$cpu" "$@" >"$RESULTS/$name.log" 2>&1 &
+	STARTED_PID=$!
+	PIDS+=("$STARTED_PID")
+}
+
+cpu_ticks() { # utime+stime of a PID, in clock ticks
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+# ---- build -------------------------------------------------------------
+log "building into $BIN"
+(
+	cd "$ROOT"
+	if [ -n "$ABGATE_BIN" ]; then
+		cp "$ABGATE_BIN" "$BIN/abgate"
+	else
+		go build -o "$BIN/abgate" ./cmd/abgate
+	fi
+	go build -o "$BIN/minproxy" ./bench/minproxy
+	go build -o "$BIN/loadgen" ./bench/loadgen
+	go build -o "$BIN/report" ./bench/report
+	go build -o "$BIN/otlpsink" ./bench/otlpsink
+)
+
+mkdir -p "$RESULTS"
+: >"$RAW"
+
+for p in "$ABGATE_PORT" "$MINPROXY_PORT" "$FAKE_PORT" "$FAKE_STREAM_PORT" "$SINK_PORT"; do
+	port_free "$p" || { echo "run.sh: port $p is in use; set BASE_PORT" >&2; exit 1; }
+done
+
+# abgate configs: bench/abgate.yaml with this run's ports.
+for kind in plain stream; do
+	up=$FAKE_PORT
+	[ "$kind" = stream ] && up=$FAKE_STREAM_PORT
+	sed -e "s#127\.0\.0\.1:18080#127.0.0.1:$ABGATE_PORT#g" \
+		-e "s#127\.0\.0\.1:18090#127.0.0.1:$up#g" \
+		"$BENCH_DIR/abgate.yaml" >"$WORK/abgate-$kind.yaml"
+done
+
+# ---- fake upstreams (on the load core) ---------------------------------
+start fake "$LOAD_CPU" "$BIN/abgate" fake-upstream --listen "127.0.0.1:$FAKE_PORT"
+FAKE_PID=$STARTED_PID
+start fake-stream "$LOAD_CPU" "$BIN/abgate" fake-upstream --listen "127.0.0.1:$FAKE_STREAM_PORT" \
+	--token-delay "$TOKEN_DELAY" --chunks "$CHUNKS"
+FAKE_STREAM_PID=$STARTED_PID
+wait_port "$FAKE_PORT" "$FAKE_PID" || { echo "run.sh: fake upstream did not start:" >&2; cat "$RESULTS/fake.log" >&2; exit 1; }
+wait_port "$FAKE_STREAM_PORT" "$FAKE_STREAM_PID" || { echo "run.sh: streaming fake upstream did not start" >&2; exit 1; }
+
+# abgate's tracing: every span exported over OTLP/HTTP to a sink, or off.
+case $TRACING in
+otlp)
+	start otlpsink "$LOAD_CPU" "$BIN/otlpsink" --listen "127.0.0.1:$SINK_PORT"
+	wait_port "$SINK_PORT" "$STARTED_PID" || { echo "run.sh: otlpsink did not start" >&2; exit 1; }
+	TRACE_ENV="OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf"
+	TRACE_ENV+=" OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:$SINK_PORT/v1/traces"
+	TRACE_ENV+=" OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none"
+	;;
+off) TRACE_ENV="OTEL_TRACES_EXPORTER=none" ;;
+*)
+	echo "run.sh: TRACING must be otlp or off" >&2
+	exit 1
+	;;
+esac
+
+# start_target TARGET KIND: starts the proxy for TARGET (none for direct)
+# in front of the plain or streaming fake; sets TARGET_PID (empty for
+# direct) and TARGET_URL. Returns 1 (and logs why) if it can't.
+start_target() {
+	local target=$1 kind=$2 up=$FAKE_PORT
+	[ "$kind" = stream ] && up=$FAKE_STREAM_PORT
+	TARGET_PID=
+	case $target in
+	direct)
+		TARGET_URL=http://127.0.0.1:$up$CHAT
+		return 0
+		;;
+	minproxy)
+		# shellcheck disable=SC2086 # MINPROXY_FLAGS is a list of words
+		start "minproxy-$kind" "$PROXY_CPU" "$BIN/minproxy" --listen "127.0.0.1:$MINPROXY_PORT" \
+			--upstream "http://127.0.0.1:$up" $MINPROXY_FLAGS
+		TARGET_URL=http://127.0.0.1:$MINPROXY_PORT$CHAT
+		;;
+	abgate)
+		# shellcheck disable=SC2086 # lists of NAME=VALUE words
+		start "abgate-$kind" "$PROXY_CPU" env $TRACE_ENV $ABGATE_ENV "$BIN/abgate" serve --config "$WORK/abgate-$kind.yaml"
+		TARGET_URL=http://127.0.0.1:$ABGATE_PORT$CHAT
+		;;
+	esac
+	TARGET_PID=$STARTED_PID
+	local port=${TARGET_URL#http://127.0.0.1:}
+	port=${port%%/*}
+	if ! wait_port "$port" "$TARGET_PID"; then
+		SKIP_REASON="$target did not start: $(tail -n 3 "$RESULTS/$target-$kind.log" | tr '\n"' ' \047')"
+		stop_pid "$TARGET_PID"
+		TARGET_PID=
+		return 1
+	fi
+	# one request must succeed before measuring
+	local code
+	code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H 'X-User-ID: probe' \
+		--max-time 5 -d '{"model":"bench","messages":[{"role":"user","content":"hello"}]}' "$TARGET_URL" || true)
+	if [ "$code" != 200 ]; then
+		SKIP_REASON="$target answered $code to a probe request"
+		stop_pid "$TARGET_PID"
+		TARGET_PID=
+		return 1
+	fi
+}
+
+to_us() { # wrk duration (850.00us, 1.20ms, 2.00s) -> microseconds
+	awk -v v="$1" 'BEGIN {
+		if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
+		else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
+		else if (v ~ /m$/) { sub(/m$/, "", v); print v * 60e6 }
+		else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1e6 }
+		else print 0 }'
+}
+
+# measure_wrk ROUND TARGET: max throughput and CPU per request.
+measure_wrk() {
+	local round=$1 target=$2 out=$RESULTS/wrk-$2-r$1.txt
+	nice -n "$NICE" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$BENCH_DIR/post.lua" "$TARGET_URL" >/dev/null
+	local pid=${TARGET_PID:-$FAKE_PID}
+	local t0 f0 t1 f1 w0 w1
+	t0=$(cpu_ticks "$pid")
+	f0=$(cpu_ticks "$FAKE_PID")
+	w0=$(date +%s.%N)
+	nice -n "$NICE" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$BENCH_DIR/post.lua" "$TARGET_URL" >"$out"
+	w1=$(date +%s.%N)
+	t1=$(cpu_ticks "$pid")
+	f1=$(cpu_ticks "$FAKE_PID")
+	local rps reqs non2xx sockerr p50 p99
+	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+	reqs=$(awk '/requests in/ { print $1 }' "$out")
+	non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $5 }' "$out")
+	sockerr=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$out")
+	p50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
+	p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
+	awk -v round="$round" -v target="$target" -v rps="${rps:-0}" -v reqs="${reqs:-0}" \
+		-v errs="$(( ${non2xx:-0} + ${sockerr:-0} ))" -v dt="$((t1 - t0))" -v df="$((f1 - f0))" \
+		-v wall="$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')" -v tck="$CLK_TCK" \
+		-v proxied="$([ -n "$TARGET_PID" ] && echo 1 || echo 0)" -v p50="$p50" -v p99="$p99" \
+		-v la="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+		cpu = dt / tck; fcpu = df / tck
+		per = (reqs > 0 && proxied) ? cpu * 1e6 / reqs : 0
+		util = (proxied && wall > 0) ? cpu / wall : 0
+		fper = reqs > 0 ? fcpu * 1e6 / reqs : 0
+		printf "{\"round\":%d,\"target\":\"%s\",\"kind\":\"wrk\",\"rps\":%s,\"requests\":%d,\"errors\":%d,", round, target, rps, reqs, errs
+		printf "\"proxy_cpu_s\":%.3f,\"proxy_cpu_us_per_req\":%.2f,\"proxy_util\":%.3f,\"upstream_cpu_us_per_req\":%.2f,", cpu, per, util, fper
+		printf "\"wall_s\":%.3f,\"wrk_p50_us\":%.1f,\"wrk_p99_us\":%.1f,\"loadavg1\":%s}\n", wall, p50, p99, la
+	}' >>"$RAW"
+	log "  wrk: $rps req/s, $reqs requests, errors $(( ${non2xx:-0} + ${sockerr:-0} )), cpu ticks $((t1 - t0))"
+}
+
+# measure_loadgen ROUND TARGET KIND: fixed-rate latency or stream TTFB.
+measure_loadgen() {
+	local round=$1 target=$2 kind=$3 res
+	local args=(-url "$TARGET_URL" -label "$target" -rate "$RATE" -duration "$DURATION")
+	[ "$kind" = stream ] && args=(-url "$TARGET_URL" -label "$target" -stream -rate "$STREAM_RATE" -duration "$STREAM_DURATION")
+	[ "$target" = abgate ] && args+=(-check-header "$CHECK_HEADER")
+	res=$(GOMAXPROCS=1 nice -n "$NICE" taskset -c "$LOAD_CPU" "$BIN/loadgen" "${args[@]}" 2>>"$RESULTS/loadgen.log" || true)
+	[ -n "$res" ] || res='{"ok":0,"first_error":"loadgen failed"}'
+	printf '{"round":%d,"target":"%s","kind":"%s","result":%s}\n' "$round" "$target" "$kind" "$res" >>"$RAW"
+	log "  $kind: $(echo "$res" | sed -E 's/.*"ok":([0-9]+),"errors":([0-9]+).*"p50_us":([0-9.]+),"p90_us":[0-9.]+,"p99_us":([0-9.]+).*/ok \1 errors \2 p50 \3us p99 \4us/')"
+}
+
+read -r -a TARGET_LIST <<<"$TARGETS"
+declare -A SKIPPED=()
+log "results in $RESULTS; rounds=$ROUNDS duration=$DURATION rate=$RATE stream_rate=$STREAM_RATE targets=${TARGET_LIST[*]}"
+for ((round = 1; round <= ROUNDS; round++)); do
+	# interleave: rotate the order of the targets every round
+	n=${#TARGET_LIST[@]}
+	for ((i = 0; i < n; i++)); do
+		target=${TARGET_LIST[$(((i + round - 1) % n))]}
+		[ -n "${SKIPPED[$target]:-}" ] && continue
+		log "round $round/$ROUNDS: $target"
+		if ! start_target "$target" plain; then
+			log "  skipping $target: $SKIP_REASON"
+			SKIPPED[$target]=1
+			printf '{"round":%d,"target":"%s","kind":"skip","reason":"%s"}\n' "$round" "$target" "$SKIP_REASON" >>"$RAW"
+			continue
+		fi
+		measure_wrk "$round" "$target"
+		measure_loadgen "$round" "$target" rate
+		[ -n "$TARGET_PID" ] && stop_pid "$TARGET_PID"
+		if ! start_target "$target" stream; then
+			log "  no stream run for $target: $SKIP_REASON"
+			continue
+		fi
+		measure_loadgen "$round" "$target" stream
+		[ -n "$TARGET_PID" ] && stop_pid "$TARGET_PID"
+	done
+done
+
+# ---- optional profile: perf on each proxy during one more wrk run -------
+if [ "$PROFILE" = 1 ]; then
+	if ! command -v perf >/dev/null; then
+		log "PROFILE=1 but perf is not installed (apt-get install -y linux-perf); no profile"
+	else
+		for target in "${TARGET_LIST[@]}"; do
+			[ "$target" = direct ] && continue
+			[ -n "${SKIPPED[$target]:-}" ] && continue
+			start_target "$target" plain || continue
+			log "profiling $target"
+			secs=$(awk -v d="$DURATION" 'BEGIN { sub(/s$/, "", d); print d + 0 }')
+			perf record -F 999 -g -o "$WORK/perf-$target.data" -p "$TARGET_PID" -- sleep "$secs" >/dev/null 2>&1 &
+			perf_pid=$!
+			PIDS+=("$perf_pid")
+			nice -n "$NICE" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" -s "$BENCH_DIR/post.lua" "$TARGET_URL" >/dev/null
+			wait "$perf_pid" 2>/dev/null || true
+			stop_pid "$perf_pid"
+			stop_pid "$TARGET_PID"
+			perf report -i "$WORK/perf-$target.data" --no-children --sort symbol --stdio 2>/dev/null |
+				grep -v '^$' | head -n 400 >"$RESULTS/perf-$target.txt" || true
+			perf report -i "$WORK/perf-$target.data" --children --sort symbol --stdio -g none 2>/dev/null |
+				grep -v '^$' | head -n 200 >"$RESULTS/perf-$target-cumulative.txt" || true
+			log "  $RESULTS/perf-$target.txt"
+		done
+	fi
+fi
+
+{
+	echo "## abgate load harness — $(date -u +'%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(go version | awk '{ print $3 }'); proxy pinned to core $PROXY_CPU, wrk + loadgen + fake upstream on core $LOAD_CPU; GOMAXPROCS=1."
+	echo "abgate: tracing $TRACING$([ "$TRACING" = otlp ] && echo " (OTLP/HTTP to bench/otlpsink)"), outcome recording to the in-memory store, fallback on."
+	echo "Settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS RATE=$RATE STREAM_RATE=$STREAM_RATE STREAM_DURATION=$STREAM_DURATION TOKEN_DELAY=$TOKEN_DELAY CHUNKS=$CHUNKS; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+	echo
+	"$BIN/report" -raw "$RAW" -json "$RESULTS/summary.json"
+} | tee "$RESULTS/summary.md"
+log "raw results: $RAW"
