@@ -230,9 +230,12 @@ func (h *Handler) newUpstream(u *experiments.Upstream, old *snapshot) (*upstream
 		up.transport = newTransport(up.key)
 	}
 	up.proxy = &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      up.transport,
-		FlushInterval:  -1, // flush every write: SSE tokens reach the client as they arrive
+		Rewrite:   h.rewrite,
+		Transport: up.transport,
+		// FlushInterval stays 0: ReverseProxy already flushes every write
+		// of a text/event-stream or unknown-length response, so SSE tokens
+		// reach the client as they arrive; -1 would also arm a flush timer
+		// and add a write(2) to every plain JSON answer.
 		BufferPool:     copyBuffers,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
