@@ -73,6 +73,12 @@ type FeedbackEvent struct {
 	Token   string                     `json:"token,omitempty"`
 	EventID string                     `json:"event_id,omitempty"`
 	Signals map[string]json.RawMessage `json:"signals"`
+	// Comment and CorrectionText are free text for the retraining
+	// export. They are stored only when the experiment sets
+	// feedback_text, for its feedback_text_retention; otherwise they are
+	// accepted and discarded (FeedbackResult.TextStored says which).
+	Comment        string `json:"comment,omitempty"`
+	CorrectionText string `json:"correction_text,omitempty"`
 }
 
 // FeedbackResult answers one accepted event.
@@ -84,6 +90,9 @@ type FeedbackResult struct {
 	// (no unit id, allowlisted, outside coverage…): the feedback is
 	// accepted but kept out of the experiment's statistics.
 	Analysed bool `json:"analysed"`
+	// TextStored is true when the event's comment or correction text was
+	// kept for export (the experiment opted in with feedback_text).
+	TextStored bool `json:"text_stored,omitempty"`
 }
 
 // BatchRequest is the body of POST /v1/feedback/batch.
@@ -200,6 +209,12 @@ func (f *Feedback) apply(ev *FeedbackEvent) (FeedbackResult, *apiError) {
 		return FeedbackResult{}, newError(http.StatusBadRequest, "invalid_value", "event_id",
 			fmt.Sprintf("event_id is longer than %d bytes", maxEventIDLen))
 	}
+	for _, tf := range []struct{ field, text string }{{"comment", ev.Comment}, {"correction_text", ev.CorrectionText}} {
+		if len(tf.text) > experiments.MaxFeedbackText {
+			return FeedbackResult{}, newError(http.StatusBadRequest, "invalid_value", tf.field,
+				fmt.Sprintf("%s is longer than %d bytes", tf.field, experiments.MaxFeedbackText))
+		}
+	}
 	if len(ev.Signals) == 0 {
 		return FeedbackResult{}, newError(http.StatusBadRequest, "invalid_value", "signals",
 			`signals must name at least one metric, e.g. {"thumbs": "up"}`)
@@ -223,7 +238,7 @@ func (f *Feedback) apply(ev *FeedbackEvent) (FeedbackResult, *apiError) {
 		}
 		fb := experiments.Feedback{
 			Experiment: tok.Experiment, Phase: tok.Phase, Variant: tok.Variant, Unit: tok.Unit,
-			RequestID: tok.RequestID, Metric: name, Value: v, At: now,
+			RequestID: tok.RequestID, Metric: name, Value: v, At: now, Segments: tok.Segments,
 		}
 		if ev.EventID != "" {
 			// One event may carry several signals: each is de-duplicated
@@ -233,12 +248,35 @@ func (f *Feedback) apply(ev *FeedbackEvent) (FeedbackResult, *apiError) {
 		fbs = append(fbs, fb)
 	}
 	res := FeedbackResult{Experiment: exp.ID, Variant: exp.Variants[tok.Variant].Name, Analysed: tok.Analysed}
+	// Free text rides on one record of the event (the correction signal
+	// when there is one), and only with the experiment's opt-in: without
+	// it the text is dropped here and never reaches a store.
+	if exp.FeedbackText && (ev.Comment != "" || ev.CorrectionText != "") && len(fbs) > 0 && tok.Analysed {
+		i := 0
+		for j := range fbs {
+			if fbs[j].Metric == experiments.MetricCorrection {
+				i = j
+			}
+		}
+		keep := time.Duration(exp.FeedbackTextRetention)
+		if keep <= 0 {
+			keep = time.Duration(experiments.DefaultFeedbackTextRetention)
+		}
+		fbs[i].Comment, fbs[i].CorrectionText, fbs[i].TextExpires = ev.Comment, ev.CorrectionText, now.Add(keep)
+		res.TextStored = true
+	}
 	if !tok.Analysed {
 		res.Accepted = len(fbs)
 		return res, nil
 	}
 	for i := range fbs {
 		if err := f.sink.Feedback(fbs[i]); err != nil {
+			if errors.Is(err, experiments.ErrInvalidFeedback) {
+				// Validation above makes this unreachable; if the two ever
+				// disagree, the client's retry would not help.
+				return FeedbackResult{}, newError(http.StatusBadRequest, "invalid_value", "signals."+fbs[i].Metric,
+					fmt.Sprintf("%s: the recorder refused this value", fbs[i].Metric))
+			}
 			if i == 0 {
 				return FeedbackResult{}, newError(http.StatusServiceUnavailable, "overloaded", "",
 					"the recorder can't take feedback right now; retry with the same event_id")

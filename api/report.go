@@ -83,6 +83,12 @@ type Report struct {
 	// Hourly is the series behind the charts, one point per hour with
 	// data, cumulative at the end of that hour.
 	Hourly []ReportHour `json:"hourly"`
+	// Segments has one row per (candidate, segment value) when the
+	// experiment declares segments (docs/segments.md).
+	Segments []ReportSegment `json:"segments,omitempty"`
+	// Drift is the input/output drift section, when a drift reader is
+	// configured (see AddDrift).
+	Drift *ReportDrift `json:"drift,omitempty"`
 }
 
 // Verdict kinds (ReportVerdict.Kind).
@@ -96,6 +102,9 @@ const (
 	VerdictFutility    = "futility"
 	VerdictInconclusve = "inconclusive"
 	VerdictGuardrails  = "guardrails_pending"
+	// VerdictSegmentHarm: better on average, but significantly worse in
+	// a segment (issue #7).
+	VerdictSegmentHarm = "segment_harm"
 )
 
 // ReportVerdict is the plain-language summary at the top of a report.
@@ -404,6 +413,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	n := len(exp.Variants)
 	split := expectedSplit(exp, status)
 	in := a.input(snap.Stats, split)
+	in.Segments = experiments.SegmentInputs(exp, snap, a.metricNames(), n)
 	d := stats.Decide(in, a.policy)
 
 	r := Report{
@@ -487,6 +497,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 		r.Transitions = append(r.Transitions, t)
 	}
 	r.Hourly = a.hourly(hourly, split)
+	r.Segments = a.segments(d)
 	return r
 }
 

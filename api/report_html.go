@@ -2,6 +2,7 @@ package api
 
 import (
 	"embed"
+	"fmt"
 	"html/template"
 	"io"
 	"net/url"
@@ -16,9 +17,9 @@ var pageTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 	"sub": func(a, b float64) float64 { return a - b },
 	"statusClass": func(s string) string {
 		switch s {
-		case RowBetter, RowNonInferior, "ok", "running", "promoted":
+		case RowBetter, RowNonInferior, "ok", "running", "promoted", DriftStable:
 			return "good"
-		case RowWorse, RowHarmful, "mismatch", "rolled_back":
+		case RowWorse, RowHarmful, "mismatch", "rolled_back", "HARMED", DriftDrifted:
 			return "bad"
 		case "paused", "not checked":
 			return "warn"
@@ -50,6 +51,18 @@ type pageData struct {
 	Variants     []variantView
 	PolicyLine   string
 	Transitions  []transitionView
+	Segments     []segmentRowView
+	SegmentsNote string
+	Drift        *driftView
+}
+
+type driftView struct {
+	Note     string
+	Features []driftRowView
+}
+
+type driftRowView struct {
+	Variant, Feature, RefCount, Count, PSI, P, Status string
 }
 
 type hourView struct {
@@ -73,7 +86,7 @@ func verdictClass(kind string) string {
 	switch kind {
 	case VerdictPromote:
 		return "good"
-	case VerdictHarm, VerdictWorse, VerdictSRM:
+	case VerdictHarm, VerdictWorse, VerdictSRM, VerdictSegmentHarm:
 		return "bad"
 	case VerdictInconclusve, VerdictGuardrails, VerdictTooFew, VerdictFutility:
 		return "warn"
@@ -114,6 +127,17 @@ func renderPage(w io.Writer, r Report, base string) error {
 	for _, t := range r.Transitions {
 		change, detail := t.summary()
 		d.Transitions = append(d.Transitions, transitionView{Seq: t.Seq, At: fmtTime(t.At), Actor: t.Actor, Change: change, Detail: detail})
+	}
+	if len(r.Segments) > 0 {
+		d.Segments, d.SegmentsNote = r.segmentViews(), r.segmentsNote()
+	}
+	if dr := r.Drift; dr != nil {
+		d.Drift = &driftView{Note: fmt.Sprintf("Window %s to %s against the reference %s to %s; drifted when PSI ≥ %s and chi-square p < %s.",
+			fmtTime(dr.Window.From), fmtTime(dr.Window.To), fmtTime(dr.Reference.From), fmtTime(dr.Reference.To), fmtPSI(dr.PSIThreshold), fmtP(dr.Alpha))}
+		for _, f := range dr.Features {
+			d.Drift.Features = append(d.Drift.Features, driftRowView{Variant: f.Variant, Feature: f.Feature,
+				RefCount: fmtCount(float64(f.RefCount)), Count: fmtCount(float64(f.Count)), PSI: fmtPSI(f.PSI), P: fmtP(f.PValue), Status: f.Status})
+		}
 	}
 	return pageTemplates.ExecuteTemplate(w, "report.html.tmpl", d)
 }

@@ -32,6 +32,7 @@ type Reports struct {
 	// lookback bounds the hourly series when the period's start is
 	// unknown.
 	lookback time.Duration
+	drift    *experiments.DriftMonitor
 }
 
 // ReportsOption configures Reports.
@@ -46,6 +47,12 @@ func WithReportsClock(now func() time.Time) ReportsOption {
 // for the links between pages (default "": the root).
 func WithReportsBasePath(p string) ReportsOption {
 	return func(h *Reports) { h.base = strings.TrimSuffix(p, "/") }
+}
+
+// WithReportsDrift adds the drift section to full reports, from m's
+// evaluation at the time of the report.
+func WithReportsDrift(m *experiments.DriftMonitor) ReportsOption {
+	return func(h *Reports) { h.drift = m }
 }
 
 // NewReports returns the report handlers. Statistics come from store, the
@@ -110,7 +117,16 @@ func (h *Reports) build(ctx context.Context, exp *experiments.Experiment, full b
 			return Report{}, fmt.Errorf("hourly statistics of %q: %w", exp.ID, err)
 		}
 	}
-	return BuildReport(exp, st, trans, snap, hours, now), nil
+	r := BuildReport(exp, st, trans, snap, hours, now)
+	if full && h.drift != nil {
+		// Drift is advisory: a failed read leaves the section out rather
+		// than failing the report.
+		if res, err := h.drift.Evaluate(ctx, exp.ID, now); err == nil {
+			psi, alpha := h.drift.Thresholds()
+			r.AddDrift(exp, res, psi, alpha)
+		}
+	}
+	return r, nil
 }
 
 // reportError maps a report failure to an API error.

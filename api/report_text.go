@@ -214,6 +214,30 @@ func RenderText(w io.Writer, r Report) error {
 	}
 	p("  policy: %s\n", r.policyLine())
 
+	if len(r.Segments) > 0 {
+		p("\nSEGMENTS (%s)\n", r.segmentsNote())
+		tw := tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "    segment\tvariant\tusers\t%s lift (CI)\tguardrails\tstatus\n", r.Policy.Primary)
+		for _, s := range r.segmentViews() {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\n", s.Segment, s.Variant, s.Users, s.Primary, s.Guardrails, s.Status)
+		}
+		if err := tw.Flush(); err != nil && ew.err == nil {
+			ew.err = err
+		}
+	}
+	if d := r.Drift; d != nil {
+		p("\nDRIFT (window %s to %s against %s to %s; drifted when PSI >= %s and chi-square p < %s)\n",
+			fmtTime(d.Window.From), fmtTime(d.Window.To), fmtTime(d.Reference.From), fmtTime(d.Reference.To), fmtPSI(d.PSIThreshold), fmtP(d.Alpha))
+		tw := tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
+		tw.Write([]byte("    variant\tfeature\treference n\twindow n\tPSI\tp-value\tstatus\n"))
+		for _, f := range d.Features {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Variant, f.Feature, fmtCount(float64(f.RefCount)), fmtCount(float64(f.Count)), fmtPSI(f.PSI), fmtP(f.PValue), f.Status)
+		}
+		if err := tw.Flush(); err != nil && ew.err == nil {
+			ew.err = err
+		}
+	}
+
 	if len(r.Hourly) > 0 {
 		p("\nOVER TIME (cumulative; %s lift with its anytime-valid CI)\n", r.Policy.Primary)
 		tw := tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
@@ -302,6 +326,21 @@ func RenderMarkdown(w io.Writer, r Report) error {
 		p("- `%s`: %s\n", rs.Code, e(rs.Message))
 	}
 	p("\nPolicy: %s.\n", e(r.policyLine()))
+
+	if len(r.Segments) > 0 {
+		p("\n## Segments\n\n_%s._\n\n| segment | variant | users | %s lift (CI) | guardrails | status |\n|---|---|--:|---|---|---|\n", e(r.segmentsNote()), e(r.Policy.Primary))
+		for _, s := range r.segmentViews() {
+			p("| %s | %s | %s | %s | %s | %s |\n", e(s.Segment), e(s.Variant), s.Users, e(s.Primary), e(s.Guardrails), e(s.Status))
+		}
+	}
+	if d := r.Drift; d != nil {
+		p("\n## Drift\n\nWindow %s to %s against the reference %s to %s; drifted when PSI >= %s and chi-square p < %s.\n\n",
+			fmtTime(d.Window.From), fmtTime(d.Window.To), fmtTime(d.Reference.From), fmtTime(d.Reference.To), fmtPSI(d.PSIThreshold), fmtP(d.Alpha))
+		p("| variant | feature | reference n | window n | PSI | p-value | status |\n|---|---|--:|--:|--:|--:|---|\n")
+		for _, f := range d.Features {
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", e(f.Variant), e(f.Feature), fmtCount(float64(f.RefCount)), fmtCount(float64(f.Count)), fmtPSI(f.PSI), fmtP(f.PValue), e(f.Status))
+		}
+	}
 
 	if len(r.Hourly) > 0 {
 		p("\n## Over time\n\nCumulative at the end of each hour; %s lift with its anytime-valid CI.\n\n| as of (UTC) |", e(r.Policy.Primary))

@@ -143,6 +143,12 @@ func (a *analysis) verdict(r *Report, in stats.Input) ReportVerdict {
 		v.Sentence = fmt.Sprintf("No clear difference after the maximum of %s users per variant: %s; recommendation: stop and keep the base model.",
 			fmtCount(r.Policy.MaxUsers), liftPhrase(focus, true))
 	default:
+		if sr := firstSegmentHarm(d); sr != nil {
+			v.Kind, v.Recommendation = VerdictSegmentHarm, "don't promote; investigate the segment"
+			v.Sentence = fmt.Sprintf("%s overall, but it is significantly worse for %s = %s (%s); recommendation: don't promote; investigate the segment.",
+				capitalize(liftPhrase(sr.Variant, false)), sr.Dimension, sr.Value, segmentHarmPhrase(a.exp, sr))
+			return v
+		}
 		row := primary.row(focus)
 		if row != nil && row.Status == RowBetter {
 			v.Kind = VerdictGuardrails

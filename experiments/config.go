@@ -222,6 +222,16 @@ type Experiment struct {
 	// Rollout, when set, lets the controller ramp, promote and roll back
 	// this experiment. Without it the configured weights are fixed.
 	Rollout *Rollout `yaml:"rollout"`
+	// Segments declares dimensions (region, language, tier…) along which
+	// the statistics are also kept, so a candidate that wins on average
+	// but harms one segment is caught (docs/segments.md).
+	Segments []Segment `yaml:"segments"`
+	// FeedbackText opts in to storing free-text feedback (comment,
+	// correction_text) for export; without it such text is discarded.
+	FeedbackText bool `yaml:"feedback_text"`
+	// FeedbackTextRetention is how long stored text is kept (default
+	// 30 days).
+	FeedbackTextRetention Duration `yaml:"feedback_text_retention"`
 }
 
 // Variant is one arm of an experiment.

@@ -17,6 +17,10 @@ type Outcome struct {
 	// allowlisted, outside coverage, holdout, serve-all): they are counted
 	// for operations but kept out of the experiment's statistics.
 	Analysed bool
+	// Segments is the request's value in each of the experiment's
+	// segment dimensions (issue #7). It sits after Analysed, in what
+	// would be padding, so an Outcome stays 144 bytes.
+	Segments SegmentValues
 	At       time.Time // when the request arrived
 
 	Status  int           // HTTP status sent to the client (0 if none)
@@ -51,4 +55,16 @@ type Feedback struct {
 	Metric  string
 	Value   float64
 	At      time.Time
+	// Segments are the response's segments, from its token, so feedback
+	// lands in the same segments as the request.
+	Segments SegmentValues
+	// Comment and CorrectionText are free text for the feedback log
+	// (export for retraining); the feedback API sets them only when the
+	// experiment opts in with feedback_text. They never enter the
+	// statistics.
+	Comment        string
+	CorrectionText string
+	// TextExpires is when stored text must be gone (At plus the
+	// experiment's feedback_text_retention); text without it is dropped.
+	TextExpires time.Time
 }

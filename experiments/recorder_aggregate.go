@@ -26,6 +26,8 @@ type epAgg struct {
 	count    int64
 	events   []Event
 	counters map[int]int64 // variant -> unanalysed requests
+	drift    map[driftKey]int64
+	records  []FeedbackRecord
 }
 
 type aggKey struct {
@@ -33,6 +35,7 @@ type aggKey struct {
 	variant int32
 	unit    UnitKey
 	hour    Hour
+	segs    SegmentValues
 }
 
 type userAgg struct {
@@ -95,6 +98,7 @@ func (a *aggregate) addOutcome(o *Outcome, now Hour) {
 	ei := a.ep(o.Experiment, o.Phase)
 	e := a.list[ei]
 	e.count++
+	e.addDrift(o, hourOr(o.At, now))
 	if !o.Analysed {
 		if e.counters == nil {
 			e.counters = make(map[int]int64)
@@ -102,7 +106,7 @@ func (a *aggregate) addOutcome(o *Outcome, now Hour) {
 		e.counters[o.Variant]++
 		return
 	}
-	u := a.user(aggKey{ep: ei, variant: int32(o.Variant), unit: o.Unit, hour: hourOr(o.At, now)})
+	u := a.user(aggKey{ep: ei, variant: int32(o.Variant), unit: o.Unit, hour: hourOr(o.At, now), segs: o.Segments})
 	var vals [numOutcomeMetrics]float64
 	var has [numOutcomeMetrics]bool
 	outcomeValues(o, &vals, &has)
@@ -121,13 +125,20 @@ func (a *aggregate) addFeedback(f *Feedback, now Hour) {
 	e := a.list[ei]
 	e.count++
 	h := hourOr(f.At, now)
+	e.addDriftFeedback(f, h)
+	if rec, ok := f.record(); ok {
+		if rec.At.IsZero() {
+			rec.At = h.Time()
+		}
+		e.records = append(e.records, rec)
+	}
 	if f.EventID != "" {
 		e.events = append(e.events, Event{ID: f.EventID, Delta: Delta{
-			Variant: f.Variant, Unit: f.Unit, Metric: f.Metric, Hour: h, DX: f.Value, DY: 1,
+			Variant: f.Variant, Unit: f.Unit, Metric: f.Metric, Hour: h, DX: f.Value, DY: 1, Segments: f.Segments,
 		}})
 		return
 	}
-	u := a.user(aggKey{ep: ei, variant: int32(f.Variant), unit: f.Unit, hour: h})
+	u := a.user(aggKey{ep: ei, variant: int32(f.Variant), unit: f.Unit, hour: h, segs: f.Segments})
 	for i := range u.fb {
 		if u.fb[i].metric == f.Metric {
 			u.fb[i].dx += f.Value
@@ -143,7 +154,7 @@ func (a *aggregate) addFeedback(f *Feedback, now Hour) {
 func (a *aggregate) cut(prefix string, seq *uint64) (bs []*Batch, invalid int64) {
 	bs = make([]*Batch, len(a.list))
 	for i, e := range a.list {
-		b := &Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events}
+		b := &Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events, Hist: e.driftDeltas(), Records: e.records}
 		for v, n := range e.counters {
 			b.Counters = append(b.Counters, Counter{Variant: v, Name: CounterUnanalysed, N: n})
 		}
@@ -155,12 +166,12 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*Batch, invalid int64)
 			if u.has&(1<<i) != 0 {
 				b.Deltas = append(b.Deltas, Delta{
 					Variant: int(k.variant), Unit: k.unit, Metric: outcomeMetrics[i], Hour: k.hour,
-					DX: u.v[i][0], DY: u.v[i][1],
+					DX: u.v[i][0], DY: u.v[i][1], Segments: k.segs,
 				})
 			}
 		}
 		for _, f := range u.fb {
-			b.Deltas = append(b.Deltas, Delta{Variant: int(k.variant), Unit: k.unit, Metric: f.metric, Hour: k.hour, DX: f.dx, DY: f.dy})
+			b.Deltas = append(b.Deltas, Delta{Variant: int(k.variant), Unit: k.unit, Metric: f.metric, Hour: k.hour, DX: f.dx, DY: f.dy, Segments: k.segs})
 		}
 		*u = userAgg{fb: u.fb[:0]}
 		a.free = append(a.free, u)

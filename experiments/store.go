@@ -96,6 +96,11 @@ type Snapshot struct {
 	// Counters holds operations counters, e.g. CounterUnanalysed per
 	// variant.
 	Counters map[VariantMetric]int64
+	// Segments holds a Summary for every (variant, metric, dimension,
+	// value) with data, for experiments that declare segments. A user is
+	// counted in each value of a dimension they were seen in, with the
+	// observations made in it (docs/segments.md).
+	Segments map[SegmentKey]Summary
 }
 
 // HourSummaries is the change of the cumulative statistics during one hour.
@@ -129,14 +134,23 @@ type Batch struct {
 	ID         string
 	Experiment string
 	Phase      int
-	// Deltas are merged per (variant, unit, metric, hour): the order of a
-	// user's observations within a batch does not change the statistics.
+	// Deltas are merged per (variant, unit, metric, hour, segments): the
+	// order of a user's observations within a batch does not change the
+	// statistics. A user may have several deltas of one metric and hour
+	// (one per segment combination); stores apply them in turn.
 	Deltas []Delta
 	// Events are feedback signals with an EventID. They are not merged: a
 	// store applies each at most once per experiment, ever.
 	Events []Event
 	// Counters are increments of operations counters (no per-user state).
 	Counters []Counter
+	// Hist are increments of the experiment's hourly drift histograms
+	// (experiment-level: the Phase does not apply). Stores that don't
+	// implement DriftReader may ignore them.
+	Hist []HistDelta
+	// Records are feedback events for the feedback log (export). Stores
+	// that don't implement FeedbackLog may ignore them.
+	Records []FeedbackRecord
 	// Count is the number of recorder events the batch carries (for
 	// accounting; stores ignore it).
 	Count int64
@@ -150,6 +164,9 @@ type Delta struct {
 	Metric  string
 	Hour    Hour
 	DX, DY  float64
+	// Segments: the same change applies to the user's totals of Metric
+	// within each of these segment values (see SegmentMetric).
+	Segments SegmentValues
 }
 
 // Event is a Delta that must be applied at most once per ID.
@@ -194,6 +211,12 @@ func (b *Batch) Validate() error {
 		if d.Metric == "" {
 			return bad("empty metric name")
 		}
+		if IsSegmentMetric(d.Metric) {
+			return bad("metric %q: %q is reserved for segment statistics", d.Metric, string(segmentSep))
+		}
+		if d.Segments.N > MaxSegmentDimensions {
+			return bad("metric %q: %d segment dimensions", d.Metric, d.Segments.N)
+		}
 		if !finite(d.DX) || !finite(d.DY) {
 			return bad("metric %q: non-finite value", d.Metric)
 		}
@@ -205,8 +228,8 @@ func (b *Batch) Validate() error {
 		}
 	}
 	for i := range b.Events {
-		if b.Events[i].ID == "" {
-			return bad("event without id")
+		if b.Events[i].ID == "" || b.Events[i].ID == "=" {
+			return bad("event without id (or the reserved id \"=\")")
 		}
 		if err := check(&b.Events[i].Delta); err != nil {
 			return err
@@ -215,6 +238,11 @@ func (b *Batch) Validate() error {
 	for _, c := range b.Counters {
 		if c.Name == "" {
 			return bad("empty counter name")
+		}
+	}
+	for _, h := range b.Hist {
+		if driftFeatureIndex(h.Feature) < 0 || h.Bin < 0 || h.Bin >= DriftBins || h.N < 0 {
+			return bad("drift histogram %q bin %d", h.Feature, h.Bin)
 		}
 	}
 	return nil

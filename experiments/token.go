@@ -32,12 +32,20 @@ type Token struct {
 	Analysed   bool
 	RequestID  string
 	Expires    time.Time
+	// Segments are the request's segment values, so feedback is
+	// attributed to the same segments (issue #7).
+	Segments SegmentValues
 }
 
+// Token versions. Version 1 has no segments; version 2 appends, after
+// the unit, a byte N and N segment value indexes. Issue writes version 1
+// when the token has no segments, so tokens of experiments without
+// segments are unchanged, and Verify accepts both.
 const (
-	tokenVersion = 1
-	tokenSigLen  = 16 // truncated HMAC-SHA256: 128 bits is ample for a MAC
-	tokenFixed   = 1 + 8 + 4 + 1 + 1 + 16
+	tokenVersion   = 1
+	tokenVersionV2 = 2
+	tokenSigLen    = 16 // truncated HMAC-SHA256: 128 bits is ample for a MAC
+	tokenFixed     = 1 + 8 + 4 + 1 + 1 + 16
 )
 
 // Signer issues and verifies tokens and derives unit keys. Both keys are
@@ -77,7 +85,7 @@ func NewSigner(secret []byte, ttl time.Duration) *Signer {
 	unitKey := derive(secret, "abgate unit v1")
 	s := &Signer{ttl: ttl}
 	s.tokenMAC.New = func() any {
-		return &macState{h: hmac.New(sha256.New, tokenKey), buf: make([]byte, 0, tokenFixed+2+2*255+tokenSigLen)}
+		return &macState{h: hmac.New(sha256.New, tokenKey), buf: make([]byte, 0, tokenFixed+1+MaxSegmentDimensions+2+2*255+tokenSigLen)}
 	}
 	s.unitMAC.New = func() any { return &macState{h: hmac.New(sha256.New, unitKey), buf: make([]byte, 0, 256)} }
 	return s
@@ -110,7 +118,15 @@ func (s *Signer) Issue(t Token, now time.Time) string {
 	exp, rid := clip(t.Experiment), clip(t.RequestID)
 	m := s.tokenMAC.Get().(*macState)
 	b := m.buf[:0]
-	b = append(b, tokenVersion)
+	segs := t.Segments
+	if segs.N > MaxSegmentDimensions {
+		segs.N = MaxSegmentDimensions
+	}
+	if segs.N > 0 {
+		b = append(b, tokenVersionV2)
+	} else {
+		b = append(b, tokenVersion)
+	}
 	b = binary.BigEndian.AppendUint64(b, uint64(t.Expires.Unix()))
 	b = binary.BigEndian.AppendUint32(b, uint32(t.Phase))
 	b = append(b, byte(t.Variant))
@@ -120,6 +136,10 @@ func (s *Signer) Issue(t Token, now time.Time) string {
 		b = append(b, 0)
 	}
 	b = append(b, t.Unit[:]...)
+	if segs.N > 0 {
+		b = append(b, segs.N)
+		b = append(b, segs.V[:segs.N]...)
+	}
 	b = append(b, byte(len(exp)))
 	b = append(b, exp...)
 	b = append(b, byte(len(rid)))
@@ -155,7 +175,7 @@ var tokenEncoding = base64.RawURLEncoding.Strict()
 
 // Verify checks a token's signature and expiry at time now.
 func (s *Signer) Verify(tok string, now time.Time) (Token, error) {
-	if len(tok) > tokenEncoding.EncodedLen(tokenFixed+2+2*255+tokenSigLen) {
+	if len(tok) > tokenEncoding.EncodedLen(tokenFixed+1+MaxSegmentDimensions+2+2*255+tokenSigLen) {
 		return Token{}, ErrTokenInvalid
 	}
 	m := s.tokenMAC.Get().(*macState)
@@ -170,7 +190,7 @@ func (s *Signer) Verify(tok string, now time.Time) (Token, error) {
 	if !hmac.Equal(sig, m.sign(payload)) {
 		return Token{}, ErrTokenInvalid
 	}
-	if payload[0] != tokenVersion {
+	if payload[0] != tokenVersion && payload[0] != tokenVersionV2 {
 		return Token{}, ErrTokenInvalid
 	}
 	var t Token
@@ -180,6 +200,14 @@ func (s *Signer) Verify(tok string, now time.Time) (Token, error) {
 	t.Analysed = payload[14] == 1
 	copy(t.Unit[:], payload[15:31])
 	rest := payload[tokenFixed:]
+	if payload[0] == tokenVersionV2 {
+		if len(rest) < 1 || rest[0] == 0 || rest[0] > MaxSegmentDimensions || len(rest) < 1+int(rest[0]) {
+			return Token{}, ErrTokenInvalid
+		}
+		t.Segments.N = rest[0]
+		copy(t.Segments.V[:], rest[1:1+int(rest[0])])
+		rest = rest[1+int(rest[0]):]
+	}
 	exp, rest, ok := lenPrefixed(rest)
 	if !ok {
 		return Token{}, ErrTokenInvalid

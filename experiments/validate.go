@@ -70,13 +70,15 @@ const (
 	DefaultFlushInterval   = Duration(100 * time.Millisecond)
 	DefaultBatchSize       = 4096
 	DefaultRetention       = Duration(90 * 24 * time.Hour)
-	DefaultConnectTimeout  = Duration(5 * time.Second)
-	DefaultHeaderTimeout   = Duration(60 * time.Second)
-	DefaultTotalTimeout    = Duration(10 * time.Minute)
-	DefaultMaxIdleConns    = 512
-	DefaultPrimaryMetric   = "thumbs"
-	DefaultRolloutAlpha    = 0.05
-	DefaultRolloutMinUsers = 100
+	// DefaultFeedbackTextRetention keeps opted-in free-text feedback 30 days.
+	DefaultFeedbackTextRetention = Duration(30 * 24 * time.Hour)
+	DefaultConnectTimeout        = Duration(5 * time.Second)
+	DefaultHeaderTimeout         = Duration(60 * time.Second)
+	DefaultTotalTimeout          = Duration(10 * time.Minute)
+	DefaultMaxIdleConns          = 512
+	DefaultPrimaryMetric         = "thumbs"
+	DefaultRolloutAlpha          = 0.05
+	DefaultRolloutMinUsers       = 100
 	// MinTokenSecretBytes is the shortest server.token_secret serve accepts.
 	MinTokenSecretBytes = 32
 	// MaxVariants bounds an experiment's variants (the token carries the
@@ -144,6 +146,9 @@ func (c *Config) SetDefaults() {
 			e.Coverage = &full
 		}
 		cfgDefault(&e.Primary, DefaultPrimaryMetric)
+		if e.FeedbackText {
+			cfgDefault(&e.FeedbackTextRetention, DefaultFeedbackTextRetention)
+		}
 		if r := e.Rollout; r != nil {
 			if len(r.Steps) == 0 {
 				r.Steps = RolloutSteps(e) // the defaults, capped at 100/candidates
@@ -230,6 +235,10 @@ func (c *Config) validate(serve bool) ValidationError {
 				experiments[e.ID] = i
 			}
 		}
+	}
+
+	if n := len(c.SegmentBodyFields()); n > MaxSegmentBodyFields {
+		v.add("experiments", "segments use %d distinct body_field names; at most %d", n, MaxSegmentBodyFields)
 	}
 
 	v.errs = append(v.errs, validateController(c.Controller, "controller")...)
@@ -512,6 +521,7 @@ func (v *cfgValidator) experiment(e *Experiment, p string, upstreams map[string]
 		v.add(p+".primary", "not a built-in metric nor one declared in metrics")
 		primaryOK = false
 	}
+	v.segments(e, p)
 	for _, fe := range validateRollout(e, p) {
 		if fe.Field == p+".primary" && !primaryOK {
 			continue // reported above

@@ -61,6 +61,16 @@ func BenchmarkServeHTTP(b *testing.B) {
 		}
 		run(b, h)
 	})
+	b.Run("abgate-segments", func(b *testing.B) {
+		// Three segment dimensions (two headers, one body field): issue #7.
+		cfg := testConfig(up.URL, up.URL)
+		withSegments(cfg)
+		h, err := New(cfg, experiments.NewSigner([]byte(testSecret), time.Hour), WithRecorder(discardRecorder{}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, h)
+	})
 	b.Run("bare-reverseproxy", func(b *testing.B) {
 		target, _ := url.Parse(up.URL)
 		p := &httputil.ReverseProxy{

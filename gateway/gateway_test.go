@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -679,4 +680,42 @@ func TestAllocationPeriod(t *testing.T) {
 	o, tok = phaseOf()
 	mustEqual(t, "outcome phase after a ramp step", o, 7)
 	mustEqual(t, "token phase after a ramp step", tok, 7)
+}
+
+// TestRolloutStartsAsDraft: an experiment with a rollout serves the base
+// to everyone until its lifecycle allocation arrives, whatever weights
+// its config holds, so nobody reaches a candidate before the start.
+func TestRolloutStartsAsDraft(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil, func(c *experiments.Config) {
+		c.Experiments[0].Rollout = &experiments.Rollout{}
+	})
+	for i := range 40 {
+		res, _ := post(t, nil, e.front.URL+"/v1/embeddings",
+			`{"model":"`+testAlias+`","input":"x","user":"draft-user-`+strconv.Itoa(i)+`"}`, nil)
+		if v := res.Header.Get(HeaderVariant); v != "base" {
+			t.Fatalf("user %d got %q before the rollout started", i, v)
+		}
+		if o := e.rec.next(t); o.Analysed {
+			t.Fatalf("a draft experiment's request was analysed: %+v", o)
+		}
+	}
+	// Started, at the default rollout's last step (50%): about half the
+	// users now reach the candidate.
+	a := e.cfg.Experiments[0].AllocationFor(experiments.State{Status: experiments.StatusRunning, Step: 3, Period: 2, SaltPhase: 1})
+	if err := e.h.SetAllocation(testExp, a); err != nil {
+		t.Fatal(err)
+	}
+	cand := 0
+	for i := range 40 {
+		res, _ := post(t, nil, e.front.URL+"/v1/embeddings",
+			`{"model":"`+testAlias+`","input":"x","user":"draft-user-`+strconv.Itoa(i)+`"}`, nil)
+		e.rec.next(t)
+		if res.Header.Get(HeaderVariant) != "base" {
+			cand++
+		}
+	}
+	if cand < 5 || cand > 35 {
+		t.Errorf("%d of 40 users on the candidate at 50%%", cand)
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/abgate/abgate/experiments"
 )
 
 // Body scanning errors. Each becomes a 400 with its message.
@@ -25,6 +27,9 @@ type bodyFields struct {
 	model      []byte // decoded value of the top-level "model" string
 	modelValue span   // the raw value, quotes included
 	unit       []byte // decoded value of the top-level unit field, if a string
+	// extra holds the decoded values of the extra fields asked for
+	// (segment body fields), by position; nil when absent or not a string.
+	extra [experiments.MaxSegmentBodyFields][]byte
 }
 
 // scanBody finds the top-level "model" and unitField string values of a
@@ -51,7 +56,18 @@ type bodyFields struct {
 //
 // The returned slices alias b unless the value had escapes.
 func scanBody(b []byte, unitField string) (bodyFields, error) {
+	return scanBodyFields(b, unitField, nil)
+}
+
+// scanBodyFields is scanBody that also picks the top-level string values
+// of the extra fields (at most MaxSegmentBodyFields; more are ignored),
+// in the same pass: segment values cost one key comparison per extra
+// field and top-level key, and no decoding of the rest of the body.
+func scanBodyFields(b []byte, unitField string, extra []string) (bodyFields, error) {
 	var f bodyFields
+	if len(extra) > len(f.extra) {
+		extra = extra[:len(f.extra)]
+	}
 	s := objScanner{b: b}
 	if !s.open() {
 		return f, errMalformed
@@ -83,6 +99,15 @@ func scanBody(b []byte, unitField string) (bodyFields, error) {
 				f.unit = stringValue(b[vs:ve])
 			} else {
 				f.unit = nil // last one wins, as in encoding/json
+			}
+		}
+		for i, name := range extra {
+			if string(key) == name {
+				if b[vs] == '"' {
+					f.extra[i] = stringValue(b[vs:ve])
+				} else {
+					f.extra[i] = nil
+				}
 			}
 		}
 	}

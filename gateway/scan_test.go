@@ -165,11 +165,15 @@ func FuzzScanBody(f *testing.F) {
 		"{\"model\":\"a\xff\"}",
 		`{"model":1e5,"user":"x"}`,
 		`[1]`, `{`, `{"model":"a"`, `""`,
+		`{"model":"a","language":"de","language":7}`,
+		`{"language":"fr\u00e9","model":"a","tier":"pro"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := scanBody(b, "user")
+		// The segment fields ride along; "user" is both the unit field
+		// and an extra field, which must not disturb either.
+		got, err := scanBodyFields(b, "user", []string{"language", "user"})
 		if err == nil {
 			if got.modelValue.start < 0 || got.modelValue.end > len(b) || got.modelValue.start >= got.modelValue.end {
 				t.Fatalf("model span %+v out of %d bytes", got.modelValue, len(b))
@@ -219,8 +223,15 @@ func FuzzScanBody(f *testing.F) {
 			if raw, ok := m["user"]; ok && bytes.HasPrefix(bytes.TrimSpace(raw), []byte(`"`)) {
 				_ = json.Unmarshal(raw, &wantUser)
 			}
-			if string(got.unit) != wantUser {
-				t.Fatalf("%q: user %q, encoding/json %q", b, got.unit, wantUser)
+			if string(got.unit) != wantUser || string(got.extra[1]) != wantUser {
+				t.Fatalf("%q: user %q (extra %q), encoding/json %q", b, got.unit, got.extra[1], wantUser)
+			}
+			var wantLang string
+			if raw, ok := m["language"]; ok && bytes.HasPrefix(bytes.TrimSpace(raw), []byte(`"`)) {
+				_ = json.Unmarshal(raw, &wantLang)
+			}
+			if string(got.extra[0]) != wantLang {
+				t.Fatalf("%q: language %q, encoding/json %q", b, got.extra[0], wantLang)
 			}
 			// Splicing the span keeps the body valid JSON.
 			out := append(append(append([]byte(nil), b[:got.modelValue.start]...), `"x"`...), b[got.modelValue.end:]...)

@@ -68,6 +68,7 @@ type exchange struct {
 	modelAt  span
 	exp      *experiment
 	period   int // the allocation's data period: Outcome.Phase
+	segs     experiments.SegmentValues
 	assigned *variant
 	serving  *variant // whose model and upstream the current attempt uses
 	fallback bool
@@ -136,7 +137,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "", "invalid_body", "could not read request body")
 		return
 	}
-	f, err := scanBody(body, s.unitField)
+	f, err := scanBodyFields(body, s.unitField, s.segFields)
 	if err != nil {
 		putBodyBuf(bodyBuf)
 		setSpanStatus(sp, http.StatusBadRequest)
@@ -179,6 +180,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if unit != "" {
 		key = h.signer.KeyUnit(unit)
 	}
+	segs := e.segments(r.Header, &f)
 	ids[1] = h.signer.Issue(experiments.Token{
 		Experiment: e.id,
 		Phase:      period,
@@ -186,6 +188,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Unit:       key,
 		Analysed:   a.Analysed(),
 		RequestID:  rid,
+		Segments:   segs,
 	}, start)
 	wh[HeaderExperiment] = e.hdr
 	wh[HeaderVariant] = v.hdr
@@ -208,6 +211,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		modelAt:  f.modelValue,
 		exp:      e,
 		period:   period,
+		segs:     segs,
 		assigned: v,
 		serving:  v,
 		start:    start,
@@ -265,6 +269,7 @@ func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, k
 		Fallback:         x.fallback,
 		PromptTokens:     m.prompt,
 		CompletionTokens: m.completion,
+		Segments:         x.segs,
 	}
 	if m.seen {
 		o.TTFB = m.first.Sub(x.start)

@@ -32,6 +32,9 @@ type snapshot struct {
 	maxBody    int64
 	unitHeader string // canonical form, indexes http.Header directly
 	unitField  string
+	// segFields are the segment body fields of every experiment, picked
+	// out of the body by the scan that finds the model.
+	segFields []string
 
 	routes      map[string]*experiment // by alias
 	experiments map[string]*experiment // by id
@@ -49,6 +52,15 @@ type experiment struct {
 	variants   []variant
 	configured *experiments.Allocation
 	hdr        []string // X-Abgate-Experiment value, shared (cap 1)
+	segs       []segDim
+}
+
+// segDim is one segment dimension of an experiment: where its value comes
+// from and the declared values.
+type segDim struct {
+	header string // canonical; "" when the value is a body field
+	field  int    // index into snapshot.segFields when header is ""
+	seg    *experiments.Segment
 }
 
 type variant struct {
@@ -123,6 +135,10 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 		}
 		s.upstreams[u.Name] = up
 	}
+	s.segFields = cfg.SegmentBodyFields()
+	if len(s.segFields) > experiments.MaxSegmentBodyFields {
+		return nil, fmt.Errorf("segments use %d distinct body fields; at most %d", len(s.segFields), experiments.MaxSegmentBodyFields)
+	}
 	for i := range cfg.Experiments {
 		c := &cfg.Experiments[i]
 		if c.ID == "" {
@@ -163,7 +179,32 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 				hdr:             []string{v.Name},
 			})
 		}
+		if len(c.Segments) > experiments.MaxSegmentDimensions {
+			return nil, fmt.Errorf("experiment %q has more than %d segment dimensions", c.ID, experiments.MaxSegmentDimensions)
+		}
+		for k := range c.Segments {
+			sg := c.Segments[k] // a copy: the snapshot must not change with cfg
+			sg.Values = append([]string(nil), sg.Values...)
+			d := segDim{seg: &sg}
+			if sg.Header != "" {
+				d.header = textproto.CanonicalMIMEHeaderKey(sg.Header)
+			} else {
+				for j, f := range s.segFields {
+					if f == sg.BodyField {
+						d.field = j
+					}
+				}
+			}
+			e.segs = append(e.segs, d)
+		}
 		e.configured = c.Allocation()
+		if c.Rollout != nil {
+			// A rollout experiment serves what its lifecycle says; until the
+			// watcher delivers that, it serves as a draft does (the base to
+			// everyone), never its configured weights: no user reaches a
+			// candidate before the rollout is started.
+			e.configured = c.AllocationFor(experiments.Draft(c))
+		}
 		if err := checkAllocation(e, e.configured); err != nil {
 			return nil, fmt.Errorf("experiment %q: %w", c.ID, err)
 		}
@@ -184,6 +225,25 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 		s.routes[r.Alias] = e
 	}
 	return s, nil
+}
+
+// segments maps the request's segment values to indexes. It does not
+// allocate: header values are compared as stored, body values alias the
+// body.
+func (e *experiment) segments(h http.Header, f *bodyFields) experiments.SegmentValues {
+	var sv experiments.SegmentValues
+	sv.N = uint8(len(e.segs))
+	for i := range e.segs {
+		d := &e.segs[i]
+		if d.header != "" {
+			if vs := h[d.header]; len(vs) > 0 {
+				sv.V[i] = d.seg.IndexString(vs[0])
+			}
+		} else {
+			sv.V[i] = d.seg.Index(f.extra[d.field])
+		}
+	}
+	return sv
 }
 
 func (h *Handler) newUpstream(u *experiments.Upstream, old *snapshot) (*upstream, error) {

@@ -104,6 +104,13 @@ type Policy struct {
 	// SRMConcentration is the Dirichlet prior concentration of the
 	// sequential SRM test. Default DefaultSRMConcentration.
 	SRMConcentration float64 `json:"srm_concentration"`
+	// SegmentAlpha is the family-wise level of the segment harm tests of
+	// each candidate's segments, split over segments × metrics ×
+	// candidates (Bonferroni). Default GuardrailAlpha.
+	SegmentAlpha float64 `json:"segment_alpha,omitempty"`
+	// SegmentMinUsers per variant before a segment is tested. Default
+	// DefaultSegmentMinUsers.
+	SegmentMinUsers float64 `json:"segment_min_users,omitempty"`
 }
 
 // Input is an experiment's data: variant 0 is the control, 1..k the
@@ -115,6 +122,9 @@ type Input struct {
 	ExpectedSplit []float64 `json:"expected_split,omitempty"`
 	// Metrics holds one Summary per variant for each metric name.
 	Metrics map[string][]Summary `json:"metrics"`
+	// Segments, when set, are tested for harm (see evalSegments): a
+	// candidate significantly harming any segment is not promoted.
+	Segments []Segment `json:"segments,omitempty"`
 }
 
 // ReasonCode is a machine-readable reason.
@@ -145,7 +155,9 @@ type Reason struct {
 	Code    ReasonCode `json:"code"`
 	Metric  string     `json:"metric,omitempty"`
 	Variant *int       `json:"variant,omitempty"`
-	Message string     `json:"message"`
+	// Segment names the segment of a ReasonSegmentHarm.
+	Segment *SegmentRef `json:"segment,omitempty"`
+	Message string      `json:"message"`
 }
 
 // MetricResult holds the numbers behind one metric of one candidate.
@@ -191,6 +203,9 @@ type Decision struct {
 	SRM      *SRMResult      `json:"srm,omitempty"`
 	Look     *int            `json:"look,omitempty"` // group sequential: index of the current planned look
 	Variants []VariantResult `json:"variants"`
+	// Segments holds every candidate's per-segment results when
+	// Input.Segments is set.
+	Segments []SegmentResult `json:"segments,omitempty"`
 }
 
 func fp(x float64) *float64 {
@@ -224,6 +239,10 @@ func orDefault(x, d float64) float64 {
 //  6. Every variant at or above MaxUsers (or past the last planned look):
 //     StopFutility.
 //  7. Otherwise Continue.
+//
+// With Input.Segments, a candidate that is significantly worse in any
+// segment (see evalSegments) is neither promoted nor advanced; the
+// reason ReasonSegmentHarm names the segment.
 //
 // The primary alpha and guardrail alpha are divided by the number of
 // candidates (Bonferroni). Decide panics only when a set alpha is outside
@@ -311,6 +330,16 @@ func Decide(in Input, p Policy) Decision {
 		}
 	}
 	tau := orDefault(p.Tau, DefaultTau)
+	salpha := orDefault(p.SegmentAlpha, galpha)
+	checkAlpha(salpha)
+	segs, segHarm := evalSegments(in, p, k, salpha, tau, nStar, method)
+	d.Segments = segs
+	harmedSegment := func(j int) *SegmentResult {
+		if segHarm == nil {
+			return nil
+		}
+		return segHarm[j]
+	}
 
 	anyHarm, allWorse := false, true
 	best, bestScore := -1, math.Inf(-1)
@@ -361,6 +390,8 @@ func Decide(in Input, p Policy) Decision {
 			case harm:
 			case mr.Worse:
 				vr.Verdict = Rollback
+			case mr.Better && ni && harmedSegment(j) != nil:
+				d.Reasons = append(d.Reasons, segmentHarmReason(harmedSegment(j)))
 			case mr.Better && ni:
 				vr.Verdict = Promote
 				score := p.Primary.Better.sign() * *mr.Lift
@@ -369,7 +400,12 @@ func Decide(in Input, p Policy) Decision {
 				}
 			}
 		} else if ni && !harm {
-			vr.Verdict = Advance
+			if sr := harmedSegment(j); sr != nil {
+				allNI = false
+				d.Reasons = append(d.Reasons, segmentHarmReason(sr))
+			} else {
+				vr.Verdict = Advance
+			}
 		}
 		d.Variants = append(d.Variants, vr)
 	}

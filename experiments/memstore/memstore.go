@@ -12,13 +12,19 @@ import (
 	"github.com/abgate/abgate/experiments"
 )
 
-var _ experiments.Store = (*Store)(nil)
+var (
+	_ experiments.Store       = (*Store)(nil)
+	_ experiments.DriftReader = (*Store)(nil)
+	_ experiments.FeedbackLog = (*Store)(nil)
+)
 
 // Store is an in-memory experiments.Store. The zero value is not usable;
 // call New.
 type Store struct {
 	now         func() time.Time
 	dedupWindow time.Duration
+	logKeep     time.Duration
+	logMax      int
 
 	mu   sync.Mutex
 	exps map[string]*experiment
@@ -40,9 +46,26 @@ func WithDedupWindow(d time.Duration) Option {
 	}
 }
 
+// WithFeedbackLog sets how long feedback records without text are kept
+// and how many records an experiment keeps (defaults
+// experiments.DefaultFeedbackLogRetention and DefaultFeedbackLogMax).
+func WithFeedbackLog(keep time.Duration, maxRecords int) Option {
+	return func(s *Store) {
+		if keep > 0 {
+			s.logKeep = keep
+		}
+		if maxRecords > 0 {
+			s.logMax = maxRecords
+		}
+	}
+}
+
 // New returns an empty Store.
 func New(opts ...Option) *Store {
-	s := &Store{now: time.Now, dedupWindow: time.Hour, exps: make(map[string]*experiment)}
+	s := &Store{
+		now: time.Now, dedupWindow: time.Hour, exps: make(map[string]*experiment),
+		logKeep: experiments.DefaultFeedbackLogRetention, logMax: experiments.DefaultFeedbackLogMax,
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -55,6 +78,8 @@ type experiment struct {
 	batches   map[string]time.Time // applied batch ids -> when
 	lastPrune time.Time
 	deadline  time.Time // zero: no expiry
+	drift     map[experiments.Hour]map[experiments.HistKey]int64
+	log       []experiments.FeedbackRecord // in arrival order
 }
 
 type userKey struct {
@@ -67,6 +92,7 @@ type totals struct{ x, y float64 }
 type phase struct {
 	stats    map[experiments.VariantMetric]experiments.Summary
 	counters map[experiments.VariantMetric]int64
+	segs     map[experiments.SegmentKey]experiments.Summary
 	users    map[userKey]map[string]totals
 	hours    map[experiments.Hour]map[experiments.VariantMetric]experiments.Summary
 }
@@ -122,6 +148,7 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 		p = &phase{
 			stats:    make(map[experiments.VariantMetric]experiments.Summary),
 			counters: make(map[experiments.VariantMetric]int64),
+			segs:     make(map[experiments.SegmentKey]experiments.Summary),
 			users:    make(map[userKey]map[string]totals),
 			hours:    make(map[experiments.Hour]map[experiments.VariantMetric]experiments.Summary),
 		}
@@ -154,6 +181,26 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 	for _, c := range b.Counters {
 		p.counters[experiments.VariantMetric{Variant: c.Variant, Metric: c.Name}] += c.N
 	}
+	for _, h := range b.Hist {
+		if e.drift == nil {
+			e.drift = make(map[experiments.Hour]map[experiments.HistKey]int64)
+		}
+		m := e.drift[h.Hour]
+		if m == nil {
+			m = make(map[experiments.HistKey]int64)
+			e.drift[h.Hour] = m
+		}
+		m[experiments.HistKey{Variant: h.Variant, Feature: h.Feature, Bin: h.Bin}] += h.N
+	}
+	for _, r := range b.Records {
+		if r.Expires.IsZero() {
+			r.Expires = r.At.Add(s.logKeep)
+		}
+		e.log = append(e.log, r)
+	}
+	if len(b.Records) > 0 {
+		e.pruneLog(now, s.logMax)
+	}
 	return res, nil
 }
 
@@ -164,10 +211,13 @@ func (p *phase) apply(d *experiments.Delta) {
 		u = make(map[string]totals, 4)
 		p.users[uk] = u
 	}
-	t0, seen := u[d.Metric]
-	t1 := totals{t0.x + d.DX, t0.y + d.DY}
-	u[d.Metric] = t1
-	delta := experiments.SummaryDelta(!seen, t0.x, t0.y, t1.x, t1.y)
+	delta := userDelta(u, d.Metric, d.DX, d.DY)
+	// Segment statistics: the user's totals within each segment value
+	// are kept under the segment metric name, like any other metric.
+	d.ForEachSegment(func(dim, value int, name string) {
+		sk := experiments.SegmentKey{Variant: d.Variant, Metric: d.Metric, Dimension: dim, Value: value}
+		p.segs[sk] = p.segs[sk].Add(userDelta(u, name, d.DX, d.DY))
+	})
 	vm := experiments.VariantMetric{Variant: d.Variant, Metric: d.Metric}
 	p.stats[vm] = p.stats[vm].Add(delta)
 	h := p.hours[d.Hour]
@@ -178,11 +228,93 @@ func (p *phase) apply(d *experiments.Delta) {
 	h[vm] = h[vm].Add(delta)
 }
 
+// pruneLog deletes expired records (free text past its retention goes
+// here) and, past maxRecords, the oldest.
+func (e *experiment) pruneLog(now time.Time, maxRecords int) {
+	kept := e.log[:0]
+	for _, r := range e.log {
+		if now.Before(r.Expires) {
+			kept = append(kept, r)
+		}
+	}
+	clear(e.log[len(kept):])
+	e.log = kept
+	if n := len(e.log) - maxRecords; n > 0 {
+		e.log = append(e.log[:0], e.log[n:]...)
+	}
+}
+
+// DriftHistograms implements experiments.DriftReader.
+func (s *Store) DriftHistograms(ctx context.Context, exp string, from, to time.Time) ([]experiments.HourHistograms, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.get(exp, false)
+	if e == nil {
+		return nil, nil
+	}
+	lo, hi := experiments.HourOf(from), experiments.HourOf(to)
+	if !to.Equal(hi.Time()) {
+		hi++
+	}
+	var out []experiments.HourHistograms
+	for h, m := range e.drift {
+		if h < lo || h >= hi {
+			continue
+		}
+		hh := experiments.HourHistograms{Hour: h.Time(), Counts: make(map[experiments.HistKey]int64, len(m))}
+		for k, v := range m {
+			hh.Counts[k] = v
+		}
+		out = append(out, hh)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Hour.Before(out[j].Hour) })
+	return out, nil
+}
+
+// FeedbackRecords implements experiments.FeedbackLog.
+func (s *Store) FeedbackRecords(ctx context.Context, exp string, since time.Time, limit int) ([]experiments.FeedbackRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.get(exp, false)
+	if e == nil {
+		return nil, nil
+	}
+	e.pruneLog(s.now(), s.logMax)
+	var out []experiments.FeedbackRecord
+	for _, r := range e.log {
+		if !r.At.Before(since) {
+			out = append(out, r)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	out = experiments.DedupRecords(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// userDelta adds (dx, dy) to the user's totals of metric and returns the
+// change of the Summary.
+func userDelta(u map[string]totals, metric string, dx, dy float64) experiments.Summary {
+	t0, seen := u[metric]
+	t1 := totals{t0.x + dx, t0.y + dy}
+	u[metric] = t1
+	return experiments.SummaryDelta(!seen, t0.x, t0.y, t1.x, t1.y)
+}
+
 // Summaries implements experiments.Store.
 func (s *Store) Summaries(ctx context.Context, exp string, ph int) (experiments.Snapshot, error) {
 	snap := experiments.Snapshot{
 		Stats:    make(map[experiments.VariantMetric]experiments.Summary),
 		Counters: make(map[experiments.VariantMetric]int64),
+		Segments: make(map[experiments.SegmentKey]experiments.Summary),
 	}
 	if err := ctx.Err(); err != nil {
 		return snap, err
@@ -199,6 +331,9 @@ func (s *Store) Summaries(ctx context.Context, exp string, ph int) (experiments.
 	}
 	for k, v := range p.counters {
 		snap.Counters[k] = v
+	}
+	for k, v := range p.segs {
+		snap.Segments[k] = v
 	}
 	return snap, nil
 }

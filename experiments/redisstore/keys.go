@@ -20,6 +20,9 @@ import (
 //	abgate:{exp:<id>}:p<n>:hours         ZSET  hour (since epoch) scored by itself
 //	abgate:{exp:<id>}:p<n>:h:<hour>      HASH  "<v>:<metric>:<stat>" -> float (that hour's change)
 //	abgate:{exp:<id>}:p<n>:counters      HASH  "<v>:<counter>" -> int
+//	abgate:{exp:<id>}:drifthours         ZSET  hours with drift histograms, scored by the hour
+//	abgate:{exp:<id>}:drift:<hour>       HASH  "<v>:<feature>:<bin>" -> count (experiment-level, all phases)
+//	abgate:{exp:<id>}:feedback           ZSET  feedback records (JSON) scored by expiry in ms (export log)
 
 // DefaultPrefix is the key prefix when none is configured.
 const DefaultPrefix = "abgate"
@@ -52,6 +55,11 @@ func (k keys) hour(id string, phase int, h experiments.Hour) string {
 	return k.phase(id, phase) + ":h:" + strconv.FormatInt(int64(h), 10)
 }
 func (k keys) counters(id string, phase int) string { return k.phase(id, phase) + ":counters" }
+func (k keys) driftHours(id string) string          { return k.exp(id) + ":drifthours" }
+func (k keys) drift(id string, h experiments.Hour) string {
+	return k.exp(id) + ":drift:" + strconv.FormatInt(int64(h), 10)
+}
+func (k keys) feedbackLog(id string) string { return k.exp(id) + ":feedback" }
 
 // Stat field suffixes, in the order the scripts return and write them.
 var statFields = [6]string{"n", "sx", "sx2", "sy", "sy2", "sxy"}

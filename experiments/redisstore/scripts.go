@@ -17,16 +17,22 @@ import "github.com/redis/go-redis/v9"
 //	KEYS[7] -> abgate:{exp:<id>}:p<n>:counters
 //	KEYS[6+2s], KEYS[7+2s] -> stats and users hash of variant slot s (1..V)
 //	KEYS[7+2V+j] -> hourly hash of hour slot j (1..H)
+//	KEYS[8+2V+H] -> abgate:{exp:<id>}:drifthours
+//	KEYS[8+2V+H+j] -> drift histogram hash of drift hour slot j (1..DH)
 //
 //	ARGV[1] -> chunk index within the batch
 //	ARGV[2] -> TTL of the batch marker in ms (the dedup window)
 //	ARGV[3] -> msgpack array, flat:
 //	           V, variant index × V, H, hour × H, M, metric name × M,
 //	           C, (variant slot, counter name, increment) × C,
+//	           DH, drift hour × DH, D, (drift hour slot, field, increment) × D,
 //	           G, groups × G; a group is one user of one variant:
 //	           variant slot, unit hex, E, (metric slot, dx, dy, hour slot,
 //	           event id or "") × E, in hour order; an entry with an event id
-//	           is applied only if the id is new to the experiment
+//	           is applied only if the id is new to the experiment, an entry
+//	           with the id "=" (a segment copy) only if the entry before it
+//	           was applied; metrics whose name holds "@" are segment
+//	           statistics and get no hourly buckets
 //
 // Output: {1, duplicate events} when applied, {0, 0} when this chunk of
 // this batch had already been applied (nothing changed).
@@ -59,7 +65,7 @@ local H = a[i]; i = i + 1
 local hid = {}
 for s = 1, H do hid[s] = a[i]; i = i + 1 end
 local M = a[i]; i = i + 1
-local mname, mcode = {}, {}
+local mname, mcode, mseg = {}, {}, {}
 local dict = redis.call('HGETALL', KEYS[3])
 local byname, ncodes = {}, 0
 for k = 1, #dict, 2 do byname[dict[k]] = tonumber(dict[k + 1]); ncodes = ncodes + 1 end
@@ -74,11 +80,24 @@ for s = 1, M do
     byname[n] = c
   end
   mcode[s] = c
+  mseg[s] = string.find(n, '@', 1, true) ~= nil
 end
 
 local C = a[i]; i = i + 1
 for k = 1, C do
   redis.call('HINCRBY', KEYS[7], vid[a[i]] .. ':' .. a[i + 1], a[i + 2])
+  i = i + 3
+end
+
+local DK = 8 + 2 * V + H
+local DH = a[i]; i = i + 1
+for s = 1, DH do
+  redis.call('ZADD', KEYS[DK], a[i], a[i])
+  i = i + 1
+end
+local D = a[i]; i = i + 1
+for k = 1, D do
+  redis.call('HINCRBY', KEYS[DK + a[i]], a[i + 1], a[i + 2])
   i = i + 3
 end
 
@@ -108,9 +127,19 @@ for g = 1, G do
   local changed = false
   local E = a[i]; i = i + 1
   local vo = (vs - 1) * M
+  local last = true
   for k = 1, E do
     local eid = a[i + 4]
-    if eid == '' or redis.call('SADD', KEYS[2], eid) == 1 then
+    local apply
+    if eid == '' then
+      apply = true
+    elseif eid == '=' then
+      apply = last -- a segment copy of the entry before it
+    else
+      apply = redis.call('SADD', KEYS[2], eid) == 1
+      last = apply
+    end
+    if apply then
       local ms, dx, dy = a[i], a[i + 1], a[i + 2]
       local c = mcode[ms]
       local x0 = sx[c]
@@ -126,7 +155,7 @@ for g = 1, G do
       acc[o + 4] = acc[o + 4] + dy
       acc[o + 5] = acc[o + 5] + e2
       acc[o + 6] = acc[o + 6] + xy
-      if not oneHour then
+      if not oneHour and not mseg[ms] then
         o = o + (a[i + 3] - 1) * VM6
         hacc[o + 1] = hacc[o + 1] + nn
         hacc[o + 2] = hacc[o + 2] + dx
@@ -136,7 +165,7 @@ for g = 1, G do
         hacc[o + 6] = hacc[o + 6] + xy
       end
       changed = true
-    else
+    elseif eid ~= '=' then
       dup = dup + 1
     end
     i = i + 5
@@ -180,6 +209,7 @@ for vs = 1, V do
       end
     end
     for hs = 1, H do
+      if mseg[ms] then break end -- segment statistics have no hourly buckets
       local ho = o + (hs - 1) * VM6
       local hn, hd = hnames[hs], hdeltas[hs]
       for f = 1, 6 do

@@ -22,7 +22,11 @@ import (
 	"github.com/abgate/abgate/experiments"
 )
 
-var _ experiments.Store = (*Store)(nil)
+var (
+	_ experiments.Store       = (*Store)(nil)
+	_ experiments.DriftReader = (*Store)(nil)
+	_ experiments.FeedbackLog = (*Store)(nil)
+)
 
 // Defaults.
 const (
@@ -43,6 +47,8 @@ type Store struct {
 	chunkEntries int
 	dedupWindow  time.Duration
 	log          *slog.Logger
+	logKeep      time.Duration // feedback records without text
+	logMax       int64
 }
 
 // Option configures a Store.
@@ -87,6 +93,8 @@ func New(c redis.UniversalClient, opts ...Option) *Store {
 		chunkEntries: DefaultChunkEntries,
 		dedupWindow:  DefaultDedupWindow,
 		log:          slog.Default(),
+		logKeep:      experiments.DefaultFeedbackLogRetention,
+		logMax:       experiments.DefaultFeedbackLogMax,
 	}
 	for _, o := range opts {
 		o(s)
@@ -122,6 +130,34 @@ type group struct {
 type entry struct {
 	d  *experiments.Delta
 	id string
+	// metric, when set, replaces d.Metric: a segment copy of d (see
+	// experiments.SegmentMetric). Its id is sameAsPrevious when d is an
+	// event, so the script applies it exactly when it applied d.
+	metric string
+}
+
+// sameAsPrevious is the event id of a segment copy of an event entry: the
+// script applies it if and only if it applied the entry before it.
+const sameAsPrevious = "="
+
+func (e *entry) name() string {
+	if e.metric != "" {
+		return e.metric
+	}
+	return e.d.Metric
+}
+
+// withSegments appends e and its segment copies to es.
+func withSegments(es []entry, e entry) []entry {
+	es = append(es, e)
+	e.d.ForEachSegment(func(_, _ int, name string) {
+		id := ""
+		if e.id != "" {
+			id = sameAsPrevious
+		}
+		es = append(es, entry{d: e.d, id: id, metric: name})
+	})
+	return es
 }
 
 // Apply implements experiments.Store. The batch is cut into chunks of at
@@ -137,6 +173,9 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 	chunks := s.encode(b)
 	results, err := s.runChunks(ctx, chunks)
 	if err != nil {
+		return res, fmt.Errorf("apply batch %s of %q: %w", b.ID, b.Experiment, err)
+	}
+	if err := s.logRecords(ctx, b); err != nil {
 		return res, fmt.Errorf("apply batch %s of %q: %w", b.ID, b.Experiment, err)
 	}
 	res.Duplicate = true
@@ -176,12 +215,12 @@ func (s *Store) encode(b *experiments.Batch) []chunk {
 	for i := range b.Deltas {
 		d := &b.Deltas[i]
 		g := get(d.Variant, d.Unit)
-		g.entries = append(g.entries, entry{d: d})
+		g.entries = withSegments(g.entries, entry{d: d})
 	}
 	for i := range b.Events {
 		e := &b.Events[i]
 		g := get(e.Variant, e.Unit)
-		g.entries = append(g.entries, entry{d: &e.Delta, id: e.ID})
+		g.entries = withSegments(g.entries, entry{d: &e.Delta, id: e.ID})
 	}
 	for _, g := range groups {
 		// A user's entries go in hour order, so each hourly bucket gets
@@ -243,9 +282,17 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 		mslot[m] = len(mnames)
 		return len(mnames)
 	}
-	counters := b.Counters
+	counters, hist := b.Counters, b.Hist
 	if n > 0 {
-		counters = nil // counters go with the first chunk
+		counters, hist = nil, nil // counters and drift go with the first chunk
+	}
+	dslot := map[experiments.Hour]int{}
+	var dids []experiments.Hour
+	for _, h := range hist {
+		if _, ok := dslot[h.Hour]; !ok {
+			dids = append(dids, h.Hour)
+			dslot[h.Hour] = len(dids)
+		}
 	}
 	for _, c := range counters {
 		useV(c.Variant)
@@ -254,7 +301,7 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 		useV(g.variant)
 		for _, e := range g.entries {
 			useH(e.d.Hour)
-			useM(e.d.Metric)
+			useM(e.name())
 		}
 	}
 
@@ -283,6 +330,16 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 		p.str(c.Name)
 		p.int(c.N)
 	}
+	p.int(int64(len(dids)))
+	for _, h := range dids {
+		p.int(int64(h))
+	}
+	p.int(int64(len(hist)))
+	for _, h := range hist {
+		p.int(int64(dslot[h.Hour]))
+		p.str(strconv.Itoa(h.Variant) + ":" + h.Feature + ":" + strconv.Itoa(h.Bin))
+		p.int(h.N)
+	}
 	p.int(int64(len(groups)))
 	var hexbuf [2 * len(experiments.UnitKey{})]byte
 	for _, g := range groups {
@@ -291,7 +348,7 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 		p.str(string(hexbuf[:]))
 		p.int(int64(len(g.entries)))
 		for _, e := range g.entries {
-			p.int(int64(mslot[e.d.Metric]))
+			p.int(int64(mslot[e.name()]))
 			p.float(e.d.DX)
 			p.float(e.d.DY)
 			p.int(int64(hslot[e.d.Hour]))
@@ -310,6 +367,10 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 	}
 	for _, h := range hids {
 		ks = append(ks, s.k.hour(id, ph, h))
+	}
+	ks = append(ks, s.k.driftHours(id))
+	for _, h := range dids {
+		ks = append(ks, s.k.drift(id, h))
 	}
 	return chunk{keys: ks, args: []any{n, s.dedupWindow.Milliseconds(), p.b}}
 }
@@ -361,6 +422,7 @@ func (s *Store) Summaries(ctx context.Context, exp string, phase int) (experimen
 	snap := experiments.Snapshot{
 		Stats:    make(map[experiments.VariantMetric]experiments.Summary),
 		Counters: make(map[experiments.VariantMetric]int64),
+		Segments: make(map[experiments.SegmentKey]experiments.Summary),
 	}
 	var known []int
 	for attempt := 0; attempt < 3; attempt++ {
@@ -402,6 +464,7 @@ func (s *Store) Summaries(ctx context.Context, exp string, phase int) (experimen
 				return snap, fmt.Errorf("read summaries of %q: %w", exp, err)
 			}
 		}
+		splitSegments(&snap)
 		return snap, nil
 	}
 	return snap, fmt.Errorf("read summaries of %q: variants kept changing", exp)
@@ -410,42 +473,15 @@ func (s *Store) Summaries(ctx context.Context, exp string, phase int) (experimen
 // Hourly implements experiments.Store. Hours that overlap [from, to) are
 // returned.
 func (s *Store) Hourly(ctx context.Context, exp string, phase int, from, to time.Time) ([]experiments.HourSummaries, error) {
-	lo, hi := experiments.HourOf(from), experiments.HourOf(to)
-	if !to.Equal(hi.Time()) {
-		hi++
-	}
-	if hi <= lo {
-		return nil, nil
-	}
-	hs, err := s.c.ZRangeByScore(ctx, s.k.hours(exp, phase), &redis.ZRangeBy{
-		Min: strconv.FormatInt(int64(lo), 10),
-		Max: strconv.FormatInt(int64(hi-1), 10),
-	}).Result()
+	hours, hashes, err := s.readHours(ctx, s.k.hours(exp, phase), func(h experiments.Hour) string { return s.k.hour(exp, phase, h) }, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("read hours of %q: %w", exp, translate(err))
+		return nil, fmt.Errorf("read hourly stats of %q: %w", exp, err)
 	}
-	if len(hs) == 0 {
-		return nil, nil
-	}
-	pipe := s.c.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(hs))
-	hours := make([]experiments.Hour, len(hs))
-	for i, h := range hs {
-		n, err := strconv.ParseInt(h, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("read hours of %q: bad hour %q", exp, h)
-		}
-		hours[i] = experiments.Hour(n)
-		cmds[i] = pipe.HGetAll(ctx, s.k.hour(exp, phase, hours[i]))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("read hourly stats of %q: %w", exp, translate(err))
-	}
-	out := make([]experiments.HourSummaries, 0, len(hs))
-	for i, c := range cmds {
+	out := make([]experiments.HourSummaries, 0, len(hours))
+	for i, fields := range hashes {
 		hsum := experiments.HourSummaries{Hour: hours[i].Time(), Stats: make(map[experiments.VariantMetric]experiments.Summary)}
 		byVariant := map[int]map[string]string{}
-		for f, val := range c.Val() {
+		for f, val := range fields {
 			vstr, rest, ok := strings.Cut(f, ":")
 			v, err := strconv.Atoi(vstr)
 			if !ok || err != nil {
@@ -457,6 +493,11 @@ func (s *Store) Hourly(ctx context.Context, exp string, phase int, from, to time
 			byVariant[v][rest] = val
 		}
 		for v, fields := range byVariant {
+			for f := range fields {
+				if experiments.IsSegmentMetric(f) {
+					delete(fields, f)
+				}
+			}
 			if err := addStats(hsum.Stats, v, fields); err != nil {
 				return nil, fmt.Errorf("read hourly stats of %q: %w", exp, err)
 			}
@@ -477,6 +518,17 @@ func (s *Store) Expire(ctx context.Context, exp string, after time.Duration) err
 		return fmt.Errorf("expire %q: %w", exp, translate(err))
 	}
 	return nil
+}
+
+// splitSegments moves the statistics kept under segment metric names
+// from snap.Stats to snap.Segments.
+func splitSegments(snap *experiments.Snapshot) {
+	for vm, sum := range snap.Stats {
+		if m, dim, val, ok := experiments.ParseSegmentMetric(vm.Metric); ok {
+			snap.Segments[experiments.SegmentKey{Variant: vm.Variant, Metric: m, Dimension: dim, Value: val}] = sum
+			delete(snap.Stats, vm)
+		}
+	}
 }
 
 // addStats parses "<metric>:<stat>" fields into dst for variant v.
@@ -564,4 +616,44 @@ func translate(err error) error {
 		return experiments.ErrNotFound
 	}
 	return err
+}
+
+// readHours reads the hourly hashes kept for [from, to): the hours listed
+// in the sorted set index (hour numbers as scores and members) and, in one
+// pipeline, the hash hashKey(hour) of each. Hours that overlap the range
+// count. Both the hourly statistics and the drift histograms use it.
+func (s *Store) readHours(ctx context.Context, index string, hashKey func(experiments.Hour) string, from, to time.Time) ([]experiments.Hour, []map[string]string, error) {
+	lo, hi := experiments.HourOf(from), experiments.HourOf(to)
+	if !to.Equal(hi.Time()) {
+		hi++
+	}
+	if hi <= lo {
+		return nil, nil, nil
+	}
+	hs, err := s.c.ZRangeByScore(ctx, index, &redis.ZRangeBy{
+		Min: strconv.FormatInt(int64(lo), 10),
+		Max: strconv.FormatInt(int64(hi-1), 10),
+	}).Result()
+	if err != nil || len(hs) == 0 {
+		return nil, nil, translate(err)
+	}
+	pipe := s.c.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(hs))
+	hours := make([]experiments.Hour, len(hs))
+	for i, h := range hs {
+		n, err := strconv.ParseInt(h, 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("bad hour %q", h)
+		}
+		hours[i] = experiments.Hour(n)
+		cmds[i] = pipe.HGetAll(ctx, hashKey(hours[i]))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, translate(err)
+	}
+	hashes := make([]map[string]string, len(cmds))
+	for i, c := range cmds {
+		hashes[i] = c.Val()
+	}
+	return hours, hashes, nil
 }

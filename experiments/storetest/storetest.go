@@ -51,6 +51,9 @@ func Run(t *testing.T, newStore func(t *testing.T) experiments.Store, opts ...Op
 	t.Run("UnknownExperiment", func(t *testing.T) { testUnknown(t, newStore(t)) })
 	t.Run("Expire", func(t *testing.T) { testExpire(t, newStore(t), cfg.checkExpiry) })
 	t.Run("InvalidBatch", func(t *testing.T) { testInvalid(t, newStore(t)) })
+	t.Run("Segments", func(t *testing.T) { testSegments(t, newStore(t)) })
+	t.Run("Drift", func(t *testing.T) { testDrift(t, newStore(t)) })
+	t.Run("FeedbackLog", func(t *testing.T) { testFeedbackLog(t, newStore(t)) })
 }
 
 var seq atomic.Int64
