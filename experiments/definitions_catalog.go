@@ -1,0 +1,223 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultCatalogPoll is how often a Catalog re-reads Definitions as a
+// fallback to the change feed.
+const DefaultCatalogPoll = 2 * time.Second
+
+// CatalogOption configures a Catalog.
+type CatalogOption func(*Catalog)
+
+// WithCatalogPoll sets the fallback polling interval (default 2s).
+func WithCatalogPoll(d time.Duration) CatalogOption {
+	return func(c *Catalog) {
+		if d > 0 {
+			c.poll = d
+		}
+	}
+}
+
+// WithCatalogLogger sets the logger (default slog.Default()).
+func WithCatalogLogger(l *slog.Logger) CatalogOption { return func(c *Catalog) { c.log = l } }
+
+// Catalog is one replica's view of its experiments: the config file's
+// merged with the stored Definitions (see Merge). Whenever the merged
+// config changes — a Put on any replica, heard through the change feed
+// or by polling, or a new file through SetFile — it calls onChange with
+// it, one call at a time, so the replica can hand it to the gateway, the
+// Lifecycle service and its watchers. A stored experiment that can't join
+// the merge (see Skipped) is left out and logged rather than blocking the
+// others. onChange runs under the catalog's lock: it must not call back
+// into the catalog.
+type Catalog struct {
+	defs     Definitions
+	onChange func(*Config)
+	poll     time.Duration
+	log      *slog.Logger
+
+	mu   sync.Mutex // serialises refreshes and onChange
+	file *Config
+	sig  string // what the current view was built from
+	view atomic.Pointer[catalogView]
+}
+
+type catalogView struct {
+	file    *Config
+	cfg     *Config
+	stored  map[string]StoredExperiment
+	skipped map[string]error
+}
+
+// NewCatalog returns the catalog of file's experiments and those stored
+// in defs. It starts with the file's alone and does not call onChange:
+// call Refresh before serving, then Run. onChange may be nil.
+func NewCatalog(file *Config, defs Definitions, onChange func(*Config), opts ...CatalogOption) *Catalog {
+	c := &Catalog{defs: defs, onChange: onChange, poll: DefaultCatalogPoll, log: slog.Default(), file: file}
+	for _, o := range opts {
+		o(c)
+	}
+	c.view.Store(&catalogView{file: file, cfg: file, stored: map[string]StoredExperiment{}})
+	return c
+}
+
+// Definitions is the store the catalog reads.
+func (c *Catalog) Definitions() Definitions { return c.defs }
+
+// Config is the merged config, as of the last refresh.
+func (c *Catalog) Config() *Config { return c.view.Load().cfg }
+
+// File is the config file's config the current view was merged from.
+func (c *Catalog) File() *Config { return c.view.Load().file }
+
+// Stored returns the stored definition of id, as of the last refresh.
+// It is found even when it was left out of the merge.
+func (c *Catalog) Stored(id string) (StoredExperiment, bool) {
+	s, ok := c.view.Load().stored[id]
+	return s, ok
+}
+
+// Source says where experiment id comes from: SourceConfig, SourceAPI, or
+// "" when the merged config has no such experiment.
+func (c *Catalog) Source(id string) string {
+	v := c.view.Load()
+	if v.cfg.Experiment(id) == nil {
+		return ""
+	}
+	if v.file.Experiment(id) != nil {
+		return SourceConfig
+	}
+	return SourceAPI
+}
+
+// Skipped maps the id of each stored experiment left out of the merge at
+// the last refresh to the reason.
+func (c *Catalog) Skipped() map[string]error { return c.view.Load().skipped }
+
+// Problem is why stored experiment id was left out of the merge, or nil.
+func (c *Catalog) Problem(id string) error { return c.view.Load().skipped[id] }
+
+// Refresh reads every stored definition and, if anything changed since the
+// last refresh, merges and calls onChange. On a read error the current
+// view stays.
+func (c *Catalog) Refresh(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refreshLocked(ctx, false)
+}
+
+// SetFile replaces the config file's config (a reload) and merges again;
+// onChange is called even if the stored definitions can't be read (the
+// last ones read are used then, and the read error is returned).
+func (c *Catalog) SetFile(ctx context.Context, file *Config) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.file = file
+	if err := c.refreshLocked(ctx, true); err != nil {
+		v := c.view.Load()
+		defs := make([]StoredExperiment, 0, len(v.stored))
+		for _, s := range v.stored {
+			defs = append(defs, s)
+		}
+		c.apply(defs, "")
+		return err
+	}
+	return nil
+}
+
+func (c *Catalog) refreshLocked(ctx context.Context, force bool) error {
+	defs, err := c.defs.List(ctx)
+	if err != nil {
+		return fmt.Errorf("read experiment definitions: %w", err)
+	}
+	sig := catalogSig(defs)
+	if !force && sig == c.sig {
+		return nil
+	}
+	c.apply(defs, sig)
+	return nil
+}
+
+// apply merges defs with the file, publishes the view and calls onChange.
+func (c *Catalog) apply(defs []StoredExperiment, sig string) {
+	cfg, skipped := mergeLenient(c.file, defs)
+	for id, err := range skipped {
+		if prev := c.view.Load().skipped[id]; prev == nil || prev.Error() != err.Error() {
+			c.log.Error("experiment definition left out", "experiment", id, "err", err)
+		}
+	}
+	stored := make(map[string]StoredExperiment, len(defs))
+	for _, d := range defs {
+		stored[d.ID()] = d
+	}
+	c.sig = sig
+	c.view.Store(&catalogView{file: c.file, cfg: cfg, stored: stored, skipped: skipped})
+	if c.onChange != nil {
+		c.onChange(cfg)
+	}
+}
+
+// catalogSig identifies a list of definitions by id and version.
+func catalogSig(defs []StoredExperiment) string {
+	parts := make([]string, len(defs))
+	for i, d := range defs {
+		parts[i] = d.ID() + "@" + strconv.FormatInt(d.Version, 10)
+	}
+	slices.Sort(parts)
+	return "v1|" + strings.Join(parts, ",")
+}
+
+// Run refreshes at once, then on every change announcement (when the
+// store implements ChangeFeed) and every poll interval, until ctx ends.
+func (c *Catalog) Run(ctx context.Context) {
+	var changes <-chan string
+	feed, _ := c.defs.(ChangeFeed)
+	subscribe := func() {
+		if feed == nil || changes != nil {
+			return
+		}
+		ch, err := feed.Subscribe(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("experiment catalog: subscribe (polling meanwhile)", "err", err)
+			}
+			return
+		}
+		changes = ch
+	}
+	subscribe()
+	refresh := func() {
+		if err := c.Refresh(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+			c.log.Warn("experiment catalog: refresh (keeping the current experiments)", "err", err)
+		}
+	}
+	refresh()
+	t := time.NewTicker(c.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			refresh()
+		case <-t.C:
+			subscribe()
+			refresh()
+		}
+	}
+}
