@@ -181,43 +181,10 @@ func catalogSig(defs []StoredExperiment) string {
 // Run refreshes at once, then on every change announcement (when the
 // store implements ChangeFeed) and every poll interval, until ctx ends.
 func (c *Catalog) Run(ctx context.Context) {
-	var changes <-chan string
-	feed, _ := c.defs.(ChangeFeed)
-	subscribe := func() {
-		if feed == nil || changes != nil {
-			return
-		}
-		ch, err := feed.Subscribe(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Warn("experiment catalog: subscribe (polling meanwhile)", "err", err)
-			}
-			return
-		}
-		changes = ch
-	}
-	subscribe()
 	refresh := func() {
 		if err := c.Refresh(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			c.log.Warn("experiment catalog: refresh (keeping the current experiments)", "err", err)
 		}
 	}
-	refresh()
-	t := time.NewTicker(c.poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changes:
-			if !ok {
-				changes = nil
-				continue
-			}
-			refresh()
-		case <-t.C:
-			subscribe()
-			refresh()
-		}
-	}
+	follow(ctx, c.defs, c.poll, c.log, "experiment catalog", func(string) { refresh() }, refresh)
 }

@@ -81,42 +81,13 @@ func (w *Watcher) Update(cfg *Config) {
 // Run refreshes at once, then on every change announcement and every
 // poll interval, until ctx ends.
 func (w *Watcher) Run(ctx context.Context) {
-	var changes <-chan string
-	feed, _ := w.store.(ChangeFeed)
-	subscribe := func() {
-		if feed == nil || changes != nil {
-			return
-		}
-		ch, err := feed.Subscribe(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("lifecycle watcher: subscribe (polling meanwhile)", "err", err)
-			}
-			return
-		}
-		changes = ch
-	}
-	subscribe()
-	_ = w.Refresh(ctx)
-	t := time.NewTicker(w.poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case id, ok := <-changes:
-			if !ok {
-				changes = nil
-				continue
-			}
-			_ = w.refresh(ctx, id)
-		case <-t.C:
-			subscribe()
+	follow(ctx, w.store, w.poll, w.log, "lifecycle watcher",
+		func(id string) { _ = w.refresh(ctx, id) },
+		func() {
 			if err := w.Refresh(ctx); err != nil && ctx.Err() == nil {
 				w.log.Warn("lifecycle watcher: refresh (keeping last allocations)", "err", err)
 			}
-		}
-	}
+		})
 }
 
 // Refresh reads every watched experiment's state and delivers the changed

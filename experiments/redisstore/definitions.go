@@ -150,33 +150,8 @@ func (d *Definitions) Put(ctx context.Context, prev int64, s experiments.StoredE
 	return nil
 }
 
-// Subscribe implements experiments.ChangeFeed with Redis pub/sub (see
-// Lifecycle.Subscribe: lost messages are covered by polling).
+// Subscribe implements experiments.ChangeFeed with Redis pub/sub; the
+// catalog polls as well for what it misses.
 func (d *Definitions) Subscribe(ctx context.Context) (<-chan string, error) {
-	ps := d.c.Subscribe(ctx, d.k.channel())
-	if _, err := ps.Receive(ctx); err != nil {
-		ps.Close()
-		return nil, fmt.Errorf("subscribe to %s: %w", d.k.channel(), err)
-	}
-	msgs := ps.Channel()
-	out := make(chan string, 64)
-	go func() {
-		defer close(out)
-		defer ps.Close()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m, ok := <-msgs:
-				if !ok {
-					return
-				}
-				select {
-				case out <- m.Payload:
-				default: // the catalog is busy; it polls as well
-				}
-			}
-		}
-	}()
-	return out, nil
+	return subscribe(ctx, d.c, d.k.channel())
 }

@@ -294,15 +294,20 @@ func (l *Lifecycle) Release(ctx context.Context, holder string, fence int64) err
 	return nil
 }
 
-// Subscribe implements experiments.ChangeFeed with Redis pub/sub. The
-// subscription is confirmed before Subscribe returns; go-redis reconnects
-// it after a connection loss (messages published meanwhile are lost,
-// which the watcher's polling covers).
+// Subscribe implements experiments.ChangeFeed with Redis pub/sub.
 func (l *Lifecycle) Subscribe(ctx context.Context) (<-chan string, error) {
-	ps := l.c.Subscribe(ctx, l.k.channel())
+	return subscribe(ctx, l.c, l.k.channel())
+}
+
+// subscribe relays the payloads published on channel until ctx ends. The
+// subscription is confirmed before it returns; go-redis reconnects it
+// after a connection loss. Messages published meanwhile, or while the
+// reader is busy, are lost: every ChangeFeed reader polls as well.
+func subscribe(ctx context.Context, c redis.UniversalClient, channel string) (<-chan string, error) {
+	ps := c.Subscribe(ctx, channel)
 	if _, err := ps.Receive(ctx); err != nil {
 		ps.Close()
-		return nil, fmt.Errorf("subscribe to %s: %w", l.k.channel(), err)
+		return nil, fmt.Errorf("subscribe to %s: %w", channel, err)
 	}
 	msgs := ps.Channel()
 	out := make(chan string, 64)
@@ -319,7 +324,7 @@ func (l *Lifecycle) Subscribe(ctx context.Context) (<-chan string, error) {
 				}
 				select {
 				case out <- m.Payload:
-				default: // the watcher is busy; it polls as well
+				default: // the reader is busy; it polls as well
 				}
 			}
 		}
