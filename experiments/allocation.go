@@ -1,6 +1,9 @@
 package experiments
 
-import "math"
+import (
+	"math"
+	"strconv"
+)
 
 // EffectiveSalt is the experiment's salt (its ID by default).
 func (e *Experiment) EffectiveSalt() string {
@@ -58,4 +61,30 @@ func percentToBP(p float64) uint16 {
 		return Buckets
 	}
 	return uint16(bp)
+}
+
+// CheckReshuffles compares a config with the one it replaces: an
+// experiment whose new allocation would reshuffle units (see Reshuffles)
+// must raise its phase, or users who were randomized one way would be
+// pooled in one phase with users randomized another. Each such experiment
+// is reported against its phase field.
+func CheckReshuffles(old, next *Config) error {
+	var errs ValidationError
+	for i := range next.Experiments {
+		n := &next.Experiments[i]
+		o := old.Experiment(n.ID)
+		if o == nil || n.PhaseOrOne() > o.PhaseOrOne() {
+			continue
+		}
+		if Reshuffles(o.Allocation(), n.Allocation()) {
+			errs = append(errs, FieldError{
+				Field:  "experiments[" + strconv.Itoa(i) + "].phase",
+				Reason: "this change moves users between variants (salt, number of candidates, lower coverage or higher holdout); raise phase above " + strconv.Itoa(o.PhaseOrOne()) + " to start a new phase",
+			})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }

@@ -329,7 +329,9 @@ func reasonText(steps []RampStep, step int, d stats.Decision) string {
 		d.Verdict, step+1, len(steps), steps[step].Percent, reasonMessages(d))
 }
 
-// reasonMessages joins the decision's reasons, each message once.
+// reasonMessages joins the decision's reasons, each said once: a message
+// that another one extends ("… better on thumbs" and "… better on thumbs
+// and non-inferior on all guardrails") gives way to the longer one.
 func reasonMessages(d stats.Decision) string {
 	var msgs []string
 	for _, r := range d.Reasons {
@@ -340,9 +342,11 @@ func reasonMessages(d stats.Decision) string {
 		if r.Variant != nil && !strings.Contains(m, "variant") {
 			m = fmt.Sprintf("variant %d %s", *r.Variant, m)
 		}
-		if !slices.Contains(msgs, m) {
-			msgs = append(msgs, m)
+		if slices.ContainsFunc(msgs, func(o string) bool { return strings.HasPrefix(o, m) }) {
+			continue
 		}
+		msgs = slices.DeleteFunc(msgs, func(o string) bool { return strings.HasPrefix(m, o) })
+		msgs = append(msgs, m)
 	}
 	return strings.Join(msgs, "; ")
 }

@@ -2,8 +2,10 @@ package experiments
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/abgate/abgate/stats"
@@ -147,6 +149,10 @@ func rolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) s
 	for _, g := range p.Guardrails {
 		add(g.Name)
 	}
+	// Per-segment statistics of the same metrics, so Decide refuses to
+	// advance or promote a candidate that harms a segment.
+	names := slices.Sorted(maps.Keys(in.Metrics))
+	in.Segments = SegmentInputs(e, snap, names, k)
 	return in
 }
 

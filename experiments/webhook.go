@@ -31,9 +31,19 @@ const (
 
 // WebhookPayload is the JSON body of a webhook delivery.
 type WebhookPayload struct {
+	// Event is "transition" here and "drift" in a DriftPayload, so one
+	// receiver can take both.
+	Event      string     `json:"event"`
 	Experiment string     `json:"experiment"`
 	Transition Transition `json:"transition"`
 	State      State      `json:"state"`
+}
+
+// DriftPayload is the JSON body of a drift alert delivery.
+type DriftPayload struct {
+	Event      string     `json:"event"` // "drift"
+	Experiment string     `json:"experiment"`
+	Alert      DriftAlert `json:"alert"`
 }
 
 // Sign returns the X-Abgate-Signature value of body under secret.
@@ -149,6 +159,20 @@ func NewWebhooks(hooks []Webhook, opts ...WebhookOption) *Webhooks {
 
 // Notify implements Notifier: it queues the transition for every receiver.
 func (w *Webhooks) Notify(t Transition, s State) {
+	w.send(t.Experiment+"/"+strconv.FormatInt(t.Seq, 10), t.Experiment,
+		WebhookPayload{Event: "transition", Experiment: t.Experiment, Transition: t, State: s})
+}
+
+// NotifyDrift queues a drift alert for every receiver; it is the
+// DriftMonitor's alert callback.
+func (w *Webhooks) NotifyDrift(_ context.Context, a DriftAlert) {
+	id := a.Experiment + "/drift/" + strconv.Itoa(a.Variant) + "/" + a.Feature + "/" + strconv.FormatInt(a.At.Unix(), 10)
+	w.send(id, a.Experiment, DriftPayload{Event: "drift", Experiment: a.Experiment, Alert: a})
+}
+
+// send queues one delivery of payload, under the delivery id, for every
+// receiver, dropping (and counting) the oldest when a queue is full.
+func (w *Webhooks) send(id, experiment string, payload any) {
 	if len(w.receivers) == 0 {
 		return
 	}
@@ -156,13 +180,13 @@ func (w *Webhooks) Notify(t Transition, s State) {
 		w.dropped.Add(int64(len(w.receivers)))
 		return
 	}
-	body, err := json.Marshal(WebhookPayload{Experiment: t.Experiment, Transition: t, State: s})
+	body, err := json.Marshal(payload)
 	if err != nil {
-		w.log.Error("webhooks: encode payload", "experiment", t.Experiment, "err", err)
+		w.log.Error("webhooks: encode payload", "experiment", experiment, "err", err)
 		w.dropped.Add(int64(len(w.receivers)))
 		return
 	}
-	d := delivery{id: t.Experiment + "/" + strconv.FormatInt(t.Seq, 10), body: body}
+	d := delivery{id: id, body: body}
 	for _, r := range w.receivers {
 		r.mu.Lock()
 		if r.closed {

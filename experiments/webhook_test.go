@@ -138,3 +138,44 @@ func TestSignature(t *testing.T) {
 		t.Fatal("signature verified with the wrong secret or body")
 	}
 }
+
+// TestWebhookDriftAlert: a drift alert reaches receivers signed, marked
+// "drift", and apart from transitions ("transition").
+func TestWebhookDriftAlert(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var bodies []map[string]any
+	badSig := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if !experiments.VerifySignature([]byte("s"), body, r.Header.Get(experiments.SignatureHeader)) {
+			badSig++
+		}
+		var m map[string]any
+		json.Unmarshal(body, &m)
+		bodies = append(bodies, m)
+	}))
+	defer srv.Close()
+	wh := experiments.NewWebhooks([]experiments.Webhook{{URL: srv.URL, Secret: "s"}}, experiments.WithWebhookLogger(quiet))
+	at := time.Unix(1_800_000_000, 0).UTC()
+	wh.Notify(experiments.Transition{Seq: 1, Experiment: "exp", Action: experiments.ActionStart}, experiments.State{Experiment: "exp"})
+	wh.NotifyDrift(context.Background(), experiments.DriftAlert{
+		DriftResult: experiments.DriftResult{Experiment: "exp", Variant: 1, Feature: "prompt_tokens", PSI: 0.31}, At: at})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := wh.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(bodies) != 2 || badSig != 0 {
+		t.Fatalf("%d deliveries, %d bad signatures", len(bodies), badSig)
+	}
+	if bodies[0]["event"] != "transition" || bodies[1]["event"] != "drift" || bodies[1]["experiment"] != "exp" {
+		t.Errorf("events %v / %v", bodies[0]["event"], bodies[1])
+	}
+	alert, _ := bodies[1]["alert"].(map[string]any)
+	if alert["feature"] != "prompt_tokens" || alert["psi"] != 0.31 {
+		t.Errorf("drift alert body %v", alert)
+	}
+}

@@ -39,8 +39,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("demo", stderr)
 	var o demoOptions
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address for everything the demo serves (loopback only)")
-	fs.IntVar(&o.users, "users", 2000, "synthetic users")
-	fs.Float64Var(&o.rps, "rps", 40, "synthetic requests per second (0: no synthetic traffic)")
+	fs.IntVar(&o.users, "users", 1000000, "synthetic users (drawn at random; most requests come from a new user, as on a busy service)")
+	fs.Float64Var(&o.rps, "rps", 80, "synthetic requests per second (0: no synthetic traffic)")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	fs.DurationVar(&o.every, "print-every", 10*time.Second, "how often to print the running numbers")
 	if err := parse(fs, args); err != nil {
@@ -59,21 +59,26 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("listen %s: %w", o.listen, err)
 	}
 	addr := ln.Addr().String()
-	cfg := demoConfig(addr)
+	adminToken := "demo-admin-" + hex.EncodeToString(randomSecret(12))
+	cfg := demoConfig(addr, adminToken)
 	if err := cfg.Validate(); err != nil {
 		ln.Close()
 		return fmt.Errorf("demo config: %w", err)
 	}
 	// Only warnings: the demo's own lines are the show.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := newApp(ctx, cfg, log)
+	start := time.Now()
+	a, err := newApp(ctx, cfg, log, func(o *appOptions) {
+		o.notify = transitionPrinter{w: stdout, start: start, exp: &cfg.Experiments[0]}
+	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
+
 	a.listeners = []net.Listener{ln}
-	base := &fakemodel.Model{Name: "base-model", Quality: 0.60, Latency: 40 * time.Millisecond, TokenDelay: 15 * time.Millisecond}
-	ft := &fakemodel.Model{Name: "support-ft-v2", Quality: 0.68, Latency: 35 * time.Millisecond, TokenDelay: 15 * time.Millisecond}
+	base := &fakemodel.Model{Name: "base-model", Quality: 0.58, Latency: 40 * time.Millisecond, TokenDelay: 15 * time.Millisecond}
+	ft := &fakemodel.Model{Name: "support-ft-v2", Quality: 0.72, Latency: 35 * time.Millisecond, TokenDelay: 15 * time.Millisecond}
 	a.extraRoutes = func(r *gin.Engine) {
 		// The simulated models live on the demo's own address, so
 		// everything it serves is on one port.
@@ -84,8 +89,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	url := "http://" + addr
 	fmt.Fprintf(stdout, `abgate demo: the gateway, two simulated models and synthetic users, all on %s
 
-The experiment "support-ft" splits users between the base model and a fine-tune
-whose answers are a little better. Point any OpenAI client at %s/v1 with
+The experiment "support-ft" compares the base model with a fine-tune whose
+answers are a little better. The rollout controller gives the fine-tune 10%%,
+then 25%%, then 50%% of the users while the error and latency guardrails hold,
+and promotes it once the thumbs-up rate shows it is better: watch it below,
+usually within two or three minutes. Point any OpenAI client at %s/v1 with
 model "demo", or try:
 
   curl -si %s/v1/chat/completions -H 'X-User-ID: alice' \
@@ -99,11 +107,20 @@ The report, for people:   %s/reports/support-ft
               for scripts: %s/api/v1/experiments/support-ft/report
               in a terminal: go run ./cmd/abgate report support-ft --server %s
 
-`, addr, url, url, url, url, url, url)
+Reads are open here; changes (pause, promote, roll back…) need the admin token:
+
+  export ABGATE_TOKEN=%s
+  go run ./cmd/abgate experiments transitions support-ft --server %s
+
+`, addr, url, url, url, url, url, url, adminToken, url)
 	if o.rps > 0 {
 		fmt.Fprintf(stdout, "Synthetic traffic: %d users, %.0f requests/s; numbers every %s. Ctrl-C stops.\n\n", o.users, o.rps, o.every)
 	}
 
+	if _, err := a.lifecycle.Start(ctx, demoExperiment, "demo", "the demo starts the rollout at boot"); err != nil {
+		ln.Close()
+		return fmt.Errorf("start the demo rollout: %w", err)
+	}
 	var wg sync.WaitGroup
 	if o.rps > 0 {
 		sim := newSimulator(url, o)
@@ -116,10 +133,37 @@ The report, for people:   %s/reports/support-ft
 	return err
 }
 
+// demoExperiment is the demo's one experiment.
+const demoExperiment = "support-ft"
+
+// transitionPrinter prints every lifecycle transition as it happens.
+type transitionPrinter struct {
+	w     io.Writer
+	start time.Time
+	exp   *experiments.Experiment
+}
+
+func (p transitionPrinter) Notify(t experiments.Transition, s experiments.State) {
+	what := string(t.Action)
+	switch {
+	case s.Status == experiments.StatusRunning || s.Status == experiments.StatusPaused:
+		steps := experiments.RolloutSteps(p.exp)
+		if s.Step < len(steps) {
+			what += fmt.Sprintf(" → step %d of %d: %s gets %g%% of users", s.Step+1, len(steps),
+				p.exp.Variants[1].Name, steps[s.Step].Percent)
+		}
+	case s.Status == experiments.StatusPromoted:
+		what += fmt.Sprintf(" → %s now serves everyone", p.exp.Variants[s.Winner].Name)
+	default:
+		what += " → " + string(s.Status)
+	}
+	fmt.Fprintf(p.w, "[%s] %s (by %s): %s\n", since(p.start), what, t.Actor, t.Reason)
+}
+
 // demoConfig is the demo's config: two upstreams on the demo's own
 // address, one experiment, one route, reads and feedback open on
 // loopback.
-func demoConfig(addr string) *experiments.Config {
+func demoConfig(addr, adminToken string) *experiments.Config {
 	cfg := &experiments.Config{
 		Server: experiments.Server{
 			Listen:      addr,
@@ -130,16 +174,39 @@ func demoConfig(addr string) *experiments.Config {
 			{Name: "demo-ft", URL: "http://" + addr + "/_demo/ft", APIKey: "demo-ft-key"},
 		},
 		Experiments: []experiments.Experiment{{
-			ID:          "support-ft",
+			ID:          demoExperiment,
 			Description: "Does the support fine-tune v2 get more thumbs up than the base model?",
 			Fallback:    true,
 			Variants: []experiments.Variant{
 				{Name: "base", Upstream: "demo-base", Model: "base-model", PromptPrice: 0.15, CompletionPrice: 0.60},
-				{Name: "ft-v2", Upstream: "demo-ft", Model: "support-ft-v2", Weight: 50, PromptPrice: 0.30, CompletionPrice: 1.20},
+				{Name: "ft-v2", Upstream: "demo-ft", Model: "support-ft-v2", PromptPrice: 0.30, CompletionPrice: 1.20},
+			},
+			// A rollout compressed into minutes; real ones take days. The
+			// guardrail margins are loose so that each step needs hundreds
+			// of users rather than thousands (at the default 0.5-point error
+			// margin a 10% step needs about 1,500 error-free users on the
+			// candidate), and max_users sets the sequential test's N* to
+			// the demo's scale.
+			Rollout: &experiments.Rollout{
+				Steps: []experiments.RampStep{
+					{Percent: 10, MinDuration: experiments.Duration(10 * time.Second), MinUsers: 50},
+					{Percent: 25, MinDuration: experiments.Duration(10 * time.Second), MinUsers: 100},
+					{Percent: 50},
+				},
+				Guardrails: []experiments.Guardrail{
+					{Metric: experiments.MetricError, Margin: 0.03},
+					{Metric: experiments.MetricLatencyMS, Margin: 0.25, Relative: true},
+				},
+				MinUsers: 200,
+				MaxUsers: 4000,
 			},
 		}},
-		Routes: []experiments.Route{{Alias: "demo", Experiment: "support-ft"}},
-		Auth:   experiments.Auth{OpenReads: true, OpenFeedback: true},
+		Routes: []experiments.Route{{Alias: "demo", Experiment: demoExperiment}},
+		// Reads and feedback are open on loopback; changes need the
+		// admin token the demo prints.
+		Auth: experiments.Auth{OpenReads: true, OpenFeedback: true, Tokens: []experiments.AuthToken{
+			{Name: "demo-admin", Role: "admin", Token: experiments.Secret(adminToken)}}},
+		Controller: experiments.Controller{Interval: experiments.Duration(2 * time.Second), LeaseTTL: experiments.Duration(10 * time.Second)},
 	}
 	cfg.SetDefaults()
 	return cfg
@@ -196,7 +263,7 @@ func (s *simulator) run(ctx context.Context) {
 // Users judge the answer's quality (the simulated models embed it), not
 // the variant name: the thumbs-up probability is the answer's quality.
 func (s *simulator) one(ctx context.Context) {
-	user := fmt.Sprintf("user-%05d", rand.IntN(s.o.users))
+	user := fmt.Sprintf("user-%07d", rand.IntN(s.o.users))
 	stream := rand.IntN(4) == 0
 	body := fmt.Sprintf(`{"model":"demo","stream":%t,"messages":[{"role":"user","content":"Where is my order %d?"}]}`, stream, rand.IntN(1e6))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/v1/chat/completions", strings.NewReader(body))
@@ -299,8 +366,12 @@ func printProgress(ctx context.Context, w io.Writer, a *app, s *simulator, every
 			return
 		case <-tick.C:
 		}
-		exp := a.experiment("support-ft")
-		snap, err := a.store.Summaries(ctx, exp.ID, exp.PhaseOrOne())
+		exp := a.experiment(demoExperiment)
+		st, err := a.lifecycle.State(ctx, exp.ID)
+		if err != nil {
+			continue // shutting down
+		}
+		snap, err := a.store.Summaries(ctx, exp.ID, st.Period)
 		if err != nil {
 			fmt.Fprintf(w, "[%s] store: %v\n", since(start), err)
 			continue
@@ -308,7 +379,8 @@ func printProgress(ctx context.Context, w io.Writer, a *app, s *simulator, every
 		s.mu.Lock()
 		reqs, fails, fbs := s.requests, s.failures, s.feedbacks
 		s.mu.Unlock()
-		fmt.Fprintf(w, "[%s] %d requests (%d failed), %d feedback events\n", since(start), reqs, fails, fbs)
+		fmt.Fprintf(w, "[%s] %s; %d requests (%d failed), %d feedback events; this step's data:\n",
+			since(start), st.Status, reqs, fails, fbs)
 		variants := make([]int, 0, len(exp.Variants))
 		for i := range exp.Variants {
 			variants = append(variants, i)

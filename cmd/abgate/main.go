@@ -3,6 +3,7 @@
 //	abgate demo                     everything on loopback, no Redis, no model needed
 //	abgate serve --config FILE      the gateway
 //	abgate validate --config FILE   check a config, field by field
+//	abgate experiments list|get|create|start|pause|…   the admin API, for scripts
 //	abgate report ID                an experiment's report, from a running abgate
 //	abgate plan --baseline 0.1 --mde 0.05   users and days a lift needs
 //	abgate fake-upstream            a simulated OpenAI-compatible model (for load tests)
@@ -36,6 +37,7 @@ func commands() []command {
 		{"demo", "run the gateway with two simulated models, in memory, on loopback", runDemo},
 		{"serve", "run the gateway from a config file", runServe},
 		{"validate", "check a config file and print every problem", runValidate},
+		{"experiments", "manage experiments through the admin API", runExperimentsCLI},
 		{"report", "print an experiment's report (text, markdown or json)", runReport},
 		{"plan", "how many users and days a lift needs", runPlan},
 		{"fake-upstream", "run a simulated OpenAI-compatible model endpoint", runFakeUpstream},

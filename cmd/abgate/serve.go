@@ -52,7 +52,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		for range hup {
 			next, err := experiments.LoadForServe(*path)
 			if err == nil {
-				err = a.reload(next)
+				err = experiments.CheckReshuffles(a.catalog.File(), next)
+			}
+			if err == nil {
+				err = a.catalog.SetFile(ctx, next)
 			}
 			if err != nil {
 				log.Error("config reload refused; still serving the previous config", "err", err)
@@ -77,8 +80,19 @@ type app struct {
 	tokens   *api.Tokens
 	tracing  *tracing
 	ready    atomic.Bool
-	// lifecycle serves experiments with a rollout; nil until wired.
-	lifecycle *experiments.Lifecycle
+	// The rollout: lifecycle states, the leader-elected controller, the
+	// watcher that applies allocation changes to this replica's gateway,
+	// and the webhooks that hear about every transition.
+	lifecycle  *experiments.Lifecycle
+	controller *experiments.RolloutController
+	watcher    *experiments.Watcher
+	hooks      *experiments.Webhooks
+	// catalog merges the config file's experiments with those created
+	// through the admin API; cfg holds its merged view.
+	catalog *experiments.Catalog
+	// drift compares each routed experiment's recent traffic with its
+	// reference window; nil when the store keeps no drift histograms.
+	drift *experiments.DriftMonitor
 
 	// extraRoutes lets the demo mount its simulated models on the proxy
 	// listener.
@@ -87,7 +101,17 @@ type app struct {
 	listeners []net.Listener // proxy first; admin second when separate
 }
 
-func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger) (*app, error) {
+// appOptions are what the demo adds to a serve process.
+type appOptions struct {
+	controller []experiments.ControllerOption
+	notify     experiments.Notifier // also hears every transition
+}
+
+func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts ...func(*appOptions)) (*app, error) {
+	var o appOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	a := &app{log: log}
 	a.cfg.Store(cfg)
 	var err error
@@ -123,6 +147,34 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger) (*ap
 	if a.gateway, err = gateway.New(cfg, a.signer, gateway.WithRecorder(a.recorder), gateway.WithLogger(log)); err != nil {
 		return nil, err
 	}
+	var lcs lifecycleStore = memstore.NewLifecycle()
+	if a.redis != nil {
+		lcs = redisstore.NewLifecycle(a.redis, cfg.Redis.KeyPrefix)
+	}
+	a.hooks = experiments.NewWebhooks(cfg.Webhooks, experiments.WithWebhookLogger(log))
+	notify := notifiers{a.hooks, retention{a.store, a.cfg.Load, log}}
+	if o.notify != nil {
+		notify = append(notify, o.notify)
+	}
+	a.lifecycle = experiments.NewLifecycle(lcs, cfg, experiments.WithNotifier(notify))
+	a.controller = experiments.NewController(a.lifecycle, a.store, lcs, cfg.Controller,
+		append([]experiments.ControllerOption{experiments.WithControllerLogger(log)}, o.controller...)...)
+	a.watcher = experiments.NewWatcher(lcs, cfg, func(id string, al *experiments.Allocation) {
+		if err := a.gateway.SetAllocation(id, al); err != nil {
+			log.Warn("allocation change not applied", "experiment", id, "err", err)
+		}
+	}, experiments.WithWatcherLogger(log))
+	if dr, ok := a.store.(experiments.DriftReader); ok {
+		a.drift = experiments.NewDriftMonitor(dr, a.routedExperiments, a.driftAlert, experiments.WithDriftLogger(log))
+	}
+	var defs experiments.Definitions = memstore.NewDefinitions()
+	if a.redis != nil {
+		defs = redisstore.NewDefinitions(a.redis, cfg.Redis.KeyPrefix)
+	}
+	a.catalog = experiments.NewCatalog(cfg, defs, a.applyConfig, experiments.WithCatalogLogger(log))
+	if err := a.catalog.Refresh(ctx); err != nil {
+		log.Warn("experiments created through the API are unreadable for now; serving the config file's", "err", err)
+	}
 	if a.tokens, err = api.NewTokens(cfg.Auth); err != nil {
 		return nil, err
 	}
@@ -132,12 +184,89 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger) (*ap
 	return a, nil
 }
 
-func (a *app) reload(cfg *experiments.Config) error {
+// applyConfig serves a new merged config (the file's experiments and the
+// API's) without dropping a request. The watcher refreshes last: the
+// gateway drops allocation overrides whose salt changed, and the
+// lifecycle's allocations go back on top.
+func (a *app) applyConfig(cfg *experiments.Config) {
 	if err := a.gateway.Update(cfg); err != nil {
-		return err
+		a.log.Error("config refused by the gateway; still serving the previous one", "err", err)
+		return
 	}
 	a.cfg.Store(cfg)
-	return nil
+	a.lifecycle.Update(cfg)
+	a.watcher.Update(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.watcher.Refresh(ctx); err != nil {
+		a.log.Warn("live allocations not refreshed after a config change", "err", err)
+	}
+}
+
+// routedExperiments are the experiments a route points at: drift is
+// watched for as long as the route exists, promoted or not.
+func (a *app) routedExperiments() []string {
+	cfg := a.cfg.Load()
+	seen := make(map[string]bool, len(cfg.Routes))
+	var ids []string
+	for _, r := range cfg.Routes {
+		if !seen[r.Experiment] {
+			seen[r.Experiment] = true
+			ids = append(ids, r.Experiment)
+		}
+	}
+	return ids
+}
+
+// driftAlert sends a drift alert to the webhooks from the controller's
+// leader only: every replica evaluates, one speaks.
+func (a *app) driftAlert(ctx context.Context, al experiments.DriftAlert) {
+	if a.controller.Fence() == 0 {
+		return
+	}
+	a.log.Warn("drift", "experiment", al.Experiment, "variant", al.Variant, "feature", al.Feature, "psi", al.PSI, "p", al.PValue)
+	a.hooks.NotifyDrift(ctx, al)
+}
+
+// lifecycleStore is what the lifecycle, the controller's lease and the
+// watcher need from a store; memstore and redisstore both provide it.
+type lifecycleStore interface {
+	experiments.LifecycleStore
+	experiments.Leaser
+	experiments.StateReader
+}
+
+// notifiers fans a transition out to several notifiers.
+type notifiers []experiments.Notifier
+
+func (ns notifiers) Notify(t experiments.Transition, s experiments.State) {
+	for _, n := range ns {
+		n.Notify(t, s)
+	}
+}
+
+// retention makes an experiment's data expire recording.retention after
+// it ends (promoted, rolled back or stopped).
+type retention struct {
+	store experiments.Store
+	cfg   func() *experiments.Config
+	log   *slog.Logger
+}
+
+func (r retention) Notify(t experiments.Transition, s experiments.State) {
+	switch s.Status {
+	case experiments.StatusPromoted, experiments.StatusRolledBack, experiments.StatusStopped:
+	default:
+		return
+	}
+	after := time.Duration(r.cfg().Recording.Retention)
+	go func() { // Notify must not block
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.store.Expire(ctx, t.Experiment, after); err != nil {
+			r.log.Warn("could not set the retention of an ended experiment's data", "experiment", t.Experiment, "err", err)
+		}
+	}()
 }
 
 // experiment finds an experiment in the current config.
@@ -218,7 +347,16 @@ func (a *app) registerAPI(r *gin.Engine) {
 	r.GET("/api/v1/recorder", a.tokens.RequireRead(), func(c *gin.Context) {
 		c.JSON(http.StatusOK, a.recorder.Stats())
 	})
-	api.NewReports(reportSource{a}, a.store).Register(r, a.tokens.RequireRead())
+	var ropts []api.ReportsOption
+	if a.drift != nil {
+		ropts = append(ropts, api.WithReportsDrift(a.drift))
+	}
+	api.NewReports(reportSource{a}, a.store, ropts...).Register(r, a.tokens.RequireRead())
+	api.NewAdmin(a.catalog, a.lifecycle).Register(r, a.tokens)
+	if fl, ok := a.store.(experiments.FeedbackLog); ok {
+		// The export can hold users' own words: admin only.
+		api.NewFeedbackExport(fl, a.experiment).Register(r, a.tokens.RequireWrite())
+	}
 }
 
 // listen opens the listeners so their addresses are known (port 0 works)
@@ -250,6 +388,22 @@ func (a *app) run(ctx context.Context, stdout io.Writer) error {
 			return err
 		}
 	}
+	// Apply the live allocations before the first request: a replica
+	// starting in the middle of a ramp must not serve the static weights.
+	if err := a.watcher.Refresh(ctx); err != nil {
+		a.log.Warn("could not read the experiments' live state; serving configured allocations until the store answers", "err", err)
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	var bgWG sync.WaitGroup
+	bgWG.Add(3)
+	go func() { defer bgWG.Done(); a.watcher.Run(bg) }()
+	go func() { defer bgWG.Done(); a.catalog.Run(bg) }()
+	if a.drift != nil {
+		bgWG.Add(1)
+		go func() { defer bgWG.Done(); a.drift.Run(bg) }()
+	}
+	go func() { defer bgWG.Done(); a.controller.Run(bg) }()
+
 	proxy, admin := a.engines()
 	servers := []*http.Server{newServer(proxy)}
 	if admin != nil {
@@ -286,8 +440,17 @@ func (a *app) run(ctx context.Context, stdout io.Writer) error {
 		}()
 	}
 	wg.Wait()
+	stopBG()
+	bgWG.Wait()
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer rcancel()
+	// Hand the lease over at once rather than after its TTL.
+	if err := a.controller.Release(rctx); err != nil {
+		a.log.Warn("controller lease not released", "err", err)
+	}
+	if err := a.hooks.Close(rctx); err != nil {
+		a.log.Warn("webhook deliveries still queued at shutdown", "err", err)
+	}
 	if err := a.recorder.Close(rctx); err != nil {
 		a.log.Error("recorder did not flush everything", "err", err)
 	}
