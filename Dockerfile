@@ -6,7 +6,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/abgate ./cmd/abgate
+RUN CGO_ENABLED=0 go build -tags nomsgpack -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/abgate ./cmd/abgate
 
 # Run: distroless static, as the non-root user (uid 65532).
 FROM gcr.io/distroless/static-debian12:nonroot

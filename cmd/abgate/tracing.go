@@ -2,52 +2,127 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
-	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// tracing holds the process's trace pipeline, if any.
+// tracing holds the process's telemetry pipelines, if any.
 type tracing struct {
-	enabled  bool
+	enabled  bool // traces are exported
 	provider *sdktrace.TracerProvider
+	meters   *sdkmetric.MeterProvider
 }
 
 // setupTracing installs the W3C trace-context propagator always (so a
 // trace the client started reaches the upstream even when abgate exports
-// nothing) and a tracer provider only when the standard OTEL_* variables
-// ask for an exporter. With none set, spans are no-ops and cost nothing.
-// The exporter itself is chosen by autoexport, which reads
-// OTEL_TRACES_EXPORTER (otlp, console, none) and the OTLP variables.
+// nothing), and trace and metric pipelines only when the standard OTEL_*
+// variables ask for them. With none set, spans and instruments are
+// no-ops and cost nothing.
+//
+//	OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER: otlp, console or none
+//	(traces default to otlp when an OTLP endpoint is set)
+//	OTEL_EXPORTER_OTLP_ENDPOINT and the rest: read by the OTLP exporters
+//
+// The exporters are chosen here rather than by contrib's autoexport,
+// which also links gRPC, Prometheus and the log exporters and doubles the
+// binary: abgate speaks OTLP over HTTP (http/protobuf) only.
 func setupTracing(ctx context.Context) (*tracing, error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	if !wantsTraces() {
-		return &tracing{}, nil
-	}
-	exp, err := autoexport.NewSpanExporter(ctx)
+	t := &tracing{}
+	res, err := serviceResource()
 	if err != nil {
-		return nil, fmt.Errorf("trace exporter (OTEL_TRACES_EXPORTER): %w", err)
+		return nil, err
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
-	otel.SetTracerProvider(tp)
-	return &tracing{enabled: true, provider: tp}, nil
+	switch exp := exporterFor("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); exp {
+	case "none":
+	case "otlp", "console":
+		var se sdktrace.SpanExporter
+		if exp == "console" {
+			se, err = stdouttrace.New()
+		} else if err = httpOnly("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"); err == nil {
+			se, err = otlptracehttp.New(ctx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("trace exporter (OTEL_TRACES_EXPORTER=%s): %w", exp, err)
+		}
+		t.provider = sdktrace.NewTracerProvider(sdktrace.WithBatcher(se), sdktrace.WithResource(res))
+		otel.SetTracerProvider(t.provider)
+		t.enabled = true
+	default:
+		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: abgate supports otlp, console and none", exp)
+	}
+	switch exp := exporterFor("OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"); exp {
+	case "none":
+	case "otlp", "console":
+		var me sdkmetric.Exporter
+		if exp == "console" {
+			me, err = stdoutmetric.New()
+		} else if err = httpOnly("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"); err == nil {
+			me, err = otlpmetrichttp.New(ctx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("metric exporter (OTEL_METRICS_EXPORTER=%s): %w", exp, err)
+		}
+		t.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me)), sdkmetric.WithResource(res))
+		otel.SetMeterProvider(t.meters)
+	default:
+		return nil, fmt.Errorf("OTEL_METRICS_EXPORTER=%q: abgate supports otlp, console and none", exp)
+	}
+	return t, nil
 }
 
-// wantsTraces reports whether the environment configures an exporter:
-// OTEL_TRACES_EXPORTER other than "none", or an OTLP endpoint.
-func wantsTraces() bool {
-	if e := os.Getenv("OTEL_TRACES_EXPORTER"); e != "" {
-		return e != "none"
+// exporterFor reads an OTEL_*_EXPORTER variable: its value, or otlp when
+// an OTLP endpoint is configured, or none.
+func exporterFor(variable, signalEndpoint string) string {
+	if e := strings.TrimSpace(os.Getenv(variable)); e != "" {
+		return e
 	}
-	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv(signalEndpoint) != "" {
+		return "otlp"
+	}
+	return "none"
+}
+
+// httpOnly refuses an OTLP protocol abgate does not ship, with a message
+// that says what to set instead.
+func httpOnly(signalProtocol string) error {
+	p := os.Getenv(signalProtocol)
+	if p == "" {
+		p = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	if p != "" && p != "http/protobuf" {
+		return errors.New("abgate exports OTLP over HTTP only: set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (the collector's port 4318)")
+	}
+	return nil
+}
+
+// serviceResource names the service "abgate" unless OTEL_SERVICE_NAME or
+// OTEL_RESOURCE_ATTRIBUTES say otherwise.
+func serviceResource() (*resource.Resource, error) {
+	if os.Getenv("OTEL_SERVICE_NAME") != "" || strings.Contains(os.Getenv("OTEL_RESOURCE_ATTRIBUTES"), "service.name=") {
+		return resource.Default(), nil
+	}
+	return resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", "abgate")))
 }
 
 func (t *tracing) shutdown(ctx context.Context) {
 	if t.provider != nil {
 		t.provider.Shutdown(ctx)
+	}
+	if t.meters != nil {
+		t.meters.Shutdown(ctx)
 	}
 }
