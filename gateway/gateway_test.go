@@ -719,3 +719,98 @@ func TestRolloutStartsAsDraft(t *testing.T) {
 		t.Errorf("%d of 40 users on the candidate at 50%%", cand)
 	}
 }
+
+// TestUpgradeNotForwarded: a client's protocol upgrade (curl --http2 on
+// cleartext sends "Connection: Upgrade" and "Upgrade: h2c") never reaches
+// a model upstream, and a malformed Upgrade value is not taken for an
+// upstream failure: ReverseProxy rejects it before Rewrite through the
+// ErrorHandler, which used to fall back to the base and answer 502.
+func TestUpgradeNotForwarded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil, nil)
+	for _, tc := range []struct {
+		name    string
+		variant int
+		upgrade string
+	}{
+		{"h2c on the base", 0, "h2c"},
+		{"websocket on the candidate", 1, "websocket"},
+		{"non-printable on the candidate", 1, "web\tsocket"},
+		{"non-printable on the base", 0, "web\tsocket"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, body := post(t, nil, e.front.URL+"/v1/chat/completions", chatBody(testAlias, userFor(t, e.cfg, tc.variant)), map[string]string{
+				"Connection": "Upgrade, HTTP2-Settings",
+				"Upgrade":    tc.upgrade,
+			})
+			mustEqual(t, "status", res.StatusCode, http.StatusOK)
+			mustEqual(t, "X-Abgate-Fallback", res.Header.Get(HeaderFallback), "")
+			up := e.base
+			if tc.variant == 1 {
+				up = e.cand
+			}
+			mustEqual(t, "served by", res.Header.Get("X-Upstream"), up.name)
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("body %s", body)
+			}
+			seen := up.next(t)
+			mustEqual(t, "upstream Upgrade", seen.Header.Get("Upgrade"), "")
+			mustEqual(t, "upstream Connection", seen.Header.Get("Connection"), "")
+			o := e.rec.next(t)
+			mustEqual(t, "outcome error", o.Error, false)
+			mustEqual(t, "outcome fallback", o.Fallback, false)
+		})
+	}
+}
+
+// TestInformationalResponseKeepsHeaders: ReverseProxy relays an
+// upstream's 1xx (103 Early Hints) and then clears the whole response
+// header map, which held the gateway's X-Abgate-* headers; the final
+// response must still carry them, once each.
+func TestInformationalResponseKeepsHeaders(t *testing.T) {
+	t.Parallel()
+	early := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}`)
+	}
+	fail := func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusEarlyHints)
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	}
+	for _, tc := range []struct {
+		name         string
+		baseH, candH http.HandlerFunc
+		variant      int
+		status       int
+		fallback     string
+	}{
+		{"base", early, nil, 0, http.StatusOK, ""},
+		{"candidate", nil, early, 1, http.StatusOK, ""},
+		{"candidate fails after 103, base answers", nil, fail, 1, http.StatusOK, "base"},
+		{"candidate fails, base sends 103", early, fail, 1, http.StatusOK, "base"},
+		{"base fails after 103", fail, nil, 0, http.StatusServiceUnavailable, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.baseH, tc.candH, nil)
+			res, body := post(t, nil, e.front.URL+"/v1/chat/completions", chatBody(testAlias, userFor(t, e.cfg, tc.variant)), nil)
+			mustEqual(t, "status", res.StatusCode, tc.status)
+			for _, k := range []string{HeaderExperiment, HeaderVariant, HeaderRequestID, HeaderToken} {
+				if n := len(res.Header.Values(k)); n != 1 {
+					t.Errorf("%s: %d values %q (body %s)", k, n, res.Header.Values(k), body)
+				}
+			}
+			mustEqual(t, "X-Abgate-Variant", res.Header.Get(HeaderVariant), e.cfg.Experiments[0].Variants[tc.variant].Name)
+			mustEqual(t, "X-Abgate-Fallback", res.Header.Get(HeaderFallback), tc.fallback)
+			mustEqual(t, "X-Abgate-Fallback values", len(res.Header.Values(HeaderFallback)), min(len(tc.fallback), 1))
+			if _, err := e.signer.Verify(res.Header.Get(HeaderToken), time.Now()); err != nil {
+				t.Errorf("token: %v", err)
+			}
+			o := e.rec.next(t)
+			mustEqual(t, "outcome status", o.Status, tc.status)
+		})
+	}
+}

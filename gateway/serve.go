@@ -56,9 +56,11 @@ type exchange struct {
 	context.Context // the current attempt: span + upstream total timeout
 
 	h      *Handler
-	in     *http.Request   // inbound request with this exchange as context
-	client context.Context // the inbound request's own context
-	parent context.Context // span context, parent of every attempt
+	in     *http.Request       // inbound request with this exchange as context
+	w      http.ResponseWriter // the client's; see restoreHeaders
+	ids    []string            // the X-Abgate-Request-Id and X-Abgate-Token values
+	client context.Context     // the inbound request's own context
+	parent context.Context     // span context, parent of every attempt
 	cancel context.CancelFunc
 
 	body     []byte // the whole request body (pooled)
@@ -204,6 +206,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	x := &exchange{
 		h:        h,
+		w:        w,
+		ids:      ids,
 		client:   r.Context(),
 		parent:   ctx,
 		body:     body,
@@ -218,6 +222,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.Context, x.cancel = context.WithTimeout(ctx, v.up.total)
 	x.in = r.WithContext(x)
+	if _, ok := r.Header["Upgrade"]; ok {
+		// Rare path. ReverseProxy forwards a client's protocol upgrade
+		// (curl --http2 sends "Upgrade: h2c" in clear text), which a model
+		// API has no use for, and rejects a non-printable one before
+		// Rewrite, through errorHandler, as if the upstream had failed. The
+		// proxied copy of the request gets its own headers without it; r
+		// is not modified.
+		x.in.Header = r.Header.Clone()
+		delete(x.in.Header, "Upgrade")
+	}
 	defer h.finish(x, sp, a, key)
 
 	v.up.proxy.ServeHTTP(w, x.in)
@@ -305,7 +319,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// The client's credentials never reach an upstream; the upstream's
 	// key is added below. Hop-by-hop and X-Forwarded-* headers were
-	// already removed by ReverseProxy; we don't set X-Forwarded-* again
+	// already removed by ReverseProxy (it would add back Connection and
+	// Upgrade for a protocol upgrade, but ServeHTTP drops the client's
+	// Upgrade before the proxy sees it); we don't set X-Forwarded-* again
 	// because upstreams are often third-party APIs that have no business
 	// learning the application's network layout.
 	delete(hdr, "Authorization")
@@ -393,6 +409,8 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	delete(hdr, HeaderToken)
 	delete(hdr, HeaderFallback)
 
+	x.restoreHeaders()
+
 	x.status = res.StatusCode
 	if res.StatusCode >= 500 {
 		x.failed = true
@@ -418,6 +436,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, req *http.Request, err err
 		writeError(w, http.StatusBadGateway, "upstream_error", "", "upstream_unavailable", "upstream unavailable")
 		return
 	}
+	x.restoreHeaders()
 	if x.client.Err() != nil {
 		// The client left: the canceled context is what stopped the
 		// upstream request. Nobody is listening for an answer.
@@ -464,6 +483,24 @@ func (h *Handler) serveFallback(w http.ResponseWriter, x *exchange) {
 	defer cancel()
 	ctx = context.WithValue(ctx, exchangeKey{}, x)
 	base.up.proxy.ServeHTTP(w, x.in.WithContext(ctx))
+}
+
+// restoreHeaders puts the gateway's response headers back if they are
+// gone. ReverseProxy relays an upstream's 1xx response (103 Early Hints)
+// and then clears the whole response header map, ours included; this runs
+// after the attempt's RoundTrip returned, when no 1xx can come any more.
+func (x *exchange) restoreHeaders() {
+	wh := x.w.Header()
+	if _, ok := wh[HeaderRequestID]; ok {
+		return
+	}
+	wh[HeaderRequestID] = x.ids[0:1:1]
+	wh[HeaderToken] = x.ids[1:2:2]
+	wh[HeaderExperiment] = x.exp.hdr
+	wh[HeaderVariant] = x.assigned.hdr
+	if x.fallback {
+		wh[HeaderFallback] = fallbackBase
+	}
 }
 
 func isTimeout(err error) bool {
