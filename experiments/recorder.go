@@ -28,7 +28,9 @@ var (
 	// ErrClosed: the recorder has been closed.
 	ErrClosed = errors.New("recorder closed")
 	// ErrInvalidFeedback: the feedback can never be recorded (no
-	// experiment or metric, non-finite value).
+	// experiment or metric, a metric name with the reserved "@", the
+	// reserved event id "=", more than MaxSegmentDimensions segments,
+	// non-finite value).
 	ErrInvalidFeedback = errors.New("invalid feedback")
 )
 
@@ -257,7 +259,10 @@ func (r *Recorder) Observe(o Outcome) {
 // is full it returns ErrQueueFull and the signal is not accepted (the
 // caller should answer 503 so the client retries).
 func (r *Recorder) Feedback(f Feedback) error {
-	if f.Experiment == "" || f.Metric == "" || math.IsNaN(f.Value) || math.IsInf(f.Value, 0) {
+	if f.Experiment == "" || f.Metric == "" || math.IsNaN(f.Value) || math.IsInf(f.Value, 0) ||
+		IsSegmentMetric(f.Metric) || f.Segments.N > MaxSegmentDimensions || f.EventID == "=" {
+		// Unrecordable: in a batch it would make the store refuse the
+		// whole batch, everyone's events with it (ErrInvalidBatch).
 		return fmt.Errorf("%w: experiment %q metric %q value %v", ErrInvalidFeedback, f.Experiment, f.Metric, f.Value)
 	}
 	r.closeMu.RLock()

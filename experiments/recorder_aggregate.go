@@ -11,7 +11,7 @@ type aggregate struct {
 	list    []*epAgg
 	users   map[aggKey]*userAgg
 	count   int64 // events since the last cut
-	invalid int64 // of which unrecordable (no experiment)
+	invalid int64 // of which unrecordable (no experiment, bad segments or cost)
 	free    []*userAgg
 }
 
@@ -91,7 +91,9 @@ func hourOr(t time.Time, now Hour) Hour {
 
 func (a *aggregate) addOutcome(o *Outcome, now Hour) {
 	a.count++
-	if o.Experiment == "" {
+	if o.Experiment == "" || o.Segments.N > MaxSegmentDimensions || !finite(o.Cost) {
+		// Unrecordable; in a batch it would make the store refuse the
+		// whole batch (ErrInvalidBatch), everyone's events with it.
 		a.invalid++
 		return
 	}

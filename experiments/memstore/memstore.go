@@ -286,14 +286,16 @@ func (s *Store) FeedbackRecords(ctx context.Context, exp string, since time.Time
 		return nil, nil
 	}
 	e.pruneLog(s.now(), s.logMax)
+	// Deduplicate over the whole log before filtering by since, so an
+	// export resuming after an event doesn't get its retry.
+	all := append([]experiments.FeedbackRecord(nil), e.log...)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].At.Before(all[j].At) })
 	var out []experiments.FeedbackRecord
-	for _, r := range e.log {
+	for _, r := range experiments.DedupRecords(all) {
 		if !r.At.Before(since) {
 			out = append(out, r)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
-	out = experiments.DedupRecords(out)
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}

@@ -87,18 +87,23 @@ func (s *Store) FeedbackRecords(ctx context.Context, exp string, since time.Time
 	if err != nil {
 		return nil, fmt.Errorf("read feedback log of %q: %w", exp, translate(err))
 	}
-	out := make([]experiments.FeedbackRecord, 0, len(ms))
+	all := make([]experiments.FeedbackRecord, 0, len(ms))
 	for _, m := range ms {
 		var r experiments.FeedbackRecord
 		if err := json.Unmarshal([]byte(m), &r); err != nil {
 			return nil, fmt.Errorf("read feedback log of %q: %w", exp, err)
 		}
+		all = append(all, r)
+	}
+	// Deduplicate over the whole log before filtering by since, so an
+	// export resuming after an event doesn't get its retry.
+	sort.SliceStable(all, func(i, j int) bool { return all[i].At.Before(all[j].At) })
+	var out []experiments.FeedbackRecord
+	for _, r := range experiments.DedupRecords(all) {
 		if !r.At.Before(since) {
 			out = append(out, r)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
-	out = experiments.DedupRecords(out)
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}

@@ -182,18 +182,23 @@ end
 
 local fields = {'n', 'sx', 'sx2', 'sy', 'sy2', 'sxy'}
 -- addFields adds deltas to float fields of one hash: one HMGET and one
--- HSET per hash and call. Values are written with %.17g, which round-trips
+-- HSET per hash and call (per 1000 fields). Values are written with %.17g, which round-trips
 -- a double exactly (HINCRBYFLOAT would round to 17 decimal places, losing
--- small values such as squared per-request costs).
+-- small values such as squared per-request costs). Fields go in slices of
+-- 1000: unpack fails past Lua's C stack limit (8000 values), which a
+-- chunk with many segment values reaches, and by then the user states
+-- above are written (no rollback).
 local function addFields(key, names, deltas)
-  if #names == 0 then return end
-  local cur = redis.call('HMGET', key, unpack(names))
-  local kv = {}
-  for k = 1, #names do
-    kv[2 * k - 1] = names[k]
-    kv[2 * k] = string.format('%.17g', (tonumber(cur[k]) or 0) + deltas[k])
+  for s = 1, #names, 1000 do
+    local e = math.min(s + 999, #names)
+    local cur = redis.call('HMGET', key, unpack(names, s, e))
+    local kv = {}
+    for k = s, e do
+      kv[#kv + 1] = names[k]
+      kv[#kv + 1] = string.format('%.17g', (tonumber(cur[k - s + 1]) or 0) + deltas[k])
+    end
+    redis.call('HSET', key, unpack(kv))
   end
-  redis.call('HSET', key, unpack(kv))
 end
 local hnames, hdeltas = {}, {}
 for hs = 1, H do hnames[hs] = {}; hdeltas[hs] = {} end

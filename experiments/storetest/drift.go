@@ -80,4 +80,9 @@ func testFeedbackLog(t *testing.T, s experiments.Store) {
 	if got, _ := fl.FeedbackRecords(context.Background(), exp, now.Add(-10*time.Second), 0); len(got) != 1 {
 		t.Errorf("since filter: %+v", got)
 	}
+	// An export that resumes after r1 (since between r1 and its retry)
+	// must not hand out the retried event a second time.
+	if got, _ := fl.FeedbackRecords(context.Background(), exp, now.Add(-45*time.Second), 0); len(got) != 1 || got[0].RequestID != "r2" {
+		t.Errorf("since between an event and its retry: %+v, want only r2", got)
+	}
 }
