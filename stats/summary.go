@@ -41,6 +41,12 @@ func (e Estimate) valid() bool {
 	return finite(e.Value) && finite(e.Variance) && e.Variance > 0
 }
 
+// roundoff is the relative size below which a variance computed as a
+// difference of sums of squares is rounding noise: with every value equal
+// (say 0.3), Σx² − n·x̄² comes out at ±1e-16 of Σx² rather than 0, and a
+// positive remainder would make the estimate look exact.
+const roundoff = 1e-10
+
 // sampleVar is the unbiased sample variance from n, Σx, Σx², clamped at 0
 // against rounding. It returns 0 when n < 2.
 func sampleVar(n, sx, sx2 float64) float64 {
@@ -49,7 +55,7 @@ func sampleVar(n, sx, sx2 float64) float64 {
 	}
 	m := sx / n
 	v := (sx2 - n*m*m) / (n - 1)
-	if !(v > 0) { // also catches NaN
+	if !(v > roundoff*math.Abs(sx2)/(n-1)) { // also catches NaN
 		return 0
 	}
 	return v
@@ -113,12 +119,17 @@ func RatioEstimate(s Summary) Estimate {
 	vy := sampleVar(s.N, s.SumY, s.SumY2)
 	cxy := sampleCov(s.N, s.SumX, s.SumY, s.SumXY)
 	v := (vx/(my*my) - 2*mx*cxy/(my*my*my) + mx*mx*vy/(my*my*my*my)) / s.N
-	if !(v > 0) {
+	// The terms nearly cancel when every observation has the same value
+	// (x = R·y for every user, e.g. every task completed): what is left
+	// is rounding, relative to the raw second moments.
+	my2 := my * my
+	raw := (math.Abs(s.SumX2)/my2 + 2*math.Abs(mx*s.SumXY)/(my2*my) + mx*mx*math.Abs(s.SumY2)/(my2*my2)) / (s.N * (s.N - 1))
+	if !(v > roundoff*raw) {
 		v = 0
 	}
-	if v == 0 && vx == 0 && s.N >= 2 {
-		// Every user's x is the same (e.g. no errors at all): the
-		// observations are the trials.
+	if v == 0 && s.N >= 2 {
+		// Every observation has the same value (e.g. no errors at all,
+		// or every task completed): the observations are the trials.
 		v = zeroVarianceFloor(mx/my, s.SumY)
 	}
 	return Estimate{Value: mx / my, Variance: v}

@@ -1,6 +1,9 @@
 package stats
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 // TestZeroVarianceGuardrail: a candidate and a base without a single
 // error are inconclusive on a 0.5-point error guardrail with little
@@ -33,5 +36,39 @@ func TestZeroVarianceGuardrail(t *testing.T) {
 	e := MeanEstimate(Summary{N: 1000, SumX: 1000, SumX2: 1000}) // every task completed
 	if !e.valid() || e.Value != 1 {
 		t.Errorf("all-ones mean: %+v", e)
+	}
+}
+
+// TestZeroVarianceRoundoff: when every observation has the same value but
+// the sums of squares do not cancel exactly (values such as 0.3, users with
+// different request counts), the variance is the Agresti-Coull floor, not
+// a rounding remainder of ~1e-19 that makes the estimate look exact, nor 0.
+func TestZeroVarianceRoundoff(t *testing.T) {
+	t.Parallel()
+	for n := 100; n < 400; n++ {
+		var mean, ratio Summary
+		for i := range n {
+			mean.N++
+			mean.SumX += 0.3
+			mean.SumX2 += 0.3 * 0.3
+			y := float64(i%7 + 1) // every request completed: x = y
+			ratio.N++
+			ratio.SumX += y
+			ratio.SumX2 += y * y
+			ratio.SumY += y
+			ratio.SumY2 += y * y
+			ratio.SumXY += y * y
+		}
+		if e, want := MeanEstimate(mean), zeroVarianceFloor(0.3, mean.N); math.Abs(e.Variance-want) > 1e-9*want {
+			t.Fatalf("n=%d: constant 0.3 mean: variance %g, want the floor %g", n, e.Variance, want)
+		}
+		if e, want := RatioEstimate(ratio), zeroVarianceFloor(1, ratio.SumY); math.Abs(e.Variance-want) > 1e-9*want {
+			t.Fatalf("n=%d: every request completed: variance %g, want the floor %g", n, e.Variance, want)
+		}
+	}
+	// Real variation well below the value is kept.
+	s := Summary{N: 3, SumX: 300.3, SumX2: 100.1*100.1 + 2*100*100}
+	if e := MeanEstimate(s); !(e.Variance > 1e-4) {
+		t.Errorf("small real variance lost: %+v", e)
 	}
 }
