@@ -240,15 +240,6 @@ type ReportPoint struct {
 	CIHigh  *float64 `json:"ci_high"`
 }
 
-// Default guardrails when an experiment declares none.
-var defaultGuardrails = []experiments.Guardrail{
-	{Metric: experiments.MetricError, Margin: 0.005},
-	{Metric: experiments.MetricLatencyMS, Margin: 0.10, Relative: true},
-}
-
-// defaultSteps is the rollout's default ramp (percent per candidate).
-var defaultSteps = []float64{1, 5, 25, 50}
-
 // analysis holds the resolved policy of a report.
 type analysis struct {
 	exp    *experiments.Experiment
@@ -264,30 +255,9 @@ func newAnalysis(exp *experiments.Experiment) *analysis {
 	if k < 1 {
 		k = 1
 	}
-	primary := exp.Primary
-	if primary == "" {
-		primary = experiments.DefaultPrimaryMetric
-	}
-	p := stats.Policy{
-		Mode:    stats.FullMode,
-		Primary: statsMetric(exp, primary, true),
-		Method:  stats.ConfidenceSequenceMethod,
-	}
-	guards := defaultGuardrails
-	if r := exp.Rollout; r != nil {
-		p.Alpha = r.Alpha
-		if r.Method == string(stats.MSPRTMethod) {
-			p.Method = stats.MSPRTMethod
-		}
-		p.MinUsers = float64(r.MinUsers)
-		p.MaxUsers = float64(r.MaxUsers)
-		if len(r.Guardrails) > 0 {
-			guards = r.Guardrails
-		}
-	}
-	for _, g := range guards {
-		p.Guardrails = append(p.Guardrails, stats.Guardrail{Metric: statsMetric(exp, g.Metric, g.Relative), Margin: g.Margin})
-	}
+	// The controller's own policy, always the full decision: a report
+	// judges the primary metric at every step.
+	p := exp.Policy(-1)
 	if !(p.Alpha > 0 && p.Alpha < 1) {
 		p.Alpha = stats.DefaultAlpha
 	}
@@ -305,10 +275,15 @@ func newAnalysis(exp *experiments.Experiment) *analysis {
 }
 
 // statsMetric describes a metric for stats: every abgate metric is a
-// per-observation mean (Σx/Σy at the user level).
+// per-observation mean (Σx/Σy at the user level). The direction is the
+// rollout controller's (experiments.metricSpec), so the report's decision
+// is the controller's: tokens per request have no preferred direction
+// for people, but a guardrail on them guards against more tokens.
 func statsMetric(exp *experiments.Experiment, name string, relative bool) stats.Metric {
 	m := stats.Metric{Name: name, Kind: stats.Ratio, Better: stats.HigherIsBetter, Relative: relative}
-	if describe(exp, name).better == "lower" {
+	switch {
+	case describe(exp, name).better == "lower",
+		name == experiments.MetricPromptTokens, name == experiments.MetricCompletionTokens:
 		m.Better = stats.LowerIsBetter
 	}
 	return m
@@ -369,7 +344,7 @@ func rampSteps(r *experiments.Rollout, k int) []float64 {
 	}
 	if len(out) == 0 {
 		maxPct := 100 / float64(max(k, 1))
-		for _, s := range defaultSteps {
+		for _, s := range experiments.DefaultRampPercents {
 			out = append(out, math.Min(s, maxPct))
 		}
 	}
@@ -488,6 +463,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 
 	r.Metrics = a.metrics(snap.Stats, d)
 	r.Verdict = a.verdict(&r, in)
+	r.Verdict.Sentence = outcome(&r) + r.Verdict.Sentence
 
 	for _, t := range transitions {
 		if t.Decision != nil {

@@ -457,3 +457,22 @@ func capitalize(s string) string {
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
 }
+
+// outcome opens the verdict of an experiment that has ended with what was
+// done and when; the analysis after it is the data the decision rested
+// on. It is empty while the experiment runs.
+func outcome(r *Report) string {
+	when := ""
+	if !r.EndedAt.IsZero() {
+		when = " on " + r.EndedAt.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	switch r.Status {
+	case "promoted":
+		return "Promoted" + when + ": the winning candidate now serves everyone. At the decision: "
+	case "rolled_back":
+		return "Rolled back" + when + ": the base model serves everyone again. At the decision: "
+	case "stopped":
+		return "Stopped" + when + ": the base model serves everyone. At the end: "
+	}
+	return ""
+}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,6 +33,8 @@ type stack struct {
 	lc      *experiments.Lifecycle
 	ctl     *experiments.RolloutController
 	rec     *experiments.Recorder
+	store   experiments.Store
+	exp     *experiments.Experiment
 	expID   string
 	alias   string
 	applied atomic.Int64 // SetAllocation calls
@@ -66,6 +69,7 @@ func startStack(t *testing.T, base, tuned *fakemodel.Model, r experiments.Rollou
 
 	signer := experiments.NewSigner([]byte(cfg.Server.TokenSecret.Reveal()), time.Hour)
 	store := memstore.New()
+	s.store, s.exp = store, &cfg.Experiments[0]
 	s.rec = experiments.NewRecorder(store, cfg.Recording, experiments.WithLogger(quiet))
 	t.Cleanup(func() { _ = s.rec.Close(context.Background()) })
 	h, err := gateway.New(cfg, signer, gateway.WithRecorder(s.rec), gateway.WithLogger(quiet))
@@ -218,6 +222,22 @@ func TestGatewayRolloutPromotes(t *testing.T) {
 		t.Fatalf("after %d users: %s\nlatest: %+v", users.Load(), outcome{state: st, history: hist}, rec)
 	}
 	t.Logf("promoted after %d users\n%s", users.Load(), outcome{state: st, history: hist})
+
+	// The report a PM reads says what the controller did: the same
+	// policy, on the same period's data, gives the same verdict, and the
+	// sentence opens with the outcome.
+	snap, err := s.store.Summaries(ctx, s.expID, st.Period)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := api.BuildReport(s.exp, api.ReportStatus{Status: string(st.Status), Step: st.Step, Period: st.Period, Ended: st.UpdatedAt},
+		nil, snap, nil, time.Now())
+	if last := hist[len(hist)-1]; last.Decision == nil || rep.Decision.Verdict != last.Decision.Verdict {
+		t.Errorf("the report's decision %q differs from the controller's %+v", rep.Decision.Verdict, last.Decision)
+	}
+	if !strings.HasPrefix(rep.Verdict.Sentence, "Promoted") || rep.Verdict.Kind != api.VerdictPromote {
+		t.Errorf("report verdict after promotion: %s %q", rep.Verdict.Kind, rep.Verdict.Sentence)
+	}
 
 	// Within a second the gateway serves the tuned model to everyone.
 	time.Sleep(time.Second)

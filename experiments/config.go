@@ -88,7 +88,8 @@ type Rollout struct {
 	Alpha float64 `yaml:"alpha"`
 	// Method: "confidence-sequence" (default) or "msprt".
 	Method string `yaml:"method"`
-	// MinUsers per variant before a decision at the last step (default 100);
+	// MinUsers per variant, at every step, before any verdict but a
+	// sample-ratio halt (default 100);
 	// MaxUsers per variant ends it for futility (0 = never).
 	MinUsers int `yaml:"min_users"`
 	MaxUsers int `yaml:"max_users"`

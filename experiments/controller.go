@@ -220,7 +220,9 @@ func (c *RolloutController) Evaluate(ctx context.Context, id string, fence int64
 		return err
 	}
 	now := c.now().UTC()
-	cmd := Command{Experiment: id, Actor: ControllerActor, Fence: fence, IfVersion: s.Version}
+	// Conditional: even an auto-start acts only on the draft it read
+	// (version 0), never on a state an operator wrote meanwhile.
+	cmd := Command{Experiment: id, Actor: ControllerActor, Fence: fence, IfVersion: s.Version, Conditional: true}
 	switch {
 	case s.Status == StatusDraft && c.autoStart:
 		cmd.Action, cmd.Reason = ActionStart, "auto-start: the experiment has a rollout"
@@ -237,7 +239,7 @@ func (c *RolloutController) Evaluate(ctx context.Context, id string, fence int64
 
 	steps := RolloutSteps(e)
 	step := min(max(s.Step, 0), len(steps)-1)
-	pol := rolloutPolicy(e, step)
+	pol := e.Policy(step)
 	snap, err := c.stats.Summaries(ctx, id, s.Period)
 	if err != nil {
 		return fmt.Errorf("read statistics of %q period %d: %w", id, s.Period, err)
@@ -245,7 +247,7 @@ func (c *RolloutController) Evaluate(ctx context.Context, id string, fence int64
 	in := rolloutInput(e, snap, e.AllocationFor(s), pol)
 	d := stats.Decide(in, pol)
 
-	rec := Recommendation{Experiment: id, At: now, Step: step, Period: s.Period, Decision: &d}
+	rec := Recommendation{Experiment: id, At: now, Step: step, Period: s.Period, Decision: &d, Fence: fence}
 	rec.Action, rec.Note = plan(steps[step], s, d, in, now)
 	if rec.Action == "" && rec.Note == "" {
 		rec.Note = reasonMessages(d)

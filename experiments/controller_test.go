@@ -163,9 +163,17 @@ func TestControllerFencedAfterLosingLease(t *testing.T) {
 	if _, ok, _ := f.lcs.Acquire(ctx, "other", time.Hour); !ok {
 		t.Fatal("other replica could not take the expired lease")
 	}
-	err := f.ctl.Evaluate(ctx, "ctl", old)
+	before, err := f.lc.LatestDecision(ctx, "ctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.ctl.Evaluate(ctx, "ctl", old)
 	if !errors.Is(err, experiments.ErrFenced) {
 		t.Fatalf("stale leader's evaluation: %v, want ErrFenced", err)
+	}
+	// Its recommendation is fenced off too.
+	if after, err := f.lc.LatestDecision(ctx, "ctl"); err != nil || !after.At.Equal(before.At) {
+		t.Fatalf("stale leader overwrote the recommendation: %+v (was %+v), %v", after, before, err)
 	}
 	if s := f.state(t); s.Step != 0 || s.Version != 1 {
 		t.Fatalf("fenced write changed the state: %+v", s)
@@ -274,5 +282,33 @@ func TestAPICommandWinsOverController(t *testing.T) {
 	ctl.Tick(ctx)
 	if s2 := f.state(t); s2.Version != s.Version {
 		t.Errorf("controller acted on a paused experiment: %+v", s2)
+	}
+}
+
+// TestAutoStartLosesToOperator: an operator who starts and stops a draft
+// experiment between the controller's read and its commit wins; the
+// controller's auto-start (fenced, on the draft's version 0) must not be
+// retried onto the stopped experiment.
+func TestAutoStartLosesToOperator(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newCtlFixture(t)
+	race := &racingStore{Lifecycle: f.lcs}
+	lc := experiments.NewLifecycle(race, f.cfg, experiments.WithLifecycleClock(f.clock.Now))
+	ctl := experiments.NewController(lc, f.stats, f.lcs, experiments.Controller{}, experiments.WithAutoStart(true),
+		experiments.WithControllerClock(f.clock.Now), experiments.WithHolderID("t"), experiments.WithControllerLogger(quiet))
+	race.before = func() {
+		if _, err := f.lc.Start(ctx, "ctl", "api:ops", ""); err != nil {
+			t.Error(err)
+		}
+		if _, err := f.lc.Stop(ctx, "ctl", "api:ops", "not yet"); err != nil {
+			t.Error(err)
+		}
+	}
+	ctl.Tick(ctx)
+	s := f.state(t)
+	h, _ := f.lc.History(ctx, "ctl", 0)
+	if s.Status != experiments.StatusStopped || len(h) != 2 {
+		t.Fatalf("state %+v, history %+v: the operator's stop must stand", s, h)
 	}
 }

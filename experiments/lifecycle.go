@@ -134,6 +134,11 @@ type Recommendation struct {
 	// Note explains a wait (e.g. "step min_duration not reached").
 	Note     string          `json:"note,omitempty"`
 	Decision *stats.Decision `json:"decision"`
+	// Fence is the lease fence of the controller that evaluated (0: not
+	// fenced). PutRecommendation refuses it with ErrFenced once it is no
+	// longer the current lease's, so a leader that lost its lease can't
+	// overwrite the new leader's recommendation. Not stored.
+	Fence int64 `json:"-"`
 }
 
 // LifecycleStore keeps lifecycle states, their transition history and the
@@ -153,7 +158,9 @@ type LifecycleStore interface {
 	// Transitions returns the last limit transitions (all when limit <=
 	// 0), oldest first.
 	Transitions(ctx context.Context, experiment string, limit int) ([]Transition, error)
-	// PutRecommendation replaces the experiment's latest recommendation.
+	// PutRecommendation replaces the experiment's latest recommendation
+	// if r.Fence is 0 or still the current lease's fence; it returns
+	// ErrFenced without writing otherwise.
 	PutRecommendation(ctx context.Context, r Recommendation) error
 	// Recommendation returns the latest one, or ErrNotFound.
 	Recommendation(ctx context.Context, experiment string) (Recommendation, error)
@@ -242,11 +249,14 @@ type Command struct {
 	Decision *stats.Decision
 	// Fence, when not 0, makes the write conditional on the lease.
 	Fence int64
-	// IfVersion, when not 0, applies the command only to that state
-	// version (ErrConflict otherwise, no retry): the controller acts only
-	// on the state it evaluated. API commands leave it 0 and are retried
-	// on a concurrent change.
+	// IfVersion, when not 0 (or with Conditional), applies the command
+	// only to that state version (ErrConflict otherwise, no retry): the
+	// controller acts only on the state it evaluated. API commands leave
+	// it 0 and are retried on a concurrent change.
 	IfVersion int64
+	// Conditional applies IfVersion even when it is 0, the implicit
+	// draft (the controller's auto-start).
+	Conditional bool
 }
 
 // allowed lists the statuses each action may start from.

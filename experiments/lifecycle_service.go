@@ -163,10 +163,11 @@ func (l *Lifecycle) Stop(ctx context.Context, id, actor, reason string) (Transit
 const maxCASRetries = 8
 
 // Do applies c: it reads the state, checks the action (Next), commits with
-// compare-and-set and notifies. A command without IfVersion is retried
-// on ErrConflict against the fresh state (re-checked, so a command that
-// became invalid fails with ErrInvalidTransition); with IfVersion it
-// fails with ErrConflict if the state moved on.
+// compare-and-set and notifies. A command without IfVersion (or
+// Conditional) is retried on ErrConflict against the fresh state
+// (re-checked, so a command that became invalid fails with
+// ErrInvalidTransition); with it, it fails with ErrConflict if the state
+// moved on.
 func (l *Lifecycle) Do(ctx context.Context, c Command) (Transition, error) {
 	e, err := l.Experiment(c.Experiment)
 	if err != nil {
@@ -175,12 +176,13 @@ func (l *Lifecycle) Do(ctx context.Context, c Command) (Transition, error) {
 	if c.Actor == "" {
 		return Transition{}, fmt.Errorf("%w: %s of %q without an actor", ErrInvalidTransition, c.Action, e.ID)
 	}
+	conditional := c.IfVersion != 0 || c.Conditional
 	for attempt := 0; ; attempt++ {
 		s, err := l.state(ctx, e)
 		if err != nil {
 			return Transition{}, err
 		}
-		if c.IfVersion != 0 && s.Version != c.IfVersion {
+		if conditional && s.Version != c.IfVersion {
 			return Transition{}, fmt.Errorf("%s %q: state is at version %d, not %d: %w", c.Action, e.ID, s.Version, c.IfVersion, ErrConflict)
 		}
 		next, t, err := Next(e, s, c, l.now().UTC())
@@ -194,7 +196,7 @@ func (l *Lifecycle) Do(ctx context.Context, c Command) (Transition, error) {
 			}
 			return t, nil
 		}
-		if !errors.Is(err, ErrConflict) || c.IfVersion != 0 || attempt >= maxCASRetries {
+		if !errors.Is(err, ErrConflict) || conditional || attempt >= maxCASRetries {
 			return Transition{}, fmt.Errorf("%s %q: %w", c.Action, e.ID, err)
 		}
 	}

@@ -36,7 +36,8 @@ func WithWatcherLogger(l *slog.Logger) WatcherOption { return func(w *Watcher) {
 
 // Watcher keeps a replica's allocations in step with the lifecycle
 // states: it calls fn(id, AllocationFor(state)) for every experiment with
-// a rollout when its state version changes (and once at the start). It
+// a rollout when its state version changes (and once at the start), and
+// fn(id, nil) when a config update takes an experiment's rollout away. It
 // hears changes on the store's ChangeFeed, if it has one, and polls every
 // PollInterval as a fallback, so every replica follows a change within
 // about a second even when pub/sub messages are lost. A state that
@@ -65,7 +66,10 @@ func NewWatcher(store StateReader, cfg *Config, fn func(experimentID string, a *
 
 // Update replaces the watched experiments (config reload); every one is
 // delivered again at the next refresh, since its allocation derives from
-// the config too.
+// the config too. An experiment that is still configured but lost its
+// rollout gets fn(id, nil) at once: back to its configured allocation, as
+// a replica started with the new config serves it, rather than the last
+// lifecycle allocation for as long as this replica runs.
 func (w *Watcher) Update(cfg *Config) {
 	exps := make(map[string]*Experiment)
 	for i := range cfg.Experiments {
@@ -74,8 +78,17 @@ func (w *Watcher) Update(cfg *Config) {
 		}
 	}
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	var dropped []string
+	for id := range w.exps {
+		if exps[id] == nil && cfg.Experiment(id) != nil {
+			dropped = append(dropped, id)
+		}
+	}
 	w.exps, w.last = exps, make(map[string]int64)
-	w.mu.Unlock()
+	for _, id := range dropped {
+		w.fn(id, nil)
+	}
 }
 
 // Run refreshes at once, then on every change announcement and every

@@ -130,3 +130,36 @@ func TestWatcherKeepsLastOnError(t *testing.T) {
 		t.Fatalf("after recovery: %+v, want rolled back (Serve 0)", a)
 	}
 }
+
+// TestWatcherReleasesExperimentThatLostItsRollout: a reload that removes
+// an experiment's rollout hands it back to its configured allocation
+// (fn(id, nil)), as a replica started with that config serves it; the
+// last lifecycle allocation must not stay in force on this replica.
+func TestWatcherReleasesExperimentThatLostItsRollout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := rolloutExp("wr", 1, 5, 50)
+	gone := rolloutExp("wgone", 1, 5, 50)
+	cfg := &experiments.Config{Experiments: []experiments.Experiment{e, gone}}
+	store := memstore.NewLifecycle()
+	lc := experiments.NewLifecycle(store, cfg)
+	if _, err := lc.Start(ctx, "wr", "api:t", ""); err != nil {
+		t.Fatal(err)
+	}
+	var log allocLog
+	w := experiments.NewWatcher(store, cfg, log.set, experiments.WithWatcherLogger(quiet))
+	if err := w.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// "wr" keeps its experiment but loses its rollout; "wgone" is removed
+	// altogether (the gateway forgets it by itself).
+	fixed := e
+	fixed.Rollout = nil
+	w.Update(&experiments.Config{Experiments: []experiments.Experiment{fixed}})
+	if a, n := log.last("wr"); n != 2 || a != nil {
+		t.Fatalf("after the rollout was removed: %d calls, last %+v; want a nil allocation (back to the configured one)", n, a)
+	}
+	if _, n := log.last("wgone"); n != 1 {
+		t.Fatalf("removed experiment: %d calls, want only the initial one", n)
+	}
+}

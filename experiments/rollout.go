@@ -82,25 +82,32 @@ func metricSpec(e *Experiment, name string) stats.Metric {
 	return m
 }
 
-// rolloutPolicy is the stats policy of an experiment at ramp step step:
-// guardrails only (RampMode) before the last step, primary and guardrails
-// (FullMode) at it.
-func rolloutPolicy(e *Experiment, step int) stats.Policy {
-	r := e.Rollout
+// Policy is the experiment's stats policy: the one the rollout
+// controller obeys and the reports show, so the two never disagree. The
+// primary metric is judged on its relative lift (the "+4.1%" people
+// read), at the rollout's alpha, method and user bounds, with its
+// guardrails (DefaultGuardrails when it declares none). At a ramp step
+// before the last only the guardrails decide (stats.RampMode); a step < 0,
+// the last step, or an experiment without a rollout gives the full
+// decision.
+func (e *Experiment) Policy(step int) stats.Policy {
 	p := stats.Policy{
-		Mode:     stats.FullMode,
-		Primary:  metricSpec(e, orStr(e.Primary, DefaultPrimaryMetric)),
-		Alpha:    r.Alpha,
-		Method:   stats.Method(r.Method),
-		MinUsers: float64(r.MinUsers),
-		MaxUsers: float64(r.MaxUsers),
+		Mode:    stats.FullMode,
+		Primary: withRelative(metricSpec(e, orStr(e.Primary, DefaultPrimaryMetric)), true),
+		Method:  stats.ConfidenceSequenceMethod,
 	}
-	if step < len(RolloutSteps(e))-1 {
-		p.Mode = stats.RampMode
-	}
-	gs := r.Guardrails
-	if len(gs) == 0 {
-		gs = DefaultGuardrails
+	gs := DefaultGuardrails
+	if r := e.Rollout; r != nil {
+		p.Alpha, p.MinUsers, p.MaxUsers = r.Alpha, float64(r.MinUsers), float64(r.MaxUsers)
+		if r.Method != "" {
+			p.Method = stats.Method(r.Method)
+		}
+		if len(r.Guardrails) > 0 {
+			gs = r.Guardrails
+		}
+		if step >= 0 && step < len(RolloutSteps(e))-1 {
+			p.Mode = stats.RampMode
+		}
 	}
 	for _, g := range gs {
 		p.Guardrails = append(p.Guardrails, stats.Guardrail{Metric: withRelative(metricSpec(e, g.Metric), g.Relative), Margin: g.Margin})

@@ -121,8 +121,11 @@ func (l *Lifecycle) PutRecommendation(_ context.Context, r experiments.Recommend
 		return fmt.Errorf("encode recommendation: %w", err)
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.Fence != 0 && !(r.Fence == l.fence && l.now().Before(l.expires)) {
+		return fmt.Errorf("recommendation of %q with fence %d: %w", r.Experiment, r.Fence, experiments.ErrFenced)
+	}
 	l.recs[r.Experiment] = b
-	l.mu.Unlock()
 	return nil
 }
 

@@ -100,6 +100,26 @@ redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
 `)
 
+// putRecScript stores the latest recommendation, fenced like a commit.
+//
+// KEYS[1] -> recommendation key
+// KEYS[2] -> lease key (only passed, and read, when ARGV[2] is not "0")
+// ARGV[1] -> Recommendation JSON
+// ARGV[2] -> writer's fence ("0": unfenced)
+//
+// Returns 1 when stored, -2 when the fence is not the current lease's
+// (nothing written).
+var putRecScript = redis.NewScript(`
+if ARGV[2] ~= '0' then
+  local l = redis.call('GET', KEYS[2])
+  if not l or string.sub(l, 1, #ARGV[2] + 1) ~= ARGV[2] .. ':' then
+    return -2
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+`)
+
 // acquireScript takes or extends the lease.
 //
 // KEYS[1] -> lease key, value "<fence>:<holder>"
@@ -246,8 +266,16 @@ func (l *Lifecycle) PutRecommendation(ctx context.Context, r experiments.Recomme
 	if err != nil {
 		return fmt.Errorf("encode recommendation: %w", err)
 	}
-	if err := l.c.Set(ctx, l.k.rec(r.Experiment), b, 0).Err(); err != nil {
+	keys := []string{l.k.rec(r.Experiment)}
+	if r.Fence != 0 {
+		keys = append(keys, l.k.lease())
+	}
+	res, err := putRecScript.Run(ctx, l.c, keys, b, r.Fence).Int64()
+	if err != nil {
 		return fmt.Errorf("store recommendation of %q: %w", r.Experiment, err)
+	}
+	if res != 1 {
+		return fmt.Errorf("store recommendation of %q with fence %d: %w", r.Experiment, r.Fence, experiments.ErrFenced)
 	}
 	return nil
 }

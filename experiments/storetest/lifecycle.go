@@ -32,6 +32,7 @@ func RunLifecycle(t *testing.T, newStore LifecycleFactory) {
 	t.Run("HistoryOrderAndLimit", func(t *testing.T) { testLCHistory(t, newStore) })
 	t.Run("Recommendation", func(t *testing.T) { testLCRec(t, newStore) })
 	t.Run("LeaseAndFencing", func(t *testing.T) { testLCLease(t, newStore) })
+	t.Run("RecommendationFencing", func(t *testing.T) { testLCRecFence(t, newStore) })
 	t.Run("ChangeFeed", func(t *testing.T) { testLCFeed(t, newStore) })
 }
 
@@ -231,6 +232,44 @@ func testLCLease(t *testing.T, newStore LifecycleFactory) {
 	fa2, ok, _ := s.Acquire(ctx, "a", ttl)
 	if !ok || fa2 <= fb {
 		t.Fatalf("a acquires after release: %d, %v; want fence > %d", fa2, ok, fb)
+	}
+}
+
+// testLCRecFence: a leader that lost its lease must not overwrite the
+// new leader's recommendation.
+func testLCRecFence(t *testing.T, newStore LifecycleFactory) {
+	s, elapse := newStore(t)
+	ctx := context.Background()
+	const ttl = 1500 * time.Millisecond
+	fa, ok, err := s.Acquire(ctx, "a", ttl)
+	if err != nil || !ok {
+		t.Fatalf("a acquires: %v, %v", ok, err)
+	}
+	exp := NewID("lcrecfence")
+	rec := func(step int, fence int64) experiments.Recommendation {
+		return experiments.Recommendation{Experiment: exp, At: t0, Step: step, Period: 1, Fence: fence,
+			Decision: &stats.Decision{Verdict: stats.Continue, Reasons: []stats.Reason{}, Variants: []stats.VariantResult{}}}
+	}
+	if err := s.PutRecommendation(ctx, rec(1, fa)); err != nil {
+		t.Fatalf("leader's recommendation: %v", err)
+	}
+	elapse(ttl + 200*time.Millisecond)
+	fb, ok, err := s.Acquire(ctx, "b", ttl)
+	if err != nil || !ok {
+		t.Fatalf("b acquires the expired lease: %v, %v", ok, err)
+	}
+	if err := s.PutRecommendation(ctx, rec(2, fb)); err != nil {
+		t.Fatalf("new leader's recommendation: %v", err)
+	}
+	if err := s.PutRecommendation(ctx, rec(3, fa)); !errors.Is(err, experiments.ErrFenced) {
+		t.Fatalf("old leader's recommendation: %v, want ErrFenced", err)
+	}
+	if got, err := s.Recommendation(ctx, exp); err != nil || got.Step != 2 {
+		t.Fatalf("Recommendation = %+v, %v; want the new leader's (step 2)", got, err)
+	}
+	// Unfenced writes don't need the lease.
+	if err := s.PutRecommendation(ctx, rec(4, 0)); err != nil {
+		t.Fatalf("unfenced recommendation: %v", err)
 	}
 }
 
