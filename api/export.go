@@ -37,8 +37,9 @@ func NewFeedbackExport(log experiments.FeedbackLog, lookup ExperimentLookup) *Fe
 	return &FeedbackExport{log: log, lookup: lookup}
 }
 
-// Register mounts the route behind the given middleware (the viewer
-// role's check, when tokens are configured).
+// Register mounts the route behind the given middleware: the admin
+// role's check (the export can hold users' own words; cmd/abgate and the
+// OpenAPI document say admin).
 func (f *FeedbackExport) Register(r gin.IRouter, mw ...gin.HandlerFunc) {
 	r.GET("/api/v1/experiments/:id/feedback.jsonl", append(append([]gin.HandlerFunc(nil), mw...), f.export)...)
 }

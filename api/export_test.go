@@ -113,7 +113,7 @@ func TestFeedbackExportRoundTrip(t *testing.T) {
 		byKey[r.RequestID+"/"+r.Metric] = r
 	}
 	c := byKey["req-1/correction"]
-	if c.Variant != "ft" || c.VariantIndex != 1 || c.Value != 1 || c.EventID != "e1/correction" || !c.At.Equal(env.now) ||
+	if c.Variant != "ft" || c.VariantIndex != 1 || c.Value != 1 || !strings.HasSuffix(c.EventID, ":e1/correction") || !c.At.Equal(env.now) ||
 		c.CorrectionText != "The refund window is 30 days." || c.Comment != "wrong policy" || c.Experiment != "texts" {
 		t.Errorf("correction record %+v", c)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -241,9 +242,12 @@ func (f *Feedback) apply(ev *FeedbackEvent) (FeedbackResult, *apiError) {
 			RequestID: tok.RequestID, Metric: name, Value: v, At: now, Segments: tok.Segments,
 		}
 		if ev.EventID != "" {
-			// One event may carry several signals: each is de-duplicated
-			// on its own, so a retry that adds a signal still counts it.
-			fb.EventID = ev.EventID + "/" + name
+			// Event ids are the client's and need only be unique per user:
+			// they are scoped to the token's unit (a retry carries the same
+			// token), so two users sending "msg-1" are two events. One
+			// event may carry several signals: each is de-duplicated on its
+			// own, so a retry that adds a signal still counts it.
+			fb.EventID = hex.EncodeToString(tok.Unit[:8]) + ":" + ev.EventID + "/" + name
 		}
 		fbs = append(fbs, fb)
 	}

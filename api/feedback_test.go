@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -152,7 +153,7 @@ func TestFeedbackAttribution(t *testing.T) {
 	}
 	got := s.got[0]
 	want := experiments.Feedback{Experiment: "exp1", Phase: 1, Variant: 1, Unit: signer.KeyUnit("user-1"),
-		RequestID: "req-1", EventID: "evt-9/thumbs", Metric: "thumbs", Value: 1, At: t0}
+		RequestID: "req-1", EventID: unitScope("user-1") + ":evt-9/thumbs", Metric: "thumbs", Value: 1, At: t0}
 	if got != want {
 		t.Fatalf("recorded %+v, want %+v", got, want)
 	}
@@ -212,5 +213,35 @@ func TestFeedbackBatch(t *testing.T) {
 		map[string]string{"X-Abgate-Token": good})
 	if w.Code != 503 || !strings.Contains(w.Body.String(), `"accepted":1`) {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+}
+
+// unitScope is the prefix that scopes a client's event id to a unit.
+func unitScope(unit string) string {
+	k := signer.KeyUnit(unit)
+	return hex.EncodeToString(k[:8])
+}
+
+// TestFeedbackEventIDPerUser: event ids need only be unique per user; two
+// users sending the same id are two events, and one user's retry is one.
+func TestFeedbackEventIDPerUser(t *testing.T) {
+	t.Parallel()
+	s := &sink{full: -1}
+	r := newServer(s)
+	tokenFor := func(user string) string {
+		return signer.Issue(experiments.Token{Experiment: "exp1", Phase: 1, Variant: 1, Unit: signer.KeyUnit(user), Analysed: true, RequestID: "r-" + user}, t0)
+	}
+	for _, user := range []string{"alice", "bob", "alice"} {
+		if w := do(r, "/v1/feedback", `{"event_id":"msg-1","signals":{"thumbs":"up"}}`, map[string]string{"X-Abgate-Token": tokenFor(user)}); w.Code != 200 {
+			t.Fatalf("%s: %d %s", user, w.Code, w.Body)
+		}
+	}
+	ids := map[string]bool{}
+	for _, f := range s.got {
+		ids[f.EventID] = true
+	}
+	// The sink sees all three; the store de-duplicates by id: two ids.
+	if len(ids) != 2 {
+		t.Fatalf("event ids %v: want one per user", ids)
 	}
 }
