@@ -52,10 +52,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		for range hup {
 			next, err := experiments.LoadForServe(*path)
 			if err == nil {
-				err = experiments.CheckReshuffles(a.catalog.File(), next)
-			}
-			if err == nil {
-				err = a.catalog.SetFile(ctx, next)
+				err = a.reload(ctx, next)
 			}
 			if err != nil {
 				log.Error("config reload refused; still serving the previous config", "err", err)
@@ -65,6 +62,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 	return a.run(ctx, stdout)
+}
+
+// reload serves a new config file (SIGHUP) unless it would re-randomize
+// an experiment without a new phase. Its experiments are checked against
+// everything served now, the API's too: a file experiment that takes over
+// the id of one created through the API replaces it in the merge.
+func (a *app) reload(ctx context.Context, next *experiments.Config) error {
+	if err := experiments.CheckReshuffles(a.catalog.Config(), next); err != nil {
+		return err
+	}
+	return a.catalog.SetFile(ctx, next)
 }
 
 // app is one abgate process: the store, the recorder, the proxy and the
@@ -125,6 +133,10 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 			Username: cfg.Redis.Username,
 			Password: cfg.Redis.Password.Reveal(),
 			DB:       cfg.Redis.DB,
+			// Without it go-redis ignores context deadlines, and the
+			// recorder's apply timeout and shutdown budget would be bounded
+			// only by the read timeout.
+			ContextTimeoutEnabled: true,
 		})
 		if a.tracing.enabled {
 			if err := redisotel.InstrumentTracing(a.redis); err != nil {
@@ -442,18 +454,34 @@ func (a *app) run(ctx context.Context, stdout io.Writer) error {
 	wg.Wait()
 	stopBG()
 	bgWG.Wait()
-	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer rcancel()
-	// Hand the lease over at once rather than after its TTL.
-	if err := a.controller.Release(rctx); err != nil {
+	// Hand the lease over at once rather than after its TTL; then flush
+	// the recorder and drain the webhooks side by side, each with its own
+	// budget, so a receiver that keeps failing can't eat the time the
+	// recorder needs to persist what it accepted.
+	lctx, lcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if err := a.controller.Release(lctx); err != nil {
 		a.log.Warn("controller lease not released", "err", err)
 	}
-	if err := a.hooks.Close(rctx); err != nil {
-		a.log.Warn("webhook deliveries still queued at shutdown", "err", err)
-	}
-	if err := a.recorder.Close(rctx); err != nil {
-		a.log.Error("recorder did not flush everything", "err", err)
-	}
+	lcancel()
+	var drain sync.WaitGroup
+	drain.Add(2)
+	go func() {
+		defer drain.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.hooks.Close(ctx); err != nil {
+			a.log.Warn("webhook deliveries still queued at shutdown", "err", err)
+		}
+	}()
+	go func() {
+		defer drain.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.recorder.Close(ctx); err != nil {
+			a.log.Error("recorder did not flush everything", "err", err)
+		}
+	}()
+	drain.Wait()
 	st := a.recorder.Stats()
 	a.log.Info("stopped", "outcomes_accepted", st.Accepted, "persisted", st.Persisted, "dropped", st.Dropped)
 	if a.redis != nil {
