@@ -182,24 +182,5 @@ func testDefFeed(t *testing.T, newStore func(t *testing.T) DefinitionsStore) {
 	if err := s.Put(context.Background(), 0, StoredDefinition(id, 1)); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case got := <-ch:
-		if got != id {
-			t.Fatalf("announced %q, want %q", got, id)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no announcement within 5s")
-	}
-	cancel()
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-		case <-deadline:
-			t.Fatal("channel not closed after the context ended")
-		}
-	}
+	expectAnnouncement(t, ch, id, cancel, 5*time.Second)
 }

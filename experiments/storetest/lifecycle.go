@@ -285,24 +285,5 @@ func testLCFeed(t *testing.T, newStore LifecycleFactory) {
 	if err := s.Commit(ctx, 0, lcState(exp, 1, experiments.StatusRunning), lcTrans(exp, 1, 0)); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case id := <-ch:
-		if id != exp {
-			t.Fatalf("announced %q, want %q", id, exp)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("no change announced within 2s")
-	}
-	cancel()
-	deadline := time.After(2 * time.Second)
-	for {
-		select {
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-		case <-deadline:
-			t.Fatal("feed not closed after cancel")
-		}
-	}
+	expectAnnouncement(t, ch, exp, cancel, 2*time.Second)
 }
