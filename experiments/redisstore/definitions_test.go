@@ -18,9 +18,7 @@ func TestDefinitionsConformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server")
 	}
-	srv := storetest.StartRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t)
 	var n atomic.Int64
 	storetest.RunDefinitions(t, func(t *testing.T) storetest.DefinitionsStore {
 		// A prefix per subtest: each starts empty.

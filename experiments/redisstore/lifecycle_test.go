@@ -16,9 +16,7 @@ func TestLifecycleConformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server")
 	}
-	srv := storetest.StartRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t)
 	var n atomic.Int64
 	storetest.RunLifecycle(t, func(t *testing.T) (storetest.LifecycleStore, func(time.Duration)) {
 		// A prefix per subtest: each gets its own lease.

@@ -287,9 +287,7 @@ func TestRecorderRedisPaused(t *testing.T) {
 // BenchmarkRecorderRedis measures recorder throughput into a local Redis:
 // 10k users, 2 variants, events/s persisted (Observe → aggregate → Lua).
 func BenchmarkRecorderRedis(b *testing.B) {
-	srv := storetest.StartRedis(b)
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	defer c.Close()
+	c := newClient(b)
 	for _, users := range []int{10000, 1000000} {
 		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) { benchRecorder(b, c, users) })
 	}

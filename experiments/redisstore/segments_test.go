@@ -5,8 +5,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/experiments/redisstore"
@@ -20,9 +18,7 @@ import (
 // left the user states written, the chunk marked as applied and the
 // statistics without the chunk, for good.
 func TestApplyManySegmentValues(t *testing.T) {
-	srv := storetest.StartRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	defer c.Close()
+	c := newClient(t)
 	ctx := context.Background()
 	rs := redisstore.New(c)
 	ms := memstore.New()

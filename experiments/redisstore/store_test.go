@@ -53,9 +53,7 @@ func checkTTLs(c redis.UniversalClient, prefix string) func(*testing.T, experime
 }
 
 func TestConformance(t *testing.T) {
-	srv := storetest.StartRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t)
 	// A small chunk size so batches are cut into several script calls.
 	storetest.Run(t, func(t *testing.T) experiments.Store {
 		return redisstore.New(c, redisstore.WithPrefix("t1"), redisstore.WithChunkEntries(97))
@@ -80,9 +78,7 @@ func TestConformanceCluster(t *testing.T) {
 // TestScriptFlushed: EVALSHA of an unknown script (first use, SCRIPT FLUSH
 // or a restarted server) loads it and applies the batch once.
 func TestScriptFlushed(t *testing.T) {
-	srv := storetest.StartRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	defer c.Close()
+	c := newClient(t)
 	ctx := context.Background()
 	s := redisstore.New(c, redisstore.WithChunkEntries(50))
 	r := rand.New(rand.NewPCG(1, 1))
@@ -112,9 +108,7 @@ func TestScriptFlushed(t *testing.T) {
 // TestUserStateCompact: a user's totals for all metrics are one hash
 // field, and no raw unit id is stored.
 func TestUserStateCompact(t *testing.T) {
-	srv := storetest.StartRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	defer c.Close()
+	c := newClient(t)
 	ctx := context.Background()
 	s := redisstore.New(c)
 	exp := storetest.NewID("compact")
@@ -148,9 +142,7 @@ func TestUserStateCompact(t *testing.T) {
 // metrics (the worst case: no merging) and reports the cost per user and
 // the Redis-side script time.
 func BenchmarkApply(b *testing.B) {
-	srv := storetest.StartRedis(b)
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	defer c.Close()
+	c := newClient(b)
 	s := redisstore.New(c)
 	ctx := context.Background()
 	exp := storetest.NewID("apply")
