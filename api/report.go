@@ -316,39 +316,12 @@ func expectedSplit(exp *experiments.Experiment, st ReportStatus) []float64 {
 	if len(st.Split) == n {
 		return append([]float64(nil), st.Split...)
 	}
-	k := n - 1
-	share := make([]float64, n)
-	if r := exp.Rollout; r != nil && st.Step >= 0 {
-		steps := rampSteps(r, k)
-		pct := steps[min(st.Step, len(steps)-1)]
-		for i := 1; i < n; i++ {
-			share[i] = pct
-		}
-	} else {
-		for i := 1; i < n; i++ {
-			share[i] = exp.Variants[i].Weight
-		}
+	if exp.Rollout != nil && st.Step >= 0 {
+		steps := experiments.RolloutSteps(exp)
+		step := min(st.Step, len(steps)-1)
+		return exp.AllocationFor(experiments.State{Status: experiments.StatusRunning, Step: step}).Split(n)
 	}
-	rest := 100.0
-	for _, s := range share[1:] {
-		rest -= s
-	}
-	share[0] = rest
-	return share
-}
-
-func rampSteps(r *experiments.Rollout, k int) []float64 {
-	var out []float64
-	for _, s := range r.Steps {
-		out = append(out, s.Percent)
-	}
-	if len(out) == 0 {
-		maxPct := 100 / float64(max(k, 1))
-		for _, s := range experiments.DefaultRampPercents {
-			out = append(out, math.Min(s, maxPct))
-		}
-	}
-	return out
+	return exp.Allocation().Split(n)
 }
 
 func toStats(s experiments.Summary) stats.Summary {
@@ -409,7 +382,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 		r.Period = exp.PhaseOrOne()
 	}
 	if exp.Rollout != nil {
-		r.Steps = len(rampSteps(exp.Rollout, n-1))
+		r.Steps = len(experiments.RolloutSteps(exp))
 	} else {
 		r.Step = -1
 	}

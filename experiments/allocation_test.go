@@ -51,3 +51,12 @@ func TestCheckReshuffles(t *testing.T) {
 		})
 	}
 }
+
+func TestAllocationSplit(t *testing.T) {
+	t.Parallel()
+	a := &experiments.Allocation{Shares: []uint16{1000, 2500}, Serve: 2}
+	got := a.Split(3)
+	if len(got) != 3 || got[0] != 6500 || got[1] != 1000 || got[2] != 2500 {
+		t.Errorf("Split(3) = %v, want [6500 1000 2500] (Serve ignored)", got)
+	}
+}

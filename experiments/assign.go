@@ -82,6 +82,23 @@ type Allocation struct {
 	Period int
 }
 
+// Split is the expected share of each of n variants among the units the
+// variant hash assigns, in basis points: each candidate's share and the
+// rest for the base. It ignores Serve: it is the split the data of a
+// period was gathered under (sample-ratio checks, reports).
+func (a *Allocation) Split(n int) []float64 {
+	split := make([]float64, n)
+	rest := float64(Buckets)
+	for i, sh := range a.Shares {
+		if i+1 < n {
+			split[i+1] = float64(sh)
+			rest -= float64(sh)
+		}
+	}
+	split[0] = rest
+	return split
+}
+
 // Assignment is the result of Assign.
 type Assignment struct {
 	Variant int    // index into the experiment's variants; 0 is the base

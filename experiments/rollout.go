@@ -129,13 +129,7 @@ func orStr(s, def string) string {
 // Summary per variant for every metric the policy reads.
 func rolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) stats.Input {
 	k := len(e.Variants)
-	in := stats.Input{Users: make([]float64, k), ExpectedSplit: make([]float64, k), Metrics: map[string][]stats.Summary{}}
-	rest := float64(Buckets)
-	for i, s := range a.Shares {
-		in.ExpectedSplit[i+1] = float64(s)
-		rest -= float64(s)
-	}
-	in.ExpectedSplit[0] = rest
+	in := stats.Input{Users: make([]float64, k), ExpectedSplit: a.Split(k), Metrics: map[string][]stats.Summary{}}
 	for v := range k {
 		in.Users[v] = snap.Stats[VariantMetric{v, MetricRequests}].N
 	}

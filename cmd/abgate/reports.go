@@ -50,24 +50,9 @@ func (s reportSource) Status(ctx context.Context, id string) (api.ReportStatus, 
 		rs.Ended = st.UpdatedAt
 	}
 	if st.Status == experiments.StatusRunning || st.Status == experiments.StatusPaused {
-		rs.Split = splitOf(e.AllocationFor(st), len(e.Variants))
+		rs.Split = e.AllocationFor(st).Split(len(e.Variants))
 	}
 	return rs, nil
-}
-
-// splitOf is the expected share of each variant under a: each candidate's
-// share, and the rest for the base.
-func splitOf(a *experiments.Allocation, n int) []float64 {
-	split := make([]float64, n)
-	rest := float64(experiments.Buckets)
-	for i, sh := range a.Shares {
-		if i+1 < n {
-			split[i+1] = float64(sh)
-			rest -= float64(sh)
-		}
-	}
-	split[0] = rest
-	return split
 }
 
 func (s reportSource) Transitions(ctx context.Context, id string) ([]api.ReportTransition, error) {
