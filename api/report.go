@@ -274,21 +274,6 @@ func newAnalysis(exp *experiments.Experiment) *analysis {
 	return a
 }
 
-// statsMetric describes a metric for stats: every abgate metric is a
-// per-observation mean (Σx/Σy at the user level). The direction is the
-// rollout controller's (experiments.metricSpec), so the report's decision
-// is the controller's: tokens per request have no preferred direction
-// for people, but a guardrail on them guards against more tokens.
-func statsMetric(exp *experiments.Experiment, name string, relative bool) stats.Metric {
-	m := stats.Metric{Name: name, Kind: stats.Ratio, Better: stats.HigherIsBetter, Relative: relative}
-	switch {
-	case describe(exp, name).better == "lower",
-		name == experiments.MetricPromptTokens, name == experiments.MetricCompletionTokens:
-		m.Better = stats.LowerIsBetter
-	}
-	return m
-}
-
 // test analyses the lift of t over c like stats.Decide does (same method,
 // N*, tau and Bonferroni-corrected alpha), so the numbers agree with the
 // decision. n is the users in the comparison.
