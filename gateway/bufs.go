@@ -136,10 +136,6 @@ var (
 	_ httputil.BufferPool = (*bufferPool)(nil)
 )
 
-func (b *reqBody) size() int64 {
-	return int64(len(b.parts[0]) + len(b.parts[1]) + len(b.parts[2]))
-}
-
 func (b *reqBody) Read(p []byte) (int, error) {
 	b.g.mu.Lock()
 	defer b.g.mu.Unlock()

@@ -171,18 +171,6 @@ func (g *grid) exitProb(tp, t, up, low, theta float64) float64 {
 	return p
 }
 
-// upperExitProb is exitProb for the upper boundary only.
-func (g *grid) upperExitProb(tp, t, up, theta float64) float64 {
-	sd := math.Sqrt(t - tp)
-	st, sp := math.Sqrt(t), math.Sqrt(tp)
-	drift := theta * (t - tp)
-	p := 0.0
-	for i, z := range g.z {
-		p += g.w[i] * unitNormal.Survival((up*st-z*sp-drift)/sd)
-	}
-	return p
-}
-
 // next propagates the sub-density to the next look's continuation region
 // [−c, c].
 func (g *grid) next(tp, t, c, theta float64) *grid {

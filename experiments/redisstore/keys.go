@@ -60,6 +60,3 @@ func (k keys) drift(id string, h experiments.Hour) string {
 	return k.exp(id) + ":drift:" + strconv.FormatInt(int64(h), 10)
 }
 func (k keys) feedbackLog(id string) string { return k.exp(id) + ":feedback" }
-
-// Stat field suffixes, in the order the scripts return and write them.
-var statFields = [6]string{"n", "sx", "sx2", "sy", "sy2", "sxy"}
