@@ -323,12 +323,12 @@ type metricDef struct {
 
 // builtinFeedback are the feedback metrics every experiment accepts.
 var builtinFeedback = map[string]metricDef{
-	"thumbs":             {kind: experiments.MetricBinary, min: 0, max: 1, thumbs: true},
-	"rating":             {kind: experiments.MetricCount, min: 1, max: 5},
-	"correction":         {kind: experiments.MetricBinary, min: 0, max: 1},
-	"reformulated":       {kind: experiments.MetricBinary, min: 0, max: 1},
-	"task_completed":     {kind: experiments.MetricBinary, min: 0, max: 1},
-	"completion_seconds": {kind: experiments.MetricContinuous, min: 0, max: 7 * 24 * 3600},
+	experiments.MetricThumbs:            {kind: experiments.MetricBinary, min: 0, max: 1, thumbs: true},
+	experiments.MetricRating:            {kind: experiments.MetricCount, min: 1, max: 5},
+	experiments.MetricCorrection:        {kind: experiments.MetricBinary, min: 0, max: 1},
+	experiments.MetricReformulated:      {kind: experiments.MetricBinary, min: 0, max: 1},
+	experiments.MetricTaskCompleted:     {kind: experiments.MetricBinary, min: 0, max: 1},
+	experiments.MetricCompletionSeconds: {kind: experiments.MetricContinuous, min: 0, max: 7 * 24 * 3600},
 }
 
 func builtinFeedbackNames() []string {
