@@ -34,13 +34,10 @@ var (
 	ErrInvalidFeedback = errors.New("invalid feedback")
 )
 
-// Recorder defaults. Config.SetDefaults fills the Recording fields; these
-// cover a zero Recording passed directly (tests, embedding) and must agree
-// with it.
+// Recorder defaults beyond the config's. A zero Recording passed
+// directly (tests, embedding) takes the same Default* values that
+// Config.SetDefaults fills in.
 const (
-	recDefaultQueueSize     = 65536
-	recDefaultFlushInterval = 100 * time.Millisecond
-	recDefaultBatchSize     = 4096
 	// DefaultMaxBatchAge is below redisstore's default dedup window (1h):
 	// a batch is never retried after the store may have forgotten it.
 	DefaultMaxBatchAge  = 50 * time.Minute
@@ -190,7 +187,7 @@ func WithRetryBackoff(minD, maxD time.Duration) RecorderOption {
 func NewRecorder(store Store, cfg Recording, opts ...RecorderOption) *Recorder {
 	qs := cfg.QueueSize
 	if qs <= 0 {
-		qs = recDefaultQueueSize
+		qs = DefaultQueueSize
 	}
 	r := &Recorder{
 		store:        store,
@@ -213,10 +210,10 @@ func NewRecorder(store Store, cfg Recording, opts ...RecorderOption) *Recorder {
 		flusherDone:  make(chan struct{}),
 	}
 	if r.batchSize <= 0 {
-		r.batchSize = recDefaultBatchSize
+		r.batchSize = DefaultBatchSize
 	}
 	if r.interval <= 0 {
-		r.interval = recDefaultFlushInterval
+		r.interval = time.Duration(DefaultFlushInterval)
 	}
 	for _, o := range opts {
 		o(r)
