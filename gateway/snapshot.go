@@ -14,18 +14,6 @@ import (
 	"github.com/abgate/abgate/experiments"
 )
 
-// Defaults for zero config values. The config loader applies the same
-// ones; the gateway does not rely on it.
-const (
-	defaultMaxBody        = 10 << 20
-	defaultUnitHeader     = "X-User-ID"
-	defaultUnitField      = "user"
-	defaultConnectTimeout = 5 * time.Second
-	defaultHeaderTimeout  = 60 * time.Second
-	defaultTotalTimeout   = 10 * time.Minute
-	defaultMaxIdleConns   = 512
-)
-
 // snapshot is everything a request reads. It is immutable once stored:
 // Update and SetAllocation build a new one and swap the pointer.
 type snapshot struct {
@@ -96,9 +84,12 @@ type header struct {
 	value []string
 }
 
-func orDuration(d experiments.Duration, def time.Duration) time.Duration {
+// orDuration is d, or def when d is unset: zero config values take the
+// same defaults the config loader would fill in (experiments.Default*),
+// so a Config built in code works too.
+func orDuration(d, def experiments.Duration) time.Duration {
 	if d <= 0 {
-		return def
+		return time.Duration(def)
 	}
 	return time.Duration(d)
 }
@@ -113,13 +104,13 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 		upstreams:   make(map[string]*upstream, len(cfg.Upstreams)),
 	}
 	if s.maxBody <= 0 {
-		s.maxBody = defaultMaxBody
+		s.maxBody = experiments.DefaultMaxBodyBytes
 	}
 	if s.unitHeader == "" {
-		s.unitHeader = defaultUnitHeader
+		s.unitHeader = experiments.DefaultUnitHeader
 	}
 	if s.unitField == "" {
-		s.unitField = defaultUnitField
+		s.unitField = experiments.DefaultUnitBodyField
 	}
 	for i := range cfg.Upstreams {
 		u := &cfg.Upstreams[i]
@@ -262,14 +253,14 @@ func (h *Handler) newUpstream(u *experiments.Upstream, old *snapshot) (*upstream
 		url:  target,
 		key: transportKey{
 			url:     u.URL,
-			connect: orDuration(u.ConnectTimeout, defaultConnectTimeout),
-			header:  orDuration(u.HeaderTimeout, defaultHeaderTimeout),
+			connect: orDuration(u.ConnectTimeout, experiments.DefaultConnectTimeout),
+			header:  orDuration(u.HeaderTimeout, experiments.DefaultHeaderTimeout),
 			maxIdle: u.MaxIdleConns,
 		},
-		total: orDuration(u.TotalTimeout, defaultTotalTimeout),
+		total: orDuration(u.TotalTimeout, experiments.DefaultTotalTimeout),
 	}
 	if up.key.maxIdle <= 0 {
-		up.key.maxIdle = defaultMaxIdleConns
+		up.key.maxIdle = experiments.DefaultMaxIdleConns
 	}
 	if key := u.APIKey.Reveal(); key != "" {
 		if u.AuthHeader == "" {
