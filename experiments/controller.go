@@ -244,7 +244,7 @@ func (c *RolloutController) Evaluate(ctx context.Context, id string, fence int64
 	if err != nil {
 		return fmt.Errorf("read statistics of %q period %d: %w", id, s.Period, err)
 	}
-	in := rolloutInput(e, snap, e.AllocationFor(s), pol)
+	in := RolloutInput(e, snap, e.AllocationFor(s), pol)
 	d := stats.Decide(in, pol)
 
 	rec := Recommendation{Experiment: id, At: now, Step: step, Period: s.Period, Decision: &d, Fence: fence}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/experiments/storetest"
 )
 
 // ctlFixture is one experiment with steps 10% (min 10 minutes) and 50%,
@@ -17,7 +18,7 @@ import (
 type ctlFixture struct {
 	e     experiments.Experiment
 	cfg   *experiments.Config
-	clock *fakeClock
+	clock *storetest.Clock
 	stats *memstore.Store
 	lcs   *memstore.Lifecycle
 	lc    *experiments.Lifecycle
@@ -27,8 +28,8 @@ type ctlFixture struct {
 
 func newCtlFixture(t *testing.T, opts ...experiments.ControllerOption) *ctlFixture {
 	t.Helper()
-	f := &ctlFixture{clock: newFakeClock()}
-	f.e = rolloutExp("ctl", 1)
+	f := &ctlFixture{clock: storetest.NewClock()}
+	f.e = storetest.RolloutExperiment("ctl", 1)
 	f.e.Rollout.Steps = []experiments.RampStep{{Percent: 10, MinDuration: experiments.Duration(10 * time.Minute)}, {Percent: 50}}
 	f.e.Rollout.Guardrails = []experiments.Guardrail{{Metric: experiments.MetricError, Margin: 0.02}}
 	f.e.Rollout.MinUsers = 100

@@ -388,7 +388,7 @@ func MergeDefinition(base *Config, d Definition) (*Config, error) {
 // is invalid with the file's upstreams, fails the merge. file is not
 // modified; the result shares its unchanged parts.
 func Merge(file *Config, defs []StoredExperiment) (*Config, error) {
-	cfg, skipped := mergeLenient(file, defs)
+	cfg, skipped := MergeLenient(file, defs)
 	if len(skipped) > 0 {
 		ids := slices.Sorted(maps.Keys(skipped))
 		errs := make([]error, len(ids))
@@ -400,13 +400,13 @@ func Merge(file *Config, defs []StoredExperiment) (*Config, error) {
 	return cfg, nil
 }
 
-// mergeLenient is Merge that leaves out the stored experiments that can't
+// MergeLenient is Merge that leaves out the stored experiments that can't
 // join (returning why) instead of failing. Catalog uses it: a definition
 // broken by a config change, or two definitions racing for one alias,
 // must not stop a replica from serving the others. Definitions are
 // considered oldest first, so the older of two colliding ones wins.
 // skipped maps the id of each left-out definition to the reason.
-func mergeLenient(file *Config, defs []StoredExperiment) (cfg *Config, skipped map[string]error) {
+func MergeLenient(file *Config, defs []StoredExperiment) (cfg *Config, skipped map[string]error) {
 	ordered := slices.Clone(defs)
 	slices.SortStableFunc(ordered, func(a, b StoredExperiment) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {

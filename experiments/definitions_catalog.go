@@ -151,7 +151,7 @@ func (c *Catalog) refreshLocked(ctx context.Context, force bool) error {
 
 // apply merges defs with the file, publishes the view and calls onChange.
 func (c *Catalog) apply(defs []StoredExperiment, sig string) {
-	cfg, skipped := mergeLenient(c.file, defs)
+	cfg, skipped := MergeLenient(c.file, defs)
 	for id, err := range skipped {
 		if prev := c.view.Load().skipped[id]; prev == nil || prev.Error() != err.Error() {
 			c.log.Error("experiment definition left out", "experiment", id, "err", err)

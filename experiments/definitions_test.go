@@ -1,54 +1,16 @@
 package experiments_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/abgate/abgate/experiments"
-	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/experiments/storetest"
 )
-
-const defsFileYAML = `
-upstreams:
-  - name: up
-    url: http://127.0.0.1:9
-experiments:
-  - id: file-exp
-    variants:
-      - {name: base, upstream: up, model: m0}
-      - {name: cand, upstream: up, model: m1, weight: 10}
-routes:
-  - {alias: file-alias, experiment: file-exp}
-`
-
-func defsFile(t *testing.T) *experiments.Config {
-	t.Helper()
-	cfg, err := experiments.Parse([]byte(defsFileYAML), nil)
-	if err != nil {
-		t.Fatalf("parse file config: %v", err)
-	}
-	return cfg
-}
-
-func defOf(id string, routes ...string) experiments.Definition {
-	return experiments.Definition{
-		Experiment: experiments.Experiment{ID: id, Variants: []experiments.Variant{
-			{Name: "base", Upstream: "up", Model: "m0"},
-			{Name: "cand", Upstream: "up", Model: "m1", Weight: 20},
-		}, Rollout: &experiments.Rollout{}},
-		Routes: routes,
-	}
-}
-
-func stored(d experiments.Definition, v int64, created time.Time) experiments.StoredExperiment {
-	return experiments.StoredExperiment{Definition: d, Version: v, CreatedAt: created, UpdatedAt: created, UpdatedBy: "api:t"}
-}
 
 func fieldsOf(err error) map[string]string {
 	var ve experiments.ValidationError
@@ -190,7 +152,7 @@ func TestDefinitionJSONOmitsZeroFields(t *testing.T) {
 
 func TestValidateDefinition(t *testing.T) {
 	t.Parallel()
-	file := defsFile(t)
+	file := storetest.DefinitionsFile(t)
 	tests := []struct {
 		name   string
 		edit   func(d *experiments.Definition)
@@ -214,7 +176,7 @@ func TestValidateDefinition(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			d := defOf("new-exp", "new-alias")
+			d := storetest.Definition("new-exp", "new-alias")
 			tc.edit(&d)
 			err := experiments.ValidateDefinition(file, d)
 			if tc.fields == nil {
@@ -238,10 +200,10 @@ func TestValidateDefinition(t *testing.T) {
 
 func TestMerge(t *testing.T) {
 	t.Parallel()
-	file := defsFile(t)
+	file := storetest.DefinitionsFile(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	a := stored(defOf("a", "alias-a"), 1, t0)
-	b := stored(defOf("b", "alias-b1", "alias-b2"), 3, t0.Add(time.Hour))
+	a := storetest.Stored(storetest.Definition("a", "alias-a"), 1, t0)
+	b := storetest.Stored(storetest.Definition("b", "alias-b1", "alias-b2"), 3, t0.Add(time.Hour))
 
 	cfg, err := experiments.Merge(file, []experiments.StoredExperiment{b, a})
 	if err != nil {
@@ -276,91 +238,13 @@ func TestMerge(t *testing.T) {
 		defs []experiments.StoredExperiment
 		want string
 	}{
-		{"id of the file", []experiments.StoredExperiment{stored(defOf("file-exp", "zz"), 1, t0)}, "config file"},
-		{"alias of the file", []experiments.StoredExperiment{stored(defOf("c", "file-alias"), 1, t0)}, "already routes"},
-		{"alias of another", []experiments.StoredExperiment{a, stored(defOf("c", "alias-a"), 1, t0.Add(time.Minute))}, `"c"`},
-		{"invalid", []experiments.StoredExperiment{stored(experiments.Definition{Experiment: experiments.Experiment{ID: "c"}}, 1, t0)}, "variants"},
+		{"id of the file", []experiments.StoredExperiment{storetest.Stored(storetest.Definition("file-exp", "zz"), 1, t0)}, "config file"},
+		{"alias of the file", []experiments.StoredExperiment{storetest.Stored(storetest.Definition("c", "file-alias"), 1, t0)}, "already routes"},
+		{"alias of another", []experiments.StoredExperiment{a, storetest.Stored(storetest.Definition("c", "alias-a"), 1, t0.Add(time.Minute))}, `"c"`},
+		{"invalid", []experiments.StoredExperiment{storetest.Stored(experiments.Definition{Experiment: experiments.Experiment{ID: "c"}}, 1, t0)}, "variants"},
 	} {
 		if _, err := experiments.Merge(file, tc.defs); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Merge error = %v, want it to mention %s", tc.name, err, tc.want)
 		}
 	}
-}
-
-func TestCatalog(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	file := defsFile(t)
-	defs := memstore.NewDefinitions()
-	var mu sync.Mutex
-	var got []*experiments.Config
-	cat := experiments.NewCatalog(file, defs, func(c *experiments.Config) {
-		mu.Lock()
-		got = append(got, c)
-		mu.Unlock()
-	})
-	calls := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
-	if cat.Config() != file || cat.Source("file-exp") != experiments.SourceConfig || cat.Source("a") != "" {
-		t.Fatal("a new catalog is not the file's")
-	}
-	if err := cat.Refresh(ctx); err != nil || calls() != 1 {
-		t.Fatalf("first refresh: %v, %d calls", err, calls())
-	}
-	if err := cat.Refresh(ctx); err != nil || calls() != 1 {
-		t.Fatalf("refresh without change: %v, %d calls", err, calls())
-	}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if err := defs.Put(ctx, 0, stored(defOf("a", "alias-a"), 1, t0)); err != nil {
-		t.Fatal(err)
-	}
-	// Older wins an alias race; the newer one is skipped, not fatal.
-	if err := defs.Put(ctx, 0, stored(defOf("b", "alias-a"), 1, t0.Add(time.Second))); err != nil {
-		t.Fatal(err)
-	}
-	if err := cat.Refresh(ctx); err != nil || calls() != 2 {
-		t.Fatalf("refresh after puts: %v, %d calls", err, calls())
-	}
-	if cat.Source("a") != experiments.SourceAPI || cat.Source("b") != "" || len(cat.Skipped()) != 1 {
-		t.Fatalf("sources a=%q b=%q, skipped %v", cat.Source("a"), cat.Source("b"), cat.Skipped())
-	}
-	if _, ok := cat.Stored("b"); !ok {
-		t.Fatal("a skipped definition is not listed as stored")
-	}
-
-	// A new file that takes a stored id leaves the stored one out.
-	file2 := defsFile(t)
-	file2.Experiments[0].ID = "a"
-	file2.Routes[0].Experiment = "a"
-	if err := cat.SetFile(ctx, file2); err != nil || calls() != 3 {
-		t.Fatalf("SetFile: %v, %d calls", err, calls())
-	}
-	if cat.Source("a") != experiments.SourceConfig || cat.File() != file2 {
-		t.Fatalf("after SetFile: source of a = %q", cat.Source("a"))
-	}
-}
-
-func TestCatalogRunFollowsChanges(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	defs := memstore.NewDefinitions()
-	changed := make(chan *experiments.Config, 16)
-	cat := experiments.NewCatalog(defsFile(t), defs, func(c *experiments.Config) { changed <- c },
-		experiments.WithCatalogPoll(time.Hour)) // only the feed can deliver in time
-	done := make(chan struct{})
-	go func() { cat.Run(ctx); close(done) }()
-	<-changed // the initial refresh
-	if err := defs.Put(ctx, 0, stored(defOf("a", "alias-a"), 1, time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case c := <-changed:
-		if c.Experiment("a") == nil {
-			t.Fatal("the change does not hold the new experiment")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no change delivered within 5s")
-	}
-	cancel()
-	<-done
 }

@@ -286,7 +286,7 @@ func (m *DriftMonitor) Evaluate(ctx context.Context, exp string, now time.Time) 
 		if out[i].Variant != out[j].Variant {
 			return out[i].Variant < out[j].Variant
 		}
-		return driftFeatureIndex(out[i].Feature) < driftFeatureIndex(out[j].Feature)
+		return DriftFeatureIndex(out[i].Feature) < DriftFeatureIndex(out[j].Feature)
 	})
 	return out, nil
 }

@@ -1,49 +1,18 @@
 package experiments_test
 
 import (
-	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/abgate/abgate/experiments"
-	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/experiments/storetest"
 )
-
-// fakeClock is a settable clock for simulated time.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func rolloutExp(id string, candidates int, steps ...float64) experiments.Experiment {
-	e := experiments.Experiment{ID: id, Primary: experiments.MetricThumbs, Rollout: &experiments.Rollout{}}
-	e.Variants = append(e.Variants, experiments.Variant{Name: "base", Upstream: "up", Model: "m0"})
-	for i := 1; i <= candidates; i++ {
-		e.Variants = append(e.Variants, experiments.Variant{Name: "cand" + string(rune('0'+i)), Upstream: "up", Model: "m"})
-	}
-	for _, p := range steps {
-		e.Rollout.Steps = append(e.Rollout.Steps, experiments.RampStep{Percent: p})
-	}
-	return e
-}
 
 func TestTransitionTable(t *testing.T) {
 	t.Parallel()
-	e := rolloutExp("tt", 1, 5, 25, 50)
+	e := storetest.RolloutExperiment("tt", 1, 5, 25, 50)
 	at := func(st experiments.Status, step int, v int64) experiments.State {
 		return experiments.State{Experiment: "tt", Status: st, Step: step, Period: 3, SaltPhase: 1, Version: v}
 	}
@@ -108,7 +77,7 @@ func TestTransitionTable(t *testing.T) {
 
 func TestAllocationFor(t *testing.T) {
 	t.Parallel()
-	e := rolloutExp("af", 2, 1, 5, 25, 50) // 50 caps at 50 for two candidates
+	e := storetest.RolloutExperiment("af", 2, 1, 5, 25, 50) // 50 caps at 50 for two candidates
 	running := func(step int) experiments.State {
 		return experiments.State{Status: experiments.StatusRunning, Step: step, SaltPhase: 2, Period: 7}
 	}
@@ -161,7 +130,7 @@ func TestAllocationFor(t *testing.T) {
 
 func TestRolloutStepsCapped(t *testing.T) {
 	t.Parallel()
-	e := rolloutExp("cap", 3)
+	e := storetest.RolloutExperiment("cap", 3)
 	got := experiments.RolloutSteps(&e)
 	var pcts []float64
 	for _, s := range got {
@@ -171,74 +140,3 @@ func TestRolloutStepsCapped(t *testing.T) {
 		t.Errorf("default steps for 3 candidates = %v, want %v", pcts, want)
 	}
 }
-
-func TestLifecycleServiceCAS(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	e := rolloutExp("svc", 1, 5, 50)
-	cfg := &experiments.Config{Experiments: []experiments.Experiment{e}}
-	store := memstore.NewLifecycle()
-	clock := newFakeClock()
-	var got []experiments.Transition
-	var mu sync.Mutex
-	lc := experiments.NewLifecycle(store, cfg, experiments.WithLifecycleClock(clock.Now),
-		experiments.WithNotifier(notifierFunc(func(tr experiments.Transition, _ experiments.State) {
-			mu.Lock()
-			got = append(got, tr)
-			mu.Unlock()
-		})))
-
-	if _, err := lc.Pause(ctx, "svc", "api:ann", "before start"); !errors.Is(err, experiments.ErrInvalidTransition) {
-		t.Fatalf("pause a draft: %v, want ErrInvalidTransition", err)
-	}
-	if _, err := lc.Start(ctx, "nope", "api:ann", ""); !errors.Is(err, experiments.ErrNotFound) {
-		t.Fatalf("start unknown: %v, want ErrNotFound", err)
-	}
-	if _, err := lc.Start(ctx, "svc", "", ""); err == nil {
-		t.Fatal("command without actor accepted")
-	}
-	if _, err := lc.Start(ctx, "svc", "api:ann", "go"); err != nil {
-		t.Fatal(err)
-	}
-	// The controller evaluated version 1, an operator pauses meanwhile:
-	// the controller's command loses.
-	if _, err := lc.Pause(ctx, "svc", "api:bob", "looking into latency"); err != nil {
-		t.Fatal(err)
-	}
-	_, err := lc.Do(ctx, experiments.Command{Experiment: "svc", Action: experiments.ActionAdvance, Actor: experiments.ControllerActor, IfVersion: 1})
-	if !errors.Is(err, experiments.ErrConflict) {
-		t.Fatalf("controller command on a stale version: %v, want ErrConflict", err)
-	}
-	// Concurrent operators: both resume; one wins, the other is re-checked
-	// against the new state and refused (can't resume a running experiment).
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i := range errs {
-		wg.Add(1)
-		go func() { defer wg.Done(); _, errs[i] = lc.Resume(ctx, "svc", "api:op", "") }()
-	}
-	wg.Wait()
-	if (errs[0] == nil) == (errs[1] == nil) {
-		t.Fatalf("concurrent resumes: %v, %v; want exactly one success", errs[0], errs[1])
-	}
-	st, _ := lc.State(ctx, "svc")
-	if st.Status != experiments.StatusRunning || st.Version != 3 || st.UpdatedBy != "api:op" {
-		t.Fatalf("state = %+v", st)
-	}
-	h, _ := lc.History(ctx, "svc", 0)
-	if len(h) != 3 || len(got) != 3 {
-		t.Fatalf("history %d, notified %d; want 3 and 3", len(h), len(got))
-	}
-	for i, tr := range h {
-		if tr.Seq != int64(i+1) || got[i].Seq != tr.Seq {
-			t.Errorf("transition %d: seq %d, notified %d", i, tr.Seq, got[i].Seq)
-		}
-	}
-	if h[1].Actor != "api:bob" || h[1].Reason != "looking into latency" || h[1].Action != experiments.ActionPause {
-		t.Errorf("audit entry = %+v", h[1])
-	}
-}
-
-type notifierFunc func(experiments.Transition, experiments.State)
-
-func (f notifierFunc) Notify(t experiments.Transition, s experiments.State) { f(t, s) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/experiments/storetest"
 )
 
 type allocLog struct {
@@ -53,8 +54,8 @@ func TestWatcherFollowsChanges(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e := rolloutExp("w", 1, 5, 50)
-	fixed := rolloutExp("fixed", 1)
+	e := storetest.RolloutExperiment("w", 1, 5, 50)
+	fixed := storetest.RolloutExperiment("fixed", 1)
 	fixed.Rollout = nil
 	cfg := &experiments.Config{Experiments: []experiments.Experiment{e, fixed}}
 	store := memstore.NewLifecycle()
@@ -98,7 +99,7 @@ func TestWatcherFollowsChanges(t *testing.T) {
 func TestWatcherKeepsLastOnError(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := rolloutExp("we", 1, 5, 50)
+	e := storetest.RolloutExperiment("we", 1, 5, 50)
 	cfg := &experiments.Config{Experiments: []experiments.Experiment{e}}
 	store := memstore.NewLifecycle()
 	lc := experiments.NewLifecycle(store, cfg)
@@ -138,8 +139,8 @@ func TestWatcherKeepsLastOnError(t *testing.T) {
 func TestWatcherReleasesExperimentThatLostItsRollout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := rolloutExp("wr", 1, 5, 50)
-	gone := rolloutExp("wgone", 1, 5, 50)
+	e := storetest.RolloutExperiment("wr", 1, 5, 50)
+	gone := storetest.RolloutExperiment("wgone", 1, 5, 50)
 	cfg := &experiments.Config{Experiments: []experiments.Experiment{e, gone}}
 	store := memstore.NewLifecycle()
 	lc := experiments.NewLifecycle(store, cfg)

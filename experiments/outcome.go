@@ -68,3 +68,11 @@ type Feedback struct {
 	// experiment's feedback_text_retention); text without it is dropped.
 	TextExpires time.Time
 }
+
+// Recordable reports whether a store can keep o: a batch holding an
+// outcome without an experiment, with too many segment dimensions or with
+// a non-finite cost is refused whole (ErrInvalidBatch, see Batch.Validate),
+// so the recorder leaves such an outcome out instead.
+func (o *Outcome) Recordable() bool {
+	return o.Experiment != "" && o.Segments.N <= MaxSegmentDimensions && finite(o.Cost)
+}

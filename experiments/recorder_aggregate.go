@@ -91,7 +91,7 @@ func hourOr(t time.Time, now Hour) Hour {
 
 func (a *aggregate) addOutcome(o *Outcome, now Hour) {
 	a.count++
-	if o.Experiment == "" || o.Segments.N > MaxSegmentDimensions || !finite(o.Cost) {
+	if !o.Recordable() {
 		// Unrecordable; in a batch it would make the store refuse the
 		// whole batch (ErrInvalidBatch), everyone's events with it.
 		a.invalid++

@@ -124,10 +124,10 @@ func orStr(s, def string) string {
 	return s
 }
 
-// rolloutInput turns a period's snapshot into the stats input for policy
+// RolloutInput turns a period's snapshot into the stats input for policy
 // p: users per variant, the expected split of the allocation a and one
 // Summary per variant for every metric the policy reads.
-func rolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) stats.Input {
+func RolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) stats.Input {
 	k := len(e.Variants)
 	in := stats.Input{Users: make([]float64, k), ExpectedSplit: a.Split(k), Metrics: map[string][]stats.Summary{}}
 	for v := range k {

@@ -241,7 +241,7 @@ func (b *Batch) Validate() error {
 		}
 	}
 	for _, h := range b.Hist {
-		if driftFeatureIndex(h.Feature) < 0 || h.Bin < 0 || h.Bin >= DriftBins || h.N < 0 {
+		if DriftFeatureIndex(h.Feature) < 0 || h.Bin < 0 || h.Bin >= DriftBins || h.N < 0 {
 			return bad("drift histogram %q bin %d", h.Feature, h.Bin)
 		}
 	}

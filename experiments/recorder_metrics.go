@@ -1,0 +1,43 @@
+package experiments
+
+// outcomeMetrics lists the metrics an Outcome contributes, in the order of
+// the recorder's per-user aggregation array.
+var outcomeMetrics = [...]string{
+	MetricRequests,
+	MetricLatencyMS,
+	MetricTTFBMS,
+	MetricMaxGapMS,
+	MetricError,
+	MetricFallback,
+	MetricStreamAborted,
+	MetricPromptTokens,
+	MetricCompletionTokens,
+	MetricCost,
+}
+
+const numOutcomeMetrics = len(outcomeMetrics)
+
+// outcomeValues writes o's metric values into v (indexed like
+// outcomeMetrics) and reports in has which ones o carries.
+func outcomeValues(o *Outcome, v *[numOutcomeMetrics]float64, has *[numOutcomeMetrics]bool) {
+	b := func(x bool) float64 {
+		if x {
+			return 1
+		}
+		return 0
+	}
+	const ms = 1e6 // ns per ms
+	*has = [numOutcomeMetrics]bool{true, true, o.TTFB > 0, o.Stream, true, true, o.Stream, true, true, true}
+	*v = [numOutcomeMetrics]float64{
+		1,
+		float64(o.Latency) / ms,
+		float64(o.TTFB) / ms,
+		float64(o.MaxGap) / ms,
+		b(o.Error),
+		b(o.Fallback),
+		b(o.StreamAborted),
+		float64(o.PromptTokens),
+		float64(o.CompletionTokens),
+		o.Cost,
+	}
+}
