@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/rollout"
 )
 
 // Admin serves the admin API of experiments (issue #6):
@@ -32,10 +33,10 @@ import (
 //
 // Experiments of the config file are read-only here; those created through
 // the API are kept in the catalog's Definitions and reach every replica
-// through it (see experiments.Catalog). docs/api.md describes the routes.
+// through it (see rollout.Catalog). docs/api.md describes the routes.
 type Admin struct {
-	cat *experiments.Catalog
-	lc  *experiments.Lifecycle
+	cat *rollout.Catalog
+	lc  *rollout.Lifecycle
 	now func() time.Time
 }
 
@@ -50,7 +51,7 @@ func WithAdminClock(now func() time.Time) AdminOption { return func(a *Admin) { 
 // config to lc.Update (and to the gateway and the watchers): a write
 // refreshes the catalog before it answers, so the experiment it created
 // or changed is live on this replica when the client hears back.
-func NewAdmin(cat *experiments.Catalog, lc *experiments.Lifecycle, opts ...AdminOption) *Admin {
+func NewAdmin(cat *rollout.Catalog, lc *rollout.Lifecycle, opts ...AdminOption) *Admin {
 	a := &Admin{cat: cat, lc: lc, now: time.Now}
 	for _, o := range opts {
 		o(a)
@@ -82,7 +83,7 @@ var adminActions = []string{"start", "pause", "resume", "step", "promote", "roll
 const StatusFixed = "fixed"
 
 // StatusInvalid is the status of a stored experiment left out of the
-// merged config (see experiments.Catalog.Problem); fix it with PUT.
+// merged config (see rollout.Catalog.Problem); fix it with PUT.
 const StatusInvalid = "invalid"
 
 // ExperimentSummary is one experiment in the list.

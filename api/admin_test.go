@@ -19,6 +19,7 @@ import (
 
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/rollout"
 	"github.com/abgate/abgate/stats"
 )
 
@@ -49,8 +50,8 @@ var admNow = time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)
 
 type admEnv struct {
 	r       *gin.Engine
-	cat     *experiments.Catalog
-	lc      *experiments.Lifecycle
+	cat     *rollout.Catalog
+	lc      *rollout.Lifecycle
 	defs    *memstore.Definitions
 	lcs     *memstore.Lifecycle
 	changes int
@@ -63,11 +64,11 @@ func newAdminEnv(t *testing.T) *admEnv {
 		t.Fatal(err)
 	}
 	env := &admEnv{defs: memstore.NewDefinitions(), lcs: memstore.NewLifecycle()}
-	env.lc = experiments.NewLifecycle(env.lcs, file, experiments.WithLifecycleClock(func() time.Time { return admNow }))
-	env.cat = experiments.NewCatalog(file, env.defs, func(c *experiments.Config) {
+	env.lc = rollout.NewLifecycle(env.lcs, file, rollout.WithClock(func() time.Time { return admNow }))
+	env.cat = rollout.NewCatalog(file, env.defs, func(c *experiments.Config) {
 		env.changes++ // onChange calls are serialised by the catalog
 		env.lc.Update(c)
-	}, experiments.WithCatalogLogger(slog.New(slog.DiscardHandler)))
+	}, rollout.WithLogger(slog.New(slog.DiscardHandler)))
 	if err := env.cat.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -228,9 +229,9 @@ func TestAdminOpenReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc := experiments.NewLifecycle(memstore.NewLifecycle(), file)
+	lc := rollout.NewLifecycle(memstore.NewLifecycle(), file)
 	r := gin.New()
-	NewAdmin(experiments.NewCatalog(file, memstore.NewDefinitions(), lc.Update), lc).Register(r, toks)
+	NewAdmin(rollout.NewCatalog(file, memstore.NewDefinitions(), lc.Update), lc).Register(r, toks)
 	for _, p := range []string{"/api/v1/experiments", "/api/v1/openapi.json"} {
 		w := httptest.NewRecorder()
 		r.ServeHTTP(w, httptest.NewRequest("GET", p, nil))

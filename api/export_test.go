@@ -14,6 +14,7 @@ import (
 
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/recorder"
 )
 
 // exportEnv is the feedback API and the export over one recorder and
@@ -21,7 +22,7 @@ import (
 // "plain" does not.
 type exportEnv struct {
 	store *memstore.Store
-	rec   *experiments.Recorder
+	rec   *recorder.Recorder
 	r     *gin.Engine
 	now   time.Time
 }
@@ -43,7 +44,7 @@ func newExportEnv(t *testing.T) *exportEnv {
 		return nil
 	}
 	env := &exportEnv{store: memstore.New(), now: now}
-	env.rec = experiments.NewRecorder(env.store, experiments.Recording{FlushInterval: experiments.Duration(time.Millisecond)})
+	env.rec = recorder.New(env.store, experiments.Recording{FlushInterval: experiments.Duration(time.Millisecond)})
 	env.r = gin.New()
 	NewFeedback(signer, env.rec, lookup, WithFeedbackClock(func() time.Time { return now })).Register(env.r)
 	NewFeedbackExport(env.store, lookup).Register(env.r)

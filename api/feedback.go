@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/recorder"
 )
 
 // FeedbackSink takes accepted feedback; the recorder implements it. It
@@ -275,7 +276,7 @@ func (f *Feedback) apply(ev *FeedbackEvent) (FeedbackResult, *apiError) {
 	}
 	for i := range fbs {
 		if err := f.sink.Feedback(fbs[i]); err != nil {
-			if errors.Is(err, experiments.ErrInvalidFeedback) {
+			if errors.Is(err, recorder.ErrInvalidFeedback) {
 				// Validation above makes this unreachable; if the two ever
 				// disagree, the client's retry would not help.
 				return FeedbackResult{}, newError(http.StatusBadRequest, "invalid_value", "signals."+fbs[i].Metric,

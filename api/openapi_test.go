@@ -15,6 +15,7 @@ import (
 
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/rollout"
 )
 
 // openAPIDoc is the part of an OpenAPI 3 document the tests read.
@@ -97,9 +98,9 @@ func allAPIRoutes(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc := experiments.NewLifecycle(memstore.NewLifecycle(), file)
+	lc := rollout.NewLifecycle(memstore.NewLifecycle(), file)
 	r := gin.New()
-	NewAdmin(experiments.NewCatalog(file, memstore.NewDefinitions(), lc.Update), lc).Register(r, toks)
+	NewAdmin(rollout.NewCatalog(file, memstore.NewDefinitions(), lc.Update), lc).Register(r, toks)
 	NewFeedback(nil, nil, nil).Register(r, toks.RequireFeedback())
 	NewReports(nil, nil).Register(r, toks.RequireRead())
 	NewFeedbackExport(nil, nil).Register(r, toks.RequireWrite())

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/abgate/abgate/drift"
 	"github.com/abgate/abgate/experiments"
 )
 
@@ -11,11 +12,11 @@ import (
 // variant in the latest window against the reference window
 // (docs/segments.md).
 type ReportDrift struct {
-	Reference    experiments.TimeRange `json:"reference"`
-	Window       experiments.TimeRange `json:"window"`
-	PSIThreshold float64               `json:"psi_threshold"`
-	Alpha        float64               `json:"alpha"`
-	Features     []ReportDriftFeature  `json:"features"`
+	Reference    drift.TimeRange      `json:"reference"`
+	Window       drift.TimeRange      `json:"window"`
+	PSIThreshold float64              `json:"psi_threshold"`
+	Alpha        float64              `json:"alpha"`
+	Features     []ReportDriftFeature `json:"features"`
 }
 
 // ReportDriftFeature is one (variant, feature) comparison.
@@ -39,7 +40,7 @@ const (
 
 // AddDrift adds the drift section from a DriftMonitor's results for this
 // experiment (psi and alpha are the monitor's thresholds, shown with it).
-func (r *Report) AddDrift(exp *experiments.Experiment, results []experiments.DriftResult, psi, alpha float64) {
+func (r *Report) AddDrift(exp *experiments.Experiment, results []drift.Result, psi, alpha float64) {
 	if len(results) == 0 {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/abgate/abgate/drift"
 	"github.com/abgate/abgate/experiments"
 )
 
@@ -32,7 +33,7 @@ type Reports struct {
 	// lookback bounds the hourly series when the period's start is
 	// unknown.
 	lookback time.Duration
-	drift    *experiments.DriftMonitor
+	drift    *drift.Monitor
 }
 
 // ReportsOption configures Reports.
@@ -51,7 +52,7 @@ func WithReportsBasePath(p string) ReportsOption {
 
 // WithReportsDrift adds the drift section to full reports, from m's
 // evaluation at the time of the report.
-func WithReportsDrift(m *experiments.DriftMonitor) ReportsOption {
+func WithReportsDrift(m *drift.Monitor) ReportsOption {
 	return func(h *Reports) { h.drift = m }
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abgate/abgate/drift"
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 )
@@ -100,21 +101,21 @@ func TestReportSegmentsGolden(t *testing.T) {
 		ref[b] = int64(100 * (b - 9))
 		cur[b+2] = int64(40 * (b - 9))
 	}
-	win := experiments.TimeRange{From: reportT0.Add(66 * time.Hour), To: reportT0.Add(72 * time.Hour)}
-	refR := experiments.TimeRange{From: reportT0, To: reportT0.Add(48 * time.Hour)}
-	var results []experiments.DriftResult
+	win := drift.TimeRange{From: reportT0.Add(66 * time.Hour), To: reportT0.Add(72 * time.Hour)}
+	refR := drift.TimeRange{From: reportT0, To: reportT0.Add(48 * time.Hour)}
+	var results []drift.Result
 	for v := range 2 {
 		for _, f := range []string{experiments.DriftPromptTokens, experiments.DriftLatencyMS} {
 			c := cur
 			if f == experiments.DriftLatencyMS {
 				c = ref
 			}
-			res := experiments.CompareDrift(ref, c, experiments.DefaultDriftPSI, experiments.DefaultDriftAlpha, experiments.DefaultDriftMinCount)
+			res := drift.Compare(ref, c, drift.DefaultDriftPSI, drift.DefaultDriftAlpha, drift.DefaultDriftMinCount)
 			res.Experiment, res.Variant, res.Feature, res.Reference, res.Window = r.Experiment, v, f, refR, win
 			results = append(results, res)
 		}
 	}
-	r.AddDrift(segmentExperiment(), results, experiments.DefaultDriftPSI, experiments.DefaultDriftAlpha)
+	r.AddDrift(segmentExperiment(), results, drift.DefaultDriftPSI, drift.DefaultDriftAlpha)
 	for _, tc := range []struct {
 		file   string
 		render func(*bytes.Buffer, Report) error

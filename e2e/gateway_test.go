@@ -22,6 +22,8 @@ import (
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/gateway"
 	"github.com/abgate/abgate/internal/fakemodel"
+	"github.com/abgate/abgate/recorder"
+	"github.com/abgate/abgate/rollout"
 )
 
 // stack is one abgate replica assembled as cmd/abgate serve does: the
@@ -30,9 +32,9 @@ import (
 type stack struct {
 	url     string
 	models  map[string]*fakemodel.Model
-	lc      *experiments.Lifecycle
-	ctl     *experiments.RolloutController
-	rec     *experiments.Recorder
+	lc      *rollout.Lifecycle
+	ctl     *rollout.Controller
+	rec     *recorder.Recorder
 	store   experiments.Store
 	exp     *experiments.Experiment
 	expID   string
@@ -70,7 +72,7 @@ func startStack(t *testing.T, base, tuned *fakemodel.Model, r experiments.Rollou
 	signer := experiments.NewSigner([]byte(cfg.Server.TokenSecret.Reveal()), time.Hour)
 	store := memstore.New()
 	s.store, s.exp = store, &cfg.Experiments[0]
-	s.rec = experiments.NewRecorder(store, cfg.Recording, experiments.WithLogger(quiet))
+	s.rec = recorder.New(store, cfg.Recording, recorder.WithLogger(quiet))
 	t.Cleanup(func() { _ = s.rec.Close(context.Background()) })
 	h, err := gateway.New(cfg, signer, gateway.WithRecorder(s.rec), gateway.WithLogger(quiet))
 	if err != nil {
@@ -92,14 +94,14 @@ func startStack(t *testing.T, base, tuned *fakemodel.Model, r experiments.Rollou
 	s.url = srv.URL
 
 	lcs := memstore.NewLifecycle()
-	s.lc = experiments.NewLifecycle(lcs, cfg)
-	s.ctl = experiments.NewController(s.lc, store, lcs, cfg.Controller, experiments.WithControllerLogger(quiet))
-	w := experiments.NewWatcher(lcs, cfg, func(id string, a *experiments.Allocation) {
+	s.lc = rollout.NewLifecycle(lcs, cfg)
+	s.ctl = rollout.NewController(s.lc, store, lcs, cfg.Controller, rollout.WithLogger(quiet))
+	w := rollout.NewWatcher(lcs, cfg, func(id string, a *experiments.Allocation) {
 		if err := h.SetAllocation(id, a); err != nil {
 			t.Errorf("SetAllocation: %v", err)
 		}
 		s.applied.Add(1)
-	}, experiments.WithWatcherLogger(quiet))
+	}, rollout.WithLogger(quiet))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)

@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -21,9 +20,10 @@ import (
 
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/rollout"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = slog.New(slog.DiscardHandler)
 
 // clock is a settable clock for simulated time.
 type clock struct {
@@ -130,7 +130,7 @@ type scenario struct {
 	maxTicks     int
 	seed         uint64
 	drop         float64
-	notifier     experiments.Notifier
+	notifier     rollout.Notifier
 }
 
 type outcome struct {
@@ -180,14 +180,14 @@ func (sc scenario) run(t testing.TB) outcome {
 	cfg := &experiments.Config{Experiments: []experiments.Experiment{e}}
 	stats := memstore.New(memstore.WithClock(clk.Now))
 	lcs := memstore.NewLifecycle(memstore.WithLifecycleClock(clk.Now))
-	opts := []experiments.LifecycleOption{experiments.WithLifecycleClock(clk.Now)}
+	opts := []rollout.Option{rollout.WithClock(clk.Now)}
 	if sc.notifier != nil {
-		opts = append(opts, experiments.WithNotifier(sc.notifier))
+		opts = append(opts, rollout.WithNotifier(sc.notifier))
 	}
-	lc := experiments.NewLifecycle(lcs, cfg, opts...)
-	ctl := experiments.NewController(lc, stats, lcs,
+	lc := rollout.NewLifecycle(lcs, cfg, opts...)
+	ctl := rollout.NewController(lc, stats, lcs,
 		experiments.Controller{Interval: experiments.Duration(time.Minute), LeaseTTL: experiments.Duration(10 * time.Minute)},
-		experiments.WithControllerClock(clk.Now), experiments.WithHolderID("sim"), experiments.WithControllerLogger(quiet))
+		rollout.WithClock(clk.Now), rollout.WithHolderID("sim"), rollout.WithLogger(quiet))
 	pop := newPopulation(&e, sc.arms, stats, clk.Now, sc.seed)
 	pop.drop = sc.drop
 	if _, err := lc.Start(ctx, e.ID, "api:test", "scenario start"); err != nil {

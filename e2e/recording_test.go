@@ -20,6 +20,7 @@ import (
 	"github.com/abgate/abgate/experiments/storetest"
 	"github.com/abgate/abgate/gateway"
 	"github.com/abgate/abgate/internal/fakemodel"
+	"github.com/abgate/abgate/recorder"
 )
 
 // recordingConfig is one 50/50 experiment behind the alias "exact", with
@@ -49,7 +50,7 @@ func recordingConfig(t *testing.T) *experiments.Config {
 // recorder, serving on its own address.
 type replicaGateway struct {
 	url string
-	rec *experiments.Recorder
+	rec *recorder.Recorder
 }
 
 func startGateway(t *testing.T, cfg *experiments.Config, redisAddr, prefix string) *replicaGateway {
@@ -57,8 +58,8 @@ func startGateway(t *testing.T, cfg *experiments.Config, redisAddr, prefix strin
 	client := redis.NewClient(&redis.Options{Addr: redisAddr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { client.Close() })
 	store := redisstore.New(client, redisstore.WithPrefix(prefix), redisstore.WithLogger(quiet))
-	rec := experiments.NewRecorder(store, cfg.Recording, experiments.WithLogger(quiet),
-		experiments.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond), experiments.WithApplyTimeout(time.Second))
+	rec := recorder.New(store, cfg.Recording, recorder.WithLogger(quiet),
+		recorder.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond), recorder.WithApplyTimeout(time.Second))
 	signer := experiments.NewSigner([]byte(cfg.Server.TokenSecret.Reveal()), time.Hour)
 	h, err := gateway.New(cfg, signer, gateway.WithRecorder(rec), gateway.WithLogger(quiet))
 	if err != nil {

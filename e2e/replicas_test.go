@@ -13,6 +13,8 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/redisstore"
 	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/rollout"
+	"github.com/abgate/abgate/webhook"
 )
 
 // replica is one serve process: its own Redis client, lifecycle service,
@@ -21,8 +23,8 @@ type replica struct {
 	name   string
 	client *redis.Client
 	lcs    *redisstore.Lifecycle
-	lc     *experiments.Lifecycle
-	ctl    *experiments.RolloutController
+	lc     *rollout.Lifecycle
+	ctl    *rollout.Controller
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -51,22 +53,22 @@ func (r *replica) lastAlloc() (*experiments.Allocation, time.Time) {
 	return l.a, l.at
 }
 
-func startReplica(t *testing.T, name, addr, prefix string, cfg *experiments.Config, stats experiments.SummaryReader, notifier experiments.Notifier, watchOpts ...experiments.WatcherOption) *replica {
+func startReplica(t *testing.T, name, addr, prefix string, cfg *experiments.Config, stats rollout.SummaryReader, notifier rollout.Notifier, watchOpts ...rollout.Option) *replica {
 	t.Helper()
 	r := &replica{name: name, done: make(chan struct{})}
 	r.client = redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { r.client.Close() })
 	r.lcs = redisstore.NewLifecycle(r.client, prefix)
-	var opts []experiments.LifecycleOption
+	var opts []rollout.Option
 	if notifier != nil {
-		opts = append(opts, experiments.WithNotifier(notifier))
+		opts = append(opts, rollout.WithNotifier(notifier))
 	}
-	r.lc = experiments.NewLifecycle(r.lcs, cfg, opts...)
-	r.ctl = experiments.NewController(r.lc, stats, r.lcs, cfg.Controller,
-		experiments.WithHolderID(name), experiments.WithControllerLogger(quiet))
+	r.lc = rollout.NewLifecycle(r.lcs, cfg, opts...)
+	r.ctl = rollout.NewController(r.lc, stats, r.lcs, cfg.Controller,
+		rollout.WithHolderID(name), rollout.WithLogger(quiet))
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	w := experiments.NewWatcher(r.lcs, cfg, r.setAllocation, append([]experiments.WatcherOption{experiments.WithWatcherLogger(quiet)}, watchOpts...)...)
+	w := rollout.NewWatcher(r.lcs, cfg, r.setAllocation, append([]rollout.Option{rollout.WithLogger(quiet)}, watchOpts...)...)
 	go func() {
 		defer close(r.done)
 		var wg sync.WaitGroup
@@ -131,10 +133,10 @@ func TestTwoReplicasFailover(t *testing.T) {
 	// Both replicas send webhooks to one receiver; each sends only the
 	// transitions it committed.
 	hooks, hookURL := newReceiver(t, "shared-secret", 0)
-	var whs []*experiments.Webhooks
+	var whs []*webhook.Sender
 	for range 2 {
-		whs = append(whs, experiments.NewWebhooks([]experiments.Webhook{{URL: hookURL, Secret: "shared-secret"}},
-			experiments.WithWebhookBackoff(10*time.Millisecond, 50*time.Millisecond), experiments.WithWebhookLogger(quiet)))
+		whs = append(whs, webhook.New([]experiments.Webhook{{URL: hookURL, Secret: "shared-secret"}},
+			webhook.WithBackoff(10*time.Millisecond, 50*time.Millisecond), webhook.WithLogger(quiet)))
 	}
 	a := startReplica(t, "replica-a", srv.Addr, prefix, cfg, stats, whs[0])
 	b := startReplica(t, "replica-b", srv.Addr, prefix, cfg, stats, whs[1])
@@ -277,7 +279,7 @@ func TestTwoReplicasFailover(t *testing.T) {
 
 // hideFeed is a StateReader without the ChangeFeed, so a watcher of it
 // can only poll.
-type hideFeed struct{ experiments.StateReader }
+type hideFeed struct{ rollout.StateReader }
 
 // Every replica sees an API change within a second: over pub/sub (with
 // polling effectively off), and by polling alone when pub/sub is
@@ -293,7 +295,7 @@ func TestAllocationPropagation(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { c.Close() })
 	lcs := redisstore.NewLifecycle(c, "prop")
-	lc := experiments.NewLifecycle(lcs, cfg)
+	lc := rollout.NewLifecycle(lcs, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -306,12 +308,12 @@ func TestAllocationPropagation(t *testing.T) {
 		rep := &replica{name: mode}
 		wc := redis.NewClient(&redis.Options{Addr: srv.Addr})
 		t.Cleanup(func() { wc.Close() })
-		var reader experiments.StateReader = redisstore.NewLifecycle(wc, "prop")
-		opts := []experiments.WatcherOption{experiments.WithWatcherLogger(quiet), experiments.WithPollInterval(time.Hour)}
+		var reader rollout.StateReader = redisstore.NewLifecycle(wc, "prop")
+		opts := []rollout.Option{rollout.WithLogger(quiet), rollout.WithPollInterval(time.Hour)}
 		if mode == "poll" {
 			reader, opts = hideFeed{reader}, opts[:1] // the default poll interval
 		}
-		w := experiments.NewWatcher(reader, cfg, rep.setAllocation, opts...)
+		w := rollout.NewWatcher(reader, cfg, rep.setAllocation, opts...)
 		go w.Run(ctx)
 		ws = append(ws, watcher{mode, rep})
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/webhook"
 )
 
 // receiver is a webhook endpoint that checks signatures, can fail its
@@ -22,12 +23,12 @@ type receiver struct {
 	bad    int            // requests with an invalid signature
 	tries  map[string]int // delivery id -> requests
 	got    map[string]int // delivery id -> accepted deliveries
-	body   map[string]experiments.WebhookPayload
+	body   map[string]webhook.Payload
 	order  []string
 }
 
 func newReceiver(t *testing.T, secret string, fail int) (*receiver, string) {
-	r := &receiver{secret: []byte(secret), fail: fail, tries: map[string]int{}, got: map[string]int{}, body: map[string]experiments.WebhookPayload{}}
+	r := &receiver{secret: []byte(secret), fail: fail, tries: map[string]int{}, got: map[string]int{}, body: map[string]webhook.Payload{}}
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return r, srv.URL
@@ -35,11 +36,11 @@ func newReceiver(t *testing.T, secret string, fail int) (*receiver, string) {
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	b, _ := io.ReadAll(req.Body)
-	id := req.Header.Get(experiments.DeliveryHeader)
+	id := req.Header.Get(webhook.DeliveryHeader)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tries[id]++
-	if !experiments.VerifySignature(r.secret, b, req.Header.Get(experiments.SignatureHeader)) {
+	if !webhook.VerifySignature(r.secret, b, req.Header.Get(webhook.SignatureHeader)) {
 		r.bad++
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -49,7 +50,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	}
-	var p experiments.WebhookPayload
+	var p webhook.Payload
 	if err := json.Unmarshal(b, &p); err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		return
@@ -92,10 +93,10 @@ func TestWebhooksSeeEveryTransition(t *testing.T) {
 	t.Parallel()
 	good, goodURL := newReceiver(t, "s-good", 0)
 	flaky, flakyURL := newReceiver(t, "s-flaky", 2)
-	wh := experiments.NewWebhooks([]experiments.Webhook{
+	wh := webhook.New([]experiments.Webhook{
 		{URL: goodURL, Secret: "s-good", MaxAttempts: 5},
 		{URL: flakyURL, Secret: "s-flaky", MaxAttempts: 3},
-	}, experiments.WithWebhookBackoff(10*time.Millisecond, 50*time.Millisecond), experiments.WithWebhookLogger(quiet))
+	}, webhook.WithBackoff(10*time.Millisecond, 50*time.Millisecond), webhook.WithLogger(quiet))
 	o := scenario{arms: []arm{baseArm, betterArm}, rollout: defaultRollout(), usersPerTick: 2000, maxTicks: 120, seed: 7, notifier: wh}.run(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

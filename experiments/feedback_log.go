@@ -46,9 +46,9 @@ type FeedbackLog interface {
 	FeedbackRecords(ctx context.Context, experiment string, since time.Time, limit int) ([]FeedbackRecord, error)
 }
 
-// record turns feedback into its log record, or false when it is not
+// Record turns feedback into its log record, or false when it is not
 // logged: only feedback with a request id is (the API always sets one).
-func (f *Feedback) record() (FeedbackRecord, bool) {
+func (f *Feedback) Record() (FeedbackRecord, bool) {
 	if f.RequestID == "" {
 		return FeedbackRecord{}, false
 	}

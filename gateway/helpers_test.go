@@ -156,7 +156,7 @@ func newEnv(t testing.TB, baseH, candH http.HandlerFunc, mutate func(*experiment
 	if mutate != nil {
 		mutate(e.cfg)
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := slog.New(slog.DiscardHandler)
 	h, err := New(e.cfg, e.signer, append([]Option{WithRecorder(e.rec), WithLogger(quiet)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/gateway"
+	"github.com/abgate/abgate/rollout"
 )
 
 const cliExpConfig = `
@@ -48,8 +49,8 @@ func adminServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc := experiments.NewLifecycle(memstore.NewLifecycle(), file)
-	cat := experiments.NewCatalog(file, memstore.NewDefinitions(), lc.Update)
+	lc := rollout.NewLifecycle(memstore.NewLifecycle(), file)
+	cat := rollout.NewCatalog(file, memstore.NewDefinitions(), lc.Update)
 	toks, err := api.NewTokens(experiments.Auth{Tokens: []experiments.AuthToken{
 		{Name: "ops", Role: "admin", Token: cliAdminTok},
 		{Name: "pm", Role: "viewer", Token: cliViewerTok},

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -39,7 +38,7 @@ func TestReloadChecksAPIExperiments(t *testing.T) {
 		}
 		return vs
 	}
-	a, err := newApp(ctx, fileCfg(experiments.Experiment{ID: "file", Variants: variants(1)}), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := newApp(ctx, fileCfg(experiments.Experiment{ID: "file", Variants: variants(1)}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,10 +22,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/abgate/abgate/api"
+	"github.com/abgate/abgate/drift"
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/experiments/redisstore"
 	"github.com/abgate/abgate/gateway"
+	"github.com/abgate/abgate/recorder"
+	"github.com/abgate/abgate/rollout"
+	"github.com/abgate/abgate/webhook"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -83,7 +87,7 @@ type app struct {
 	signer   *experiments.Signer
 	store    experiments.Store
 	redis    redis.UniversalClient // nil with the in-memory store
-	recorder *experiments.Recorder
+	recorder *recorder.Recorder
 	gateway  *gateway.Handler
 	tokens   *api.Tokens
 	tracing  *tracing
@@ -91,16 +95,16 @@ type app struct {
 	// The rollout: lifecycle states, the leader-elected controller, the
 	// watcher that applies allocation changes to this replica's gateway,
 	// and the webhooks that hear about every transition.
-	lifecycle  *experiments.Lifecycle
-	controller *experiments.RolloutController
-	watcher    *experiments.Watcher
-	hooks      *experiments.Webhooks
+	lifecycle  *rollout.Lifecycle
+	controller *rollout.Controller
+	watcher    *rollout.Watcher
+	hooks      *webhook.Sender
 	// catalog merges the config file's experiments with those created
 	// through the admin API; cfg holds its merged view.
-	catalog *experiments.Catalog
+	catalog *rollout.Catalog
 	// drift compares each routed experiment's recent traffic with its
 	// reference window; nil when the store keeps no drift histograms.
-	drift *experiments.DriftMonitor
+	drift *drift.Monitor
 
 	// extraRoutes lets the demo mount its simulated models on the proxy
 	// listener.
@@ -111,8 +115,8 @@ type app struct {
 
 // appOptions are what the demo adds to a serve process.
 type appOptions struct {
-	controller []experiments.ControllerOption
-	notify     experiments.Notifier // also hears every transition
+	controller []rollout.Option
+	notify     rollout.Notifier // also hears every transition
 }
 
 func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts ...func(*appOptions)) (*app, error) {
@@ -155,7 +159,7 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 		log.Info("no redis configured: using the in-memory store (one replica, nothing survives a restart)")
 		a.store = memstore.New()
 	}
-	a.recorder = experiments.NewRecorder(a.store, cfg.Recording, experiments.WithLogger(log))
+	a.recorder = recorder.New(a.store, cfg.Recording, recorder.WithLogger(log))
 	if a.gateway, err = gateway.New(cfg, a.signer, gateway.WithRecorder(a.recorder), gateway.WithLogger(log)); err != nil {
 		return nil, err
 	}
@@ -163,27 +167,27 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	if a.redis != nil {
 		lcs = redisstore.NewLifecycle(a.redis, cfg.Redis.KeyPrefix)
 	}
-	a.hooks = experiments.NewWebhooks(cfg.Webhooks, experiments.WithWebhookLogger(log))
+	a.hooks = webhook.New(cfg.Webhooks, webhook.WithLogger(log))
 	notify := notifiers{a.hooks, retention{a.store, a.cfg.Load, log}}
 	if o.notify != nil {
 		notify = append(notify, o.notify)
 	}
-	a.lifecycle = experiments.NewLifecycle(lcs, cfg, experiments.WithNotifier(notify))
-	a.controller = experiments.NewController(a.lifecycle, a.store, lcs, cfg.Controller,
-		append([]experiments.ControllerOption{experiments.WithControllerLogger(log)}, o.controller...)...)
-	a.watcher = experiments.NewWatcher(lcs, cfg, func(id string, al *experiments.Allocation) {
+	a.lifecycle = rollout.NewLifecycle(lcs, cfg, rollout.WithNotifier(notify))
+	a.controller = rollout.NewController(a.lifecycle, a.store, lcs, cfg.Controller,
+		append([]rollout.Option{rollout.WithLogger(log)}, o.controller...)...)
+	a.watcher = rollout.NewWatcher(lcs, cfg, func(id string, al *experiments.Allocation) {
 		if err := a.gateway.SetAllocation(id, al); err != nil {
 			log.Warn("allocation change not applied", "experiment", id, "err", err)
 		}
-	}, experiments.WithWatcherLogger(log))
+	}, rollout.WithLogger(log))
 	if dr, ok := a.store.(experiments.DriftReader); ok {
-		a.drift = experiments.NewDriftMonitor(dr, a.routedExperiments, a.driftAlert, experiments.WithDriftLogger(log))
+		a.drift = drift.New(dr, a.routedExperiments, a.driftAlert, drift.WithLogger(log))
 	}
 	var defs experiments.Definitions = memstore.NewDefinitions()
 	if a.redis != nil {
 		defs = redisstore.NewDefinitions(a.redis, cfg.Redis.KeyPrefix)
 	}
-	a.catalog = experiments.NewCatalog(cfg, defs, a.applyConfig, experiments.WithCatalogLogger(log))
+	a.catalog = rollout.NewCatalog(cfg, defs, a.applyConfig, rollout.WithLogger(log))
 	if err := a.catalog.Refresh(ctx); err != nil {
 		log.Warn("experiments created through the API are unreadable for now; serving the config file's", "err", err)
 	}
@@ -232,7 +236,7 @@ func (a *app) routedExperiments() []string {
 
 // driftAlert sends a drift alert to the webhooks from the controller's
 // leader only: every replica evaluates, one speaks.
-func (a *app) driftAlert(ctx context.Context, al experiments.DriftAlert) {
+func (a *app) driftAlert(ctx context.Context, al drift.Alert) {
 	if a.controller.Fence() == 0 {
 		return
 	}
@@ -245,11 +249,11 @@ func (a *app) driftAlert(ctx context.Context, al experiments.DriftAlert) {
 type lifecycleStore interface {
 	experiments.LifecycleStore
 	experiments.Leaser
-	experiments.StateReader
+	rollout.StateReader
 }
 
 // notifiers fans a transition out to several notifiers.
-type notifiers []experiments.Notifier
+type notifiers []rollout.Notifier
 
 func (ns notifiers) Notify(t experiments.Transition, s experiments.State) {
 	for _, n := range ns {

@@ -12,6 +12,7 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/redisstore"
 	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/rollout"
 )
 
 func TestDefinitionsConformance(t *testing.T) {
@@ -41,8 +42,8 @@ func TestCatalogFollowsOtherReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := make(chan *experiments.Config, 16)
-	cat := experiments.NewCatalog(file, redisstore.NewDefinitions(c2, "rep"), func(c *experiments.Config) { changed <- c },
-		experiments.WithCatalogPoll(time.Hour)) // only pub/sub can deliver in time
+	cat := rollout.NewCatalog(file, redisstore.NewDefinitions(c2, "rep"), func(c *experiments.Config) { changed <- c },
+		rollout.WithPollInterval(time.Hour)) // only pub/sub can deliver in time
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { cat.Run(ctx); close(done) }()

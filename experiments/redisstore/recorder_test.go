@@ -3,7 +3,6 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -16,11 +15,12 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/redisstore"
 	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/recorder"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = slog.New(slog.DiscardHandler)
 
-func checkAccounting(t testing.TB, s experiments.RecorderStats, closed bool) {
+func checkAccounting(t testing.TB, s recorder.Stats, closed bool) {
 	t.Helper()
 	if s.Accepted != s.Persisted+s.Dropped+s.Pending {
 		t.Errorf("accepted %d != persisted %d + dropped %d + pending %d", s.Accepted, s.Persisted, s.Dropped, s.Pending)
@@ -91,14 +91,14 @@ func twoRecorders(t *testing.T, newClient func() redis.UniversalClient) {
 	const perWorker = 15000
 	var all []storetest.Obs
 	var mu sync.Mutex
-	var stats []experiments.RecorderStats
+	var stats []recorder.Stats
 	var wg sync.WaitGroup
 	for rep := 0; rep < 2; rep++ {
 		c := newClient()
 		t.Cleanup(func() { c.Close() })
-		rec := experiments.NewRecorder(redisstore.New(c, redisstore.WithChunkEntries(1000)),
+		rec := recorder.New(redisstore.New(c, redisstore.WithChunkEntries(1000)),
 			experiments.Recording{BatchSize: 1024, FlushInterval: experiments.Duration(20 * time.Millisecond)},
-			experiments.WithLogger(quiet))
+			recorder.WithLogger(quiet))
 		var rwg sync.WaitGroup
 		for w := 0; w < 2; w++ {
 			rwg.Add(1)
@@ -171,9 +171,9 @@ func TestRecorderRedisFault(t *testing.T) {
 	srv := storetest.StartRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 100 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer c.Close()
-	rec := experiments.NewRecorder(redisstore.New(c), experiments.Recording{QueueSize: 8192, BatchSize: 512, FlushInterval: experiments.Duration(10 * time.Millisecond)},
-		experiments.WithLogger(quiet), experiments.WithApplyTimeout(300*time.Millisecond),
-		experiments.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond), experiments.WithPendingLimit(20000))
+	rec := recorder.New(redisstore.New(c), experiments.Recording{QueueSize: 8192, BatchSize: 512, FlushInterval: experiments.Duration(10 * time.Millisecond)},
+		recorder.WithLogger(quiet), recorder.WithApplyTimeout(300*time.Millisecond),
+		recorder.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond), recorder.WithPendingLimit(20000))
 	var stop atomic.Bool
 	var sent, slow atomic.Int64
 	var maxObserve atomic.Int64
@@ -248,9 +248,9 @@ func TestRecorderRedisPaused(t *testing.T) {
 	defer c.Close()
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer admin.Close()
-	rec := experiments.NewRecorder(redisstore.New(c, redisstore.WithChunkEntries(300)), experiments.Recording{BatchSize: 256, FlushInterval: experiments.Duration(10 * time.Millisecond)},
-		experiments.WithLogger(quiet), experiments.WithApplyTimeout(150*time.Millisecond),
-		experiments.WithRetryBackoff(10*time.Millisecond, 50*time.Millisecond))
+	rec := recorder.New(redisstore.New(c, redisstore.WithChunkEntries(300)), experiments.Recording{BatchSize: 256, FlushInterval: experiments.Duration(10 * time.Millisecond)},
+		recorder.WithLogger(quiet), recorder.WithApplyTimeout(150*time.Millisecond),
+		recorder.WithRetryBackoff(10*time.Millisecond, 50*time.Millisecond))
 	g := &gen{r: rand.New(rand.NewPCG(3, 3)), at: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)}
 	ctx := context.Background()
 	for round := 0; round < 3; round++ {
@@ -306,8 +306,8 @@ func BenchmarkRecorderRedisCluster(b *testing.B) {
 // benchRecorder observes b.N outcomes of users users over 2 variants.
 func benchRecorder(b *testing.B, c redis.UniversalClient, users int) {
 	exp := storetest.NewID("bench")
-	rec := experiments.NewRecorder(redisstore.New(c), experiments.Recording{QueueSize: 1 << 18},
-		experiments.WithLogger(quiet))
+	rec := recorder.New(redisstore.New(c), experiments.Recording{QueueSize: 1 << 18},
+		recorder.WithLogger(quiet))
 	outs := make([]experiments.Outcome, 1<<20)
 	r := rand.New(rand.NewPCG(1, 2))
 	now := time.Now()

@@ -1,4 +1,4 @@
-package experiments_test
+package recorder_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/recorder"
 )
 
 // TestRecorderUnrecordableEvents: an event no store can apply (a metric
@@ -20,7 +21,7 @@ import (
 func TestRecorderUnrecordableEvents(t *testing.T) {
 	t.Parallel()
 	store := memstore.New()
-	rec := experiments.NewRecorder(store, experiments.Recording{FlushInterval: experiments.Duration(time.Hour)}, experiments.WithLogger(quiet))
+	rec := recorder.New(store, experiments.Recording{FlushInterval: experiments.Duration(time.Hour)}, recorder.WithLogger(quiet))
 	for i := 0; i < 10; i++ {
 		rec.Observe(outcome(i))
 	}
@@ -30,7 +31,7 @@ func TestRecorderUnrecordableEvents(t *testing.T) {
 		{Experiment: "e", Phase: 1, Unit: storetest.Unit(1), Metric: "thumbs", Value: 1, Segments: experiments.SegmentValues{N: experiments.MaxSegmentDimensions + 1}},
 	}
 	for _, f := range bad {
-		if err := rec.Feedback(f); !errors.Is(err, experiments.ErrInvalidFeedback) {
+		if err := rec.Feedback(f); !errors.Is(err, recorder.ErrInvalidFeedback) {
 			t.Errorf("Feedback(%+v) = %v, want ErrInvalidFeedback", f, err)
 		}
 	}

@@ -1,9 +1,11 @@
-package experiments
+package rollout
 
 import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/abgate/abgate/experiments"
 )
 
 // follow runs until ctx ends, keeping a reader in step with a store: it
@@ -13,7 +15,7 @@ import (
 // subscription that fails or closes is tried again at the next poll.
 func follow(ctx context.Context, src any, poll time.Duration, log *slog.Logger, what string, onChange func(id string), onPoll func()) {
 	var changes <-chan string
-	feed, _ := src.(ChangeFeed)
+	feed, _ := src.(experiments.ChangeFeed)
 	subscribe := func() {
 		if feed == nil || changes != nil {
 			return

@@ -1,4 +1,4 @@
-package experiments_test
+package rollout_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/rollout"
 )
 
 type allocLog struct {
@@ -39,7 +40,7 @@ func (l *allocLog) last(id string) (*experiments.Allocation, int) {
 
 // flakyStates fails State while down is set.
 type flakyStates struct {
-	experiments.StateReader
+	rollout.StateReader
 	down atomic.Bool
 }
 
@@ -59,9 +60,9 @@ func TestWatcherFollowsChanges(t *testing.T) {
 	fixed.Rollout = nil
 	cfg := &experiments.Config{Experiments: []experiments.Experiment{e, fixed}}
 	store := memstore.NewLifecycle()
-	lc := experiments.NewLifecycle(store, cfg)
+	lc := rollout.NewLifecycle(store, cfg)
 	var log allocLog
-	w := experiments.NewWatcher(store, cfg, log.set, experiments.WithPollInterval(time.Hour), experiments.WithWatcherLogger(quiet))
+	w := rollout.NewWatcher(store, cfg, log.set, rollout.WithPollInterval(time.Hour), rollout.WithLogger(quiet))
 	go w.Run(ctx)
 
 	waitFor := func(what string, ok func() bool) {
@@ -102,13 +103,13 @@ func TestWatcherKeepsLastOnError(t *testing.T) {
 	e := storetest.RolloutExperiment("we", 1, 5, 50)
 	cfg := &experiments.Config{Experiments: []experiments.Experiment{e}}
 	store := memstore.NewLifecycle()
-	lc := experiments.NewLifecycle(store, cfg)
+	lc := rollout.NewLifecycle(store, cfg)
 	if _, err := lc.Start(ctx, "we", "api:t", ""); err != nil {
 		t.Fatal(err)
 	}
 	flaky := &flakyStates{StateReader: store}
 	var log allocLog
-	w := experiments.NewWatcher(flaky, cfg, log.set)
+	w := rollout.NewWatcher(flaky, cfg, log.set)
 	if err := w.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -143,12 +144,12 @@ func TestWatcherReleasesExperimentThatLostItsRollout(t *testing.T) {
 	gone := storetest.RolloutExperiment("wgone", 1, 5, 50)
 	cfg := &experiments.Config{Experiments: []experiments.Experiment{e, gone}}
 	store := memstore.NewLifecycle()
-	lc := experiments.NewLifecycle(store, cfg)
+	lc := rollout.NewLifecycle(store, cfg)
 	if _, err := lc.Start(ctx, "wr", "api:t", ""); err != nil {
 		t.Fatal(err)
 	}
 	var log allocLog
-	w := experiments.NewWatcher(store, cfg, log.set, experiments.WithWatcherLogger(quiet))
+	w := rollout.NewWatcher(store, cfg, log.set, rollout.WithLogger(quiet))
 	if err := w.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
-package experiments
+package rollout
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,26 +12,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/abgate/abgate/experiments"
 )
 
 // DefaultCatalogPoll is how often a Catalog re-reads Definitions as a
 // fallback to the change feed.
 const DefaultCatalogPoll = 2 * time.Second
-
-// CatalogOption configures a Catalog.
-type CatalogOption func(*Catalog)
-
-// WithCatalogPoll sets the fallback polling interval (default 2s).
-func WithCatalogPoll(d time.Duration) CatalogOption {
-	return func(c *Catalog) {
-		if d > 0 {
-			c.poll = d
-		}
-	}
-}
-
-// WithCatalogLogger sets the logger (default slog.Default()).
-func WithCatalogLogger(l *slog.Logger) CatalogOption { return func(c *Catalog) { c.log = l } }
 
 // Catalog is one replica's view of its experiments: the config file's
 // merged with the stored Definitions (see Merge). Whenever the merged
@@ -42,48 +30,46 @@ func WithCatalogLogger(l *slog.Logger) CatalogOption { return func(c *Catalog) {
 // others. onChange runs under the catalog's lock: it must not call back
 // into the catalog.
 type Catalog struct {
-	defs     Definitions
-	onChange func(*Config)
+	defs     experiments.Definitions
+	onChange func(*experiments.Config)
 	poll     time.Duration
 	log      *slog.Logger
 
 	mu   sync.Mutex // serialises refreshes and onChange
-	file *Config
+	file *experiments.Config
 	sig  string // what the current view was built from
 	view atomic.Pointer[catalogView]
 }
 
 type catalogView struct {
-	file    *Config
-	cfg     *Config
-	stored  map[string]StoredExperiment
+	file    *experiments.Config
+	cfg     *experiments.Config
+	stored  map[string]experiments.StoredExperiment
 	skipped map[string]error
 }
 
 // NewCatalog returns the catalog of file's experiments and those stored
 // in defs. It starts with the file's alone and does not call onChange:
 // call Refresh before serving, then Run. onChange may be nil.
-func NewCatalog(file *Config, defs Definitions, onChange func(*Config), opts ...CatalogOption) *Catalog {
-	c := &Catalog{defs: defs, onChange: onChange, poll: DefaultCatalogPoll, log: slog.Default(), file: file}
-	for _, o := range opts {
-		o(c)
-	}
-	c.view.Store(&catalogView{file: file, cfg: file, stored: map[string]StoredExperiment{}})
+func NewCatalog(file *experiments.Config, defs experiments.Definitions, onChange func(*experiments.Config), opts ...Option) *Catalog {
+	o := newOptions(opts)
+	c := &Catalog{defs: defs, onChange: onChange, poll: cmp.Or(o.poll, DefaultCatalogPoll), log: o.log, file: file}
+	c.view.Store(&catalogView{file: file, cfg: file, stored: map[string]experiments.StoredExperiment{}})
 	return c
 }
 
 // Definitions is the store the catalog reads.
-func (c *Catalog) Definitions() Definitions { return c.defs }
+func (c *Catalog) Definitions() experiments.Definitions { return c.defs }
 
 // Config is the merged config, as of the last refresh.
-func (c *Catalog) Config() *Config { return c.view.Load().cfg }
+func (c *Catalog) Config() *experiments.Config { return c.view.Load().cfg }
 
 // File is the config file's config the current view was merged from.
-func (c *Catalog) File() *Config { return c.view.Load().file }
+func (c *Catalog) File() *experiments.Config { return c.view.Load().file }
 
 // Stored returns the stored definition of id, as of the last refresh.
 // It is found even when it was left out of the merge.
-func (c *Catalog) Stored(id string) (StoredExperiment, bool) {
+func (c *Catalog) Stored(id string) (experiments.StoredExperiment, bool) {
 	s, ok := c.view.Load().stored[id]
 	return s, ok
 }
@@ -96,9 +82,9 @@ func (c *Catalog) Source(id string) string {
 		return ""
 	}
 	if v.file.Experiment(id) != nil {
-		return SourceConfig
+		return experiments.SourceConfig
 	}
-	return SourceAPI
+	return experiments.SourceAPI
 }
 
 // Skipped maps the id of each stored experiment left out of the merge at
@@ -120,13 +106,13 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 // SetFile replaces the config file's config (a reload) and merges again;
 // onChange is called even if the stored definitions can't be read (the
 // last ones read are used then, and the read error is returned).
-func (c *Catalog) SetFile(ctx context.Context, file *Config) error {
+func (c *Catalog) SetFile(ctx context.Context, file *experiments.Config) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.file = file
 	if err := c.refreshLocked(ctx, true); err != nil {
 		v := c.view.Load()
-		defs := make([]StoredExperiment, 0, len(v.stored))
+		defs := make([]experiments.StoredExperiment, 0, len(v.stored))
 		for _, s := range v.stored {
 			defs = append(defs, s)
 		}
@@ -150,14 +136,14 @@ func (c *Catalog) refreshLocked(ctx context.Context, force bool) error {
 }
 
 // apply merges defs with the file, publishes the view and calls onChange.
-func (c *Catalog) apply(defs []StoredExperiment, sig string) {
-	cfg, skipped := MergeLenient(c.file, defs)
+func (c *Catalog) apply(defs []experiments.StoredExperiment, sig string) {
+	cfg, skipped := experiments.MergeLenient(c.file, defs)
 	for id, err := range skipped {
 		if prev := c.view.Load().skipped[id]; prev == nil || prev.Error() != err.Error() {
 			c.log.Error("experiment definition left out", "experiment", id, "err", err)
 		}
 	}
-	stored := make(map[string]StoredExperiment, len(defs))
+	stored := make(map[string]experiments.StoredExperiment, len(defs))
 	for _, d := range defs {
 		stored[d.ID()] = d
 	}
@@ -169,7 +155,7 @@ func (c *Catalog) apply(defs []StoredExperiment, sig string) {
 }
 
 // catalogSig identifies a list of definitions by id and version.
-func catalogSig(defs []StoredExperiment) string {
+func catalogSig(defs []experiments.StoredExperiment) string {
 	parts := make([]string, len(defs))
 	for i, d := range defs {
 		parts[i] = d.ID() + "@" + strconv.FormatInt(d.Version, 10)

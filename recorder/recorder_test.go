@@ -1,10 +1,9 @@
-package experiments_test
+package recorder_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -18,11 +17,12 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/recorder"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = slog.New(slog.DiscardHandler)
 
-func checkAccounting(t *testing.T, s experiments.RecorderStats, closed bool) {
+func checkAccounting(t *testing.T, s recorder.Stats, closed bool) {
 	t.Helper()
 	if s.Accepted != s.Persisted+s.Dropped+s.Pending {
 		t.Errorf("accepted %d != persisted %d + dropped %d + pending %d", s.Accepted, s.Persisted, s.Dropped, s.Pending)
@@ -40,8 +40,8 @@ func checkAccounting(t *testing.T, s experiments.RecorderStats, closed bool) {
 func TestRecorderExact(t *testing.T) {
 	t.Parallel()
 	store := memstore.New()
-	rec := experiments.NewRecorder(store, experiments.Recording{QueueSize: 1 << 16, BatchSize: 512, FlushInterval: experiments.Duration(5 * time.Millisecond)},
-		experiments.WithLogger(quiet))
+	rec := recorder.New(store, experiments.Recording{QueueSize: 1 << 16, BatchSize: 512, FlushInterval: experiments.Duration(5 * time.Millisecond)},
+		recorder.WithLogger(quiet))
 	const (
 		workers = 4
 		per     = 5000
@@ -94,7 +94,7 @@ func TestRecorderExact(t *testing.T) {
 						if err == nil {
 							break
 						}
-						if !errors.Is(err, experiments.ErrQueueFull) {
+						if !errors.Is(err, recorder.ErrQueueFull) {
 							t.Error(err)
 							return
 						}
@@ -227,8 +227,8 @@ func TestRecorderRetries(t *testing.T) {
 	t.Parallel()
 	fs := &flakyStore{Store: memstore.New()}
 	fs.down.Store(true)
-	rec := experiments.NewRecorder(fs, experiments.Recording{BatchSize: 100, FlushInterval: experiments.Duration(2 * time.Millisecond)},
-		experiments.WithLogger(quiet), experiments.WithRetryBackoff(time.Millisecond, 5*time.Millisecond))
+	rec := recorder.New(fs, experiments.Recording{BatchSize: 100, FlushInterval: experiments.Duration(2 * time.Millisecond)},
+		recorder.WithLogger(quiet), recorder.WithRetryBackoff(time.Millisecond, 5*time.Millisecond))
 	for i := 0; i < 3000; i++ {
 		rec.Observe(outcome(i))
 		if i%500 == 0 {
@@ -263,8 +263,8 @@ func TestRecorderOverflow(t *testing.T) {
 	t.Parallel()
 	fs := &flakyStore{Store: memstore.New()}
 	fs.down.Store(true)
-	rec := experiments.NewRecorder(fs, experiments.Recording{QueueSize: 1000, BatchSize: 100, FlushInterval: experiments.Duration(time.Millisecond)},
-		experiments.WithLogger(quiet), experiments.WithPendingLimit(500), experiments.WithRetryBackoff(time.Millisecond, 2*time.Millisecond))
+	rec := recorder.New(fs, experiments.Recording{QueueSize: 1000, BatchSize: 100, FlushInterval: experiments.Duration(time.Millisecond)},
+		recorder.WithLogger(quiet), recorder.WithPendingLimit(500), recorder.WithRetryBackoff(time.Millisecond, 2*time.Millisecond))
 	sent := 0
 	for i := 0; i < 20; i++ {
 		for j := 0; j < 100; j++ {
@@ -292,7 +292,7 @@ func TestRecorderOverflow(t *testing.T) {
 		t.Errorf("after Close: %+v (sent %d)", s, sent)
 	}
 	rec.Observe(outcome(1))
-	if err := rec.Feedback(experiments.Feedback{Experiment: "e", Metric: "thumbs"}); !errors.Is(err, experiments.ErrClosed) {
+	if err := rec.Feedback(experiments.Feedback{Experiment: "e", Metric: "thumbs"}); !errors.Is(err, recorder.ErrClosed) {
 		t.Errorf("Feedback after Close: %v", err)
 	}
 	s = rec.Stats()
@@ -307,15 +307,15 @@ func TestRecorderOverflow(t *testing.T) {
 func TestFeedbackQueueFull(t *testing.T) {
 	t.Parallel()
 	fs := &flakyStore{Store: memstore.New(), block: make(chan struct{})}
-	rec := experiments.NewRecorder(fs, experiments.Recording{QueueSize: 10, BatchSize: 5, FlushInterval: experiments.Duration(time.Hour)},
-		experiments.WithLogger(quiet))
+	rec := recorder.New(fs, experiments.Recording{QueueSize: 10, BatchSize: 5, FlushInterval: experiments.Duration(time.Hour)},
+		recorder.WithLogger(quiet))
 	accepted, full := 0, 0
 	for i := 0; i < 200; i++ {
 		err := rec.Feedback(experiments.Feedback{Experiment: "e", Phase: 1, Unit: storetest.Unit(i), Metric: "rating", Value: 4})
 		switch {
 		case err == nil:
 			accepted++
-		case errors.Is(err, experiments.ErrQueueFull):
+		case errors.Is(err, recorder.ErrQueueFull):
 			full++
 		default:
 			t.Fatal(err)
@@ -324,7 +324,7 @@ func TestFeedbackQueueFull(t *testing.T) {
 	if full == 0 {
 		t.Fatal("never ErrQueueFull")
 	}
-	if err := rec.Feedback(experiments.Feedback{Experiment: "e", Metric: "x", Value: nan()}); !errors.Is(err, experiments.ErrInvalidFeedback) {
+	if err := rec.Feedback(experiments.Feedback{Experiment: "e", Metric: "x", Value: nan()}); !errors.Is(err, recorder.ErrInvalidFeedback) {
 		t.Errorf("NaN feedback: %v", err)
 	}
 	close(fs.block)
@@ -342,8 +342,8 @@ func nan() float64 { var z float64; return z / z }
 
 // TestObserveAllocs: the hot path allocates nothing.
 func TestObserveAllocs(t *testing.T) {
-	rec := experiments.NewRecorder(memstore.New(), experiments.Recording{QueueSize: 1 << 20, BatchSize: 1 << 20, FlushInterval: experiments.Duration(time.Hour)},
-		experiments.WithLogger(quiet))
+	rec := recorder.New(memstore.New(), experiments.Recording{QueueSize: 1 << 20, BatchSize: 1 << 20, FlushInterval: experiments.Duration(time.Hour)},
+		recorder.WithLogger(quiet))
 	defer rec.Close(context.Background())
 	o := outcome(1)
 	if n := testing.AllocsPerRun(10000, func() { rec.Observe(o) }); n != 0 {
@@ -358,8 +358,8 @@ func TestRecorderMetrics(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	var rm metricdata.ResourceMetrics
-	rec := experiments.NewRecorder(memstore.New(), experiments.Recording{FlushInterval: experiments.Duration(time.Millisecond)},
-		experiments.WithLogger(quiet), experiments.WithMeterProvider(mp))
+	rec := recorder.New(memstore.New(), experiments.Recording{FlushInterval: experiments.Duration(time.Millisecond)},
+		recorder.WithLogger(quiet), recorder.WithMeterProvider(mp))
 	for i := 0; i < 7; i++ {
 		rec.Observe(outcome(i))
 	}
@@ -403,8 +403,8 @@ func TestRecorderMetrics(t *testing.T) {
 func BenchmarkObserve(b *testing.B) {
 	o := outcome(1)
 	b.Run("accept", func(b *testing.B) {
-		rec := experiments.NewRecorder(memstore.New(), experiments.Recording{QueueSize: 1 << 16, BatchSize: 1 << 16, FlushInterval: experiments.Duration(time.Millisecond)},
-			experiments.WithLogger(quiet))
+		rec := recorder.New(memstore.New(), experiments.Recording{QueueSize: 1 << 16, BatchSize: 1 << 16, FlushInterval: experiments.Duration(time.Millisecond)},
+			recorder.WithLogger(quiet))
 		defer rec.Close(context.Background())
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
@@ -423,8 +423,8 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 	b.Run("full", func(b *testing.B) {
-		rec := experiments.NewRecorder(memstore.New(), experiments.Recording{QueueSize: 1024, FlushInterval: experiments.Duration(time.Hour)},
-			experiments.WithLogger(quiet))
+		rec := recorder.New(memstore.New(), experiments.Recording{QueueSize: 1024, FlushInterval: experiments.Duration(time.Hour)},
+			recorder.WithLogger(quiet))
 		defer rec.Close(context.Background())
 		for i := 0; i < 1024; i++ {
 			rec.Observe(o)
@@ -436,7 +436,7 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
-		rec := experiments.NewRecorder(memstore.New(), experiments.Recording{QueueSize: 1 << 16}, experiments.WithLogger(quiet))
+		rec := recorder.New(memstore.New(), experiments.Recording{QueueSize: 1 << 16}, recorder.WithLogger(quiet))
 		defer rec.Close(context.Background())
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -470,8 +470,8 @@ func TestRecorderPreAggregates(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 27, 13, 45, 0, 0, time.UTC)
 	spy := &spyStore{Store: memstore.New()}
-	rec := experiments.NewRecorder(spy, experiments.Recording{BatchSize: 1 << 20, FlushInterval: experiments.Duration(time.Hour)},
-		experiments.WithLogger(quiet), experiments.WithClock(func() time.Time { return now }))
+	rec := recorder.New(spy, experiments.Recording{BatchSize: 1 << 20, FlushInterval: experiments.Duration(time.Hour)},
+		recorder.WithLogger(quiet), recorder.WithClock(func() time.Time { return now }))
 	for i := 0; i < 1000; i++ {
 		rec.Observe(experiments.Outcome{Experiment: "agg", Phase: 1, Variant: 1, Unit: storetest.Unit(1), Analysed: true,
 			Latency: 2 * time.Millisecond, TTFB: time.Millisecond, Stream: true, MaxGap: 3 * time.Millisecond, StreamAborted: i%4 == 0})

@@ -1,4 +1,4 @@
-package experiments
+package rollout
 
 import (
 	"context"
@@ -13,50 +13,28 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/stats"
 )
 
 // SummaryReader is what the controller reads statistics from (Store
 // implements it).
 type SummaryReader interface {
-	Summaries(ctx context.Context, experiment string, phase int) (Snapshot, error)
+	Summaries(ctx context.Context, experiment string, phase int) (experiments.Snapshot, error)
 }
 
-// ControllerOption configures a Controller.
-type ControllerOption func(*RolloutController)
-
-// WithControllerClock replaces time.Now (step durations, lease-free
-// simulated runs), for tests.
-func WithControllerClock(now func() time.Time) ControllerOption {
-	return func(c *RolloutController) { c.now = now }
-}
-
-// WithHolderID sets the lease holder id (default host name plus a random
-// suffix). It must be unique per replica.
-func WithHolderID(id string) ControllerOption { return func(c *RolloutController) { c.holder = id } }
-
-// WithControllerLogger sets the logger (default slog.Default()).
-func WithControllerLogger(l *slog.Logger) ControllerOption {
-	return func(c *RolloutController) { c.log = l }
-}
-
-// WithAutoStart makes the leader start every draft experiment that has a
-// rollout (default false: an operator calls Lifecycle.Start).
-func WithAutoStart(on bool) ControllerOption { return func(c *RolloutController) { c.autoStart = on } }
-
-// RolloutController is the rollout controller (Controller is its
-// config section). Every serve replica runs one;
-// the one holding the lease is the leader and, every Interval, evaluates
+// Controller is the rollout controller. Every serve replica runs one; the
+// one holding the lease is the leader and, every Interval, evaluates
 // each running experiment that has a rollout: it reads the current
 // period's statistics, asks stats.Decide, and advances, promotes, rolls
 // back or stops the experiment through the Lifecycle service (fenced by
 // its lease, conditional on the state version it evaluated, so an API
 // command in between always wins). docs/rollout.md describes the
 // algorithm.
-type RolloutController struct {
+type Controller struct {
 	lc        *Lifecycle
 	stats     SummaryReader
-	lease     Leaser
+	lease     experiments.Leaser
 	now       func() time.Time
 	holder    string
 	interval  time.Duration
@@ -71,19 +49,17 @@ type RolloutController struct {
 
 // NewController returns a controller for lc's experiments. cfg's zero
 // fields take the defaults (Interval 10s, LeaseTTL 15s).
-func NewController(lc *Lifecycle, st SummaryReader, lease Leaser, cfg Controller, opts ...ControllerOption) *RolloutController {
-	c := &RolloutController{
-		lc: lc, stats: st, lease: lease, now: time.Now, log: slog.Default(),
+func NewController(lc *Lifecycle, st SummaryReader, lease experiments.Leaser, cfg experiments.Controller, opts ...Option) *Controller {
+	o := newOptions(opts)
+	c := &Controller{
+		lc: lc, stats: st, lease: lease, now: o.now, log: o.log, holder: o.holder, autoStart: o.autoStart,
 		interval: time.Duration(cfg.Interval), ttl: time.Duration(cfg.LeaseTTL), disabled: cfg.Disabled,
 	}
 	if c.interval <= 0 {
-		c.interval = DefaultControllerInterval
+		c.interval = experiments.DefaultControllerInterval
 	}
 	if c.ttl <= 0 {
-		c.ttl = DefaultLeaseTTL
-	}
-	for _, o := range opts {
-		o(c)
+		c.ttl = experiments.DefaultLeaseTTL
 	}
 	if c.holder == "" {
 		host, _ := os.Hostname()
@@ -95,11 +71,11 @@ func NewController(lc *Lifecycle, st SummaryReader, lease Leaser, cfg Controller
 }
 
 // Holder is this controller's lease holder id.
-func (c *RolloutController) Holder() string { return c.holder }
+func (c *Controller) Holder() string { return c.holder }
 
 // Fence is the fence of the lease this controller holds, 0 if it is not
 // the leader (as of its last renewal).
-func (c *RolloutController) Fence() int64 {
+func (c *Controller) Fence() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.fence
@@ -109,7 +85,7 @@ func (c *RolloutController) Fence() int64 {
 // evaluates every Interval, until ctx ends. It does not release the lease
 // on return: call Release for a graceful hand-over (a crashed leader's
 // lease simply expires).
-func (c *RolloutController) Run(ctx context.Context) {
+func (c *Controller) Run(ctx context.Context) {
 	if c.disabled {
 		<-ctx.Done()
 		return
@@ -137,7 +113,7 @@ func (c *RolloutController) Run(ctx context.Context) {
 // Tick renews or acquires the lease and, if leader, evaluates every
 // experiment once. Run calls the same steps on its timers; tests in
 // simulated time call Tick directly.
-func (c *RolloutController) Tick(ctx context.Context) {
+func (c *Controller) Tick(ctx context.Context) {
 	if c.disabled {
 		return
 	}
@@ -148,7 +124,7 @@ func (c *RolloutController) Tick(ctx context.Context) {
 
 // Release gives the lease up (graceful shutdown), so another replica
 // takes over at once instead of after LeaseTTL.
-func (c *RolloutController) Release(ctx context.Context) error {
+func (c *Controller) Release(ctx context.Context) error {
 	c.mu.Lock()
 	f := c.fence
 	c.fence = 0
@@ -159,7 +135,7 @@ func (c *RolloutController) Release(ctx context.Context) error {
 	return c.lease.Release(ctx, c.holder, f)
 }
 
-func (c *RolloutController) keepLease(ctx context.Context) int64 {
+func (c *Controller) keepLease(ctx context.Context) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fence > 0 {
@@ -188,9 +164,9 @@ func (c *RolloutController) keepLease(ctx context.Context) int64 {
 	return c.fence
 }
 
-func (c *RolloutController) evaluateAll(ctx context.Context, fence int64) {
+func (c *Controller) evaluateAll(ctx context.Context, fence int64) {
 	exps := c.lc.rolloutExperiments()
-	slices.SortFunc(exps, func(a, b *Experiment) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(exps, func(a, b *experiments.Experiment) int { return strings.Compare(a.ID, b.ID) })
 	for _, e := range exps {
 		if ctx.Err() != nil {
 			return
@@ -205,7 +181,7 @@ func (c *RolloutController) evaluateAll(ctx context.Context, fence int64) {
 // applies the verdict (unless the rollout is Manual). It returns the
 // error of reading statistics or committing; losing a race to an API
 // command (ErrConflict) is not an error.
-func (c *RolloutController) Evaluate(ctx context.Context, id string, fence int64) (err error) {
+func (c *Controller) Evaluate(ctx context.Context, id string, fence int64) (err error) {
 	defer func() {
 		if r := recover(); r != nil { // a bad policy must not kill the controller
 			err = fmt.Errorf("evaluate %q: panic: %v", id, r)
@@ -222,32 +198,32 @@ func (c *RolloutController) Evaluate(ctx context.Context, id string, fence int64
 	now := c.now().UTC()
 	// Conditional: even an auto-start acts only on the draft it read
 	// (version 0), never on a state an operator wrote meanwhile.
-	cmd := Command{Experiment: id, Actor: ControllerActor, Fence: fence, IfVersion: s.Version, Conditional: true}
+	cmd := experiments.Command{Experiment: id, Actor: experiments.ControllerActor, Fence: fence, IfVersion: s.Version, Conditional: true}
 	switch {
-	case s.Status == StatusDraft && c.autoStart:
-		cmd.Action, cmd.Reason = ActionStart, "auto-start: the experiment has a rollout"
+	case s.Status == experiments.StatusDraft && c.autoStart:
+		cmd.Action, cmd.Reason = experiments.ActionStart, "auto-start: the experiment has a rollout"
 		_, err = c.apply(ctx, cmd)
 		return err
-	case (s.Status == StatusRunning || s.Status == StatusPaused) && e.PhaseOrOne() > s.SaltPhase:
-		cmd.Action = ActionReshuffle
+	case (s.Status == experiments.StatusRunning || s.Status == experiments.StatusPaused) && e.PhaseOrOne() > s.SaltPhase:
+		cmd.Action = experiments.ActionReshuffle
 		cmd.Reason = fmt.Sprintf("config phase raised to %d: reshuffle with a new salt and data period", e.PhaseOrOne())
 		_, err = c.apply(ctx, cmd)
 		return err
-	case s.Status != StatusRunning:
+	case s.Status != experiments.StatusRunning:
 		return nil
 	}
 
-	steps := RolloutSteps(e)
+	steps := experiments.RolloutSteps(e)
 	step := min(max(s.Step, 0), len(steps)-1)
 	pol := e.Policy(step)
 	snap, err := c.stats.Summaries(ctx, id, s.Period)
 	if err != nil {
 		return fmt.Errorf("read statistics of %q period %d: %w", id, s.Period, err)
 	}
-	in := RolloutInput(e, snap, e.AllocationFor(s), pol)
+	in := experiments.RolloutInput(e, snap, e.AllocationFor(s), pol)
 	d := stats.Decide(in, pol)
 
-	rec := Recommendation{Experiment: id, At: now, Step: step, Period: s.Period, Decision: &d, Fence: fence}
+	rec := experiments.Recommendation{Experiment: id, At: now, Step: step, Period: s.Period, Decision: &d, Fence: fence}
 	rec.Action, rec.Note = plan(steps[step], s, d, in, now)
 	if rec.Action == "" && rec.Note == "" {
 		rec.Note = reasonMessages(d)
@@ -273,14 +249,14 @@ func (c *RolloutController) Evaluate(ctx context.Context, id string, fence int64
 // apply commits cmd; applied is false when an API command (or another
 // writer) changed the state first, which is not an error: the next tick
 // evaluates the new state.
-func (c *RolloutController) apply(ctx context.Context, cmd Command) (applied bool, err error) {
+func (c *Controller) apply(ctx context.Context, cmd experiments.Command) (applied bool, err error) {
 	t, err := c.lc.Do(ctx, cmd)
 	switch {
 	case err == nil:
 		c.log.Info("rollout controller: transition", "experiment", cmd.Experiment, "action", t.Action,
 			"from", t.From, "to", t.To, "step", t.ToStep, "period", t.Period, "reason", t.Reason)
 		return true, nil
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, experiments.ErrConflict):
 		c.log.Info("rollout controller: state changed meanwhile; re-evaluating next tick", "experiment", cmd.Experiment, "action", cmd.Action)
 		return false, nil
 	}
@@ -289,7 +265,7 @@ func (c *RolloutController) apply(ctx context.Context, cmd Command) (applied boo
 
 // plan turns a decision into the controller's action at step st (or ""
 // to wait) with a note explaining a wait.
-func plan(st RampStep, s State, d stats.Decision, in stats.Input, now time.Time) (Action, string) {
+func plan(st experiments.RampStep, s experiments.State, d stats.Decision, in stats.Input, now time.Time) (experiments.Action, string) {
 	gate := func() string {
 		if el := now.Sub(s.StepStarted); el < time.Duration(st.MinDuration) {
 			return fmt.Sprintf("step min_duration %s not reached (%s elapsed)", time.Duration(st.MinDuration), el.Truncate(time.Second))
@@ -304,16 +280,16 @@ func plan(st RampStep, s State, d stats.Decision, in stats.Input, now time.Time)
 	}
 	switch d.Verdict {
 	case stats.HaltSRM:
-		return ActionHaltSRM, ""
+		return experiments.ActionHaltSRM, ""
 	case stats.Rollback:
-		return ActionRollback, ""
+		return experiments.ActionRollback, ""
 	case stats.StopFutility:
-		return ActionFutility, ""
+		return experiments.ActionFutility, ""
 	case stats.Advance:
 		if w := gate(); w != "" {
 			return "", "advance pending: " + w
 		}
-		return ActionAdvance, ""
+		return experiments.ActionAdvance, ""
 	case stats.Promote:
 		if d.Winner == nil {
 			return "", "promote without a winner"
@@ -321,12 +297,12 @@ func plan(st RampStep, s State, d stats.Decision, in stats.Input, now time.Time)
 		if w := gate(); w != "" {
 			return "", "promote pending: " + w
 		}
-		return ActionPromote, ""
+		return experiments.ActionPromote, ""
 	}
 	return "", ""
 }
 
-func reasonText(steps []RampStep, step int, d stats.Decision) string {
+func reasonText(steps []experiments.RampStep, step int, d stats.Decision) string {
 	return fmt.Sprintf("controller verdict %s at step %d of %d (%g%% per candidate): %s",
 		d.Verdict, step+1, len(steps), steps[step].Percent, reasonMessages(d))
 }

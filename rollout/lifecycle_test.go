@@ -1,4 +1,4 @@
-package experiments_test
+package rollout_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/rollout"
 )
 
 func TestLifecycleServiceCAS(t *testing.T) {
@@ -20,8 +21,8 @@ func TestLifecycleServiceCAS(t *testing.T) {
 	clock := storetest.NewClock()
 	var got []experiments.Transition
 	var mu sync.Mutex
-	lc := experiments.NewLifecycle(store, cfg, experiments.WithLifecycleClock(clock.Now),
-		experiments.WithNotifier(notifierFunc(func(tr experiments.Transition, _ experiments.State) {
+	lc := rollout.NewLifecycle(store, cfg, rollout.WithClock(clock.Now),
+		rollout.WithNotifier(notifierFunc(func(tr experiments.Transition, _ experiments.State) {
 			mu.Lock()
 			got = append(got, tr)
 			mu.Unlock()

@@ -1,11 +1,13 @@
-package experiments
+package recorder
+
+import "github.com/abgate/abgate/experiments"
 
 // driftKey is a pre-aggregated histogram bin in the recorder.
 type driftKey struct {
 	variant int32
 	feature uint8 // index into DriftFeatures
 	bin     uint8
-	hour    Hour
+	hour    experiments.Hour
 }
 
 // addDrift counts an Outcome in the drift histograms: every outcome (also
@@ -13,7 +15,7 @@ type driftKey struct {
 // error rate; latency and tokens only for responses without error that
 // reported usage, so a burst of errors shows as errors, not as a shift
 // of the token distribution.
-func (e *epAgg) addDrift(o *Outcome, h Hour) {
+func (e *epAgg) addDrift(o *experiments.Outcome, h experiments.Hour) {
 	if e.drift == nil {
 		e.drift = make(map[driftKey]int64)
 	}
@@ -24,18 +26,18 @@ func (e *epAgg) addDrift(o *Outcome, h Hour) {
 		return
 	}
 	add(3, 0)
-	add(2, DriftBin(float64(o.Latency)/1e6))
+	add(2, experiments.DriftBin(float64(o.Latency)/1e6))
 	if o.PromptTokens > 0 || o.CompletionTokens > 0 {
-		add(0, DriftBin(float64(o.PromptTokens)))
-		add(1, DriftBin(float64(o.CompletionTokens)))
+		add(0, experiments.DriftBin(float64(o.PromptTokens)))
+		add(1, experiments.DriftBin(float64(o.CompletionTokens)))
 	}
 }
 
 // addDriftFeedback counts a feedback value of a rate metric (thumbs,
 // correction: 0/1; rating: 1-5) in its histogram, one bin per value.
-func (e *epAgg) addDriftFeedback(f *Feedback, h Hour) {
-	fi := DriftFeatureIndex(f.Metric)
-	if fi < 4 || !(f.Value >= 0 && f.Value < DriftBins) {
+func (e *epAgg) addDriftFeedback(f *experiments.Feedback, h experiments.Hour) {
+	fi := experiments.DriftFeatureIndex(f.Metric)
+	if fi < 4 || !(f.Value >= 0 && f.Value < experiments.DriftBins) {
 		return
 	}
 	if e.drift == nil {
@@ -45,13 +47,13 @@ func (e *epAgg) addDriftFeedback(f *Feedback, h Hour) {
 }
 
 // driftDeltas lists e's histogram increments for a batch.
-func (e *epAgg) driftDeltas() []HistDelta {
+func (e *epAgg) driftDeltas() []experiments.HistDelta {
 	if len(e.drift) == 0 {
 		return nil
 	}
-	out := make([]HistDelta, 0, len(e.drift))
+	out := make([]experiments.HistDelta, 0, len(e.drift))
 	for k, n := range e.drift {
-		out = append(out, HistDelta{Variant: int(k.variant), Feature: DriftFeatures[k.feature], Hour: k.hour, Bin: int(k.bin), N: n})
+		out = append(out, experiments.HistDelta{Variant: int(k.variant), Feature: experiments.DriftFeatures[k.feature], Hour: k.hour, Bin: int(k.bin), N: n})
 	}
 	clear(e.drift)
 	return out

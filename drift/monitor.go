@@ -1,4 +1,4 @@
-package experiments
+package drift
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/stats"
 )
 
@@ -35,9 +36,9 @@ type TimeRange struct {
 	To   time.Time `json:"to"`
 }
 
-// DriftResult compares one feature of one variant in the latest window
+// Result compares one feature of one variant in the latest window
 // with the reference window.
-type DriftResult struct {
+type Result struct {
 	Experiment string    `json:"experiment"`
 	Variant    int       `json:"variant"`
 	Feature    string    `json:"feature"`
@@ -62,23 +63,23 @@ type DriftResult struct {
 	Hist    []int64 `json:"hist"`
 }
 
-// DriftAlert is sent when a feature starts drifting (a DriftResult that
+// Alert is sent when a feature starts drifting (a Result that
 // became Drifted); one alert per crossing, not per evaluation.
-type DriftAlert struct {
-	DriftResult
+type Alert struct {
+	Result
 	At time.Time `json:"at"`
 }
 
-// DriftMonitor compares, on an interval, each route's latest window of
+// Monitor compares, on an interval, each route's latest window of
 // drift histograms with a reference window (the experiment's first
 // DefaultDriftReferenceHours hours with data, or a pinned baseline) and
 // calls an alert callback when a feature crosses the thresholds. It runs
 // for as long as the experiment ids it is given exist, also after
 // promotion: the gateway records drift for every request of a route.
-type DriftMonitor struct {
-	reader   DriftReader
+type Monitor struct {
+	reader   experiments.DriftReader
 	ids      func() []string
-	alert    func(context.Context, DriftAlert)
+	alert    func(context.Context, Alert)
 	now      func() time.Time
 	log      *slog.Logger
 	interval time.Duration
@@ -100,41 +101,41 @@ type driftState struct {
 	feature string
 }
 
-// DriftOption configures a DriftMonitor.
-type DriftOption func(*DriftMonitor)
+// Option configures a Monitor.
+type Option func(*Monitor)
 
-// WithDriftInterval sets how often every experiment is evaluated.
-func WithDriftInterval(d time.Duration) DriftOption {
-	return func(m *DriftMonitor) {
+// WithInterval sets how often every experiment is evaluated.
+func WithInterval(d time.Duration) Option {
+	return func(m *Monitor) {
 		if d > 0 {
 			m.interval = d
 		}
 	}
 }
 
-// WithDriftWindow sets the latest window compared with the reference.
-func WithDriftWindow(d time.Duration) DriftOption {
-	return func(m *DriftMonitor) {
+// WithWindow sets the latest window compared with the reference.
+func WithWindow(d time.Duration) Option {
+	return func(m *Monitor) {
 		if d >= time.Hour {
 			m.window = d
 		}
 	}
 }
 
-// WithDriftReferenceHours sets how many hours from the first hour with
+// WithReferenceHours sets how many hours from the first hour with
 // data make the default reference.
-func WithDriftReferenceHours(h int) DriftOption {
-	return func(m *DriftMonitor) {
+func WithReferenceHours(h int) Option {
+	return func(m *Monitor) {
 		if h > 0 {
 			m.refHours = h
 		}
 	}
 }
 
-// WithDriftThresholds sets the PSI threshold, the chi-square level and
+// WithThresholds sets the PSI threshold, the chi-square level and
 // the minimum count per side.
-func WithDriftThresholds(psi, alpha float64, minCount int64) DriftOption {
-	return func(m *DriftMonitor) {
+func WithThresholds(psi, alpha float64, minCount int64) Option {
+	return func(m *Monitor) {
 		if psi > 0 {
 			m.psi = psi
 		}
@@ -147,17 +148,17 @@ func WithDriftThresholds(psi, alpha float64, minCount int64) DriftOption {
 	}
 }
 
-// WithDriftClock replaces time.Now, for tests.
-func WithDriftClock(now func() time.Time) DriftOption { return func(m *DriftMonitor) { m.now = now } }
+// WithClock replaces time.Now, for tests.
+func WithClock(now func() time.Time) Option { return func(m *Monitor) { m.now = now } }
 
-// WithDriftLogger sets the logger (default slog.Default()).
-func WithDriftLogger(l *slog.Logger) DriftOption { return func(m *DriftMonitor) { m.log = l } }
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(m *Monitor) { m.log = l } }
 
-// NewDriftMonitor returns a monitor reading reader, evaluating the
+// New returns a monitor reading reader, evaluating the
 // experiments ids returns (the routed experiments of the live config) and
 // calling alert (which must not block long; nil logs only).
-func NewDriftMonitor(reader DriftReader, ids func() []string, alert func(context.Context, DriftAlert), opts ...DriftOption) *DriftMonitor {
-	m := &DriftMonitor{
+func New(reader experiments.DriftReader, ids func() []string, alert func(context.Context, Alert), opts ...Option) *Monitor {
+	m := &Monitor{
 		reader: reader, ids: ids, alert: alert, now: time.Now, log: slog.Default(),
 		interval: DefaultDriftInterval, window: DefaultDriftWindow, refHours: DefaultDriftReferenceHours,
 		psi: DefaultDriftPSI, alpha: DefaultDriftAlpha, minCount: DefaultDriftMinCount,
@@ -170,18 +171,18 @@ func NewDriftMonitor(reader DriftReader, ids func() []string, alert func(context
 }
 
 // Thresholds returns the PSI threshold and the chi-square level.
-func (m *DriftMonitor) Thresholds() (psi, alpha float64) { return m.psi, m.alpha }
+func (m *Monitor) Thresholds() (psi, alpha float64) { return m.psi, m.alpha }
 
 // PinBaseline makes [from, to) the reference of an experiment (e.g. a
 // known-good week), instead of its first hours.
-func (m *DriftMonitor) PinBaseline(exp string, from, to time.Time) {
+func (m *Monitor) PinBaseline(exp string, from, to time.Time) {
 	m.mu.Lock()
 	m.pinned[exp] = TimeRange{from, to}
 	m.mu.Unlock()
 }
 
 // Run evaluates every experiment each interval until ctx is done.
-func (m *DriftMonitor) Run(ctx context.Context) error {
+func (m *Monitor) Run(ctx context.Context) error {
 	t := time.NewTicker(m.interval)
 	defer t.Stop()
 	for {
@@ -196,7 +197,7 @@ func (m *DriftMonitor) Run(ctx context.Context) error {
 
 // Tick evaluates every experiment once and sends the alerts of features
 // that started drifting.
-func (m *DriftMonitor) Tick(ctx context.Context) {
+func (m *Monitor) Tick(ctx context.Context) {
 	now := m.now()
 	for _, exp := range m.ids() {
 		rs, err := m.Evaluate(ctx, exp, now)
@@ -213,7 +214,7 @@ func (m *DriftMonitor) Tick(ctx context.Context) {
 			if r.Drifted && !was {
 				m.log.Warn("drift: feature shifted", "experiment", exp, "variant", r.Variant, "feature", r.Feature, "psi", r.PSI, "p", r.PValue)
 				if m.alert != nil {
-					m.alert(ctx, DriftAlert{DriftResult: r, At: now})
+					m.alert(ctx, Alert{Result: r, At: now})
 				}
 			}
 		}
@@ -222,7 +223,7 @@ func (m *DriftMonitor) Tick(ctx context.Context) {
 
 // reference returns the experiment's reference range, finding its first
 // hour with data once.
-func (m *DriftMonitor) reference(ctx context.Context, exp string, now time.Time) (TimeRange, bool, error) {
+func (m *Monitor) reference(ctx context.Context, exp string, now time.Time) (TimeRange, bool, error) {
 	m.mu.Lock()
 	pin, pinned := m.pinned[exp]
 	start, found := m.refStart[exp]
@@ -249,7 +250,7 @@ func (m *DriftMonitor) reference(ctx context.Context, exp string, now time.Time)
 // Evaluate compares the window ending at now with the reference for every
 // (variant, feature) of the experiment. The window starts no earlier than
 // the reference's end, so a young experiment compares nothing yet.
-func (m *DriftMonitor) Evaluate(ctx context.Context, exp string, now time.Time) ([]DriftResult, error) {
+func (m *Monitor) Evaluate(ctx context.Context, exp string, now time.Time) ([]Result, error) {
 	ref, ok, err := m.reference(ctx, exp, now)
 	if err != nil || !ok {
 		return nil, err
@@ -276,9 +277,9 @@ func (m *DriftMonitor) Evaluate(ctx context.Context, exp string, now time.Time) 
 	for k := range curH {
 		keys[k] = true
 	}
-	out := make([]DriftResult, 0, len(keys))
+	out := make([]Result, 0, len(keys))
 	for k := range keys {
-		r := CompareDrift(refH[k], curH[k], m.psi, m.alpha, m.minCount)
+		r := Compare(refH[k], curH[k], m.psi, m.alpha, m.minCount)
 		r.Experiment, r.Variant, r.Feature, r.Reference, r.Window = exp, k.variant, k.feature, ref, win
 		out = append(out, r)
 	}
@@ -286,14 +287,14 @@ func (m *DriftMonitor) Evaluate(ctx context.Context, exp string, now time.Time) 
 		if out[i].Variant != out[j].Variant {
 			return out[i].Variant < out[j].Variant
 		}
-		return DriftFeatureIndex(out[i].Feature) < DriftFeatureIndex(out[j].Feature)
+		return experiments.DriftFeatureIndex(out[i].Feature) < experiments.DriftFeatureIndex(out[j].Feature)
 	})
 	return out, nil
 }
 
 // sum adds up the hourly histograms of [r.From, r.To), by (variant,
 // feature). Hours are whole: an hour is in the range if it starts in it.
-func (m *DriftMonitor) sum(ctx context.Context, exp string, r TimeRange) (map[driftState][]int64, error) {
+func (m *Monitor) sum(ctx context.Context, exp string, r TimeRange) (map[driftState][]int64, error) {
 	hs, err := m.reader.DriftHistograms(ctx, exp, r.From, r.To)
 	if err != nil {
 		return nil, err
@@ -304,12 +305,12 @@ func (m *DriftMonitor) sum(ctx context.Context, exp string, r TimeRange) (map[dr
 			continue
 		}
 		for k, n := range h.Counts {
-			if k.Bin < 0 || k.Bin >= DriftBins {
+			if k.Bin < 0 || k.Bin >= experiments.DriftBins {
 				continue
 			}
 			s := driftState{variant: k.Variant, feature: k.Feature}
 			if out[s] == nil {
-				out[s] = make([]int64, DriftBins)
+				out[s] = make([]int64, experiments.DriftBins)
 			}
 			out[s][k.Bin] += n
 		}
@@ -317,15 +318,15 @@ func (m *DriftMonitor) sum(ctx context.Context, exp string, r TimeRange) (map[dr
 	return out, nil
 }
 
-// CompareDrift compares two histograms of DriftBins counts (nil means
+// Compare compares two histograms of DriftBins counts (nil means
 // empty): PSI, chi-square test, and Drifted when PSI >= psi and the
 // p-value < alpha, with at least minCount observations on each side.
-func CompareDrift(ref, cur []int64, psi, alpha float64, minCount int64) DriftResult {
-	r := DriftResult{RefHist: make([]int64, DriftBins), Hist: make([]int64, DriftBins), PValue: 1}
+func Compare(ref, cur []int64, psi, alpha float64, minCount int64) Result {
+	r := Result{RefHist: make([]int64, experiments.DriftBins), Hist: make([]int64, experiments.DriftBins), PValue: 1}
 	copy(r.RefHist, ref)
 	copy(r.Hist, cur)
-	rf, cf := make([]float64, DriftBins), make([]float64, DriftBins)
-	for i := range DriftBins {
+	rf, cf := make([]float64, experiments.DriftBins), make([]float64, experiments.DriftBins)
+	for i := range experiments.DriftBins {
 		r.RefCount += r.RefHist[i]
 		r.Count += r.Hist[i]
 		rf[i], cf[i] = float64(r.RefHist[i]), float64(r.Hist[i])

@@ -1,4 +1,4 @@
-package experiments
+package recorder
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/abgate/abgate/experiments"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -64,7 +65,7 @@ const (
 // wake-up channel of capacity one, counted drops, a timeout per send and
 // a drain on shutdown.
 type Recorder struct {
-	store        Store
+	store        experiments.Store
 	now          func() time.Time
 	log          *slog.Logger
 	mp           metric.MeterProvider
@@ -77,8 +78,8 @@ type Recorder struct {
 	backoffMax   time.Duration
 	idPrefix     string
 
-	obs  chan Outcome
-	fb   chan Feedback
+	obs  chan experiments.Outcome
+	fb   chan experiments.Feedback
 	wake chan struct{} // cap 1: a queue reached batchSize
 	work chan struct{} // cap 1: the flusher has batches
 
@@ -116,7 +117,7 @@ type Recorder struct {
 }
 
 type pendingBatch struct {
-	b        *Batch
+	b        *experiments.Batch
 	created  time.Time
 	inFlight bool
 	attempts int
@@ -126,26 +127,26 @@ type expCounts struct {
 	accepted, persisted, dropped, duplicates int64
 }
 
-// RecorderOption configures a Recorder.
-type RecorderOption func(*Recorder)
+// Option configures a Recorder.
+type Option func(*Recorder)
 
 // WithClock replaces time.Now (hour buckets of events without a time,
 // batch ages), for tests.
-func WithClock(now func() time.Time) RecorderOption { return func(r *Recorder) { r.now = now } }
+func WithClock(now func() time.Time) Option { return func(r *Recorder) { r.now = now } }
 
 // WithMeterProvider sets where the recorder's OTel metrics go (default:
 // the global provider).
-func WithMeterProvider(mp metric.MeterProvider) RecorderOption {
+func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(r *Recorder) { r.mp = mp }
 }
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) RecorderOption { return func(r *Recorder) { r.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(r *Recorder) { r.log = l } }
 
 // WithPendingLimit bounds the events held in batches the store has not
 // taken yet (default 4 × QueueSize). Past it the oldest batches are
 // dropped and counted.
-func WithPendingLimit(n int) RecorderOption {
+func WithPendingLimit(n int) Option {
 	return func(r *Recorder) {
 		if n > 0 {
 			r.pendingLimit = int64(n)
@@ -155,7 +156,7 @@ func WithPendingLimit(n int) RecorderOption {
 
 // WithMaxBatchAge drops a batch that could not be applied for this long
 // (default 50m). It must stay below the store's dedup window.
-func WithMaxBatchAge(d time.Duration) RecorderOption {
+func WithMaxBatchAge(d time.Duration) Option {
 	return func(r *Recorder) {
 		if d > 0 {
 			r.maxBatchAge = d
@@ -164,7 +165,7 @@ func WithMaxBatchAge(d time.Duration) RecorderOption {
 }
 
 // WithApplyTimeout bounds one Store.Apply call (default 5s).
-func WithApplyTimeout(d time.Duration) RecorderOption {
+func WithApplyTimeout(d time.Duration) Option {
 	return func(r *Recorder) {
 		if d > 0 {
 			r.applyTimeout = d
@@ -174,7 +175,7 @@ func WithApplyTimeout(d time.Duration) RecorderOption {
 
 // WithRetryBackoff sets the backoff between failed flushes (default 50ms
 // doubling up to 5s, with jitter).
-func WithRetryBackoff(minD, maxD time.Duration) RecorderOption {
+func WithRetryBackoff(minD, maxD time.Duration) Option {
 	return func(r *Recorder) {
 		if minD > 0 && maxD >= minD {
 			r.backoffMin, r.backoffMax = minD, maxD
@@ -182,12 +183,12 @@ func WithRetryBackoff(minD, maxD time.Duration) RecorderOption {
 	}
 }
 
-// NewRecorder starts a recorder writing into store, tuned by cfg (zero
+// New starts a recorder writing into store, tuned by cfg (zero
 // fields take the defaults). Call Close to flush and stop it.
-func NewRecorder(store Store, cfg Recording, opts ...RecorderOption) *Recorder {
+func New(store experiments.Store, cfg experiments.Recording, opts ...Option) *Recorder {
 	qs := cfg.QueueSize
 	if qs <= 0 {
-		qs = DefaultQueueSize
+		qs = experiments.DefaultQueueSize
 	}
 	r := &Recorder{
 		store:        store,
@@ -200,8 +201,8 @@ func NewRecorder(store Store, cfg Recording, opts ...RecorderOption) *Recorder {
 		applyTimeout: DefaultApplyTimeout,
 		backoffMin:   50 * time.Millisecond,
 		backoffMax:   5 * time.Second,
-		obs:          make(chan Outcome, qs),
-		fb:           make(chan Feedback, qs),
+		obs:          make(chan experiments.Outcome, qs),
+		fb:           make(chan experiments.Feedback, qs),
 		wake:         make(chan struct{}, 1),
 		work:         make(chan struct{}, 1),
 		perExp:       make(map[string]*expCounts),
@@ -210,10 +211,10 @@ func NewRecorder(store Store, cfg Recording, opts ...RecorderOption) *Recorder {
 		flusherDone:  make(chan struct{}),
 	}
 	if r.batchSize <= 0 {
-		r.batchSize = DefaultBatchSize
+		r.batchSize = experiments.DefaultBatchSize
 	}
 	if r.interval <= 0 {
-		r.interval = time.Duration(DefaultFlushInterval)
+		r.interval = time.Duration(experiments.DefaultFlushInterval)
 	}
 	for _, o := range opts {
 		o(r)
@@ -234,7 +235,7 @@ func NewRecorder(store Store, cfg Recording, opts ...RecorderOption) *Recorder {
 
 // Observe records one proxied request. It never blocks and allocates
 // nothing: when the queue is full the outcome is dropped and counted.
-func (r *Recorder) Observe(o Outcome) {
+func (r *Recorder) Observe(o experiments.Outcome) {
 	if r.closed.Load() {
 		r.droppedClosed.Add(1)
 		return
@@ -255,9 +256,9 @@ func (r *Recorder) Observe(o Outcome) {
 // Feedback records one feedback signal. It never blocks: when the queue
 // is full it returns ErrQueueFull and the signal is not accepted (the
 // caller should answer 503 so the client retries).
-func (r *Recorder) Feedback(f Feedback) error {
+func (r *Recorder) Feedback(f experiments.Feedback) error {
 	if f.Experiment == "" || f.Metric == "" || math.IsNaN(f.Value) || math.IsInf(f.Value, 0) ||
-		IsSegmentMetric(f.Metric) || f.Segments.N > MaxSegmentDimensions || f.EventID == "=" {
+		experiments.IsSegmentMetric(f.Metric) || f.Segments.N > experiments.MaxSegmentDimensions || f.EventID == "=" {
 		// Unrecordable: in a batch it would make the store refuse the
 		// whole batch, everyone's events with it (ErrInvalidBatch).
 		return fmt.Errorf("%w: experiment %q metric %q value %v", ErrInvalidFeedback, f.Experiment, f.Metric, f.Value)
@@ -283,10 +284,10 @@ func (r *Recorder) Feedback(f Feedback) error {
 	}
 }
 
-// RecorderStats counts the recorder's events. Accepted = Persisted +
+// Stats counts the recorder's events. Accepted = Persisted +
 // Dropped + Pending always holds; Dropped is the sum of the Dropped*
 // fields.
-type RecorderStats struct {
+type Stats struct {
 	Accepted  int64 // Observe calls and Feedback calls that returned nil
 	Persisted int64 // applied by the store (duplicates included: counted once there)
 	Dropped   int64
@@ -308,7 +309,7 @@ type RecorderStats struct {
 // Stats returns the counters as one consistent snapshot (taken under the
 // recorder's lock; Observe calls in progress on other goroutines are
 // either fully counted or not at all).
-func (r *Recorder) Stats() RecorderStats {
+func (r *Recorder) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.draining && r.closed.Load() {
@@ -325,7 +326,7 @@ func (r *Recorder) Stats() RecorderStats {
 		}
 	}
 	q := int64(len(r.obs) + len(r.fb))
-	s := RecorderStats{
+	s := Stats{
 		Persisted:        r.persisted,
 		DroppedQueueFull: r.droppedFull.Load(),
 		DroppedClosed:    r.droppedClosed.Load(),
@@ -408,7 +409,7 @@ func (r *Recorder) drainLoop() {
 func (r *Recorder) drain(final bool) {
 	r.mu.Lock()
 	now := r.now()
-	nowHour := HourOf(now)
+	nowHour := experiments.HourOf(now)
 	for n := len(r.obs); n > 0; n-- {
 		o := <-r.obs
 		r.received++
@@ -510,7 +511,7 @@ func (r *Recorder) flushLoop() {
 			c := r.expCounts(p.b.Experiment)
 			c.persisted += p.b.Count
 			c.duplicates += int64(res.DuplicateEvents)
-		case errors.Is(err, ErrInvalidBatch):
+		case errors.Is(err, experiments.ErrInvalidBatch):
 			r.remove(p)
 			r.dropInvalid += p.b.Count
 			r.expCounts(p.b.Experiment).dropped += p.b.Count
@@ -526,7 +527,7 @@ func (r *Recorder) flushLoop() {
 			failing, backoff = 0, 0
 			continue
 		}
-		if errors.Is(err, ErrInvalidBatch) {
+		if errors.Is(err, experiments.ErrInvalidBatch) {
 			r.log.Error("recorder: store refused a batch; dropped", "experiment", p.b.Experiment, "events", p.b.Count, "err", err)
 			continue
 		}

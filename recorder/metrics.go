@@ -1,25 +1,27 @@
-package experiments
+package recorder
+
+import "github.com/abgate/abgate/experiments"
 
 // outcomeMetrics lists the metrics an Outcome contributes, in the order of
 // the recorder's per-user aggregation array.
 var outcomeMetrics = [...]string{
-	MetricRequests,
-	MetricLatencyMS,
-	MetricTTFBMS,
-	MetricMaxGapMS,
-	MetricError,
-	MetricFallback,
-	MetricStreamAborted,
-	MetricPromptTokens,
-	MetricCompletionTokens,
-	MetricCost,
+	experiments.MetricRequests,
+	experiments.MetricLatencyMS,
+	experiments.MetricTTFBMS,
+	experiments.MetricMaxGapMS,
+	experiments.MetricError,
+	experiments.MetricFallback,
+	experiments.MetricStreamAborted,
+	experiments.MetricPromptTokens,
+	experiments.MetricCompletionTokens,
+	experiments.MetricCost,
 }
 
 const numOutcomeMetrics = len(outcomeMetrics)
 
 // outcomeValues writes o's metric values into v (indexed like
 // outcomeMetrics) and reports in has which ones o carries.
-func outcomeValues(o *Outcome, v *[numOutcomeMetrics]float64, has *[numOutcomeMetrics]bool) {
+func outcomeValues(o *experiments.Outcome, v *[numOutcomeMetrics]float64, has *[numOutcomeMetrics]bool) {
 	b := func(x bool) float64 {
 		if x {
 			return 1

@@ -1,38 +1,26 @@
-package experiments
+package rollout
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/abgate/abgate/experiments"
 )
 
 // StateReader reads lifecycle states (LifecycleStore implements it).
 type StateReader interface {
-	State(ctx context.Context, experiment string) (State, error)
+	State(ctx context.Context, experiment string) (experiments.State, error)
 }
 
 // DefaultPollInterval is how often a Watcher re-reads every state as a
 // fallback to the change feed: half a second, so a replica that missed an
 // announcement still follows within a second.
 const DefaultPollInterval = 500 * time.Millisecond
-
-// WatcherOption configures a Watcher.
-type WatcherOption func(*Watcher)
-
-// WithPollInterval sets the fallback polling interval (default 500ms).
-func WithPollInterval(d time.Duration) WatcherOption {
-	return func(w *Watcher) {
-		if d > 0 {
-			w.poll = d
-		}
-	}
-}
-
-// WithWatcherLogger sets the logger (default slog.Default()).
-func WithWatcherLogger(l *slog.Logger) WatcherOption { return func(w *Watcher) { w.log = l } }
 
 // Watcher keeps a replica's allocations in step with the lifecycle
 // states: it calls fn(id, AllocationFor(state)) for every experiment with
@@ -45,21 +33,19 @@ func WithWatcherLogger(l *slog.Logger) WatcherOption { return func(w *Watcher) {
 // known allocation.
 type Watcher struct {
 	store StateReader
-	fn    func(string, *Allocation)
+	fn    func(string, *experiments.Allocation)
 	poll  time.Duration
 	log   *slog.Logger
 
 	mu   sync.Mutex // serialises refreshes, so fn is never called concurrently
-	exps map[string]*Experiment
+	exps map[string]*experiments.Experiment
 	last map[string]int64 // delivered state version (-1: none yet)
 }
 
 // NewWatcher returns a watcher of cfg's rollout experiments; Run starts it.
-func NewWatcher(store StateReader, cfg *Config, fn func(experimentID string, a *Allocation), opts ...WatcherOption) *Watcher {
-	w := &Watcher{store: store, fn: fn, poll: DefaultPollInterval, log: slog.Default()}
-	for _, o := range opts {
-		o(w)
-	}
+func NewWatcher(store StateReader, cfg *experiments.Config, fn func(experimentID string, a *experiments.Allocation), opts ...Option) *Watcher {
+	o := newOptions(opts)
+	w := &Watcher{store: store, fn: fn, poll: cmp.Or(o.poll, DefaultPollInterval), log: o.log}
 	w.Update(cfg)
 	return w
 }
@@ -70,8 +56,8 @@ func NewWatcher(store StateReader, cfg *Config, fn func(experimentID string, a *
 // rollout gets fn(id, nil) at once: back to its configured allocation, as
 // a replica started with the new config serves it, rather than the last
 // lifecycle allocation for as long as this replica runs.
-func (w *Watcher) Update(cfg *Config) {
-	exps := make(map[string]*Experiment)
+func (w *Watcher) Update(cfg *experiments.Config) {
+	exps := make(map[string]*experiments.Experiment)
 	for i := range cfg.Experiments {
 		if e := cfg.Experiments[i]; e.Rollout != nil {
 			exps[e.ID] = &e
@@ -131,8 +117,8 @@ func (w *Watcher) refresh(ctx context.Context, id string) error {
 	}
 	s, err := w.store.State(ctx, id)
 	switch {
-	case errors.Is(err, ErrNotFound):
-		s = Draft(e)
+	case errors.Is(err, experiments.ErrNotFound):
+		s = experiments.Draft(e)
 	case err != nil:
 		return fmt.Errorf("watch %q: %w", id, err)
 	}

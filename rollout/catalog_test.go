@@ -1,4 +1,4 @@
-package experiments_test
+package rollout_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/rollout"
 )
 
 func TestCatalog(t *testing.T) {
@@ -18,7 +19,7 @@ func TestCatalog(t *testing.T) {
 	defs := memstore.NewDefinitions()
 	var mu sync.Mutex
 	var got []*experiments.Config
-	cat := experiments.NewCatalog(file, defs, func(c *experiments.Config) {
+	cat := rollout.NewCatalog(file, defs, func(c *experiments.Config) {
 		mu.Lock()
 		got = append(got, c)
 		mu.Unlock()
@@ -69,8 +70,8 @@ func TestCatalogRunFollowsChanges(t *testing.T) {
 	defer cancel()
 	defs := memstore.NewDefinitions()
 	changed := make(chan *experiments.Config, 16)
-	cat := experiments.NewCatalog(storetest.DefinitionsFile(t), defs, func(c *experiments.Config) { changed <- c },
-		experiments.WithCatalogPoll(time.Hour)) // only the feed can deliver in time
+	cat := rollout.NewCatalog(storetest.DefinitionsFile(t), defs, func(c *experiments.Config) { changed <- c },
+		rollout.WithPollInterval(time.Hour)) // only the feed can deliver in time
 	done := make(chan struct{})
 	go func() { cat.Run(ctx); close(done) }()
 	<-changed // the initial refresh

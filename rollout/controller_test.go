@@ -1,9 +1,10 @@
-package experiments_test
+package rollout_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,10 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/rollout"
 )
+
+var quiet = slog.New(slog.DiscardHandler)
 
 // ctlFixture is one experiment with steps 10% (min 10 minutes) and 50%,
 // on in-memory stores, in simulated time.
@@ -21,12 +25,12 @@ type ctlFixture struct {
 	clock *storetest.Clock
 	stats *memstore.Store
 	lcs   *memstore.Lifecycle
-	lc    *experiments.Lifecycle
-	ctl   *experiments.RolloutController
+	lc    *rollout.Lifecycle
+	ctl   *rollout.Controller
 	batch int
 }
 
-func newCtlFixture(t *testing.T, opts ...experiments.ControllerOption) *ctlFixture {
+func newCtlFixture(t *testing.T, opts ...rollout.Option) *ctlFixture {
 	t.Helper()
 	f := &ctlFixture{clock: storetest.NewClock()}
 	f.e = storetest.RolloutExperiment("ctl", 1)
@@ -36,10 +40,10 @@ func newCtlFixture(t *testing.T, opts ...experiments.ControllerOption) *ctlFixtu
 	f.cfg = &experiments.Config{Experiments: []experiments.Experiment{f.e}}
 	f.stats = memstore.New()
 	f.lcs = memstore.NewLifecycle(memstore.WithLifecycleClock(f.clock.Now))
-	f.lc = experiments.NewLifecycle(f.lcs, f.cfg, experiments.WithLifecycleClock(f.clock.Now))
-	opts = append([]experiments.ControllerOption{experiments.WithControllerClock(f.clock.Now),
-		experiments.WithHolderID("t"), experiments.WithControllerLogger(quiet)}, opts...)
-	f.ctl = experiments.NewController(f.lc, f.stats, f.lcs, experiments.Controller{}, opts...)
+	f.lc = rollout.NewLifecycle(f.lcs, f.cfg, rollout.WithClock(f.clock.Now))
+	opts = append([]rollout.Option{rollout.WithClock(f.clock.Now),
+		rollout.WithHolderID("t"), rollout.WithLogger(quiet)}, opts...)
+	f.ctl = rollout.NewController(f.lc, f.stats, f.lcs, experiments.Controller{}, opts...)
 	return f
 }
 
@@ -189,7 +193,7 @@ func TestControllerFencedAfterLosingLease(t *testing.T) {
 func TestControllerAutoStartAndReshuffle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f := newCtlFixture(t, experiments.WithAutoStart(true))
+	f := newCtlFixture(t, rollout.WithAutoStart(true))
 	f.ctl.Tick(ctx)
 	s := f.state(t)
 	if s.Status != experiments.StatusRunning || s.UpdatedBy != experiments.ControllerActor {
@@ -226,7 +230,7 @@ func TestControllerStatsErrorChangesNothing(t *testing.T) {
 	if _, err := f.lc.Start(ctx, "ctl", "api:t", ""); err != nil {
 		t.Fatal(err)
 	}
-	ctl := experiments.NewController(f.lc, failingStats{}, f.lcs, experiments.Controller{}, experiments.WithControllerLogger(quiet))
+	ctl := rollout.NewController(f.lc, failingStats{}, f.lcs, experiments.Controller{}, rollout.WithLogger(quiet))
 	if err := ctl.Evaluate(ctx, "ctl", 0); err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("Evaluate = %v, want the store error", err)
 	}
@@ -256,9 +260,9 @@ func TestAPICommandWinsOverController(t *testing.T) {
 	ctx := context.Background()
 	f := newCtlFixture(t)
 	race := &racingStore{Lifecycle: f.lcs}
-	lc := experiments.NewLifecycle(race, f.cfg, experiments.WithLifecycleClock(f.clock.Now))
-	ctl := experiments.NewController(lc, f.stats, f.lcs, experiments.Controller{},
-		experiments.WithControllerClock(f.clock.Now), experiments.WithControllerLogger(quiet))
+	lc := rollout.NewLifecycle(race, f.cfg, rollout.WithClock(f.clock.Now))
+	ctl := rollout.NewController(lc, f.stats, f.lcs, experiments.Controller{},
+		rollout.WithClock(f.clock.Now), rollout.WithLogger(quiet))
 	if _, err := lc.Start(ctx, "ctl", "api:t", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -295,9 +299,9 @@ func TestAutoStartLosesToOperator(t *testing.T) {
 	ctx := context.Background()
 	f := newCtlFixture(t)
 	race := &racingStore{Lifecycle: f.lcs}
-	lc := experiments.NewLifecycle(race, f.cfg, experiments.WithLifecycleClock(f.clock.Now))
-	ctl := experiments.NewController(lc, f.stats, f.lcs, experiments.Controller{}, experiments.WithAutoStart(true),
-		experiments.WithControllerClock(f.clock.Now), experiments.WithHolderID("t"), experiments.WithControllerLogger(quiet))
+	lc := rollout.NewLifecycle(race, f.cfg, rollout.WithClock(f.clock.Now))
+	ctl := rollout.NewController(lc, f.stats, f.lcs, experiments.Controller{}, rollout.WithAutoStart(true),
+		rollout.WithClock(f.clock.Now), rollout.WithHolderID("t"), rollout.WithLogger(quiet))
 	race.before = func() {
 		if _, err := f.lc.Start(ctx, "ctl", "api:ops", ""); err != nil {
 			t.Error(err)

@@ -1,22 +1,25 @@
-package experiments_test
+package webhook_test
 
 import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/abgate/abgate/drift"
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/webhook"
 )
 
 type hookReceiver struct {
 	mu       sync.Mutex
 	fail     int // answer 503 to this many requests first
-	got      []experiments.WebhookPayload
+	got      []webhook.Payload
 	attempts map[string][]string // delivery id -> attempt headers
 	badSig   int
 	secret   []byte
@@ -26,12 +29,12 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	id := r.Header.Get(experiments.DeliveryHeader)
+	id := r.Header.Get(webhook.DeliveryHeader)
 	if h.attempts == nil {
 		h.attempts = map[string][]string{}
 	}
-	h.attempts[id] = append(h.attempts[id], r.Header.Get(experiments.AttemptHeader))
-	if !experiments.VerifySignature(h.secret, body, r.Header.Get(experiments.SignatureHeader)) {
+	h.attempts[id] = append(h.attempts[id], r.Header.Get(webhook.AttemptHeader))
+	if !webhook.VerifySignature(h.secret, body, r.Header.Get(webhook.SignatureHeader)) {
 		h.badSig++
 	}
 	if h.fail > 0 {
@@ -39,7 +42,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	var p experiments.WebhookPayload
+	var p webhook.Payload
 	if err := json.Unmarshal(body, &p); err == nil {
 		h.got = append(h.got, p)
 	}
@@ -56,11 +59,11 @@ func TestWebhooksRetryAndSignature(t *testing.T) {
 		t.Cleanup(srv.Close)
 		urls = append(urls, srv.URL)
 	}
-	wh := experiments.NewWebhooks([]experiments.Webhook{
+	wh := webhook.New([]experiments.Webhook{
 		{URL: urls[0], Secret: "s1"},
 		{URL: urls[1], Secret: "s2", MaxAttempts: 3},
 		{URL: urls[2], Secret: "s3", MaxAttempts: 2},
-	}, experiments.WithWebhookBackoff(5*time.Millisecond, 20*time.Millisecond), experiments.WithWebhookLogger(quiet))
+	}, webhook.WithBackoff(5*time.Millisecond, 20*time.Millisecond), webhook.WithLogger(slog.New(slog.DiscardHandler)))
 	for seq := int64(1); seq <= 3; seq++ {
 		wh.Notify(experiments.Transition{Seq: seq, Experiment: "exp", Action: experiments.ActionAdvance},
 			experiments.State{Experiment: "exp", Version: seq})
@@ -106,8 +109,8 @@ func TestWebhookNotifyNeverBlocks(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(block) })
-	wh := experiments.NewWebhooks([]experiments.Webhook{{URL: srv.URL, Secret: "s", MaxAttempts: 1}},
-		experiments.WithWebhookQueueSize(4), experiments.WithWebhookLogger(quiet))
+	wh := webhook.New([]experiments.Webhook{{URL: srv.URL, Secret: "s", MaxAttempts: 1}},
+		webhook.WithQueueSize(4), webhook.WithLogger(slog.New(slog.DiscardHandler)))
 	start := time.Now()
 	for seq := int64(1); seq <= 100; seq++ {
 		wh.Notify(experiments.Transition{Seq: seq, Experiment: "e"}, experiments.State{})
@@ -126,15 +129,15 @@ func TestWebhookNotifyNeverBlocks(t *testing.T) {
 func TestSignature(t *testing.T) {
 	t.Parallel()
 	body := []byte(`{"experiment":"x"}`)
-	sig := experiments.Sign([]byte("secret"), body)
+	sig := webhook.Sign([]byte("secret"), body)
 	// Reference: echo -n '{"experiment":"x"}' | openssl dgst -sha256 -hmac secret
 	if want := "sha256=a602c16d58a5b38545e2d90df131b82d9c07f142033737a83624d12c95238e7f"; sig != want {
 		t.Fatalf("Sign = %q, want %q (openssl)", sig, want)
 	}
-	if !experiments.VerifySignature([]byte("secret"), body, sig) {
+	if !webhook.VerifySignature([]byte("secret"), body, sig) {
 		t.Fatalf("signature %q does not verify", sig)
 	}
-	if experiments.VerifySignature([]byte("other"), body, sig) || experiments.VerifySignature([]byte("secret"), append(body, ' '), sig) {
+	if webhook.VerifySignature([]byte("other"), body, sig) || webhook.VerifySignature([]byte("secret"), append(body, ' '), sig) {
 		t.Fatal("signature verified with the wrong secret or body")
 	}
 }
@@ -150,7 +153,7 @@ func TestWebhookDriftAlert(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		defer mu.Unlock()
-		if !experiments.VerifySignature([]byte("s"), body, r.Header.Get(experiments.SignatureHeader)) {
+		if !webhook.VerifySignature([]byte("s"), body, r.Header.Get(webhook.SignatureHeader)) {
 			badSig++
 		}
 		var m map[string]any
@@ -158,11 +161,11 @@ func TestWebhookDriftAlert(t *testing.T) {
 		bodies = append(bodies, m)
 	}))
 	defer srv.Close()
-	wh := experiments.NewWebhooks([]experiments.Webhook{{URL: srv.URL, Secret: "s"}}, experiments.WithWebhookLogger(quiet))
+	wh := webhook.New([]experiments.Webhook{{URL: srv.URL, Secret: "s"}}, webhook.WithLogger(slog.New(slog.DiscardHandler)))
 	at := time.Unix(1_800_000_000, 0).UTC()
 	wh.Notify(experiments.Transition{Seq: 1, Experiment: "exp", Action: experiments.ActionStart}, experiments.State{Experiment: "exp"})
-	wh.NotifyDrift(context.Background(), experiments.DriftAlert{
-		DriftResult: experiments.DriftResult{Experiment: "exp", Variant: 1, Feature: "prompt_tokens", PSI: 0.31}, At: at})
+	wh.NotifyDrift(context.Background(), drift.Alert{
+		Result: drift.Result{Experiment: "exp", Variant: 1, Feature: "prompt_tokens", PSI: 0.31}, At: at})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := wh.Close(ctx); err != nil {

@@ -1,6 +1,10 @@
-package experiments
+package recorder
 
-import "time"
+import (
+	"time"
+
+	"github.com/abgate/abgate/experiments"
+)
 
 // aggregate merges events between two cuts: per (experiment, phase,
 // variant, unit, hour) one userAgg holding each metric's (Σx, count). The
@@ -24,18 +28,18 @@ type epAgg struct {
 	exp      string
 	phase    int
 	count    int64
-	events   []Event
+	events   []experiments.Event
 	counters map[int]int64 // variant -> unanalysed requests
 	drift    map[driftKey]int64
-	records  []FeedbackRecord
+	records  []experiments.FeedbackRecord
 }
 
 type aggKey struct {
 	ep      int32
 	variant int32
-	unit    UnitKey
-	hour    Hour
-	segs    SegmentValues
+	unit    experiments.UnitKey
+	hour    experiments.Hour
+	segs    experiments.SegmentValues
 }
 
 type userAgg struct {
@@ -82,14 +86,14 @@ func (a *aggregate) user(k aggKey) *userAgg {
 	return u
 }
 
-func hourOr(t time.Time, now Hour) Hour {
+func hourOr(t time.Time, now experiments.Hour) experiments.Hour {
 	if t.IsZero() {
 		return now
 	}
-	return HourOf(t)
+	return experiments.HourOf(t)
 }
 
-func (a *aggregate) addOutcome(o *Outcome, now Hour) {
+func (a *aggregate) addOutcome(o *experiments.Outcome, now experiments.Hour) {
 	a.count++
 	if !o.Recordable() {
 		// Unrecordable; in a batch it would make the store refuse the
@@ -121,21 +125,21 @@ func (a *aggregate) addOutcome(o *Outcome, now Hour) {
 	}
 }
 
-func (a *aggregate) addFeedback(f *Feedback, now Hour) {
+func (a *aggregate) addFeedback(f *experiments.Feedback, now experiments.Hour) {
 	a.count++
 	ei := a.ep(f.Experiment, f.Phase)
 	e := a.list[ei]
 	e.count++
 	h := hourOr(f.At, now)
 	e.addDriftFeedback(f, h)
-	if rec, ok := f.record(); ok {
+	if rec, ok := f.Record(); ok {
 		if rec.At.IsZero() {
 			rec.At = h.Time()
 		}
 		e.records = append(e.records, rec)
 	}
 	if f.EventID != "" {
-		e.events = append(e.events, Event{ID: f.EventID, Delta: Delta{
+		e.events = append(e.events, experiments.Event{ID: f.EventID, Delta: experiments.Delta{
 			Variant: f.Variant, Unit: f.Unit, Metric: f.Metric, Hour: h, DX: f.Value, DY: 1, Segments: f.Segments,
 		}})
 		return
@@ -153,12 +157,12 @@ func (a *aggregate) addFeedback(f *Feedback, now Hour) {
 
 // cut returns one batch per experiment phase and resets the aggregate.
 // Unrecordable events are returned in invalid, not in a batch.
-func (a *aggregate) cut(prefix string, seq *uint64) (bs []*Batch, invalid int64) {
-	bs = make([]*Batch, len(a.list))
+func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, invalid int64) {
+	bs = make([]*experiments.Batch, len(a.list))
 	for i, e := range a.list {
-		b := &Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events, Hist: e.driftDeltas(), Records: e.records}
+		b := &experiments.Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events, Hist: e.driftDeltas(), Records: e.records}
 		for v, n := range e.counters {
-			b.Counters = append(b.Counters, Counter{Variant: v, Name: CounterUnanalysed, N: n})
+			b.Counters = append(b.Counters, experiments.Counter{Variant: v, Name: experiments.CounterUnanalysed, N: n})
 		}
 		bs[i] = b
 	}
@@ -166,14 +170,14 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*Batch, invalid int64)
 		b := bs[k.ep]
 		for i := range u.v {
 			if u.has&(1<<i) != 0 {
-				b.Deltas = append(b.Deltas, Delta{
+				b.Deltas = append(b.Deltas, experiments.Delta{
 					Variant: int(k.variant), Unit: k.unit, Metric: outcomeMetrics[i], Hour: k.hour,
 					DX: u.v[i][0], DY: u.v[i][1], Segments: k.segs,
 				})
 			}
 		}
 		for _, f := range u.fb {
-			b.Deltas = append(b.Deltas, Delta{Variant: int(k.variant), Unit: k.unit, Metric: f.metric, Hour: k.hour, DX: f.dx, DY: f.dy, Segments: k.segs})
+			b.Deltas = append(b.Deltas, experiments.Delta{Variant: int(k.variant), Unit: k.unit, Metric: f.metric, Hour: k.hour, DX: f.dx, DY: f.dy, Segments: k.segs})
 		}
 		*u = userAgg{fb: u.fb[:0]}
 		a.free = append(a.free, u)

@@ -1,8 +1,7 @@
-package experiments_test
+package drift_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -10,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abgate/abgate/drift"
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/recorder"
 )
 
 // driftSim records hours of requests with log-normal prompt lengths
@@ -19,7 +20,7 @@ import (
 // shiftAt on the median is multiplied by shift.
 func driftSim(t testing.TB, store *memstore.Store, seed uint64, start time.Time, hours, perHour, shiftAt int, shift float64) {
 	t.Helper()
-	rec := experiments.NewRecorder(store, experiments.Recording{QueueSize: 1 << 16, BatchSize: 4096})
+	rec := recorder.New(store, experiments.Recording{QueueSize: 1 << 16, BatchSize: 4096})
 	r := rand.New(rand.NewPCG(seed, 9))
 	for h := 0; h < hours; h++ {
 		med := 150.0
@@ -46,7 +47,7 @@ func driftSim(t testing.TB, store *memstore.Store, seed uint64, start time.Time,
 	}
 }
 
-func waitPending(t testing.TB, rec *experiments.Recorder) {
+func waitPending(t testing.TB, rec *recorder.Recorder) {
 	deadline := time.Now().Add(10 * time.Second)
 	for rec.Stats().Pending > 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -62,16 +63,16 @@ func TestDriftAlert(t *testing.T) {
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	driftSim(t, store, 1, start, 92, 120, 80, 2)
 	var mu sync.Mutex
-	var alerts []experiments.DriftAlert
+	var alerts []drift.Alert
 	now := start
-	m := experiments.NewDriftMonitor(store, func() []string { return []string{"drift"} },
-		func(_ context.Context, a experiments.DriftAlert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() },
-		experiments.WithDriftClock(func() time.Time { return now }), experiments.WithDriftLogger(quietLog()))
+	m := drift.New(store, func() []string { return []string{"drift"} },
+		func(_ context.Context, a drift.Alert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() },
+		drift.WithClock(func() time.Time { return now }), drift.WithLogger(quietLog()))
 	for h := 73; h <= 92; h++ {
 		now = start.Add(time.Duration(h) * time.Hour)
 		m.Tick(context.Background())
 		if h == 79 && len(alerts) > 0 {
-			t.Fatalf("alert before the shift: %+v", alerts[0].DriftResult)
+			t.Fatalf("alert before the shift: %+v", alerts[0].Result)
 		}
 	}
 	got := map[int]time.Time{}
@@ -130,7 +131,7 @@ func TestDriftNoFalseAlerts(t *testing.T) {
 		if _, err := store.Apply(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
-		m := experiments.NewDriftMonitor(store, func() []string { return []string{"nodrift"} }, nil)
+		m := drift.New(store, func() []string { return []string{"nodrift"} }, nil)
 		rs, err := m.Evaluate(context.Background(), "nodrift", start.Add(78*time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -154,4 +155,4 @@ func TestDriftNoFalseAlerts(t *testing.T) {
 	}
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }

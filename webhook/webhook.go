@@ -1,4 +1,4 @@
-package experiments
+package webhook
 
 import (
 	"bytes"
@@ -16,6 +16,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/abgate/abgate/drift"
+	"github.com/abgate/abgate/experiments"
 )
 
 // Webhook headers.
@@ -29,21 +32,21 @@ const (
 	AttemptHeader = "X-Abgate-Attempt"
 )
 
-// WebhookPayload is the JSON body of a webhook delivery.
-type WebhookPayload struct {
+// Payload is the JSON body of a webhook delivery.
+type Payload struct {
 	// Event is "transition" here and "drift" in a DriftPayload, so one
 	// receiver can take both.
-	Event      string     `json:"event"`
-	Experiment string     `json:"experiment"`
-	Transition Transition `json:"transition"`
-	State      State      `json:"state"`
+	Event      string                 `json:"event"`
+	Experiment string                 `json:"experiment"`
+	Transition experiments.Transition `json:"transition"`
+	State      experiments.State      `json:"state"`
 }
 
 // DriftPayload is the JSON body of a drift alert delivery.
 type DriftPayload struct {
-	Event      string     `json:"event"` // "drift"
-	Experiment string     `json:"experiment"`
-	Alert      DriftAlert `json:"alert"`
+	Event      string      `json:"event"` // "drift"
+	Experiment string      `json:"experiment"`
+	Alert      drift.Alert `json:"alert"`
 }
 
 // Sign returns the X-Abgate-Signature value of body under secret.
@@ -59,50 +62,50 @@ func VerifySignature(secret, body []byte, header string) bool {
 	return hmac.Equal([]byte(header), []byte(Sign(secret, body)))
 }
 
-// WebhookOption configures Webhooks.
-type WebhookOption func(*Webhooks)
+// Option configures a Sender.
+type Option func(*Sender)
 
-// WithWebhookClient sets the HTTP client (default: 10s timeout).
-func WithWebhookClient(c *http.Client) WebhookOption { return func(w *Webhooks) { w.client = c } }
+// WithClient sets the HTTP client (default: 10s timeout).
+func WithClient(c *http.Client) Option { return func(w *Sender) { w.client = c } }
 
-// WithWebhookBackoff sets the retry backoff: minD before the 2nd attempt,
+// WithBackoff sets the retry backoff: minD before the 2nd attempt,
 // doubling up to maxD (default 1s .. 1m).
-func WithWebhookBackoff(minD, maxD time.Duration) WebhookOption {
-	return func(w *Webhooks) {
+func WithBackoff(minD, maxD time.Duration) Option {
+	return func(w *Sender) {
 		if minD > 0 && maxD >= minD {
 			w.backoffMin, w.backoffMax = minD, maxD
 		}
 	}
 }
 
-// WithWebhookQueueSize bounds each receiver's queue (default 1024); past
+// WithQueueSize bounds each receiver's queue (default 1024); past
 // it the oldest deliveries are dropped and counted.
-func WithWebhookQueueSize(n int) WebhookOption {
-	return func(w *Webhooks) {
+func WithQueueSize(n int) Option {
+	return func(w *Sender) {
 		if n > 0 {
 			w.queueSize = n
 		}
 	}
 }
 
-// WithWebhookLogger sets the logger (default slog.Default()).
-func WithWebhookLogger(l *slog.Logger) WebhookOption { return func(w *Webhooks) { w.log = l } }
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(w *Sender) { w.log = l } }
 
-// WebhookStats counts deliveries over all receivers.
-type WebhookStats struct {
+// Stats counts deliveries over all receivers.
+type Stats struct {
 	Delivered int64 // a receiver answered 2xx
 	Failed    int64 // gave up after MaxAttempts
 	Dropped   int64 // queue full or closed before delivery
 	Attempts  int64 // HTTP requests made
 }
 
-// Webhooks delivers every transition to the configured receivers as a
+// Sender delivers every transition to the configured receivers as a
 // signed JSON POST. Notify never blocks: each receiver has a bounded
 // queue and a worker that delivers in order, retrying a failed delivery
 // with exponential backoff up to the receiver's MaxAttempts (the
 // Prometheus notifier's pattern: bounded queue, wake-up channel of
 // capacity one, counted drops, a timeout per send).
-type Webhooks struct {
+type Sender struct {
 	client     *http.Client
 	backoffMin time.Duration
 	backoffMax time.Duration
@@ -119,7 +122,7 @@ type Webhooks struct {
 }
 
 type receiver struct {
-	hook   Webhook
+	hook   experiments.Webhook
 	mu     sync.Mutex
 	queue  []delivery
 	wake   chan struct{}
@@ -132,9 +135,9 @@ type delivery struct {
 	body []byte
 }
 
-// NewWebhooks starts one worker per receiver. Close stops them.
-func NewWebhooks(hooks []Webhook, opts ...WebhookOption) *Webhooks {
-	w := &Webhooks{
+// New starts one worker per receiver. Close stops them.
+func New(hooks []experiments.Webhook, opts ...Option) *Sender {
+	w := &Sender{
 		client:     &http.Client{Timeout: 10 * time.Second},
 		backoffMin: time.Second,
 		backoffMax: time.Minute,
@@ -147,7 +150,7 @@ func NewWebhooks(hooks []Webhook, opts ...WebhookOption) *Webhooks {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	for _, h := range hooks {
 		if h.MaxAttempts <= 0 {
-			h.MaxAttempts = DefaultWebhookAttempts
+			h.MaxAttempts = experiments.DefaultWebhookAttempts
 		}
 		r := &receiver{hook: h, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 		w.receivers = append(w.receivers, r)
@@ -158,21 +161,21 @@ func NewWebhooks(hooks []Webhook, opts ...WebhookOption) *Webhooks {
 }
 
 // Notify implements Notifier: it queues the transition for every receiver.
-func (w *Webhooks) Notify(t Transition, s State) {
+func (w *Sender) Notify(t experiments.Transition, s experiments.State) {
 	w.send(t.Experiment+"/"+strconv.FormatInt(t.Seq, 10), t.Experiment,
-		WebhookPayload{Event: "transition", Experiment: t.Experiment, Transition: t, State: s})
+		Payload{Event: "transition", Experiment: t.Experiment, Transition: t, State: s})
 }
 
 // NotifyDrift queues a drift alert for every receiver; it is the
-// DriftMonitor's alert callback.
-func (w *Webhooks) NotifyDrift(_ context.Context, a DriftAlert) {
+// drift.Monitor's alert callback.
+func (w *Sender) NotifyDrift(_ context.Context, a drift.Alert) {
 	id := a.Experiment + "/drift/" + strconv.Itoa(a.Variant) + "/" + a.Feature + "/" + strconv.FormatInt(a.At.Unix(), 10)
 	w.send(id, a.Experiment, DriftPayload{Event: "drift", Experiment: a.Experiment, Alert: a})
 }
 
 // send queues one delivery of payload, under the delivery id, for every
 // receiver, dropping (and counting) the oldest when a queue is full.
-func (w *Webhooks) send(id, experiment string, payload any) {
+func (w *Sender) send(id, experiment string, payload any) {
 	if len(w.receivers) == 0 {
 		return
 	}
@@ -208,14 +211,14 @@ func (w *Webhooks) send(id, experiment string, payload any) {
 }
 
 // Stats returns the delivery counters.
-func (w *Webhooks) Stats() WebhookStats {
-	return WebhookStats{Delivered: w.delivered.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Attempts: w.attempts.Load()}
+func (w *Sender) Stats() Stats {
+	return Stats{Delivered: w.delivered.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Attempts: w.attempts.Load()}
 }
 
 // Close stops accepting transitions and waits until the queues are
 // delivered or ctx ends; then in-flight retries are abandoned and what is
 // left is counted as dropped.
-func (w *Webhooks) Close(ctx context.Context) error {
+func (w *Sender) Close(ctx context.Context) error {
 	if !w.closed.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -237,7 +240,7 @@ func (w *Webhooks) Close(ctx context.Context) error {
 	}
 }
 
-func (w *Webhooks) loop(r *receiver) {
+func (w *Sender) loop(r *receiver) {
 	defer w.wg.Done()
 	for {
 		r.mu.Lock()
@@ -265,7 +268,7 @@ func (w *Webhooks) loop(r *receiver) {
 }
 
 // deliver makes up to hook.MaxAttempts attempts with exponential backoff.
-func (w *Webhooks) deliver(hook Webhook, d delivery) {
+func (w *Sender) deliver(hook experiments.Webhook, d delivery) {
 	sig := Sign([]byte(hook.Secret.Reveal()), d.body)
 	wait := w.backoffMin
 	var lastErr error
@@ -291,7 +294,7 @@ func (w *Webhooks) deliver(hook Webhook, d delivery) {
 	w.log.Warn("webhooks: delivery failed", "url", redactURL(hook.URL), "delivery", d.id, "attempts", hook.MaxAttempts, "err", lastErr)
 }
 
-func (w *Webhooks) post(url, sig string, d delivery, attempt int) error {
+func (w *Sender) post(url, sig string, d delivery, attempt int) error {
 	req, err := http.NewRequestWithContext(w.ctx, http.MethodPost, url, bytes.NewReader(d.body))
 	if err != nil {
 		return err

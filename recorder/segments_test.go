@@ -1,4 +1,4 @@
-package experiments_test
+package recorder_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/recorder"
 )
 
 // TestRecorderSegments: outcomes and feedback with segments reach the
@@ -15,7 +16,7 @@ import (
 func TestRecorderSegments(t *testing.T) {
 	t.Parallel()
 	store := memstore.New()
-	rec := experiments.NewRecorder(store, experiments.Recording{FlushInterval: experiments.Duration(time.Millisecond)})
+	rec := recorder.New(store, experiments.Recording{FlushInterval: experiments.Duration(time.Millisecond)})
 	u := experiments.UnitKey{1}
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	en := experiments.SegmentValues{N: 1, V: [4]uint8{1}}

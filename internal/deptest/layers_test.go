@@ -1,0 +1,77 @@
+package deptest
+
+import (
+	"encoding/json"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// allowed lists, for each package of the module, the module's packages it
+// may import directly (its production code; tests may reach further). The
+// flow is cmd → api, gateway → services (recorder, rollout, drift,
+// webhook) → experiments → stats; stores implement experiments'
+// interfaces and only cmd picks one. A new package or a new edge is a
+// decision: add it here with the reason in the package's doc comment.
+var allowed = map[string][]string{
+	"stats":                  {},
+	"experiments":            {"stats"},
+	"experiments/memstore":   {"experiments"},
+	"experiments/redisstore": {"experiments"},
+	"experiments/storetest":  {"experiments", "stats"},
+	"recorder":               {"experiments"},
+	"rollout":                {"experiments", "stats"},
+	"drift":                  {"experiments", "stats"},
+	"webhook":                {"experiments", "drift"},
+	"gateway":                {"experiments"},
+	"api":                    {"experiments", "stats", "recorder", "rollout", "drift"},
+	"internal/deptest":       {},
+	"internal/fakemodel":     {},
+	"cmd/abgate": {"api", "gateway", "experiments", "experiments/memstore", "experiments/redisstore",
+		"recorder", "rollout", "drift", "webhook", "internal/fakemodel"},
+}
+
+// TestLayers: every package's direct imports of the module's packages are
+// in allowed, and every package of the module is in allowed (bench/ and
+// e2e/ are harnesses and may import anything).
+func TestLayers(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", Module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := 0
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, Module), "/")
+		if strings.HasPrefix(rel, "bench/") || rel == "e2e" {
+			continue
+		}
+		ok, known := allowed[rel]
+		if !known {
+			t.Errorf("package %s is not in the layer table: add it with what it may import", rel)
+			continue
+		}
+		seen++
+		for _, imp := range p.Imports {
+			dep, ours := strings.CutPrefix(imp, Module+"/")
+			if !ours {
+				continue
+			}
+			if !slices.Contains(ok, dep) {
+				t.Errorf("%s imports %s: not an allowed edge (allowed: %v)", rel, dep, ok)
+			}
+		}
+	}
+	if seen < len(allowed)-1 {
+		t.Errorf("go list saw %d of the %d packages in the table", seen, len(allowed))
+	}
+}
