@@ -1,5 +1,8 @@
 // Package api serves abgate's HTTP API besides the proxy: feedback from
-// applications, and (later) the admin API and reports.
+// applications (/v1/feedback), the admin API (/api/v1: experiments,
+// lifecycle commands, definitions, plans, exports) and the reports PMs
+// read (/reports). It presents what the services decide and hands
+// commands to them; it does not proxy model traffic (gateway does).
 package api
 
 import (
