@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -53,6 +54,7 @@ type Tokens struct {
 	entries      []tokenEntry
 	openReads    bool
 	openFeedback bool
+	sess         *sessions // nil: no browser sign-in (see EnableSessions)
 }
 
 // NewTokens builds the token table from the config: inline tokens, then
@@ -174,6 +176,20 @@ func (t *Tokens) require(a access) gin.HandlerFunc {
 		}
 		auth := c.GetHeader("Authorization")
 		if auth == "" {
+			if e, ss, ok := t.fromCookie(c); ok {
+				if !t.checkCSRF(c, ss) {
+					abort(c, newError(http.StatusForbidden, "csrf_failed", "",
+						"a request signed in by session cookie that changes state needs the session's CSRF token (X-CSRF-Token)"))
+					return
+				}
+				t.admit(c, e, a)
+				return
+			}
+			if t.sess != nil && wantsPage(c) {
+				c.Redirect(http.StatusSeeOther, "/signin?next="+url.QueryEscape(c.Request.URL.RequestURI()))
+				c.Abort()
+				return
+			}
 			c.Header("WWW-Authenticate", `Bearer realm="abgate"`)
 			abort(c, newError(http.StatusUnauthorized, "missing_api_token", "",
 				"this endpoint needs an API token: send \"Authorization: Bearer <token>\""))
@@ -185,20 +201,26 @@ func (t *Tokens) require(a access) gin.HandlerFunc {
 			abort(c, newError(http.StatusUnauthorized, "invalid_api_token", "", "the API token is not valid"))
 			return
 		}
-		if !allowed(e.role, a) {
-			abort(c, newError(http.StatusForbidden, "forbidden", "",
-				fmt.Sprintf("a %s token may not %s", e.role, a.verb())))
-			return
-		}
-		c.Set(actorKey, e.name)
-		c.Next()
+		t.admit(c, e, a)
 	}
 }
 
+// admit lets an authenticated request through if its role allows a.
+func (t *Tokens) admit(c *gin.Context, e tokenEntry, a access) {
+	if !allowed(e.role, a) {
+		abort(c, newError(http.StatusForbidden, "forbidden", "",
+			fmt.Sprintf("a %s token may not %s", e.role, a.verb())))
+		return
+	}
+	c.Set(actorKey, e.name)
+	c.Next()
+}
+
 func (t *Tokens) bearer(c *gin.Context) (tokenEntry, bool) {
-	auth := c.GetHeader("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || token == "" {
+	// The scheme is case-insensitive (RFC 9110 section 11.1): "bearer" too.
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return tokenEntry{}, false
 	}
 	return t.authenticate(token)

@@ -83,17 +83,13 @@ func (l *pageLog) listen(ev any) {
 	}
 }
 
-func TestReportPageInBrowser(t *testing.T) {
-	bin := chromiumPath(t)
-	gin.SetMode(gin.ReleaseMode)
-	h, _ := fixtureServer(t)
-	eng := gin.New()
-	h.Register(eng)
-	ts := httptest.NewServer(eng) // listens on 127.0.0.1
-	defer ts.Close()
-
+// startBrowser starts a headless Chromium with a fresh profile and no
+// background networking, listening to what its page does. It stops when
+// the test ends.
+func startBrowser(t *testing.T, bin string) (context.Context, *pageLog) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(t.TempDir()), // a fresh profile
@@ -108,14 +104,27 @@ func TestReportPageInBrowser(t *testing.T) {
 		chromedp.WindowSize(1280, 1000),
 	)
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
+	t.Cleanup(acancel)
 	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
+	t.Cleanup(bcancel)
 
 	pl := &pageLog{}
 	if err := chromedp.Listen(bctx, pl.listen); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	return bctx, pl
+}
+
+func TestReportPageInBrowser(t *testing.T) {
+	bin := chromiumPath(t)
+	gin.SetMode(gin.ReleaseMode)
+	h, _ := fixtureServer(t)
+	eng := gin.New()
+	h.Register(eng)
+	ts := httptest.NewServer(eng) // listens on 127.0.0.1
+	defer ts.Close()
+
+	bctx, pl := startBrowser(t, bin)
 	dir := artifactDir(t)
 	shoot := func(name string) {
 		t.Helper()

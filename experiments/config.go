@@ -39,6 +39,9 @@ type Auth struct {
 	// OpenFeedback lets applications send feedback without a bearer
 	// token; the signed X-Abgate-Token still authenticates each event.
 	OpenFeedback bool `yaml:"open_feedback"`
+	// SessionTTL is how long a browser stays signed in after exchanging a
+	// viewer or admin token for a session cookie at /signin (default 12h).
+	SessionTTL Duration `yaml:"session_ttl"`
 }
 
 // AuthToken is one API token: a role and either the token or its hash.

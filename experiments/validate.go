@@ -64,6 +64,7 @@ const (
 	DefaultUnitHeader      = "X-User-ID"
 	DefaultUnitBodyField   = "user"
 	DefaultTokenTTL        = Duration(7 * 24 * time.Hour)
+	DefaultSessionTTL      = Duration(12 * time.Hour)
 	DefaultShutdownTimeout = Duration(30 * time.Second)
 	DefaultKeyPrefix       = "abgate"
 	DefaultQueueSize       = 65536
@@ -117,6 +118,7 @@ func (c *Config) SetDefaults() {
 	cfgDefault(&s.ShutdownTimeout, DefaultShutdownTimeout)
 
 	cfgDefault(&c.Redis.KeyPrefix, DefaultKeyPrefix)
+	cfgDefault(&c.Auth.SessionTTL, DefaultSessionTTL)
 
 	r := &c.Recording
 	cfgDefault(&r.QueueSize, DefaultQueueSize)
@@ -531,6 +533,9 @@ func (v *cfgValidator) experiment(e *Experiment, p string, upstreams map[string]
 }
 
 func (v *cfgValidator) auth(a *Auth) {
+	if a.SessionTTL < 0 {
+		v.add("auth.session_ttl", "must not be negative")
+	}
 	names := make(map[string]int, len(a.Tokens))
 	for i, t := range a.Tokens {
 		p := fmt.Sprintf("auth.tokens[%d]", i)

@@ -194,6 +194,11 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	if a.tokens, err = api.NewTokens(cfg.Auth); err != nil {
 		return nil, err
 	}
+	// Browsers sign in at /signin for a session cookie signed with a key
+	// derived from the token secret (demo and serve both have one).
+	if secret := cfg.Server.TokenSecret.Reveal(); secret != "" {
+		a.tokens.EnableSessions([]byte(secret), time.Duration(cfg.Auth.SessionTTL))
+	}
 	if a.tokens.Empty() && !cfg.Auth.OpenReads {
 		log.Warn("no API tokens configured: the admin, report and feedback API refuse every request (set auth.tokens, or auth.open_reads / auth.open_feedback)")
 	}
@@ -358,6 +363,7 @@ func (a *app) health(r *gin.Engine) {
 
 // registerAPI mounts the feedback, admin and report routes.
 func (a *app) registerAPI(r *gin.Engine) {
+	a.tokens.RegisterSignIn(r)
 	fb := api.NewFeedback(a.signer, a.recorder, a.experiment)
 	fb.Register(r, a.tokens.RequireFeedback())
 	r.GET("/api/v1/recorder", a.tokens.RequireRead(), func(c *gin.Context) {
