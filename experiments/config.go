@@ -42,6 +42,9 @@ type Auth struct {
 	// SessionTTL is how long a browser stays signed in after exchanging a
 	// viewer or admin token for a session cookie at /signin (default 12h).
 	SessionTTL Duration `yaml:"session_ttl"`
+	// ProtectMetrics makes /metrics need a viewer or admin token (default:
+	// open on the admin listener, as Prometheus scrapers expect).
+	ProtectMetrics bool `yaml:"protect_metrics"`
 }
 
 // AuthToken is one API token: a role and either the token or its hash.

@@ -19,10 +19,13 @@ need_pkg() { # need_pkg BINARY DEBIAN_PACKAGE
 }
 need_pkg redis-server redis-server
 need_pkg chromium chromium
+need_pkg promtool prometheus
 
 # The report page's browser test must run here, not skip; its screenshots
 # land in artifacts/.
 export ABGATE_REQUIRE_BROWSER=1
+# The /metrics exposition is checked by promtool, never skipped here.
+export ABGATE_REQUIRE_PROMTOOL=1
 export ABGATE_ARTIFACTS="${ABGATE_ARTIFACTS:-$PWD/artifacts}"
 
 unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go'))

@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 
 	"github.com/abgate/abgate/api"
 	"github.com/abgate/abgate/drift"
@@ -29,6 +30,7 @@ import (
 	"github.com/abgate/abgate/gateway"
 	"github.com/abgate/abgate/recorder"
 	"github.com/abgate/abgate/rollout"
+	"github.com/abgate/abgate/telemetry"
 	"github.com/abgate/abgate/webhook"
 )
 
@@ -160,7 +162,13 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 		a.store = memstore.New()
 	}
 	a.recorder = recorder.New(a.store, cfg.Recording, recorder.WithLogger(log))
-	if a.gateway, err = gateway.New(cfg, a.signer, gateway.WithRecorder(a.recorder), gateway.WithLogger(log)); err != nil {
+	// Every outcome is counted for /metrics on its way to the recorder.
+	mp := otel.GetMeterProvider()
+	outcomes, err := telemetry.NewOutcomes(a.recorder, mp, a.cfg.Load)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if a.gateway, err = gateway.New(cfg, a.signer, gateway.WithRecorder(outcomes), gateway.WithLogger(log)); err != nil {
 		return nil, err
 	}
 	var lcs lifecycleStore = memstore.NewLifecycle()
@@ -172,16 +180,27 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	if o.notify != nil {
 		notify = append(notify, o.notify)
 	}
-	a.lifecycle = rollout.NewLifecycle(lcs, cfg, rollout.WithNotifier(notify))
+	counted, err := telemetry.CountTransitions(notify, mp)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	a.lifecycle = rollout.NewLifecycle(lcs, cfg, rollout.WithNotifier(counted))
 	a.controller = rollout.NewController(a.lifecycle, a.store, lcs, cfg.Controller,
 		append([]rollout.Option{rollout.WithLogger(log)}, o.controller...)...)
+	if err := telemetry.RegisterLeader(mp, a.controller.Fence); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	a.watcher = rollout.NewWatcher(lcs, cfg, func(id string, al *experiments.Allocation) {
 		if err := a.gateway.SetAllocation(id, al); err != nil {
 			log.Warn("allocation change not applied", "experiment", id, "err", err)
 		}
 	}, rollout.WithLogger(log))
 	if dr, ok := a.store.(experiments.DriftReader); ok {
-		a.drift = drift.New(dr, a.routedExperiments, a.driftAlert, drift.WithLogger(log))
+		alert, err := telemetry.CountAlerts(a.driftAlert, mp, func(al drift.Alert) (string, string) { return al.Experiment, al.Feature })
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		a.drift = drift.New(dr, a.routedExperiments, alert, drift.WithLogger(log))
 	}
 	var defs experiments.Definitions = memstore.NewDefinitions()
 	if a.redis != nil {
@@ -361,8 +380,13 @@ func (a *app) health(r *gin.Engine) {
 	})
 }
 
-// registerAPI mounts the feedback, admin and report routes.
+// registerAPI mounts the feedback, admin and report routes, and /metrics.
 func (a *app) registerAPI(r *gin.Engine) {
+	metrics := []gin.HandlerFunc{gin.WrapH(a.tracing.metrics)}
+	if a.cfg.Load().Auth.ProtectMetrics {
+		metrics = append([]gin.HandlerFunc{a.tokens.RequireRead()}, metrics...)
+	}
+	r.GET("/metrics", metrics...)
 	a.tokens.RegisterSignIn(r)
 	fb := api.NewFeedback(a.signer, a.recorder, a.experiment)
 	fb.Register(r, a.tokens.RequireFeedback())

@@ -2,14 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
@@ -17,6 +19,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/abgate/abgate/telemetry"
 )
 
 // tracing holds the process's telemetry pipelines, if any.
@@ -24,6 +28,10 @@ type tracing struct {
 	enabled  bool // traces are exported
 	provider *sdktrace.TracerProvider
 	meters   *sdkmetric.MeterProvider
+	// metrics serves the meters for Prometheus (/metrics); always set.
+	metrics http.Handler
+	// exported: metrics are also pushed (OTLP or console).
+	exported bool
 }
 
 // setupTracing installs the W3C trace-context propagator always (so a
@@ -36,9 +44,13 @@ type tracing struct {
 //	(traces default to otlp when an OTLP endpoint is set)
 //	OTEL_EXPORTER_OTLP_ENDPOINT and the rest: read by the OTLP exporters
 //
-// The exporters are chosen here rather than by contrib's autoexport,
-// which also links gRPC, Prometheus and the log exporters and doubles the
-// binary: abgate speaks OTLP over HTTP (http/protobuf) only.
+//	OTEL_EXPORTER_OTLP_PROTOCOL (or the per-signal one): http/protobuf
+//	(default, port 4318) or grpc (port 4317)
+//
+// Metrics are always readable at /metrics (Prometheus pulls them; nothing
+// is computed until a scrape). The exporters are chosen here rather than
+// by contrib's autoexport, which also links the log exporters and
+// Prometheus's process-global registry.
 func setupTracing(ctx context.Context) (*tracing, error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	t := &tracing{}
@@ -52,8 +64,15 @@ func setupTracing(ctx context.Context) (*tracing, error) {
 		var se sdktrace.SpanExporter
 		if exp == "console" {
 			se, err = stdouttrace.New()
-		} else if err = httpOnly("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"); err == nil {
-			se, err = otlptracehttp.New(ctx)
+		} else {
+			switch p, perr := otlpProtocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"); {
+			case perr != nil:
+				err = perr
+			case p == "grpc":
+				se, err = otlptracegrpc.New(ctx)
+			default:
+				se, err = otlptracehttp.New(ctx)
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("trace exporter (OTEL_TRACES_EXPORTER=%s): %w", exp, err)
@@ -64,23 +83,38 @@ func setupTracing(ctx context.Context) (*tracing, error) {
 	default:
 		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: abgate supports otlp, console and none", exp)
 	}
+	prom, handler, err := telemetry.Prometheus()
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exposition: %w", err)
+	}
+	t.metrics = handler
+	readers := []sdkmetric.Option{sdkmetric.WithReader(prom), sdkmetric.WithResource(res)}
 	switch exp := exporterFor("OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"); exp {
 	case "none":
 	case "otlp", "console":
 		var me sdkmetric.Exporter
 		if exp == "console" {
 			me, err = stdoutmetric.New()
-		} else if err = httpOnly("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"); err == nil {
-			me, err = otlpmetrichttp.New(ctx)
+		} else {
+			switch p, perr := otlpProtocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"); {
+			case perr != nil:
+				err = perr
+			case p == "grpc":
+				me, err = otlpmetricgrpc.New(ctx)
+			default:
+				me, err = otlpmetrichttp.New(ctx)
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("metric exporter (OTEL_METRICS_EXPORTER=%s): %w", exp, err)
 		}
-		t.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me)), sdkmetric.WithResource(res))
-		otel.SetMeterProvider(t.meters)
+		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me)))
+		t.exported = true
 	default:
 		return nil, fmt.Errorf("OTEL_METRICS_EXPORTER=%q: abgate supports otlp, console and none", exp)
 	}
+	t.meters = sdkmetric.NewMeterProvider(readers...)
+	otel.SetMeterProvider(t.meters)
 	return t, nil
 }
 
@@ -96,17 +130,22 @@ func exporterFor(variable, signalEndpoint string) string {
 	return "none"
 }
 
-// httpOnly refuses an OTLP protocol abgate does not ship, with a message
-// that says what to set instead.
-func httpOnly(signalProtocol string) error {
+// otlpProtocol reads the OTLP protocol for a signal (its own variable,
+// then OTEL_EXPORTER_OTLP_PROTOCOL): "http/protobuf" (the default) or
+// "grpc"; http/json, which the Go exporters do not implement, is refused
+// with what to set instead.
+func otlpProtocol(signalProtocol string) (string, error) {
 	p := os.Getenv(signalProtocol)
 	if p == "" {
 		p = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
 	}
-	if p != "" && p != "http/protobuf" {
-		return errors.New("abgate exports OTLP over HTTP only: set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (the collector's port 4318)")
+	switch p {
+	case "", "http/protobuf":
+		return "http/protobuf", nil
+	case "grpc":
+		return "grpc", nil
 	}
-	return nil
+	return "", fmt.Errorf("OTLP protocol %q is not supported: set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (port 4318) or grpc (port 4317)", p)
 }
 
 // serviceResource names the service "abgate" unless OTEL_SERVICE_NAME or

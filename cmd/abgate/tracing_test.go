@@ -26,7 +26,8 @@ func TestTelemetryFromEnv(t *testing.T) {
 		{name: "console", env: map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "console"}, traces: true, metrics: true},
 		{name: "endpoint implies otlp", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, traces: true, metrics: true},
 		{name: "explicitly off", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}},
-		{name: "grpc refused", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, err: "http/protobuf"},
+		{name: "http/json refused", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, err: "not supported"},
+		{name: "grpc", env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}, traces: true, metrics: true},
 		{name: "unknown exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, err: "otlp, console and none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,8 +45,11 @@ func TestTelemetryFromEnv(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tr.shutdown(context.Background())
-			if tr.enabled != tc.traces || (tr.meters != nil) != tc.metrics {
-				t.Errorf("traces %v metrics %v, want %v %v", tr.enabled, tr.meters != nil, tc.traces, tc.metrics)
+			if tr.enabled != tc.traces || tr.exported != tc.metrics {
+				t.Errorf("traces %v metrics %v, want %v %v", tr.enabled, tr.exported, tc.traces, tc.metrics)
+			}
+			if tr.meters == nil || tr.metrics == nil {
+				t.Error("no meter provider or /metrics handler: Prometheus must always be served")
 			}
 		})
 	}

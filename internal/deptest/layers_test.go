@@ -26,10 +26,11 @@ var allowed = map[string][]string{
 	"webhook":                {"experiments", "drift"},
 	"gateway":                {"experiments"},
 	"api":                    {"experiments", "stats", "recorder", "rollout", "drift"},
+	"telemetry":              {"experiments"},
 	"internal/deptest":       {},
 	"internal/fakemodel":     {},
 	"cmd/abgate": {"api", "gateway", "experiments", "experiments/memstore", "experiments/redisstore",
-		"recorder", "rollout", "drift", "webhook", "internal/fakemodel"},
+		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel"},
 }
 
 // TestLayers: every package's direct imports of the module's packages are

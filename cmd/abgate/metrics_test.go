@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/internal/fakemodel"
+)
+
+// TestMetricsEndpoint: serve exposes /metrics on the admin listener,
+// counting proxied requests by experiment and variant, open by default and
+// behind a viewer token with auth.protect_metrics.
+func TestMetricsEndpoint(t *testing.T) {
+	up := httptest.NewServer(&fakemodel.Model{Chunks: 2})
+	defer up.Close()
+	for _, protect := range []bool{false, true} {
+		cfg := &experiments.Config{
+			Server:    experiments.Server{Listen: "127.0.0.1:0", TokenSecret: experiments.Secret(strings.Repeat("k", 32))},
+			Upstreams: []experiments.Upstream{{Name: "up", URL: up.URL}},
+			Experiments: []experiments.Experiment{{ID: "e", Variants: []experiments.Variant{
+				{Name: "base", Upstream: "up", Model: "m"}, {Name: "ft", Upstream: "up", Model: "m2", Weight: 50}}}},
+			Routes: []experiments.Route{{Alias: "a", Experiment: "e"}},
+			Auth: experiments.Auth{ProtectMetrics: protect, Tokens: []experiments.AuthToken{
+				{Name: "pm", Role: "viewer", Token: experiments.Secret("viewer-token-0123456789")}}},
+		}
+		cfg.SetDefaults()
+		if err := cfg.ValidateForServe(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.listen(); err != nil {
+			t.Fatal(err)
+		}
+		url := "http://" + a.listeners[0].Addr().String()
+		done := make(chan error, 1)
+		go func() { done <- a.run(ctx, io.Discard) }()
+		waitReady(t, url)
+		for _, user := range []string{"u1", "u2", "u3"} {
+			resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"a","user":"`+user+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		get := func(token string) (int, string) {
+			req, _ := http.NewRequest(http.MethodGet, url+"/metrics", nil)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		code, body := get("")
+		if protect {
+			if code != http.StatusUnauthorized {
+				t.Errorf("protected /metrics without a token: %d", code)
+			}
+			code, body = get("viewer-token-0123456789")
+		}
+		if code != 200 || !strings.Contains(body, `abgate_requests_total{abgate_experiment="e"`) ||
+			!strings.Contains(body, "gen_ai_client_operation_duration_seconds_bucket") ||
+			!strings.Contains(body, "abgate_controller_leader") {
+			t.Errorf("protect=%v: /metrics %d:\n%s", protect, code, body)
+		}
+		if strings.Contains(body, `"u1"`) || strings.Contains(body, "=\"u1\"") {
+			t.Error("a user id reached a metric label")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package telemetry_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/telemetry"
+)
+
+type sink struct{ n int }
+
+func (s *sink) Observe(experiments.Outcome) { s.n++ }
+
+type fakeNotifier struct{ n int }
+
+func (f *fakeNotifier) Notify(experiments.Transition, experiments.State) { f.n++ }
+
+func scrape(t *testing.T) (string, *telemetry.Outcomes, *sink, func() int64, *fakeNotifier, telemetry.Notifier, func(context.Context, string)) {
+	t.Helper()
+	reader, handler, err := telemetry.Prometheus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	cfg := &experiments.Config{Experiments: []experiments.Experiment{{ID: "exp", Variants: []experiments.Variant{
+		{Name: "base", Model: "gpt-base"}, {Name: "ft", Model: "ft:gpt-x"},
+	}}}}
+	s := &sink{}
+	o, err := telemetry.NewOutcomes(s, mp, func() *experiments.Config { return cfg })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fence int64 = 7
+	if err := telemetry.RegisterLeader(mp, func() int64 { return fence }); err != nil {
+		t.Fatal(err)
+	}
+	fn := &fakeNotifier{}
+	n, err := telemetry.CountTransitions(fn, mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := 0
+	alert, err := telemetry.CountAlerts(func(context.Context, string) { alerts++ }, mp, func(a string) (string, string) { return "exp", a })
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Observe(experiments.Outcome{Experiment: "exp", Variant: 0, Unit: experiments.UnitKey{1}, Latency: 800 * time.Millisecond, TTFB: 200 * time.Millisecond, PromptTokens: 120, CompletionTokens: 40, Cost: 0.002})
+	o.Observe(experiments.Outcome{Experiment: "exp", Variant: 1, Latency: 30 * time.Second, Error: true, Fallback: true})
+	o.Observe(experiments.Outcome{Experiment: "gone", Variant: 3, Latency: time.Second})
+	n.Notify(experiments.Transition{Experiment: "exp", Action: experiments.ActionAdvance}, experiments.State{})
+	alert(context.Background(), "prompt_tokens")
+	if s.n != 3 || fn.n != 1 || alerts != 1 {
+		t.Fatalf("passed on %d outcomes, %d transitions, %d alerts; want 3, 1, 1", s.n, fn.n, alerts)
+	}
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	return string(body), o, s, func() int64 { return fence }, fn, n, alert
+}
+
+func TestExposition(t *testing.T) {
+	t.Parallel()
+	body, _, _, _, _, _, _ := scrape(t)
+	for _, want := range []string{
+		`gen_ai_client_operation_duration_seconds_bucket{abgate_experiment="exp",abgate_variant="base",gen_ai_request_model="gpt-base",le="0.64"} 0`,
+		`gen_ai_client_operation_duration_seconds_count{abgate_experiment="exp",abgate_variant="ft",error_type="upstream",gen_ai_request_model="ft:gpt-x"} 1`,
+		`gen_ai_server_time_to_first_token_seconds_count{abgate_experiment="exp",abgate_variant="base",gen_ai_request_model="gpt-base"} 1`,
+		`gen_ai_client_token_usage_sum{abgate_experiment="exp",abgate_variant="base",gen_ai_request_model="gpt-base",gen_ai_token_type="input"} 120`,
+		`abgate_requests_total{abgate_experiment="exp",abgate_variant="ft",gen_ai_request_model="ft:gpt-x"} 1`,
+		`abgate_errors_total{abgate_experiment="exp",abgate_variant="ft",gen_ai_request_model="ft:gpt-x"} 1`,
+		`abgate_fallbacks_total{abgate_experiment="exp",abgate_variant="ft",gen_ai_request_model="ft:gpt-x"} 1`,
+		`abgate_cost_total{abgate_experiment="exp",abgate_variant="base",gen_ai_request_model="gpt-base"} 0.002`,
+		`abgate_requests_total{abgate_experiment="gone",abgate_variant="unknown",gen_ai_request_model="unknown"} 1`,
+		`abgate_controller_leader 1`,
+		`abgate_controller_transitions_total{abgate_action="advance",abgate_experiment="exp"} 1`,
+		`abgate_drift_alerts_total{abgate_drift_feature="prompt_tokens",abgate_experiment="exp"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("exposition lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "unit") && strings.Contains(body, "user") {
+		t.Errorf("a user id label leaked:\n%s", body)
+	}
+	if t.Failed() {
+		t.Logf("exposition:\n%s", body)
+	}
+}
+
+// TestPromtool: Prometheus's own linter accepts the exposition. CI installs
+// promtool (Debian's prometheus package); set ABGATE_REQUIRE_PROMTOOL=1 to
+// make its absence a failure.
+func TestPromtool(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("ABGATE_REQUIRE_PROMTOOL") == "1" {
+			t.Fatal("promtool is not installed and ABGATE_REQUIRE_PROMTOOL=1 (apt-get install -y prometheus)")
+		}
+		t.Skip("promtool is not installed")
+	}
+	body, _, _, _, _, _, _ := scrape(t)
+	cmd := exec.Command(bin, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out.String())
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	reader, _, err := telemetry.Prometheus()
+	if err != nil {
+		b.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	cfg := &experiments.Config{Experiments: []experiments.Experiment{{ID: "exp", Variants: []experiments.Variant{{Name: "base"}, {Name: "ft"}}}}}
+	o, _ := telemetry.NewOutcomes(nil, mp, func() *experiments.Config { return cfg })
+	out := experiments.Outcome{Experiment: "exp", Variant: 1, Latency: time.Second, TTFB: 100 * time.Millisecond, PromptTokens: 100, CompletionTokens: 50, Cost: 0.001}
+	b.ReportAllocs()
+	for b.Loop() {
+		o.Observe(out)
+	}
+}
