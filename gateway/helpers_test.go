@@ -243,3 +243,11 @@ func mustEqual[T comparable](t testing.TB, what string, got, want T) {
 		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }
+
+// forwardUnits makes every upstream receive the unit id as sent, for
+// tests about other rewrites.
+func forwardUnits(c *experiments.Config) {
+	for i := range c.Upstreams {
+		c.Upstreams[i].Privacy = experiments.UpstreamPrivacy{UnitHeader: experiments.PrivacyForward, UnitField: experiments.PrivacyForward}
+	}
+}

@@ -18,6 +18,7 @@ import (
 // Update and SetAllocation build a new one and swap the pointer.
 type snapshot struct {
 	maxBody    int64
+	limits     limits
 	unitHeader string // canonical form, indexes http.Header directly
 	unitField  string
 	// segFields are the segment body fields of every experiment, picked
@@ -77,6 +78,9 @@ type upstream struct {
 	authValue  []string // shared value slice (cap 1)
 	headers    []header
 	total      time.Duration
+	// What the upstream learns of the unit id (privacy.go).
+	unitHeader, unitField privacy
+	unitMAC               *unitHasher // nil unless a policy is hash
 }
 
 type header struct {
@@ -112,6 +116,8 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 	if s.unitField == "" {
 		s.unitField = experiments.DefaultUnitBodyField
 	}
+	s.limits = newLimits(&cfg.Server, s.maxBody)
+	unitSecret := h.unitSecret(cfg)
 	for i := range cfg.Upstreams {
 		u := &cfg.Upstreams[i]
 		if u.Name == "" {
@@ -122,6 +128,9 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 		}
 		up, err := h.newUpstream(u, old)
 		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+		}
+		if err := up.setPrivacy(u, unitSecret); err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
 		}
 		s.upstreams[u.Name] = up
