@@ -218,7 +218,8 @@ func isProxiedPath(p string) bool {
 	return false
 }
 
-// Register mounts the proxy on r as POST routes for Paths. Add no
+// Register mounts the proxy on r as POST routes for Paths, and the model
+// list (GET /v1/models, GET /v1/models/{id}; models.go). Add no
 // per-request logger or gin.Recovery in front of it: a stream aborted
 // mid-body panics with http.ErrAbortHandler, and net/http must see that
 // panic to cut the connection (gin's Recovery swallows it, so the client
@@ -228,6 +229,8 @@ func (h *Handler) Register(r gin.IRouter) {
 	for _, p := range Paths {
 		r.POST(p, hf)
 	}
+	r.GET("/v1/models", h.listModels)
+	r.GET("/v1/models/*id", h.getModel)
 }
 
 // Engine returns a gin engine in release mode serving only the proxy

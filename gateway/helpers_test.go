@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -54,6 +55,7 @@ func newFakeUpstream(t testing.TB, name string, handle http.HandlerFunc) *fakeUp
 		w.Header().Set("X-Upstream", name)
 		w.Header().Set("X-Abgate-Variant", "spoofed")
 		if u.handle != nil {
+			r.Body = io.NopCloser(bytes.NewReader(b)) // the handler may read it too
 			u.handle(w, r)
 			return
 		}

@@ -117,14 +117,16 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, s *snapshot, 
 			// Double, but never past what the body can still need, so a
 			// small body isn't charged for a large buffer.
 			n := min(max(2*int64(cap(b)), initialBodyBuf), want)
-			if !h.reserve(n, s.limits.bodyBytes) {
+			// Only the growth is reserved: the old buffer is garbage once
+			// copied, so the budget never counts a body twice.
+			grow := n - int64(cap(b))
+			if !h.reserve(grow, s.limits.bodyBytes) {
 				*p = b[:0]
 				return p, nil, errBusy
 			}
 			nb := make([]byte, len(b), n)
 			copy(nb, b)
-			h.bodyBytes.Add(-int64(cap(b))) // the old buffer is garbage now
-			*held += n - int64(cap(b))
+			*held += grow
 			b = nb
 			*p = b[:0]
 		}

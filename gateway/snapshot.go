@@ -31,6 +31,8 @@ type snapshot struct {
 	// the snapshot and replace one entry without rebuilding the rest.
 	allocs    []*experiments.Allocation
 	upstreams map[string]*upstream
+	models    modelList // GET /v1/models (models.go)
+	created   int64     // when the first configuration was loaded: the models' "created"
 }
 
 type experiment struct {
@@ -224,6 +226,16 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 		}
 		s.routes[r.Alias] = e
 	}
+	aliases := make([]string, 0, len(s.routes))
+	for a := range s.routes {
+		aliases = append(aliases, a)
+	}
+	created := h.now().Unix()
+	if old != nil && len(old.models.all) > 0 {
+		created = old.created // a reload does not make old aliases new
+	}
+	s.created = created
+	s.models = newModelList(aliases, created)
 	return s, nil
 }
 
