@@ -205,8 +205,17 @@ func (m *bodyMeter) decide(buf []byte) {
 				continue
 			}
 		}
-		m.line(l)
-		switch cut, only := usageMember(l); {
+		m.event(l)
+		cut, only, usage := usageMember(l)
+		if usage > 0 { // one scan finds the member and reads it
+			u := objScanner{b: l, i: usage}
+			if u.open() {
+				if p, c, ok := usageFields(&u); ok {
+					m.prompt, m.completion, m.usage = p, c, true
+				}
+			}
+		}
+		switch {
 		case only:
 			w.cut(buf, ls, le)
 			w.dropBlank = true
@@ -228,10 +237,21 @@ func (w *window) cut(buf []byte, from, to int) {
 // usageMember looks at one SSE line: only reports a usage-only event
 // (its "choices" empty, its "usage" an object); otherwise cut is the
 // span, relative to the line, of a top-level "usage":null member with
-// one comma, or zero. Lines without "usage" cost one search.
-func usageMember(l []byte) (cut span, only bool) {
-	if !bytes.HasPrefix(l, dataPrefix) || !bytes.Contains(l, usageKey) {
-		return span{}, false
+// one comma, or zero. usage is where a top-level usage object starts
+// in l, or 0. Lines without "usage" cost one search.
+func usageMember(l []byte) (cut span, only bool, usage int) {
+	if !bytes.HasPrefix(l, dataPrefix) {
+		return span{}, false, 0
+	}
+	// Fast path: OpenAI puts "usage":null last. Right before the line's
+	// final brace these bytes can only be a top-level member (inside a
+	// string the quotes would be escaped), so no scan is needed: it
+	// halves the cost of a chunk.
+	if bytes.HasSuffix(l, usageNullTail) {
+		return span{len(l) - len(usageNullTail), len(l) - 1}, false, 0
+	}
+	if !bytes.Contains(l, usageKey) {
+		return span{}, false, 0
 	}
 	d := len(dataPrefix)
 	for d < len(l) && l[d] == ' ' {
@@ -239,7 +259,7 @@ func usageMember(l []byte) (cut span, only bool) {
 	}
 	s := objScanner{b: l, i: d}
 	if !s.open() {
-		return span{}, false
+		return span{}, false, 0
 	}
 	emptyChoices, usageObj := false, false
 	prevEnd, first := -1, true
@@ -255,6 +275,9 @@ func usageMember(l []byte) (cut span, only bool) {
 			emptyChoices = l[vs] == '[' && j < ve && l[j] == ']'
 		case "usage":
 			usageObj = l[vs] == '{'
+			if usageObj {
+				usage = vs
+			}
 			if l[vs] == 'n' {
 				if first {
 					null = span{s.ks, ve}
@@ -269,12 +292,12 @@ func usageMember(l []byte) (cut span, only bool) {
 		prevEnd, first = ve, false
 	}
 	if s.err != nil {
-		return span{}, false // not JSON we understand: leave it alone
+		return span{}, false, 0 // not JSON we understand: leave it alone
 	}
 	if emptyChoices && usageObj {
-		return span{}, true
+		return span{}, true, usage
 	}
-	return null, false
+	return null, false, usage
 }
 
 // Close closes the upstream body and parses the kept JSON for usage. It
@@ -392,6 +415,9 @@ var (
 	finishKey    = []byte(`"finish_reason"`)
 	usageKey     = []byte(`"usage"`)
 	respComplete = []byte(`"response.completed"`)
+	// usageNullTail ends every chunk but the last of a stream with
+	// include_usage, at OpenAI.
+	usageNullTail = []byte(`,"usage":null}`)
 )
 
 // line looks at one SSE line. Chat and completions streams end with
@@ -400,23 +426,29 @@ var (
 // event. With stream_options.include_usage the final chunk carries
 // "usage"; the Responses API nests it in response.completed.
 func (m *bodyMeter) line(l []byte) {
+	if d, ok := m.event(l); ok && bytes.Contains(d, usageKey) {
+		m.parseUsage(d)
+	}
+}
+
+// event notes whether a line ends the stream and returns its data
+// payload; ok is false for other lines and for [DONE].
+func (m *bodyMeter) event(l []byte) (d []byte, ok bool) {
 	if len(l) > 0 && l[len(l)-1] == '\r' {
 		l = l[:len(l)-1]
 	}
 	if !bytes.HasPrefix(l, dataPrefix) {
-		return
+		return nil, false
 	}
-	d := bytes.TrimLeft(l[len(dataPrefix):], " ")
+	d = bytes.TrimLeft(l[len(dataPrefix):], " ")
 	if bytes.Equal(d, doneMarker) {
 		m.completed = true
-		return
+		return nil, false
 	}
 	if !m.completed && (hasFinishReason(d) || bytes.Contains(d, respComplete)) {
 		m.completed = true
 	}
-	if bytes.Contains(d, usageKey) {
-		m.parseUsage(d)
-	}
+	return d, true
 }
 
 func (m *bodyMeter) parseUsage(b []byte) {
