@@ -78,4 +78,3 @@ func BenchmarkStreamChunks(b *testing.B) {
 		})
 	}
 }
-
