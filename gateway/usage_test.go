@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/internal/fakemodel"
 )
 
 // openAIStream is a chat completion stream as OpenAI sends it: with
@@ -255,4 +256,23 @@ func TestUsageMissingJSON(t *testing.T) {
 	}, nil, func(c *experiments.Config) { c.Experiments[0].Variants[1].Weight = 0 })
 	post(t, nil, failing.front.URL+"/v1/chat/completions", chatBody(testAlias, "u"), nil)
 	mustEqual(t, "missing on 400", failing.rec.next(t).UsageMissing, false)
+}
+
+// TestStreamUsageFakeModel runs the demo's fake model as the upstream:
+// a client that did not ask for usage sees no usage at all, and the
+// outcome has the model's token counts.
+func TestStreamUsageFakeModel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil, func(c *experiments.Config) { c.Experiments[0].Variants[1].Weight = 0 })
+	e.base.handle = (&fakemodel.Model{Chunks: 5}).ServeHTTP
+	res, got := post(t, nil, e.front.URL+"/v1/chat/completions", `{"model":"`+testAlias+`","stream":true,"messages":[]}`, nil)
+	mustEqual(t, "status", res.StatusCode, http.StatusOK)
+	if strings.Contains(string(got), "usage") || !strings.HasSuffix(string(got), "data: [DONE]\n\n") {
+		t.Errorf("client stream: %s", got)
+	}
+	mustEqual(t, "events", strings.Count(string(got), "\n\n"), 5+2)
+	o := e.rec.next(t)
+	mustEqual(t, "usage missing", o.UsageMissing, false)
+	mustEqual(t, "prompt", o.PromptTokens, 20)
+	mustEqual(t, "completion", o.CompletionTokens, 40)
 }
