@@ -508,6 +508,12 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 		x.errKind = "upstream status"
 	}
 	x.meter.start(x, res)
+	if x.meter.strip {
+		// The client gets fewer bytes than the upstream sent: a declared
+		// length would be wrong (SSE rarely has one).
+		delete(hdr, "Content-Length")
+		res.ContentLength = -1
+	}
 	res.Body = &x.meter
 	return nil
 }

@@ -276,3 +276,19 @@ func TestStreamUsageFakeModel(t *testing.T) {
 	mustEqual(t, "prompt", o.PromptTokens, 20)
 	mustEqual(t, "completion", o.CompletionTokens, 40)
 }
+
+// TestStripDropsContentLength: an upstream stream with a declared length
+// reaches the client without it, since the gateway cuts bytes.
+func TestStripDropsContentLength(t *testing.T) {
+	t.Parallel()
+	s := openAIStream(true)
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Length", fmt.Sprint(len(s)))
+		io.WriteString(w, s)
+	}, nil, func(c *experiments.Config) { c.Experiments[0].Variants[1].Weight = 0 })
+	res, got := post(t, nil, e.front.URL+"/v1/chat/completions", `{"model":"`+testAlias+`","stream":true}`, nil)
+	mustEqual(t, "status", res.StatusCode, http.StatusOK)
+	mustEqual(t, "client stream", string(got), openAIStream(false))
+	mustEqual(t, "prompt", e.rec.next(t).PromptTokens, 31)
+}
