@@ -145,6 +145,20 @@ type Server struct {
 	TokenTTL Duration `yaml:"token_ttl"`
 	// ShutdownTimeout bounds graceful shutdown (default 30s).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// Request limits of the proxy (issue "Decision integrity": 100
+	// connections trickling bodies must not hold a gigabyte).
+	//
+	// BodyReadTimeout bounds reading a proxied request's body, from the
+	// end of its headers (default 30s); a slower body gets 408.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	// MaxInflightBodyBytes caps the memory all request bodies being read
+	// or proxied may hold together (default 256 MiB; at least
+	// max_body_bytes). A request that would pass it gets 503.
+	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes"`
+	// MaxInflightRequests caps the proxied requests in progress, streams
+	// included (default 8192); past it requests get 503 with Retry-After.
+	MaxInflightRequests int `yaml:"max_inflight_requests"`
 }
 
 // Redis selects the store. No addresses means the embedded in-memory
@@ -196,6 +210,36 @@ type Upstream struct {
 	// MaxIdleConns is the idle connection pool to this upstream (default
 	// 512; Go's default of 2 halves throughput).
 	MaxIdleConns int `yaml:"max_idle_conns"`
+	// Privacy says what this upstream learns of the unit id.
+	Privacy UpstreamPrivacy `yaml:"privacy"`
+}
+
+// Unit id policies of UpstreamPrivacy.
+const (
+	// PrivacyForward sends the unit id as the client sent it.
+	PrivacyForward = "forward"
+	// PrivacyHash sends a keyed HMAC of the id instead (32 hex digits):
+	// stable for one upstream and token secret, so the upstream can still
+	// tell users apart (abuse monitoring, per-user limits), but neither
+	// reversible nor linkable across upstreams.
+	PrivacyHash = "hash"
+	// PrivacyDrop removes it.
+	PrivacyDrop = "drop"
+)
+
+// UpstreamPrivacy says what an upstream learns of the unit id; upstreams
+// are often third-party APIs. Each field is PrivacyForward, PrivacyHash
+// or PrivacyDrop.
+type UpstreamPrivacy struct {
+	// UnitHeader applies to the server.unit_header request header
+	// (default drop: a header is abgate's own convention, no model API
+	// reads it).
+	UnitHeader string `yaml:"unit_header"`
+	// UnitField applies to every top-level server.unit_body_field member
+	// of the body, OpenAI's "user" by default (default hash: the field
+	// exists so the provider can attribute abuse to an end user, and
+	// OpenAI asks for a hashed id there).
+	UnitField string `yaml:"unit_field"`
 }
 
 // Experiment compares a base model with one or more fine-tuned

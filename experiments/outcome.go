@@ -35,7 +35,15 @@ type Outcome struct {
 	Error bool
 	// Fallback: the candidate failed before a byte and the base served
 	// the request; the outcome still counts for Variant (intent-to-treat).
-	Fallback         bool
+	Fallback bool
+	// UsageMissing: the upstream reported no token usage for a response
+	// it served (a stream without a usage event, a body without "usage").
+	// The tokens and cost are then unknown, not zero, and are left out
+	// of the token and cost metrics instead of pulling them toward zero
+	// (issue "Decision integrity"). The zero value means known, so
+	// Outcomes built before this field existed keep their meaning. It
+	// sits with the other bools, in what would be padding.
+	UsageMissing     bool
 	PromptTokens     int
 	CompletionTokens int
 	Cost             float64 // from the variant's prices

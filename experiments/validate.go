@@ -87,6 +87,16 @@ const (
 	MaxVariants = 255
 )
 
+// Defaults of the request limits and unit id privacy (issue "Decision
+// integrity"; see docs/config.md).
+const (
+	DefaultBodyReadTimeout      = Duration(30 * time.Second)
+	DefaultMaxInflightBodyBytes = 256 << 20
+	DefaultMaxInflightRequests  = 8192
+	DefaultPrivacyUnitHeader    = PrivacyDrop
+	DefaultPrivacyUnitField     = PrivacyHash
+)
+
 // BuiltinMetrics are the metrics abgate records (the first ten, from
 // the proxied request) or accepts as feedback without declaration (the
 // rest). Custom metrics can't reuse these names.
@@ -116,6 +126,9 @@ func (c *Config) SetDefaults() {
 	cfgDefault(&s.UnitBodyField, DefaultUnitBodyField)
 	cfgDefault(&s.TokenTTL, DefaultTokenTTL)
 	cfgDefault(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	cfgDefault(&s.BodyReadTimeout, DefaultBodyReadTimeout)
+	cfgDefault(&s.MaxInflightBodyBytes, max(DefaultMaxInflightBodyBytes, s.MaxBodyBytes))
+	cfgDefault(&s.MaxInflightRequests, DefaultMaxInflightRequests)
 
 	cfgDefault(&c.Redis.KeyPrefix, DefaultKeyPrefix)
 	cfgDefault(&c.Auth.SessionTTL, DefaultSessionTTL)
@@ -132,6 +145,8 @@ func (c *Config) SetDefaults() {
 		cfgDefault(&u.HeaderTimeout, DefaultHeaderTimeout)
 		cfgDefault(&u.TotalTimeout, DefaultTotalTimeout)
 		cfgDefault(&u.MaxIdleConns, DefaultMaxIdleConns)
+		cfgDefault(&u.Privacy.UnitHeader, DefaultPrivacyUnitHeader)
+		cfgDefault(&u.Privacy.UnitField, DefaultPrivacyUnitField)
 	}
 	cfgDefault(&c.Controller.Interval, Duration(DefaultControllerInterval))
 	cfgDefault(&c.Controller.LeaseTTL, Duration(DefaultLeaseTTL))
@@ -301,6 +316,28 @@ func (v *cfgValidator) server(s *Server, serve bool) {
 	}
 	v.positive("server.token_ttl", s.TokenTTL)
 	v.positive("server.shutdown_timeout", s.ShutdownTimeout)
+	// Request limits (issue "Decision integrity").
+	v.positive("server.body_read_timeout", s.BodyReadTimeout)
+	switch {
+	case s.MaxInflightBodyBytes <= 0:
+		v.add("server.max_inflight_body_bytes", "must be positive")
+	case s.MaxBodyBytes > 0 && s.MaxInflightBodyBytes < s.MaxBodyBytes:
+		v.add("server.max_inflight_body_bytes", "must be at least server.max_body_bytes, or no body of the largest size could be read")
+	}
+	if s.MaxInflightRequests <= 0 {
+		v.add("server.max_inflight_requests", "must be positive")
+	}
+}
+
+// privacy checks one unit id policy (issue "Decision integrity").
+func (v *cfgValidator) privacy(field, policy string) {
+	switch policy {
+	case PrivacyForward, PrivacyHash, PrivacyDrop:
+	case "":
+		v.add(field, "required")
+	default:
+		v.add(field, "must be forward, hash or drop")
+	}
 }
 
 func (v *cfgValidator) listen(field, addr string, required bool) {
@@ -393,6 +430,8 @@ func (v *cfgValidator) upstream(u *Upstream, p string) {
 	if u.MaxIdleConns <= 0 {
 		v.add(p+".max_idle_conns", "must be positive")
 	}
+	v.privacy(p+".privacy.unit_header", u.Privacy.UnitHeader)
+	v.privacy(p+".privacy.unit_field", u.Privacy.UnitField)
 }
 
 // upstreamURL never echoes the URL: it may carry credentials or come from

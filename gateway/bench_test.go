@@ -61,6 +61,17 @@ func BenchmarkServeHTTP(b *testing.B) {
 		}
 		run(b, h)
 	})
+	b.Run("abgate-forward", func(b *testing.B) {
+		// The unit id forwarded as sent: what the default hash of the
+		// body's "user" costs is the difference to "abgate".
+		cfg := testConfig(up.URL, up.URL)
+		forwardUnits(cfg)
+		h, err := New(cfg, experiments.NewSigner([]byte(testSecret), time.Hour), WithRecorder(discardRecorder{}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, h)
+	})
 	b.Run("abgate-segments", func(b *testing.B) {
 		// Three segment dimensions (two headers, one body field): issue #7.
 		cfg := testConfig(up.URL, up.URL)

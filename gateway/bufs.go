@@ -49,51 +49,6 @@ func putBodyBuf(p *[]byte) {
 
 var errTooLarge = errors.New("request body too large")
 
-// readBody reads r's body, at most max bytes. The returned pointer is the
-// pooled buffer to give back with putBodyBuf once nothing reads body.
-func readBody(r *http.Request, max int64) (*[]byte, []byte, error) {
-	if r.ContentLength > max {
-		return nil, nil, tooLarge(max)
-	}
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil, nil
-	}
-	p := bodyBufs.Get().(*[]byte)
-	b := (*p)[:0]
-	if r.ContentLength > 0 {
-		if int64(cap(b)) < r.ContentLength {
-			b = make([]byte, 0, r.ContentLength)
-		}
-		b = b[:r.ContentLength]
-		_, err := io.ReadFull(r.Body, b)
-		*p = b[:0]
-		if err != nil {
-			return p, nil, err
-		}
-		return p, b, nil
-	}
-	// Unknown length (chunked): grow up to max+1 to detect overflow.
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if int64(len(b)) > max {
-			*p = b[:0]
-			return p, nil, tooLarge(max)
-		}
-		if err == io.EOF {
-			*p = b[:0]
-			return p, b, nil
-		}
-		if err != nil {
-			*p = b[:0]
-			return p, nil, err
-		}
-	}
-}
-
 func tooLarge(max int64) error {
 	return &tooLargeError{max}
 }
@@ -123,12 +78,13 @@ func (g *bodyGuard) close() {
 
 var errBodyReleased = errors.New("gateway: request body read after the request finished")
 
-// reqBody reads the spliced request body: the bytes before the model
-// value, the variant's model, the bytes after it. No copy of the body is
-// made.
+// reqBody reads the spliced request body: the client's bytes between
+// the edits and each edit's bytes (the variant's model, hashed unit ids,
+// stream_options), in order. No copy of the body is made.
 type reqBody struct {
 	g     *bodyGuard
-	parts [3][]byte
+	parts [maxParts][]byte
+	n     int // parts in use
 }
 
 var (
@@ -143,19 +99,18 @@ func (b *reqBody) Read(p []byte) (int, error) {
 		return 0, errBodyReleased
 	}
 	n := 0
-	for i := range b.parts {
-		if len(p) == 0 {
-			break
-		}
+	for i := 0; i < b.n && len(p) > 0; i++ {
 		c := copy(p, b.parts[i])
 		b.parts[i] = b.parts[i][c:]
 		p = p[c:]
 		n += c
 	}
-	if len(b.parts[2]) == 0 && len(b.parts[1]) == 0 && len(b.parts[0]) == 0 {
-		return n, io.EOF
+	for i := 0; i < b.n; i++ {
+		if len(b.parts[i]) > 0 {
+			return n, nil
+		}
 	}
-	return n, nil
+	return n, io.EOF
 }
 
 // Close does nothing: the exchange owns the buffer (see bodyGuard).
@@ -199,4 +154,27 @@ func writeError(w http.ResponseWriter, status int, typ, param, code, msg string)
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// writeUnknownURL is OpenAI's answer to a path it does not serve.
+func writeUnknownURL(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "invalid_request_error", "", "unknown_url",
+		"Unknown request URL: "+r.Method+" "+r.URL.Path+". Please check the URL for typos.")
+}
+
+// writeMethodNotAllowed answers a method a served path does not take;
+// allow lists the ones it does.
+func writeMethodNotAllowed(w http.ResponseWriter, r *http.Request, allow ...string) {
+	if len(allow) == 0 {
+		allow = []string{http.MethodPost}
+	}
+	w.Header()["Allow"] = allow
+	writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", "", "method_not_allowed",
+		"Invalid method for URL ("+r.Method+" "+r.URL.Path+")")
+}
+
+// writeBusy is the 503 of a gateway at one of its load limits.
+func writeBusy(w http.ResponseWriter, msg string) {
+	w.Header()["Retry-After"] = retryAfter
+	writeError(w, http.StatusServiceUnavailable, "server_error", "", "server_overloaded", msg)
 }

@@ -75,6 +75,10 @@ type Handler struct {
 	mu        sync.Mutex // serialises Update and SetAllocation
 	overrides map[string]*experiments.Allocation
 	snap      atomic.Pointer[snapshot]
+
+	// Load now, against the snapshot's limits (limits.go).
+	inflight  atomic.Int64 // proxied requests in progress
+	bodyBytes atomic.Int64 // buffer capacity held by request bodies
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -214,7 +218,8 @@ func isProxiedPath(p string) bool {
 	return false
 }
 
-// Register mounts the proxy on r as POST routes for Paths. Add no
+// Register mounts the proxy on r as POST routes for Paths, and the model
+// list (GET /v1/models, GET /v1/models/{id}; models.go). Add no
 // per-request logger or gin.Recovery in front of it: a stream aborted
 // mid-body panics with http.ErrAbortHandler, and net/http must see that
 // panic to cut the connection (gin's Recovery swallows it, so the client
@@ -224,6 +229,8 @@ func (h *Handler) Register(r gin.IRouter) {
 	for _, p := range Paths {
 		r.POST(p, hf)
 	}
+	r.GET("/v1/models", h.listModels)
+	r.GET("/v1/models/*id", h.getModel)
 }
 
 // Engine returns a gin engine in release mode serving only the proxy
@@ -232,14 +239,20 @@ func (h *Handler) Register(r gin.IRouter) {
 func (h *Handler) Engine() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	e.HandleMethodNotAllowed = true
-	e.NoRoute(func(c *gin.Context) {
-		writeError(c.Writer, http.StatusNotFound, "invalid_request_error", "", "unknown_url", "unknown endpoint "+c.Request.URL.Path)
-	})
-	e.NoMethod(func(c *gin.Context) {
-		c.Writer.Header().Set("Allow", http.MethodPost)
-		writeError(c.Writer, http.StatusMethodNotAllowed, "invalid_request_error", "", "method_not_allowed", "only POST is supported")
-	})
 	h.Register(e)
+	HandleUnrouted(e)
 	return e
+}
+
+// HandleUnrouted makes e answer unknown paths (404 unknown_url) and wrong
+// methods (405 method_not_allowed, with Allow) in OpenAI's error shape,
+// as OpenAI does, so SDKs surface them like any API error. Any engine
+// serving the proxy routes should call it.
+func HandleUnrouted(e *gin.Engine) {
+	e.HandleMethodNotAllowed = true
+	e.NoRoute(func(c *gin.Context) { writeUnknownURL(c.Writer, c.Request) })
+	e.NoMethod(func(c *gin.Context) {
+		// gin has already set Allow to the methods the path takes.
+		writeMethodNotAllowed(c.Writer, c.Request, c.Writer.Header().Values("Allow")...)
+	})
 }

@@ -18,7 +18,7 @@ import (
 
 func TestRoutesAndRewrites(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil, nil, nil)
+	e := newEnv(t, nil, nil, forwardUnits) // the body stays the client's but for the model
 	for _, tc := range []struct {
 		name      string
 		variant   int
@@ -77,7 +77,7 @@ func TestRoutesAndRewrites(t *testing.T) {
 
 func TestModelSpliceKeepsBytes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil, nil, func(c *experiments.Config) { c.Experiments[0].Variants[1].Weight = 0 })
+	e := newEnv(t, nil, nil, func(c *experiments.Config) { c.Experiments[0].Variants[1].Weight = 0; forwardUnits(c) })
 	// Odd spacing, escapes, the alias also appearing inside a prompt and
 	// a nested "model" key: only the top-level value may change.
 	prompt := "use \\\"model\\\": \\\"" + testAlias + "\\\""

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -54,6 +55,7 @@ func newFakeUpstream(t testing.TB, name string, handle http.HandlerFunc) *fakeUp
 		w.Header().Set("X-Upstream", name)
 		w.Header().Set("X-Abgate-Variant", "spoofed")
 		if u.handle != nil {
+			r.Body = io.NopCloser(bytes.NewReader(b)) // the handler may read it too
 			u.handle(w, r)
 			return
 		}
@@ -241,5 +243,13 @@ func mustEqual[T comparable](t testing.TB, what string, got, want T) {
 	t.Helper()
 	if got != want {
 		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+// forwardUnits makes every upstream receive the unit id as sent, for
+// tests about other rewrites.
+func forwardUnits(c *experiments.Config) {
+	for i := range c.Upstreams {
+		c.Upstreams[i].Privacy = experiments.UpstreamPrivacy{UnitHeader: experiments.PrivacyForward, UnitField: experiments.PrivacyForward}
 	}
 }

@@ -41,9 +41,25 @@ type bodyMeter struct {
 	closed    bool
 
 	prompt, completion int
+	usage              bool // the upstream reported usage
 
-	buf      *[]byte // pooled: the JSON tee, or a partial SSE line
-	skipLine bool    // the current SSE line overflowed lineCap
+	buf      *[]byte // pooled: the JSON tee, a partial SSE line, or strip's window
+	skipLine bool    // the current SSE line overflowed lineCap: only its tail is kept
+
+	// strip: the gateway asked the upstream for usage the client did not
+	// ask for, so the usage-only event and every chunk's "usage":null are
+	// cut from what the client receives (see readStrip).
+	strip bool
+	win   window
+}
+
+// window is readStrip's state over the pooled buffer: buf[r:emit] is
+// ready for the client, buf[emit:w] is a line not complete yet.
+type window struct {
+	r, emit, w int
+	err        error // the upstream's read error, returned once the window is empty
+	passLine   bool  // the current line overflowed the window: pass it through
+	dropBlank  bool  // a usage-only event was cut: cut the blank line ending it
 }
 
 var _ io.ReadCloser = (*bodyMeter)(nil)
@@ -53,6 +69,7 @@ func (m *bodyMeter) start(x *exchange, res *http.Response) {
 	m.now = x.h.now
 	m.stream = isEventStream(res.Header.Get("Content-Type"))
 	m.tee = !m.stream && res.StatusCode >= 200 && res.StatusCode < 300
+	m.strip = m.stream && x.usage.with != nil
 }
 
 func isEventStream(ct string) bool {
@@ -75,15 +92,12 @@ func equalFoldASCII(a, b string) bool {
 }
 
 func (m *bodyMeter) Read(p []byte) (int, error) {
+	if m.strip {
+		return m.readStrip(p)
+	}
 	n, err := m.rc.Read(p)
 	if n > 0 {
-		now := m.now()
-		if !m.seen {
-			m.seen, m.first = true, now
-		} else if gap := now.Sub(m.last); gap > m.maxGap {
-			m.maxGap = gap
-		}
-		m.last = now
+		m.arrived()
 		switch {
 		case m.stream:
 			m.sse(p[:n])
@@ -95,6 +109,195 @@ func (m *bodyMeter) Read(p []byte) (int, error) {
 		m.readErr = true
 	}
 	return n, err
+}
+
+// arrived times a read that brought bytes from the upstream.
+func (m *bodyMeter) arrived() {
+	now := m.now()
+	if !m.seen {
+		m.seen, m.first = true, now
+	} else if gap := now.Sub(m.last); gap > m.maxGap {
+		m.maxGap = gap
+	}
+	m.last = now
+}
+
+// readStrip is Read for a stream whose usage the gateway asked for: the
+// client gets the upstream's bytes except the usage-only event (choices
+// empty, usage set) and the "usage":null member OpenAI adds to every
+// other chunk once usage is requested, which is exactly the stream it
+// would have had without stream_options.include_usage.
+//
+// Whole lines are needed to tell, so the upstream is read into the
+// pooled window and only complete lines are handed on; a partial line
+// waits for its end (the client could not parse it before anyway). All
+// complete lines of one upstream read are handed on together, so the
+// proxy still writes and flushes once per upstream chunk. A line longer
+// than the window can't be a usage event and passes through unparsed,
+// like the meter's lineCap. No allocation per chunk.
+func (m *bodyMeter) readStrip(p []byte) (int, error) {
+	w := &m.win
+	buf := m.getBuf()
+	buf = buf[:cap(buf)]
+	for {
+		if w.r < w.emit {
+			n := copy(p, buf[w.r:w.emit])
+			w.r += n
+			return n, nil
+		}
+		if w.err != nil {
+			if w.emit < w.w { // a last line without its newline: as it came
+				w.emit = w.w
+				continue
+			}
+			return 0, w.err
+		}
+		if w.r > 0 { // keep the partial line, at the front
+			w.w = copy(buf, buf[w.r:w.w])
+			w.r, w.emit = 0, 0
+		}
+		if w.w == len(buf) {
+			w.passLine = true
+			w.emit = w.w
+			continue
+		}
+		n, err := m.rc.Read(buf[w.w:])
+		if n > 0 {
+			m.arrived()
+			w.w += n
+			m.decide(buf)
+		}
+		if err != nil {
+			if err != io.EOF {
+				m.readErr = true
+			}
+			w.err = err
+		}
+	}
+}
+
+// decide moves emit over the complete lines of buf[emit:w], cutting
+// what the client did not ask for out of the window as it goes.
+func (m *bodyMeter) decide(buf []byte) {
+	w := &m.win
+	for w.emit < w.w {
+		nl := bytes.IndexByte(buf[w.emit:w.w], '\n')
+		if nl < 0 {
+			if w.passLine {
+				w.emit = w.w
+			}
+			return
+		}
+		ls, le := w.emit, w.emit+nl+1
+		if w.passLine {
+			w.passLine = false
+			w.emit = le
+			continue
+		}
+		l := buf[ls : le-1]
+		if len(l) > 0 && l[len(l)-1] == '\r' {
+			l = l[:len(l)-1]
+		}
+		if w.dropBlank {
+			w.dropBlank = false
+			if len(l) == 0 {
+				w.cut(buf, ls, le)
+				continue
+			}
+		}
+		m.event(l)
+		cut, only, usage := usageMember(l)
+		if usage > 0 { // one scan finds the member and reads it
+			u := objScanner{b: l, i: usage}
+			if u.open() {
+				if p, c, ok := usageFields(&u); ok {
+					m.prompt, m.completion, m.usage = p, c, true
+				}
+			}
+		}
+		switch {
+		case only:
+			w.cut(buf, ls, le)
+			w.dropBlank = true
+		case cut.end > 0:
+			w.cut(buf, ls+cut.start, ls+cut.end) // cut is relative to l, which starts at ls
+			w.emit = le - (cut.end - cut.start)
+		default:
+			w.emit = le
+		}
+	}
+}
+
+// cut removes buf[from:to] from the window; emit stays at from.
+func (w *window) cut(buf []byte, from, to int) {
+	w.w = from + copy(buf[from:], buf[to:w.w])
+	w.emit = from
+}
+
+// usageMember looks at one SSE line: only reports a usage-only event
+// (its "choices" empty, its "usage" an object); otherwise cut is the
+// span, relative to the line, of a top-level "usage":null member with
+// one comma, or zero. usage is where a top-level usage object starts
+// in l, or 0. Lines without "usage" cost one search.
+func usageMember(l []byte) (cut span, only bool, usage int) {
+	if !bytes.HasPrefix(l, dataPrefix) {
+		return span{}, false, 0
+	}
+	// Fast path: OpenAI puts "usage":null last. Right before the line's
+	// final brace these bytes can only be a top-level member (inside a
+	// string the quotes would be escaped), so no scan is needed: it
+	// halves the cost of a chunk.
+	if bytes.HasSuffix(l, usageNullTail) {
+		return span{len(l) - len(usageNullTail), len(l) - 1}, false, 0
+	}
+	if !bytes.Contains(l, usageKey) {
+		return span{}, false, 0
+	}
+	d := len(dataPrefix)
+	for d < len(l) && l[d] == ' ' {
+		d++
+	}
+	s := objScanner{b: l, i: d}
+	if !s.open() {
+		return span{}, false, 0
+	}
+	emptyChoices, usageObj := false, false
+	prevEnd, first := -1, true
+	var null span
+	for {
+		key, _, vs, ve, ok := s.next()
+		if !ok {
+			break
+		}
+		switch string(key) {
+		case "choices":
+			j := skipWS(l, vs+1)
+			emptyChoices = l[vs] == '[' && j < ve && l[j] == ']'
+		case "usage":
+			usageObj = l[vs] == '{'
+			if usageObj {
+				usage = vs
+			}
+			if l[vs] == 'n' {
+				if first {
+					null = span{s.ks, ve}
+					if j := skipWS(l, ve); j < len(l) && l[j] == ',' {
+						null.end = j + 1
+					}
+				} else {
+					null = span{prevEnd, ve}
+				}
+			}
+		}
+		prevEnd, first = ve, false
+	}
+	if s.err != nil {
+		return span{}, false, 0 // not JSON we understand: leave it alone
+	}
+	if emptyChoices && usageObj {
+		return span{}, true, usage
+	}
+	return null, false, usage
 }
 
 // Close closes the upstream body and parses the kept JSON for usage. It
@@ -111,9 +314,7 @@ func (m *bodyMeter) Close() error {
 	}
 	if m.buf != nil {
 		if m.tee {
-			if p, c, ok := parseUsage(*m.buf); ok {
-				m.prompt, m.completion = p, c
-			}
+			m.parseUsage(*m.buf)
 		}
 		*m.buf = (*m.buf)[:0]
 		meterBufs.Put(m.buf)
@@ -160,11 +361,20 @@ func (m *bodyMeter) sse(p []byte) {
 		line := p[:nl]
 		p = p[nl+1:]
 		if m.skipLine {
+			// The end of a line too long to keep: its usage, if any, is
+			// in the tail (response.completed carries the whole response,
+			// output included, and "usage" near its end).
 			m.skipLine = false
+			m.keep(line)
+			m.parseUsage(*m.buf)
+			*m.buf = (*m.buf)[:0]
 			continue
 		}
 		if m.buf != nil && len(*m.buf) > 0 {
 			if len(*m.buf)+len(line) > lineCap {
+				m.carry(line) // overflows: keeps the tail
+				m.skipLine = false
+				m.parseUsage(*m.buf)
 				*m.buf = (*m.buf)[:0]
 				continue
 			}
@@ -178,12 +388,22 @@ func (m *bodyMeter) sse(p []byte) {
 
 func (m *bodyMeter) carry(p []byte) {
 	if m.skipLine {
+		m.keep(p)
 		return
 	}
 	b := m.getBuf()
 	if len(b)+len(p) > lineCap {
-		*m.buf = b[:0]
+		// Too long to keep whole: note from its head whether it ends a
+		// Responses API stream, then keep only a sliding tail.
+		head := b
+		if len(head) < 256 {
+			head = p[:min(len(p), 256)] // the event type is in the first bytes
+		}
+		if bytes.Contains(b[:min(len(b), 256)], respComplete) || bytes.Contains(head, respComplete) {
+			m.completed = true
+		}
 		m.skipLine = true
+		m.keep(p)
 		return
 	}
 	*m.buf = append(b, p...)
@@ -195,6 +415,9 @@ var (
 	finishKey    = []byte(`"finish_reason"`)
 	usageKey     = []byte(`"usage"`)
 	respComplete = []byte(`"response.completed"`)
+	// usageNullTail ends every chunk but the last of a stream with
+	// include_usage, at OpenAI.
+	usageNullTail = []byte(`,"usage":null}`)
 )
 
 // line looks at one SSE line. Chat and completions streams end with
@@ -203,24 +426,34 @@ var (
 // event. With stream_options.include_usage the final chunk carries
 // "usage"; the Responses API nests it in response.completed.
 func (m *bodyMeter) line(l []byte) {
+	if d, ok := m.event(l); ok && bytes.Contains(d, usageKey) {
+		m.parseUsage(d)
+	}
+}
+
+// event notes whether a line ends the stream and returns its data
+// payload; ok is false for other lines and for [DONE].
+func (m *bodyMeter) event(l []byte) (d []byte, ok bool) {
 	if len(l) > 0 && l[len(l)-1] == '\r' {
 		l = l[:len(l)-1]
 	}
 	if !bytes.HasPrefix(l, dataPrefix) {
-		return
+		return nil, false
 	}
-	d := bytes.TrimLeft(l[len(dataPrefix):], " ")
+	d = bytes.TrimLeft(l[len(dataPrefix):], " ")
 	if bytes.Equal(d, doneMarker) {
 		m.completed = true
-		return
+		return nil, false
 	}
 	if !m.completed && (hasFinishReason(d) || bytes.Contains(d, respComplete)) {
 		m.completed = true
 	}
-	if bytes.Contains(d, usageKey) {
-		if p, c, ok := parseUsage(d); ok {
-			m.prompt, m.completion = p, c
-		}
+	return d, true
+}
+
+func (m *bodyMeter) parseUsage(b []byte) {
+	if p, c, ok := parseUsage(b); ok {
+		m.prompt, m.completion, m.usage = p, c, true
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 // Body scanning errors. Each becomes a 400 with its message.
 var (
+	errManyUnits      = errors.New("request body repeats the unit id field more than 4 times")
 	errMalformed      = errors.New("request body is not a valid JSON object")
 	errNoModel        = errors.New(`request body has no "model" field`)
 	errModelNotString = errors.New(`"model" must be a string`)
@@ -30,6 +31,43 @@ type bodyFields struct {
 	// extra holds the decoded values of the extra fields asked for
 	// (segment body fields), by position; nil when absent or not a string.
 	extra [experiments.MaxSegmentBodyFields][]byte
+
+	// stream: the top-level "stream" is the literal true.
+	stream bool
+	// opts is what the request says about stream_options.
+	opts streamOptions
+	// closeAt is the index of the top-level object's closing brace.
+	closeAt int
+	// units are the top-level members of the unit field, in order, so
+	// each one can be hashed or dropped (privacy); nUnits counts them.
+	units  [maxUnitFields]unitMember
+	nUnits int
+}
+
+// maxUnitFields bounds how often the unit field may repeat at the top
+// level of a body: every copy must be rewritten for privacy, and the
+// edits live in fixed arrays.
+const maxUnitFields = 4
+
+// unitMember is one top-level member of the unit field.
+type unitMember struct {
+	value span // the raw value
+	// cut removes the whole member and one comma, assuming every unit
+	// member is removed: `,"user":"x"` after a kept member, or
+	// `"user":"x",` when only unit members precede it.
+	cut span
+}
+
+// streamOptions locates the top-level "stream_options" value and its
+// "include_usage" member, so the gateway can ask the upstream for usage
+// without re-encoding the body (see usageEdit).
+type streamOptions struct {
+	n       int  // how many top-level stream_options members
+	value   span // the raw value of the last one
+	open    int  // when it is an object: index just past its '{'
+	empty   bool // it is the empty object
+	nUsage  int  // how many include_usage members in it
+	include span // the raw include_usage value
 }
 
 // scanBody finds the top-level "model" and unitField string values of a
@@ -74,6 +112,7 @@ func scanBodyFields(b []byte, unitField string, extra []string) (bodyFields, err
 	}
 	models := 0
 	exact, isString := false, false
+	prevEnd, onlyUnits := -1, true // end of the previous value; only unit members so far
 	for {
 		key, esc, vs, ve, ok := s.next()
 		if !ok {
@@ -82,7 +121,30 @@ func scanBodyFields(b []byte, unitField string, extra []string) (bodyFields, err
 		if esc {
 			key = unquote(key)
 		}
+		if unitField != "" && string(key) == unitField {
+			if f.nUnits == maxUnitFields {
+				return bodyFields{}, errManyUnits
+			}
+			m := &f.units[f.nUnits]
+			f.nUnits++
+			m.value = span{vs, ve}
+			if onlyUnits {
+				m.cut = span{s.ks, ve}
+				if j := skipWS(b, ve); j < len(b) && b[j] == ',' {
+					m.cut.end = j + 1
+				}
+			} else {
+				m.cut = span{prevEnd, ve}
+			}
+		} else {
+			onlyUnits = false
+		}
+		prevEnd = ve
 		switch {
+		case string(key) == "stream":
+			f.stream = ve-vs == 4 && b[vs] == 't'
+		case string(key) == "stream_options":
+			f.opts.read(b, vs, ve)
 		case len(key) == 5 && equalFoldModel(key):
 			models++
 			if string(key) != "model" {
@@ -111,7 +173,11 @@ func scanBodyFields(b []byte, unitField string, extra []string) (bodyFields, err
 			}
 		}
 	}
-	if s.err != nil || !s.eof() {
+	if s.err != nil {
+		return bodyFields{}, errMalformed
+	}
+	f.closeAt = s.i - 1
+	if !s.eof() {
 		return bodyFields{}, errMalformed
 	}
 	switch {
@@ -123,6 +189,76 @@ func scanBodyFields(b []byte, unitField string, extra []string) (bodyFields, err
 		return bodyFields{}, errModelNotString
 	}
 	return f, nil
+}
+
+// read records one top-level stream_options member with value b[vs:ve].
+func (o *streamOptions) read(b []byte, vs, ve int) {
+	o.n++
+	o.value = span{vs, ve}
+	o.open, o.empty, o.nUsage = 0, false, 0
+	if b[vs] != '{' {
+		return
+	}
+	in := objScanner{b: b[:ve], i: vs}
+	in.open()
+	o.open = in.i
+	o.empty = true
+	for {
+		key, _, ivs, ive, ok := in.next()
+		if !ok {
+			return
+		}
+		o.empty = false
+		if string(key) == "include_usage" {
+			o.nUsage++
+			o.include = span{ivs, ive}
+		}
+	}
+}
+
+// An edit replaces the body bytes at with the bytes of with; an empty
+// span inserts.
+type edit struct {
+	at   span
+	with []byte
+}
+
+// The bytes usageEdit splices in. They are shared and never modified.
+var (
+	insertOptions = []byte(`,"stream_options":{"include_usage":true}`)
+	optionsObject = []byte(`{"include_usage":true}`)
+	insertUsage   = []byte(`"include_usage":true`)
+	insertUsageC  = []byte(`"include_usage":true,`)
+	literalTrue   = []byte(`true`)
+)
+
+// usageEdit is the edit that makes a streamed completion report its
+// usage when the client did not ask for it (stream_options.include_usage
+// absent, false or null): ok is false when the request is no stream, the
+// client asked for usage itself, or stream_options is something the
+// gateway does not rewrite (repeated, or not an object or null), which
+// the upstream judges as it would have.
+func (f *bodyFields) usageEdit(b []byte) (e edit, ok bool) {
+	o := &f.opts
+	switch {
+	case !f.stream || o.n > 1:
+		return edit{}, false
+	case o.n == 0:
+		return edit{span{f.closeAt, f.closeAt}, insertOptions}, true
+	case b[o.value.start] == 'n':
+		return edit{o.value, optionsObject}, true
+	case b[o.value.start] != '{' || o.nUsage > 1:
+		return edit{}, false
+	case o.nUsage == 0 && o.empty:
+		return edit{span{o.open, o.open}, insertUsage}, true
+	case o.nUsage == 0:
+		return edit{span{o.open, o.open}, insertUsageC}, true
+	}
+	switch b[o.include.start] {
+	case 'f', 'n':
+		return edit{o.include, literalTrue}, true
+	}
+	return edit{}, false // true: the client asked; anything else is the upstream's to reject
 }
 
 func equalFoldModel(k []byte) bool {
@@ -160,6 +296,7 @@ type objScanner struct {
 	// (1 = object, 0 = array), deep enough for encoding/json's limit.
 	nest  [maxDepth/64 + 1]uint64
 	depth int
+	ks    int // where the key of the last member next returned starts
 }
 
 func (s *objScanner) ws() {
@@ -227,6 +364,7 @@ func (s *objScanner) next() (key []byte, esc bool, vs, ve int, ok bool) {
 		return s.fail()
 	}
 	ks := s.i
+	s.ks = ks
 	end := skipString(s.b, s.i)
 	if end < 0 {
 		return s.fail()

@@ -63,18 +63,26 @@ type exchange struct {
 	parent context.Context     // span context, parent of every attempt
 	cancel context.CancelFunc
 
-	body     []byte // the whole request body (pooled)
-	bodyBuf  *[]byte
-	guard    bodyGuard
-	out      reqBody
-	modelAt  span
-	exp      *experiment
-	period   int // the allocation's data period: Outcome.Phase
-	segs     experiments.SegmentValues
-	assigned *variant
-	serving  *variant // whose model and upstream the current attempt uses
-	fallback bool
-	start    time.Time
+	body    []byte // the whole request body (pooled)
+	bodyBuf *[]byte
+	held    int64 // of the in-flight body budget (limits.go)
+	guard   bodyGuard
+	out     reqBody
+	modelAt span
+	// usage asks the upstream for a stream's usage the client did not
+	// ask for (with is nil when no edit is needed); the meter then cuts
+	// the usage out of what the client receives.
+	usage      edit
+	units      [maxUnitFields]unitMember
+	nUnits     int
+	unitHeader string // canonical, from the snapshot
+	exp        *experiment
+	period     int // the allocation's data period: Outcome.Phase
+	segs       experiments.SegmentValues
+	assigned   *variant
+	serving    *variant // whose model and upstream the current attempt uses
+	fallback   bool
+	start      time.Time
 
 	status  int  // sent to the client; 0 if none
 	failed  bool // upstream 5xx, timeout or connection error
@@ -111,37 +119,52 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ids[0] = rid
 	wh[HeaderRequestID] = ids[0:1:1]
 
-	if r.Method != http.MethodPost {
-		wh.Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", "", "method_not_allowed", "only POST is supported")
+	if !isProxiedPath(r.URL.Path) {
+		writeUnknownURL(w, r)
 		return
 	}
-	if !isProxiedPath(r.URL.Path) {
-		writeError(w, http.StatusNotFound, "invalid_request_error", "", "unknown_url", "unknown endpoint "+r.URL.Path)
+	if r.Method != http.MethodPost {
+		writeMethodNotAllowed(w, r)
 		return
 	}
 	s := h.snap.Load()
+	if !h.admit(&s.limits) {
+		writeBusy(w, "too many requests in progress; retry shortly")
+		return
+	}
+	defer h.inflight.Add(-1)
 
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, sp := h.tracer.Start(ctx, "abgate.proxy", h.spanOpts...)
 	defer sp.End()
 
-	bodyBuf, body, err := readBody(r, s.maxBody)
+	var held int64
+	bodyBuf, body, err := h.readBody(w, r, s, &held)
 	if err != nil {
-		putBodyBuf(bodyBuf)
-		if errors.Is(err, errTooLarge) {
+		h.releaseBody(bodyBuf, held)
+		switch {
+		case errors.Is(err, errTooLarge):
 			setSpanStatus(sp, http.StatusRequestEntityTooLarge)
 			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "", "request_too_large", err.Error())
-			return
+		case errors.Is(err, errBusy):
+			setSpanStatus(sp, http.StatusServiceUnavailable)
+			wh.Set("Connection", "close") // the rest of the body is not read
+			writeBusy(w, "the gateway is reading too many request bodies; retry shortly")
+		case isTimeout(err):
+			setSpanStatus(sp, http.StatusRequestTimeout)
+			wh.Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, "invalid_request_error", "", "request_timeout",
+				"the request body did not arrive within "+s.limits.bodyTimeout.String())
+		default:
+			// The client went away or sent a broken body; nobody to answer.
+			setSpanStatus(sp, http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "", "invalid_body", "could not read request body")
 		}
-		// The client went away or sent a broken body; nobody to answer.
-		setSpanStatus(sp, http.StatusBadRequest)
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "", "invalid_body", "could not read request body")
 		return
 	}
 	f, err := scanBodyFields(body, s.unitField, s.segFields)
 	if err != nil {
-		putBodyBuf(bodyBuf)
+		h.releaseBody(bodyBuf, held)
 		setSpanStatus(sp, http.StatusBadRequest)
 		param := "model"
 		if errors.Is(err, errMalformed) {
@@ -152,7 +175,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	e := s.routes[string(f.model)] // no allocation: map index by converted bytes
 	if e == nil {
-		putBodyBuf(bodyBuf)
+		h.releaseBody(bodyBuf, held)
 		setSpanStatus(sp, http.StatusNotFound)
 		writeError(w, http.StatusNotFound, "invalid_request_error", "model", "model_not_found",
 			"The model `"+string(f.model)+"` does not exist or is not routed by this gateway.")
@@ -205,20 +228,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	x := &exchange{
-		h:        h,
-		w:        w,
-		ids:      ids,
-		client:   r.Context(),
-		parent:   ctx,
-		body:     body,
-		bodyBuf:  bodyBuf,
-		modelAt:  f.modelValue,
-		exp:      e,
-		period:   period,
-		segs:     segs,
-		assigned: v,
-		serving:  v,
-		start:    start,
+		h:          h,
+		w:          w,
+		ids:        ids,
+		client:     r.Context(),
+		parent:     ctx,
+		body:       body,
+		bodyBuf:    bodyBuf,
+		held:       held,
+		modelAt:    f.modelValue,
+		units:      f.units,
+		nUnits:     f.nUnits,
+		unitHeader: s.unitHeader,
+		exp:        e,
+		period:     period,
+		segs:       segs,
+		assigned:   v,
+		serving:    v,
+		start:      start,
+	}
+	if asksUsage(r.URL.Path) {
+		if ed, ok := f.usageEdit(body); ok {
+			x.usage = ed
+		}
 	}
 	x.Context, x.cancel = context.WithTimeout(ctx, v.up.total)
 	x.in = r.WithContext(x)
@@ -250,7 +282,7 @@ func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, k
 	// again (Issue 46866: RoundTrip may outlive the handler), so its
 	// buffer can go back to the pool.
 	x.guard.close()
-	putBodyBuf(x.bodyBuf)
+	h.releaseBody(x.bodyBuf, x.held)
 
 	if m.readErr && x.client.Err() == nil {
 		x.failed = true // the upstream broke or timed out mid-body
@@ -288,6 +320,11 @@ func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, k
 	if m.seen {
 		o.TTFB = m.first.Sub(x.start)
 	}
+	// A response served without usage has unknown tokens and cost, not
+	// zero ones (a stream whose upstream ignored include_usage, a client
+	// that left mid-stream, a reply too long to find "usage" in). What
+	// was not served (an error status, no response at all) cost nothing.
+	o.UsageMissing = !m.usage && x.status >= 200 && x.status < 300
 	// Cost at the prices of the variant that actually served: on a
 	// fallback that is the base, and the candidate's arm really paid it.
 	o.Cost = (float64(m.prompt)*x.serving.promptPrice + float64(m.completion)*x.serving.completionPrice) / 1000
@@ -343,10 +380,14 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 	traceContext.Inject(out.Context(), propagation.HeaderCarrier(hdr))
 
-	// The body with the variant's model spliced in; every other byte is
+	v.up.applyHeaderPrivacy(hdr, x.unitHeader)
+
+	// The body with the attempt's edits spliced in (the variant's model,
+	// the upstream's unit id policy, stream_options); every other byte is
 	// the client's.
+	var es [maxEdits]edit
+	edits, n := x.edits(v, &es)
 	out.TransferEncoding = nil
-	n := len(x.body) - (x.modelAt.end - x.modelAt.start) + len(v.model)
 	out.ContentLength = int64(n)
 	if n <= inlineBody {
 		// Most requests: one contiguous copy behind a *bytes.Reader.
@@ -356,38 +397,88 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		// loopback. The copy is not pooled: the transport may read it
 		// after the handler returned, so the GC owns its lifetime.
 		b := make([]byte, 0, n)
-		b = append(b, x.body[:x.modelAt.start]...)
-		b = append(b, v.model...)
-		b = append(b, x.body[x.modelAt.end:]...)
+		at := 0
+		for _, d := range edits {
+			b = append(b, x.body[at:d.at.start]...)
+			b = append(b, d.with...)
+			at = d.at.end
+		}
+		b = append(b, x.body[at:]...)
 		out.Body = io.NopCloser(bytes.NewReader(b))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 		return
 	}
-	// Large bodies are not copied: a reader walks prefix, model, suffix
-	// over the pooled buffer, behind the exchange's guard. The first
-	// attempt uses the reader embedded in the exchange; a fallback or a
-	// transport retry (GetBody) gets its own.
+	// Large bodies are not copied: a reader walks the client's bytes and
+	// the edits over the pooled buffer, behind the exchange's guard. The
+	// first attempt uses the reader embedded in the exchange; a fallback
+	// or a transport retry (GetBody) gets its own.
 	var rb *reqBody
 	if x.out.g == nil {
 		rb = &x.out
 	} else {
 		rb = new(reqBody)
 	}
-	x.spliceInto(rb, v)
+	x.spliceInto(rb, edits)
+	fresh := *rb
 	out.Body = rb
 	out.GetBody = func() (io.ReadCloser, error) {
-		b := new(reqBody)
-		x.spliceInto(b, v)
-		return b, nil
+		b := fresh
+		return &b, nil
 	}
 }
 
 // inlineBody is the largest request body sent as a contiguous copy.
 const inlineBody = 32 << 10
 
-func (x *exchange) spliceInto(rb *reqBody, v *variant) {
+// An attempt edits the body at most maxEdits times: the model, every
+// unit member, stream_options. maxParts is what reqBody walks.
+const (
+	maxEdits = 2 + maxUnitFields
+	maxParts = 2*maxEdits + 1
+)
+
+// edits returns the attempt's body edits for v, in body order, and the
+// length of the edited body. They are per attempt: a fallback serves
+// another upstream, with its own unit id policy and hash key.
+func (x *exchange) edits(v *variant, es *[maxEdits]edit) ([]edit, int) {
+	e := append(es[:0], edit{x.modelAt, v.model})
+	if x.usage.with != nil {
+		e = append(e, x.usage)
+	}
+	e = v.up.unitEdits(e, x.body, x.units[:x.nUnits])
+	// Insertion sort: at most six edits, which never overlap; at one
+	// position an insertion goes before a removal.
+	for i := 1; i < len(e); i++ {
+		for j := i; j > 0 && (e[j].at.start < e[j-1].at.start ||
+			e[j].at.start == e[j-1].at.start && e[j].at.end < e[j-1].at.end); j-- {
+			e[j], e[j-1] = e[j-1], e[j]
+		}
+	}
+	n := len(x.body)
+	for _, d := range e {
+		n += len(d.with) - (d.at.end - d.at.start)
+	}
+	return e, n
+}
+
+func (x *exchange) spliceInto(rb *reqBody, edits []edit) {
 	rb.g = &x.guard
-	rb.parts = [3][]byte{x.body[:x.modelAt.start], v.model, x.body[x.modelAt.end:]}
+	k, at := 0, 0
+	for _, d := range edits {
+		rb.parts[k] = x.body[at:d.at.start]
+		rb.parts[k+1] = d.with
+		k += 2
+		at = d.at.end
+	}
+	rb.parts[k] = x.body[at:]
+	rb.n = k + 1
+}
+
+// asksUsage: the endpoints whose streams report usage only when asked
+// (stream_options.include_usage). The Responses API always reports it in
+// response.completed.
+func asksUsage(path string) bool {
+	return path == "/v1/chat/completions" || path == "/v1/completions"
 }
 
 // modifyResponse runs once the upstream's headers arrived and before
@@ -417,6 +508,12 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 		x.errKind = "upstream status"
 	}
 	x.meter.start(x, res)
+	if x.meter.strip {
+		// The client gets fewer bytes than the upstream sent: a declared
+		// length would be wrong (SSE rarely has one).
+		delete(hdr, "Content-Length")
+		res.ContentLength = -1
+	}
 	res.Body = &x.meter
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 // Update and SetAllocation build a new one and swap the pointer.
 type snapshot struct {
 	maxBody    int64
+	limits     limits
 	unitHeader string // canonical form, indexes http.Header directly
 	unitField  string
 	// segFields are the segment body fields of every experiment, picked
@@ -30,6 +31,8 @@ type snapshot struct {
 	// the snapshot and replace one entry without rebuilding the rest.
 	allocs    []*experiments.Allocation
 	upstreams map[string]*upstream
+	models    modelList // GET /v1/models (models.go)
+	created   int64     // when the first configuration was loaded: the models' "created"
 }
 
 type experiment struct {
@@ -77,6 +80,9 @@ type upstream struct {
 	authValue  []string // shared value slice (cap 1)
 	headers    []header
 	total      time.Duration
+	// What the upstream learns of the unit id (privacy.go).
+	unitHeader, unitField privacy
+	unitMAC               *unitHasher // nil unless a policy is hash
 }
 
 type header struct {
@@ -112,6 +118,8 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 	if s.unitField == "" {
 		s.unitField = experiments.DefaultUnitBodyField
 	}
+	s.limits = newLimits(&cfg.Server, s.maxBody)
+	unitSecret := h.unitSecret(cfg)
 	for i := range cfg.Upstreams {
 		u := &cfg.Upstreams[i]
 		if u.Name == "" {
@@ -122,6 +130,9 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 		}
 		up, err := h.newUpstream(u, old)
 		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+		}
+		if err := up.setPrivacy(u, unitSecret); err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
 		}
 		s.upstreams[u.Name] = up
@@ -215,6 +226,16 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 		}
 		s.routes[r.Alias] = e
 	}
+	aliases := make([]string, 0, len(s.routes))
+	for a := range s.routes {
+		aliases = append(aliases, a)
+	}
+	created := h.now().Unix()
+	if old != nil && len(old.models.all) > 0 {
+		created = old.created // a reload does not make old aliases new
+	}
+	s.created = created
+	s.models = newModelList(aliases, created)
 	return s, nil
 }
 

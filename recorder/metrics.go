@@ -29,7 +29,11 @@ func outcomeValues(o *experiments.Outcome, v *[numOutcomeMetrics]float64, has *[
 		return 0
 	}
 	const ms = 1e6 // ns per ms
-	*has = [numOutcomeMetrics]bool{true, true, o.TTFB > 0, o.Stream, true, true, o.Stream, true, true, true}
+	// Tokens and cost are missing, not zero, when the upstream reported
+	// no usage: leaving them out keeps an arm that streams more (and so
+	// reports usage less often) from looking cheaper.
+	usage := !o.UsageMissing
+	*has = [numOutcomeMetrics]bool{true, true, o.TTFB > 0, o.Stream, true, true, o.Stream, usage, usage, usage}
 	*v = [numOutcomeMetrics]float64{
 		1,
 		float64(o.Latency) / ms,

@@ -139,7 +139,7 @@ func (t *Outcomes) Observe(o experiments.Outcome) {
 	if o.TTFB > 0 {
 		t.ttft.Record(ctx, o.TTFB.Seconds(), s.arm...)
 	}
-	if o.PromptTokens > 0 || o.CompletionTokens > 0 {
+	if !o.UsageMissing {
 		t.tokens.Record(ctx, float64(o.PromptTokens), s.input...)
 		t.tokens.Record(ctx, float64(o.CompletionTokens), s.output...)
 	}

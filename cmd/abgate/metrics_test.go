@@ -87,3 +87,51 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestUnroutedInOpenAIShape: serve's own engines answer unknown paths and
+// wrong methods with OpenAI-shaped JSON on both listeners.
+func TestUnroutedInOpenAIShape(t *testing.T) {
+	cfg := &experiments.Config{
+		Server:    experiments.Server{Listen: "127.0.0.1:0", AdminListen: "localhost:0", TokenSecret: experiments.Secret(strings.Repeat("k", 32))},
+		Upstreams: []experiments.Upstream{{Name: "up", URL: "http://127.0.0.1:9"}},
+		Experiments: []experiments.Experiment{{ID: "e", Variants: []experiments.Variant{
+			{Name: "base", Upstream: "up", Model: "m"}, {Name: "ft", Upstream: "up", Model: "m2", Weight: 50}}}},
+		Routes: []experiments.Route{{Alias: "a", Experiment: "e"}},
+	}
+	cfg.SetDefaults()
+	if err := cfg.ValidateForServe(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx, io.Discard) }()
+	for i, ln := range a.listeners {
+		url := "http://" + ln.Addr().String()
+		waitReady(t, url)
+		for _, tc := range []struct{ method, path, code string }{
+			{http.MethodGet, "/v1/nope", `"code":"unknown_url"`},
+			{http.MethodDelete, "/healthz", `"code":"method_not_allowed"`},
+		} {
+			req, _ := http.NewRequest(tc.method, url+tc.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || !strings.Contains(string(b), tc.code) {
+				t.Errorf("listener %d %s %s: %d %s %s", i, tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+			}
+		}
+	}
+	cancel()
+	<-done
+}

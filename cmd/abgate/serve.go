@@ -339,8 +339,13 @@ func (a *app) engines() (proxy, admin *gin.Engine) {
 		a.health(admin)
 	}
 	a.registerAPI(admin)
+	// Unknown paths and wrong methods answer in OpenAI's error shape on
+	// both listeners (404 unknown_url, 405 method_not_allowed).
+	gateway.HandleUnrouted(proxy)
 	if admin == proxy {
 		admin = nil
+	} else {
+		gateway.HandleUnrouted(admin)
 	}
 	return proxy, admin
 }

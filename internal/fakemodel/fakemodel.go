@@ -157,18 +157,24 @@ func (m *Model) stream(w http.ResponseWriter, r *http.Request, model string, inc
 	}
 	words := []byte(m.answer())
 	created := time.Now().Unix()
+	// With include_usage OpenAI adds "usage":null to every chunk before
+	// the usage-only one; the gateway must cut both when it asked.
+	null := ""
+	if includeUsage {
+		null = `,"usage":null`
+	}
 	for i := 0; i < n; i++ {
 		if i > 0 && m.TokenDelay > 0 && !sleep(r, m.TokenDelay) {
 			return
 		}
 		part := words[i*len(words)/n : (i+1)*len(words)/n]
 		content, _ := json.Marshal(string(part))
-		fmt.Fprintf(w, `data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","created":%d,"model":%q,"choices":[{"index":0,"delta":{"content":%s},"finish_reason":null}]}`+"\n\n", created, model, content)
+		fmt.Fprintf(w, `data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","created":%d,"model":%q,"choices":[{"index":0,"delta":{"content":%s},"finish_reason":null}]%s}`+"\n\n", created, model, content, null)
 		if fl != nil {
 			fl.Flush()
 		}
 	}
-	fmt.Fprintf(w, `data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","created":%d,"model":%q,"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n", created, model)
+	fmt.Fprintf(w, `data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","created":%d,"model":%q,"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]%s}`+"\n\n", created, model, null)
 	if includeUsage {
 		u, _ := json.Marshal(m.usage())
 		fmt.Fprintf(w, `data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","created":%d,"model":%q,"choices":[],"usage":%s}`+"\n\n", created, model, u)
