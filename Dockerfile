@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 #   docker build -t abgate .
-#   docker run --env-file deploy/.env -p 8080:8080 -p 8081:8081 abgate
+#   docker run --env-file deploy/.env -e ABGATE_REDIS_ADDR=redis:6379 \
+#     -p 8080:8080 -p 127.0.0.1:8081:8081 abgate
 #
 # The image runs `abgate serve` with /etc/abgate/abgate.yaml, a copy of
 # deploy/abgate.yaml: it listens on 0.0.0.0:8080 (proxy) and 0.0.0.0:8081
