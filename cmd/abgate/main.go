@@ -41,6 +41,7 @@ func commands() []command {
 		{"report", "print an experiment's report (text, markdown or json)", runReport},
 		{"plan", "how many users and days a lift needs", runPlan},
 		{"fake-upstream", "run a simulated OpenAI-compatible model endpoint", runFakeUpstream},
+		{"healthcheck", "exit 0 if a running abgate answers 200 on /healthz (for containers)", runHealthcheck},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "abgate", version)
 			return nil
