@@ -309,10 +309,6 @@ func expectedSplit(exp *experiments.Experiment, st ReportStatus) []float64 {
 	return exp.Allocation().Split(n)
 }
 
-func toStats(s experiments.Summary) stats.Summary {
-	return stats.Summary{N: s.N, SumX: s.SumX, SumX2: s.SumX2, SumY: s.SumY, SumY2: s.SumY2, SumXY: s.SumXY}
-}
-
 // input builds the stats input of n variants from cumulative statistics.
 func (a *analysis) input(st map[experiments.VariantMetric]experiments.Summary, split []float64) stats.Input {
 	n := len(a.exp.Variants)
@@ -326,7 +322,7 @@ func (a *analysis) input(st map[experiments.VariantMetric]experiments.Summary, s
 		}
 		ss := make([]stats.Summary, n)
 		for v := range n {
-			ss[v] = toStats(st[experiments.VariantMetric{Variant: v, Metric: name}])
+			ss[v] = st[experiments.VariantMetric{Variant: v, Metric: name}]
 		}
 		in.Metrics[name] = ss
 	}
@@ -508,10 +504,10 @@ func (a *analysis) metrics(st map[experiments.VariantMetric]experiments.Summary,
 			m.Role = RoleGuardrail
 			m.Margin, m.MarginRelative = fptr(g.Margin), g.Relative
 		}
-		c := toStats(st[experiments.VariantMetric{Variant: 0, Metric: name}])
+		c := st[experiments.VariantMetric{Variant: 0, Metric: name}]
 		ce := stats.Ratio.Estimate(c)
 		for v := range a.exp.Variants {
-			s := toStats(st[experiments.VariantMetric{Variant: v, Metric: name}])
+			s := st[experiments.VariantMetric{Variant: v, Metric: name}]
 			te := stats.Ratio.Estimate(s)
 			row := ReportRow{Variant: v, Name: a.exp.Variants[v].Name, Users: s.N, Mean: fptr(te.Value), Status: RowControl}
 			if v > 0 {

@@ -139,8 +139,7 @@ func RolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) s
 		}
 		ss := make([]stats.Summary, k)
 		for v := range k {
-			s := snap.Stats[VariantMetric{v, name}]
-			ss[v] = stats.Summary{N: s.N, SumX: s.SumX, SumX2: s.SumX2, SumY: s.SumY, SumY2: s.SumY2, SumXY: s.SumXY}
+			ss[v] = snap.Stats[VariantMetric{v, name}]
 		}
 		in.Metrics[name] = ss
 	}
