@@ -113,8 +113,8 @@ const (
 // ReportVerdict is the plain-language summary at the top of a report.
 type ReportVerdict struct {
 	Kind string `json:"kind"`
-	// Recommendation: promote, roll back, keep running, stop, check the
-	// assignment.
+	// Recommendation: promote, roll back, keep running, advance to the
+	// next step, stop, check the assignment.
 	Recommendation string `json:"recommendation"`
 	// Sentence is the verdict in one plain sentence.
 	Sentence string `json:"sentence"`
