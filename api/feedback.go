@@ -228,13 +228,13 @@ func (f *Feedback) apply(ev *FeedbackEvent) (FeedbackResult, *apiError) {
 	sort.Strings(names) // deterministic errors and order
 	fbs := make([]experiments.Feedback, 0, len(names))
 	for _, name := range names {
-		def, ok := feedbackMetric(exp, name)
-		if !ok {
+		info, ok := experiments.LookupMetric(exp, name)
+		if !ok || info.Source != experiments.SourceFeedback || info.Name != name {
 			return FeedbackResult{}, newError(http.StatusBadRequest, "unknown_metric", "signals."+name,
 				fmt.Sprintf("experiment %q has no feedback metric %q (built-in: %s; custom ones are declared in the config)",
 					exp.ID, name, strings.Join(builtinFeedbackNames(), ", ")))
 		}
-		v, reason := def.parse(ev.Signals[name])
+		v, reason := parseSignal(info, ev.Signals[name])
 		if reason != "" {
 			return FeedbackResult{}, newError(http.StatusBadRequest, "invalid_value", "signals."+name, name+": "+reason)
 		}
@@ -315,75 +315,36 @@ func decodeBody(c *gin.Context, limit int64, v any) *apiError {
 	return nil
 }
 
-// metricDef says which values a feedback metric accepts.
-type metricDef struct {
-	kind     experiments.MetricKind
-	min, max float64
-	thumbs   bool // also accepts "up" / "down"
-}
-
-// builtinFeedback are the feedback metrics every experiment accepts.
-var builtinFeedback = map[string]metricDef{
-	experiments.MetricThumbs:            {kind: experiments.MetricBinary, min: 0, max: 1, thumbs: true},
-	experiments.MetricRating:            {kind: experiments.MetricCount, min: 1, max: 5},
-	experiments.MetricCorrection:        {kind: experiments.MetricBinary, min: 0, max: 1},
-	experiments.MetricReformulated:      {kind: experiments.MetricBinary, min: 0, max: 1},
-	experiments.MetricTaskCompleted:     {kind: experiments.MetricBinary, min: 0, max: 1},
-	experiments.MetricCompletionSeconds: {kind: experiments.MetricContinuous, min: 0, max: 7 * 24 * 3600},
-}
-
+// builtinFeedbackNames lists the built-in feedback metrics, for errors.
 func builtinFeedbackNames() []string {
-	names := make([]string, 0, len(builtinFeedback))
-	for n := range builtinFeedback {
-		names = append(names, n)
+	var names []string
+	for _, m := range experiments.BuiltinMetrics() {
+		if m.Source == experiments.SourceFeedback {
+			names = append(names, m.Name)
+		}
 	}
 	sort.Strings(names)
 	return names
 }
 
-func feedbackMetric(exp *experiments.Experiment, name string) (metricDef, bool) {
-	if d, ok := builtinFeedback[name]; ok {
-		return d, true
-	}
-	for _, m := range exp.Metrics {
-		if m.Name != name {
-			continue
-		}
-		d := metricDef{kind: m.Kind, min: math.Inf(-1), max: math.Inf(1)}
-		switch m.Kind {
-		case experiments.MetricBinary:
-			d.min, d.max = 0, 1
-		case experiments.MetricCount:
-			d.min = 0
-		}
-		if m.Min != nil {
-			d.min = math.Max(d.min, *m.Min)
-		}
-		if m.Max != nil {
-			d.max = math.Min(d.max, *m.Max)
-		}
-		return d, true
-	}
-	return metricDef{}, false
-}
-
-// parse reads a signal's JSON value; reason is empty when it is valid.
-func (d metricDef) parse(raw json.RawMessage) (v float64, reason string) {
+// parseSignal reads a signal's JSON value for metric d (its kind and
+// bounds from the registry); reason is empty when it is valid.
+func parseSignal(d experiments.MetricInfo, raw json.RawMessage) (v float64, reason string) {
 	var x any
 	if err := json.Unmarshal(raw, &x); err != nil {
 		return 0, "not a JSON value"
 	}
 	switch t := x.(type) {
 	case bool:
-		if d.kind != experiments.MetricBinary {
-			return 0, fmt.Sprintf("a %s metric takes a number, not a boolean", d.kind)
+		if d.Kind != experiments.MetricBinary {
+			return 0, fmt.Sprintf("a %s metric takes a number, not a boolean", d.Kind)
 		}
 		if t {
 			return 1, ""
 		}
 		return 0, ""
 	case string:
-		if d.thumbs {
+		if d.UpDown {
 			switch strings.ToLower(t) {
 			case "up":
 				return 1, ""
@@ -392,13 +353,13 @@ func (d metricDef) parse(raw json.RawMessage) (v float64, reason string) {
 			}
 			return 0, `must be "up", "down", true, false, 1 or 0`
 		}
-		return 0, fmt.Sprintf("a %s metric takes a number, not a string", d.kind)
+		return 0, fmt.Sprintf("a %s metric takes a number, not a string", d.Kind)
 	case float64:
 		v = t
 	default:
 		return 0, "must be a number or a boolean"
 	}
-	switch d.kind {
+	switch d.Kind {
 	case experiments.MetricBinary:
 		if v != 0 && v != 1 {
 			return 0, fmt.Sprintf("a binary metric takes 0 or 1 (or true/false), got %g", v)
@@ -408,8 +369,8 @@ func (d metricDef) parse(raw json.RawMessage) (v float64, reason string) {
 			return 0, fmt.Sprintf("must be a whole number, got %g", v)
 		}
 	}
-	if v < d.min || v > d.max {
-		return 0, fmt.Sprintf("must be between %g and %g, got %g", d.min, d.max, v)
+	if v < d.Min || v > d.Max {
+		return 0, fmt.Sprintf("must be between %g and %g, got %g", d.Min, d.Max, v)
 	}
 	return v, ""
 }

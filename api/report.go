@@ -102,6 +102,9 @@ const (
 	VerdictFutility    = "futility"
 	VerdictInconclusve = "inconclusive"
 	VerdictGuardrails  = "guardrails_pending"
+	// VerdictAdvance: at a ramp step before the last, every guardrail
+	// holds; the controller moves to the next step.
+	VerdictAdvance = "advance"
 	// VerdictSegmentHarm: better on average, but significantly worse in
 	// a segment (issue #7).
 	VerdictSegmentHarm = "segment_harm"
@@ -110,8 +113,8 @@ const (
 // ReportVerdict is the plain-language summary at the top of a report.
 type ReportVerdict struct {
 	Kind string `json:"kind"`
-	// Recommendation: promote, roll back, keep running, stop, check the
-	// assignment.
+	// Recommendation: promote, roll back, keep running, advance to the
+	// next step, stop, check the assignment.
 	Recommendation string `json:"recommendation"`
 	// Sentence is the verdict in one plain sentence.
 	Sentence string `json:"sentence"`
@@ -124,6 +127,9 @@ type ReportVerdict struct {
 
 // ReportPolicy is the decision policy the report was computed with.
 type ReportPolicy struct {
+	// Mode is "full" (primary and guardrails decide) or, at a ramp step
+	// before the last, "ramp" (only the guardrails decide).
+	Mode       stats.Mode        `json:"mode"`
 	Primary    string            `json:"primary"`
 	Better     string            `json:"better"`
 	Method     stats.Method      `json:"method"`
@@ -240,114 +246,117 @@ type ReportPoint struct {
 	CIHigh  *float64 `json:"ci_high"`
 }
 
-// analysis holds the resolved policy of a report.
+// analysis is what a report presents: the experiment, and the policy and
+// allocation the rollout controller decides with in the experiment's
+// current state.
 type analysis struct {
 	exp    *experiments.Experiment
-	policy stats.Policy
-	k      int // candidates
-	alpha  float64
-	nStar  float64
-	tau    float64
+	step   int          // exp.StepIndex(status.Step), or -1
+	policy stats.Policy // exp.Policy(step), untouched: what the controller passes to stats.Decide
+	alloc  *experiments.Allocation
+	split  []float64 // the expected split: alloc's, or the status's
 }
 
-func newAnalysis(exp *experiments.Experiment) *analysis {
-	k := len(exp.Variants) - 1
-	if k < 1 {
-		k = 1
+func newAnalysis(exp *experiments.Experiment, st ReportStatus) *analysis {
+	// Step -1: no rollout, or no lifecycle runs it (the configured
+	// weights are served and the full decision applies).
+	a := &analysis{exp: exp, step: -1}
+	if st.Step >= 0 {
+		a.step = exp.StepIndex(st.Step)
 	}
-	// The controller's own policy, always the full decision: a report
-	// judges the primary metric at every step.
-	p := exp.Policy(-1)
-	if !(p.Alpha > 0 && p.Alpha < 1) {
-		p.Alpha = stats.DefaultAlpha
+	a.policy = exp.Policy(a.step)
+	// The controller reads the allocation of its (running) state at the
+	// step; otherwise the configured weights are served.
+	a.alloc = exp.Allocation()
+	if a.step >= 0 {
+		a.alloc = exp.AllocationFor(experiments.State{Status: experiments.StatusRunning, Step: a.step})
 	}
-	if !(p.MinUsers > 0) {
-		p.MinUsers = stats.DefaultMinUsers
-	}
-	p.SRMAlpha = stats.DefaultSRMAlpha
-	a := &analysis{exp: exp, policy: p, k: k, alpha: p.Alpha / float64(k), tau: stats.DefaultTau}
-	// The same N* as stats.Decide.
-	a.nStar = stats.DefaultNStar
-	if p.MaxUsers > 0 {
-		a.nStar = 2 * p.MaxUsers
+	n := len(exp.Variants)
+	a.split = a.alloc.Split(n)
+	if len(st.Split) == n {
+		a.split = append([]float64(nil), st.Split...)
 	}
 	return a
 }
 
-// test analyses the lift of t over c like stats.Decide does (same method,
-// N*, tau and Bonferroni-corrected alpha), so the numbers agree with the
-// decision. n is the users in the comparison.
-func (a *analysis) test(c, t stats.Estimate, n float64, relative bool) stats.Test {
-	eff := stats.Lift(c, t, relative)
-	if a.policy.Method == stats.MSPRTMethod {
-		tau2 := a.tau * a.tau
-		if !relative {
-			tau2 *= c.Value * c.Value
-		}
-		if !(tau2 > 0) || math.IsInf(tau2, 0) || math.IsNaN(tau2) {
-			tau2 = stats.ConfSeqRho2(a.nStar, a.alpha) * n * eff.Variance
-		}
-		if !(tau2 > 0) || math.IsInf(tau2, 0) || math.IsNaN(tau2) {
-			return stats.Test{PValue: 1}
-		}
-		return stats.MSPRT(eff, 0, tau2, a.alpha)
-	}
-	return stats.ConfidenceSequence(eff, 0, n, a.nStar, a.alpha)
-}
-
-// expectedSplit is the expected traffic weight per variant.
-func expectedSplit(exp *experiments.Experiment, st ReportStatus) []float64 {
-	n := len(exp.Variants)
-	if len(st.Split) == n {
-		return append([]float64(nil), st.Split...)
-	}
-	if exp.Rollout != nil && st.Step >= 0 {
-		steps := experiments.RolloutSteps(exp)
-		step := min(st.Step, len(steps)-1)
-		return exp.AllocationFor(experiments.State{Status: experiments.StatusRunning, Step: step}).Split(n)
-	}
-	return exp.Allocation().Split(n)
-}
-
-func toStats(s experiments.Summary) stats.Summary {
-	return stats.Summary{N: s.N, SumX: s.SumX, SumX2: s.SumX2, SumY: s.SumY, SumY2: s.SumY2, SumXY: s.SumXY}
-}
-
-// input builds the stats input of n variants from cumulative statistics.
-func (a *analysis) input(st map[experiments.VariantMetric]experiments.Summary, split []float64) stats.Input {
-	n := len(a.exp.Variants)
-	in := stats.Input{Users: make([]float64, n), ExpectedSplit: split, Metrics: map[string][]stats.Summary{}}
-	for v := range n {
-		in.Users[v] = st[experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}].N
-	}
-	add := func(name string) {
-		if _, ok := in.Metrics[name]; ok {
-			return
-		}
-		ss := make([]stats.Summary, n)
-		for v := range n {
-			ss[v] = toStats(st[experiments.VariantMetric{Variant: v, Metric: name}])
-		}
-		in.Metrics[name] = ss
-	}
-	add(a.policy.Primary.Name)
-	for _, g := range a.policy.Guardrails {
-		add(g.Name)
-	}
+// input is the stats input of a snapshot exactly as the controller builds
+// it (experiments.RolloutInput) for the report's policy.
+func (a *analysis) input(snap experiments.Snapshot) stats.Input {
+	in := experiments.RolloutInput(a.exp, snap, a.alloc, a.policy)
+	in.ExpectedSplit = a.split
 	return in
+}
+
+// summaries is one Summary per variant of metric name.
+func (a *analysis) summaries(st map[experiments.VariantMetric]experiments.Summary, name string) []stats.Summary {
+	ss := make([]stats.Summary, len(a.exp.Variants))
+	for v := range ss {
+		ss[v] = st[experiments.VariantMetric{Variant: v, Metric: name}]
+	}
+	return ss
+}
+
+// lifts is every candidate's lift over the base on metric m (indexed by
+// variant; the base's is empty), with its anytime-valid interval and the
+// p-value of "no difference". The numbers come from stats.Decide itself,
+// asked to judge m as the primary metric at the policy's alpha, method,
+// N* and tau, on an input that passes every rule before the primary
+// (equal user counts, one user minimum, no guardrails, no segments): so
+// the report has no second copy of the sequential tests, and a metric the
+// decision judges shows the decision's interval.
+func (a *analysis) lifts(ss []stats.Summary, m stats.Metric) []stats.MetricResult {
+	p := a.policy
+	p.Mode, p.Primary, p.Guardrails, p.MinUsers = stats.FullMode, m, nil, 1
+	users := make([]float64, len(ss))
+	for i := range users {
+		users[i] = 1
+	}
+	d := stats.Decide(stats.Input{Users: users, Metrics: map[string][]stats.Summary{m.Name: ss}}, p)
+	out := make([]stats.MetricResult, len(ss))
+	for _, vr := range d.Variants {
+		for _, mr := range vr.Metrics {
+			if mr.Role == RolePrimary && vr.Variant < len(out) {
+				out[vr.Variant] = mr
+			}
+		}
+	}
+	return out
+}
+
+// recordedDecision is the decision behind an ended experiment's last
+// transition, when the controller made it (nil for an operator's
+// command, or while the experiment runs).
+func recordedDecision(status string, transitions []ReportTransition) *stats.Decision {
+	if !isEnded(status) {
+		return nil
+	}
+	for i := len(transitions) - 1; i >= 0; i-- {
+		if t := transitions[i]; t.To == status {
+			return t.Decision
+		}
+	}
+	return nil
 }
 
 // BuildReport computes an experiment's report from its config, live
 // status, audit trail, cumulative statistics of the current period and
 // that period's hourly deltas (in hour order). It is pure: now is only
 // recorded as the generation time.
+//
+// The decision it presents is the rollout controller's: for an
+// experiment the controller ended, the decision recorded with that
+// transition; otherwise stats.Decide with the controller's policy and
+// input for the current step.
 func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions []ReportTransition, snap experiments.Snapshot, hourly []experiments.HourSummaries, now time.Time) Report {
-	a := newAnalysis(exp)
+	a := newAnalysis(exp, status)
 	n := len(exp.Variants)
-	split := expectedSplit(exp, status)
-	in := a.input(snap.Stats, split)
-	in.Segments = experiments.SegmentInputs(exp, snap, a.metricNames(), n)
-	d := stats.Decide(in, a.policy)
+	in := a.input(snap)
+	var d stats.Decision
+	if rd := recordedDecision(status.Status, transitions); rd != nil {
+		d = *rd
+	} else {
+		d = stats.Decide(in, a.policy)
+	}
 
 	r := Report{
 		Experiment:  exp.ID,
@@ -371,19 +380,21 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	} else {
 		r.Step = -1
 	}
+	p := a.policy
 	r.Policy = ReportPolicy{
-		Primary:    a.policy.Primary.Name,
-		Better:     describe(exp, a.policy.Primary.Name).better,
-		Method:     a.policy.Method,
-		Alpha:      a.policy.Alpha,
-		Confidence: 1 - a.policy.Alpha,
-		MinUsers:   a.policy.MinUsers,
-		MaxUsers:   a.policy.MaxUsers,
-		SRMAlpha:   a.policy.SRMAlpha,
+		Mode:       p.Mode,
+		Primary:    p.Primary.Name,
+		Better:     string(describe(exp, p.Primary.Name).Better),
+		Method:     p.Method,
+		Alpha:      orDefault(p.Alpha, stats.DefaultAlpha),
+		MinUsers:   orDefault(p.MinUsers, stats.DefaultMinUsers),
+		MaxUsers:   p.MaxUsers,
+		SRMAlpha:   orDefault(p.SRMAlpha, stats.DefaultSRMAlpha),
 		Guardrails: []ReportGuardrail{},
 	}
-	for _, g := range a.policy.Guardrails {
-		r.Policy.Guardrails = append(r.Policy.Guardrails, ReportGuardrail{Metric: g.Name, Margin: g.Margin, Relative: g.Relative, Better: describe(exp, g.Name).better})
+	r.Policy.Confidence = 1 - r.Policy.Alpha
+	for _, g := range p.Guardrails {
+		r.Policy.Guardrails = append(r.Policy.Guardrails, ReportGuardrail{Metric: g.Name, Margin: g.Margin, Relative: g.Relative, Better: string(describe(exp, g.Name).Better)})
 	}
 
 	// Traffic and SRM.
@@ -392,16 +403,16 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 		total += u
 	}
 	splitSum := 0.0
-	for _, w := range split {
+	for _, w := range a.split {
 		if w > 0 {
 			splitSum += w
 		}
 	}
-	r.SRM = ReportSRM{Expected: make([]float64, n), Observed: make([]float64, n), PValue: 1, ChiSquarePValue: 1, Alpha: a.policy.SRMAlpha, Status: "ok"}
+	r.SRM = ReportSRM{Expected: make([]float64, n), Observed: make([]float64, n), PValue: 1, ChiSquarePValue: 1, Alpha: r.Policy.SRMAlpha, Status: "ok"}
 	for v := range n {
 		rv := ReportVariant{Index: v, Name: exp.Variants[v].Name, Model: exp.Variants[v].Model, Users: in.Users[v]}
-		if splitSum > 0 && split[v] > 0 {
-			rv.ExpectedShare = split[v] / splitSum
+		if splitSum > 0 && a.split[v] > 0 {
+			rv.ExpectedShare = a.split[v] / splitSum
 		}
 		if total > 0 {
 			rv.ObservedShare = in.Users[v] / total
@@ -420,7 +431,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	}
 
 	r.Metrics = a.metrics(snap.Stats, d)
-	r.Verdict = a.verdict(&r, in)
+	r.Verdict = a.verdict(&r, in, snap.Stats)
 	r.Verdict.Sentence = outcome(&r) + r.Verdict.Sentence
 
 	for _, t := range transitions {
@@ -430,9 +441,16 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 		}
 		r.Transitions = append(r.Transitions, t)
 	}
-	r.Hourly = a.hourly(hourly, split)
+	r.Hourly = a.hourly(hourly)
 	r.Segments = a.segments(d)
 	return r
+}
+
+func orDefault(x, def float64) float64 {
+	if x == 0 {
+		return def
+	}
+	return x
 }
 
 func isEnded(status string) bool {
@@ -473,9 +491,9 @@ func (a *analysis) metricOrder(st map[experiments.VariantMetric]experiments.Summ
 			has[vm.Metric] = true
 		}
 	}
-	for _, m := range experiments.BuiltinMetrics {
-		if has[m] {
-			add(m)
+	for _, m := range experiments.BuiltinMetrics() {
+		if has[m.Name] {
+			add(m.Name)
 		}
 	}
 	var custom []string
@@ -493,48 +511,48 @@ func (a *analysis) metricOrder(st map[experiments.VariantMetric]experiments.Summ
 
 func (a *analysis) metrics(st map[experiments.VariantMetric]experiments.Summary, d stats.Decision) []ReportMetric {
 	var out []ReportMetric
-	margins := map[string]stats.Guardrail{}
+	guards := map[string]stats.Guardrail{}
 	for _, g := range a.policy.Guardrails {
-		margins[g.Name] = g
+		guards[g.Name] = g
 	}
 	for _, name := range a.metricOrder(st) {
 		info := describe(a.exp, name)
-		m := ReportMetric{Name: name, Label: info.label, Unit: info.unit, Role: RoleSecondary, Better: info.better}
-		g, isGuard := margins[name]
+		m := ReportMetric{Name: name, Label: info.Label, Unit: info.Unit, Role: RoleSecondary, Better: string(info.Better)}
+		spec := experiments.MetricSpec(a.exp, name, false)
+		g, isGuard := guards[name]
 		switch {
 		case name == a.policy.Primary.Name:
-			m.Role = RolePrimary
+			m.Role, spec = RolePrimary, a.policy.Primary
 		case isGuard:
-			m.Role = RoleGuardrail
+			m.Role, spec = RoleGuardrail, g.Metric
 			m.Margin, m.MarginRelative = fptr(g.Margin), g.Relative
 		}
-		c := toStats(st[experiments.VariantMetric{Variant: 0, Metric: name}])
-		ce := stats.Ratio.Estimate(c)
+		ss := a.summaries(st, name)
+		spec.Relative = false
+		abs := a.lifts(ss, spec)
+		spec.Relative = true
+		rel := a.lifts(ss, spec)
 		for v := range a.exp.Variants {
-			s := toStats(st[experiments.VariantMetric{Variant: v, Metric: name}])
-			te := stats.Ratio.Estimate(s)
-			row := ReportRow{Variant: v, Name: a.exp.Variants[v].Name, Users: s.N, Mean: fptr(te.Value), Status: RowControl}
+			s := ss[v]
+			row := ReportRow{Variant: v, Name: a.exp.Variants[v].Name, Users: s.N, Mean: fptr(stats.Ratio.Estimate(s).Value), Status: RowControl}
 			if v > 0 {
 				row.Status = RowNoData
-				nn := c.N + s.N
-				abs := a.test(ce, te, nn, false)
-				rel := a.test(ce, te, nn, true)
-				if abs.Valid {
-					row.AbsLift, row.AbsCILow, row.AbsCIHigh = fptr(abs.Estimate), fptr(abs.CI.Low), fptr(abs.CI.High)
+				if abs[v].Valid {
+					row.AbsLift, row.AbsCILow, row.AbsCIHigh = abs[v].Lift, abs[v].CILow, abs[v].CIHigh
 				}
-				if rel.Valid {
-					row.RelLift, row.RelCILow, row.RelCIHigh = fptr(rel.Estimate), fptr(rel.CI.Low), fptr(rel.CI.High)
+				if rel[v].Valid {
+					row.RelLift, row.RelCILow, row.RelCIHigh = rel[v].Lift, rel[v].CILow, rel[v].CIHigh
 				}
 				// The p-value of "no difference" is the same test on
 				// either scale up to the delta method; report the one the
 				// metric is judged on.
-				judged := abs
+				judged := abs[v]
 				if m.Role == RolePrimary || (m.Role == RoleGuardrail && g.Relative) {
-					judged = rel
+					judged = rel[v]
 				}
 				if judged.Valid {
-					row.PValue = fptr(judged.PValue)
-					row.Status = ciStatus(judged.CI, info.better)
+					row.PValue = judged.PValue
+					row.Status = ciStatus(judged, info.Better)
 				}
 				if mr := decisionMetric(d, v, name, m.Role); mr != nil {
 					switch {
@@ -558,8 +576,10 @@ func (a *analysis) metrics(st map[experiments.VariantMetric]experiments.Summary,
 							row.Status = RowInconclusive
 						}
 					}
-				} else if m.Role != RoleSecondary && row.Status != RowNoData {
-					// No decision yet (too few users, SRM): not judged.
+				} else if m.Role != RoleSecondary && row.Status != RowNoData && !(m.Role == RolePrimary && a.policy.Mode == stats.RampMode) {
+					// No decision yet (too few users, SRM): not judged. (At
+					// a ramp step the primary is not judged at all; its
+					// row reads like a secondary metric's.)
 					row.Status = RowInconclusive
 				}
 			}
@@ -570,18 +590,19 @@ func (a *analysis) metrics(st map[experiments.VariantMetric]experiments.Summary,
 	return out
 }
 
-// ciStatus reads a CI of a lift: entirely above or below zero, or not.
-func ciStatus(ci stats.Interval, better string) string {
-	up, down := ci.Low > 0, ci.High < 0
+// ciStatus reads the CI of a lift: entirely above or below zero, or not.
+func ciStatus(mr stats.MetricResult, better experiments.Direction) string {
+	up := mr.CILow != nil && *mr.CILow > 0
+	down := mr.CIHigh != nil && *mr.CIHigh < 0
 	switch {
 	case !up && !down:
 		return RowInconclusive
-	case better == "":
+	case better == experiments.NoDirection:
 		if up {
 			return RowHigher
 		}
 		return RowLower
-	case (better == "higher") == up:
+	case (better == experiments.HigherIsBetter) == up:
 		return RowBetter
 	default:
 		return RowWorse
@@ -604,35 +625,29 @@ func decisionMetric(d stats.Decision, variant int, metric, role string) *stats.M
 }
 
 // hourly computes the cumulative series behind the charts: at the end of
-// each hour, the users per variant and each candidate's relative lift on
-// the primary metric with its anytime-valid CI (the confidence sequence).
-func (a *analysis) hourly(hours []experiments.HourSummaries, split []float64) []ReportHour {
+// each hour, the users per variant, the controller's verdict on the data
+// so far, and each candidate's relative lift on the primary metric with
+// its anytime-valid CI (the confidence sequence), once that verdict got
+// past the minimum users.
+func (a *analysis) hourly(hours []experiments.HourSummaries) []ReportHour {
 	out := make([]ReportHour, 0, len(hours))
 	cum := map[experiments.VariantMetric]experiments.Summary{}
 	n := len(a.exp.Variants)
-	primary := a.policy.Primary.Name
 	for _, h := range hours {
 		for vm, s := range h.Stats {
 			cum[vm] = cum[vm].Add(s)
 		}
-		in := a.input(cum, split)
+		in := a.input(experiments.Snapshot{Stats: cum})
 		d := stats.Decide(in, a.policy)
 		rh := ReportHour{Hour: h.Hour.UTC(), Users: in.Users, Verdict: d.Verdict, Lift: make([]ReportPoint, 0, n-1)}
-		enough := true
-		for _, u := range in.Users {
-			if u < a.policy.MinUsers {
-				enough = false
-			}
+		var lift []stats.MetricResult
+		if d.Verdict != stats.HaltSRM && !hasReason(d, stats.ReasonMinUsers) && !hasReason(d, stats.ReasonNoVariants) {
+			lift = a.lifts(a.summaries(cum, a.policy.Primary.Name), a.policy.Primary)
 		}
-		c := in.Metrics[primary][0]
 		for v := 1; v < n; v++ {
 			p := ReportPoint{Variant: v}
-			if enough {
-				t := in.Metrics[primary][v]
-				tr := a.test(stats.Ratio.Estimate(c), stats.Ratio.Estimate(t), c.N+t.N, true)
-				if tr.Valid {
-					p.Lift, p.CILow, p.CIHigh = fptr(tr.Estimate), fptr(tr.CI.Low), fptr(tr.CI.High)
-				}
+			if lift != nil && lift[v].Valid {
+				p.Lift, p.CILow, p.CIHigh = lift[v].Lift, lift[v].CILow, lift[v].CIHigh
 			}
 			rh.Lift = append(rh.Lift, p)
 		}

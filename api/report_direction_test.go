@@ -10,7 +10,7 @@ import (
 
 // TestReportTokenGuardrailDirection: a guardrail on tokens per request
 // guards against more tokens (more cost), as the rollout controller's
-// policy does (experiments.metricSpec: tokens are lower-is-better). A
+// policy does (the metric registry: tokens are lower-is-better). A
 // candidate that uses 50% more completion tokens than the base is harmful
 // beyond a 10% margin, not "non-inferior".
 func TestReportTokenGuardrailDirection(t *testing.T) {

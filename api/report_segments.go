@@ -41,16 +41,6 @@ const (
 	SegmentTooFew = "too_few_users"
 )
 
-// metricNames lists the metrics the decision reads: primary, then
-// guardrails.
-func (a *analysis) metricNames() []string {
-	out := []string{a.policy.Primary.Name}
-	for _, g := range a.policy.Guardrails {
-		out = append(out, g.Name)
-	}
-	return out
-}
-
 func (a *analysis) segments(d stats.Decision) []ReportSegment {
 	if len(d.Segments) == 0 {
 		return nil
@@ -104,9 +94,9 @@ func segmentHarmPhrase(exp *experiments.Experiment, sr *stats.SegmentResult) str
 		}
 		info := describe(exp, m.Metric)
 		if m.Relative {
-			return fmt.Sprintf("%s %s, anytime-valid segment-level CI %s to %s", info.noun, fmtSignedPct(*m.Lift), fmtSignedPct(*m.CILow), fmtSignedPct(*m.CIHigh))
+			return fmt.Sprintf("%s %s, anytime-valid segment-level CI %s to %s", info.Noun, fmtSignedPct(*m.Lift), fmtSignedPct(*m.CILow), fmtSignedPct(*m.CIHigh))
 		}
-		return fmt.Sprintf("%s %s, anytime-valid segment-level CI %s to %s", info.noun, fmtLift(info.unit, false, *m.Lift), fmtLift(info.unit, false, *m.CILow), fmtLift(info.unit, false, *m.CIHigh))
+		return fmt.Sprintf("%s %s, anytime-valid segment-level CI %s to %s", info.Noun, fmtLift(info.Unit, false, *m.Lift), fmtLift(info.Unit, false, *m.CILow), fmtLift(info.Unit, false, *m.CIHigh))
 	}
 	return "see the segment table"
 }

@@ -10,57 +10,20 @@ import (
 	"github.com/abgate/abgate/stats"
 )
 
-// metricInfo is how a metric reads to people.
-type metricInfo struct {
-	label  string // table label: "mean latency (ms)"
-	noun   string // in sentences: "mean latency"
-	unit   string // rate, ms, s, tokens, cost, score, ""
-	better string // higher, lower, "" (no preferred direction)
-}
-
-var builtinInfo = map[string]metricInfo{
-	experiments.MetricThumbs:            {"thumbs-up rate", "thumbs-up rate", "rate", "higher"},
-	experiments.MetricLatencyMS:         {"mean latency (ms)", "mean latency", "ms", "lower"},
-	experiments.MetricTTFBMS:            {"time to first byte (ms)", "time to first byte", "ms", "lower"},
-	experiments.MetricMaxGapMS:          {"longest stream pause (ms)", "longest stream pause", "ms", "lower"},
-	experiments.MetricError:             {"error rate", "error rate", "rate", "lower"},
-	experiments.MetricFallback:          {"fallback rate", "fallback rate", "rate", "lower"},
-	experiments.MetricStreamAborted:     {"aborted-stream rate", "aborted-stream rate", "rate", "lower"},
-	experiments.MetricPromptTokens:      {"prompt tokens per request", "prompt tokens per request", "tokens", ""},
-	experiments.MetricCompletionTokens:  {"completion tokens per request", "completion tokens per request", "tokens", ""},
-	experiments.MetricCost:              {"cost per request", "cost per request", "cost", "lower"},
-	experiments.MetricRating:            {"mean rating (1-5)", "mean rating", "score", "higher"},
-	experiments.MetricCorrection:        {"correction rate", "correction rate", "rate", "lower"},
-	experiments.MetricReformulated:      {"reformulation rate", "reformulation rate", "rate", "lower"},
-	experiments.MetricTaskCompleted:     {"task completion rate", "task completion rate", "rate", "higher"},
-	experiments.MetricCompletionSeconds: {"time to complete a task (s)", "time to complete a task", "s", "lower"},
-	experiments.MetricRequests:          {"requests per user", "requests per user", "", ""},
-}
-
-// describe returns how a built-in or custom metric reads.
-func describe(exp *experiments.Experiment, name string) metricInfo {
-	if in, ok := builtinInfo[name]; ok {
+// describe is how metric name reads to people, from the registry. A
+// metric the experiment no longer declares (data from an older config)
+// reads as its name, higher is better, as the policy would judge it.
+func describe(exp *experiments.Experiment, name string) experiments.MetricInfo {
+	if in, ok := experiments.LookupMetric(exp, name); ok {
 		return in
 	}
-	in := metricInfo{label: name, noun: name, better: "higher"}
-	for _, m := range exp.Metrics {
-		if m.Name != name {
-			continue
-		}
-		if m.Kind == experiments.MetricBinary {
-			in.unit = "rate"
-			in.label, in.noun = name+" rate", name+" rate"
-		}
-		if m.HigherIsBetter != nil && !*m.HigherIsBetter {
-			in.better = "lower"
-		}
-	}
-	return in
+	return experiments.MetricInfo{Name: name, Label: name, Noun: name, Better: experiments.HigherIsBetter}
 }
 
-// verdict writes the plain-language summary. It reads the decision and
-// the metric rows already in r.
-func (a *analysis) verdict(r *Report, in stats.Input) ReportVerdict {
+// verdict writes the plain-language summary. It puts the decision in
+// words, with the metric rows already in r as the evidence; it decides
+// nothing itself.
+func (a *analysis) verdict(r *Report, in stats.Input, st map[experiments.VariantMetric]experiments.Summary) ReportVerdict {
 	d := r.Decision
 	conf := fmtConfidence(r.Policy.Confidence)
 	primary := r.metric(r.Policy.Primary)
@@ -75,16 +38,16 @@ func (a *analysis) verdict(r *Report, in stats.Input) ReportVerdict {
 	liftPhrase := func(v int, neutral bool) string {
 		row := primary.row(v)
 		if row == nil || row.RelLift == nil {
-			return fmt.Sprintf("%s has no %s data yet", cand(v), info.noun)
+			return fmt.Sprintf("%s has no %s data yet", cand(v), info.Noun)
 		}
 		l := *row.RelLift
 		verb := "raises"
 		if l < 0 {
 			verb = "lowers"
 		}
-		s := fmt.Sprintf("%s %s the %s by %s", cand(v), verb, info.noun, fmtPct(math.Abs(l)))
+		s := fmt.Sprintf("%s %s the %s by %s", cand(v), verb, info.Noun, fmtPct(math.Abs(l)))
 		if neutral {
-			s = fmt.Sprintf("%s changes the %s by %s", cand(v), info.noun, fmtSignedPct(l))
+			s = fmt.Sprintf("%s changes the %s by %s", cand(v), info.Noun, fmtSignedPct(l))
 		}
 		return s + fmt.Sprintf(" (anytime-valid %s CI %s to %s)", conf, fmtSignedPct(*row.RelCILow), fmtSignedPct(*row.RelCIHigh))
 	}
@@ -124,13 +87,13 @@ func (a *analysis) verdict(r *Report, in stats.Input) ReportVerdict {
 			v.Kind, v.Recommendation = VerdictHarm, "roll back"
 			gi := describe(a.exp, g.Name)
 			row := g.row(hv)
-			lift, lo, hi, margin := row.AbsLift, row.AbsCILow, row.AbsCIHigh, fmtAbs(gi.unit, *g.Margin)
+			lift, lo, hi, margin := row.AbsLift, row.AbsCILow, row.AbsCIHigh, fmtAbs(gi.Unit, *g.Margin)
 			if g.MarginRelative {
 				lift, lo, hi, margin = row.RelLift, row.RelCILow, row.RelCIHigh, fmtPct(*g.Margin)
 			}
 			v.Sentence = fmt.Sprintf("%s makes the %s worse by %s (anytime-valid %s CI %s to %s), more than the allowed %s; recommendation: roll back.",
-				capitalize(cand(hv)), gi.noun, fmtMagnitude(gi.unit, g.MarginRelative, *lift), conf,
-				fmtLift(gi.unit, g.MarginRelative, *lo), fmtLift(gi.unit, g.MarginRelative, *hi), margin)
+				capitalize(cand(hv)), gi.Noun, fmtMagnitude(gi.Unit, g.MarginRelative, *lift), conf,
+				fmtLift(gi.Unit, g.MarginRelative, *lo), fmtLift(gi.Unit, g.MarginRelative, *hi), margin)
 			return v
 		}
 		v.Kind, v.Recommendation = VerdictWorse, "roll back"
@@ -142,11 +105,21 @@ func (a *analysis) verdict(r *Report, in stats.Input) ReportVerdict {
 		v.Kind, v.Recommendation = VerdictFutility, "stop and keep the base model"
 		v.Sentence = fmt.Sprintf("No clear difference after the maximum of %s users per variant: %s; recommendation: stop and keep the base model.",
 			fmtCount(r.Policy.MaxUsers), liftPhrase(focus, true))
+	case stats.Advance:
+		v.Kind, v.Recommendation = VerdictAdvance, "advance to the next step"
+		v.Sentence = fmt.Sprintf("Every guardrail holds at %s; %s; recommendation: advance to the next step.",
+			a.stepPhrase(), liftPhrase(focus, true))
 	default:
 		if sr := firstSegmentHarm(d); sr != nil {
 			v.Kind, v.Recommendation = VerdictSegmentHarm, "don't promote; investigate the segment"
 			v.Sentence = fmt.Sprintf("%s overall, but it is significantly worse for %s = %s (%s); recommendation: don't promote; investigate the segment.",
 				capitalize(liftPhrase(sr.Variant, false)), sr.Dimension, sr.Value, segmentHarmPhrase(a.exp, sr))
+			return v
+		}
+		if a.policy.Mode == stats.RampMode {
+			v.Kind = VerdictGuardrails
+			v.Sentence = fmt.Sprintf("Only the guardrails decide at %s, and they can't rule out harm yet (%s); %s; recommendation: keep running.",
+				a.stepPhrase(), strings.Join(r.pendingGuardrails(focus), ", "), liftPhrase(focus, true))
 			return v
 		}
 		row := primary.row(focus)
@@ -159,7 +132,7 @@ func (a *analysis) verdict(r *Report, in stats.Input) ReportVerdict {
 		v.Kind = VerdictInconclusve
 		need := ""
 		if row != nil && row.RelLift != nil {
-			if more, size := a.moreUsers(in, math.Abs(*row.RelLift), minUsers); more > 0 {
+			if more, size := a.moreUsers(st, math.Abs(*row.RelLift), minUsers); more > 0 {
 				v.MoreUsersNeeded = &more
 				need = fmt.Sprintf("; about %s more users per variant needed to detect a change of %s", fmtAbout(more), fmtPct(size))
 				if r.Policy.MaxUsers > 0 && more+minUsers > r.Policy.MaxUsers {
@@ -174,27 +147,43 @@ func (a *analysis) verdict(r *Report, in stats.Input) ReportVerdict {
 
 // moreUsers plans the additional users per variant the sequential test
 // needs to detect a relative change of size (at least 1%) with 80% power,
-// from the control's observed mean and per-user spread.
-func (a *analysis) moreUsers(in stats.Input, size, have float64) (more, used float64) {
+// from the control's observed mean and per-user spread, with the
+// policy's method, alpha, tau and N*.
+func (a *analysis) moreUsers(st map[experiments.VariantMetric]experiments.Summary, size, have float64) (more, used float64) {
 	size = math.Max(size, 0.01)
-	c := in.Metrics[a.policy.Primary.Name][0]
+	c := st[experiments.VariantMetric{Variant: 0, Metric: a.policy.Primary.Name}]
 	e := stats.Ratio.Estimate(c)
 	sd := math.Sqrt(e.Variance * c.N)
 	if !(e.Value > 0) || !(sd > 0) || math.IsInf(sd, 0) {
 		return 0, size
 	}
+	p := a.policy
+	// N* as stats.Policy documents its default: 2·MaxUsers, or 10000.
+	nStar := p.NStar
+	if nStar == 0 {
+		nStar = orDefault(2*p.MaxUsers, stats.DefaultNStar)
+	}
 	pl := stats.SampleSize(stats.PlanInput{
 		BaselineMean: e.Value, BaselineSD: sd, Lift: size, Relative: true,
-		Alpha: a.policy.Alpha, Power: 0.8, Candidates: a.k,
-	}, a.policy.Method, a.tau, a.nStar, nil)
+		Alpha: orDefault(p.Alpha, stats.DefaultAlpha), Power: 0.8, Candidates: max(len(a.exp.Variants)-1, 1),
+	}, p.Method, p.Tau, nStar, nil)
 	return math.Max(0, pl.Sequential-have), size
+}
+
+// stepPhrase: "ramp step 1 of 4 (5% per candidate)".
+func (a *analysis) stepPhrase() string {
+	steps := experiments.RolloutSteps(a.exp)
+	if a.step < 0 || a.step >= len(steps) {
+		return "this step"
+	}
+	return fmt.Sprintf("ramp step %d of %d (%s per candidate)", a.step+1, len(steps), strconv.FormatFloat(steps[a.step].Percent, 'f', -1, 64)+"%")
 }
 
 // bestCandidate is the candidate with the best primary estimate.
 func (a *analysis) bestCandidate(primary *ReportMetric) int {
 	best, score := 1, math.Inf(-1)
 	sign := 1.0
-	if primary != nil && primary.Better == "lower" {
+	if primary != nil && primary.Better == string(experiments.LowerIsBetter) {
 		sign = -1
 	}
 	for j := 1; j < len(a.exp.Variants); j++ {
@@ -210,7 +199,7 @@ func (a *analysis) candidateLine(r *Report, j int, conf string) string {
 	name := strconv.Quote(a.exp.Variants[j].Name)
 	primary := r.metric(r.Policy.Primary)
 	info := describe(a.exp, r.Policy.Primary)
-	s := name + ": " + info.noun + " "
+	s := name + ": " + info.Noun + " "
 	if row := primary.row(j); row != nil && row.RelLift != nil {
 		s += fmt.Sprintf("%s (anytime-valid %s CI %s to %s), %s", fmtSignedPct(*row.RelLift), conf, fmtSignedPct(*row.RelCILow), fmtSignedPct(*row.RelCIHigh), row.Status)
 	} else {
@@ -221,7 +210,7 @@ func (a *analysis) candidateLine(r *Report, j int, conf string) string {
 		m := &r.Metrics[i]
 		if m.Role == RoleGuardrail {
 			if row := m.row(j); row != nil && row.Status == RowHarmful {
-				harmful = append(harmful, describe(a.exp, m.Name).noun)
+				harmful = append(harmful, describe(a.exp, m.Name).Noun)
 			}
 		}
 	}
@@ -323,13 +312,13 @@ func fmtSignedPct(x float64) string {
 // fmtValue formats a metric value in its unit.
 func fmtValue(unit string, x float64) string {
 	switch unit {
-	case "rate":
+	case experiments.UnitRate:
 		return fmtPct(x)
-	case "ms":
+	case experiments.UnitMS:
 		return fmtNum(x) + " ms"
-	case "s":
+	case experiments.UnitSeconds:
 		return fmtNum(x) + " s"
-	case "cost":
+	case experiments.UnitCost:
 		return strconv.FormatFloat(x, 'g', 3, 64)
 	}
 	return fmtNum(x)
@@ -338,7 +327,7 @@ func fmtValue(unit string, x float64) string {
 // fmtAbs formats a non-negative absolute amount in the metric's unit
 // (rates in percentage points).
 func fmtAbs(unit string, x float64) string {
-	if unit == "rate" {
+	if unit == experiments.UnitRate {
 		return fmtNum(x*100) + " pp"
 	}
 	return fmtValue(unit, x)

@@ -791,8 +791,11 @@ func TestLookups(t *testing.T) {
 	if e.VariantIndex("cand") != 1 || e.VariantIndex("x") != -1 {
 		t.Error("VariantIndex")
 	}
-	if !e.HasMetric("thumbs") || e.HasMetric("resolved") {
-		t.Error("HasMetric")
+	if _, ok := experiments.LookupMetric(e, "thumbs"); !ok {
+		t.Error(`LookupMetric(e, "thumbs") not found`)
+	}
+	if _, ok := experiments.LookupMetric(e, "resolved"); ok {
+		t.Error(`LookupMetric(e, "resolved") found`)
 	}
 }
 

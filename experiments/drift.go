@@ -11,13 +11,13 @@ import (
 // in fixed bins (issue #7). Token counts and latency use log-spaced bins
 // (see DriftBin); the rates use one bin per value.
 const (
-	DriftPromptTokens     = "prompt_tokens"
-	DriftCompletionTokens = "completion_tokens"
-	DriftLatencyMS        = "latency_ms"
-	DriftError            = "error"
-	DriftThumbs           = "thumbs"
-	DriftRating           = "rating"
-	DriftCorrection       = "correction"
+	DriftPromptTokens     = MetricPromptTokens
+	DriftCompletionTokens = MetricCompletionTokens
+	DriftLatencyMS        = MetricLatencyMS
+	DriftError            = MetricError
+	DriftThumbs           = MetricThumbs
+	DriftRating           = MetricRating
+	DriftCorrection       = MetricCorrection
 )
 
 // DriftFeatures lists the drift features, in a fixed order.

@@ -1,5 +1,12 @@
 package experiments
 
+import (
+	"math"
+	"slices"
+
+	"github.com/abgate/abgate/stats"
+)
+
 // Built-in metric names. The gateway derives the request metrics from each
 // Outcome; the feedback metrics arrive through the feedback API. Custom
 // feedback metrics declared in an experiment's config use their own names.
@@ -43,3 +50,187 @@ const (
 	// It is an operations counter, not a statistic: no per-user state.
 	CounterUnanalysed = "requests_unanalysed"
 )
+
+// MetricSource says where a metric's observations come from.
+type MetricSource string
+
+const (
+	// SourceRequest: the gateway measures it on every proxied request
+	// (one value per Outcome; see the recorder).
+	SourceRequest MetricSource = "request"
+	// SourceFeedback: the application sends it to the feedback API.
+	SourceFeedback MetricSource = "feedback"
+)
+
+// Direction says which way a metric is better.
+type Direction string
+
+const (
+	HigherIsBetter Direction = "higher"
+	LowerIsBetter  Direction = "lower"
+	// NoDirection: neither way is better (requests per user). Such a
+	// metric can be shown but not judged: it can't be the primary metric
+	// or a guardrail.
+	NoDirection Direction = ""
+)
+
+// statsDirection is d for stats.Decide, which has no "neither": a
+// metric without a direction is never judged (validation), and stats'
+// own default, higher, stands in should an unvalidated one be.
+func (d Direction) statsDirection() stats.Direction {
+	if d == LowerIsBetter {
+		return stats.LowerIsBetter
+	}
+	return stats.HigherIsBetter
+}
+
+// Units of MetricInfo.Unit: how the reports format a metric's values.
+const (
+	UnitNone    = ""       // a plain number
+	UnitRate    = "rate"   // a 0/1 metric's mean: shown as a percentage, lifts in points
+	UnitMS      = "ms"     // milliseconds
+	UnitSeconds = "s"      // seconds
+	UnitTokens  = "tokens" // tokens
+	UnitCost    = "cost"   // the variants' price currency
+	UnitScore   = "score"  // a rating
+)
+
+// MetricInfo is everything abgate knows about a metric: the one place the
+// recorder, validation, the feedback API, the policy and the reports read
+// it from.
+type MetricInfo struct {
+	Name   string
+	Source MetricSource
+	// Kind is what one observation is: binary (0 or 1), count (a whole
+	// number) or continuous.
+	Kind MetricKind
+	// Estimator is how the analysis reads the per-user statistics:
+	// stats.Ratio (per observation, Σx/Σy, for every metric but one) or
+	// stats.Mean (per user: requests per user).
+	Estimator stats.Kind
+	Better    Direction
+	// Min and Max bound one observation (±Inf: unbounded). The feedback
+	// API refuses feedback outside them.
+	Min, Max float64
+	// UpDown: the feedback API also takes "up" (1) and "down" (0).
+	UpDown bool
+	// Unit is one of the Unit constants.
+	Unit string
+	// Label names the metric in a table ("mean latency (ms)"), Noun in a
+	// sentence ("mean latency").
+	Label, Noun string
+}
+
+var inf = math.Inf(1)
+
+// builtinMetrics declares every built-in metric, in the documented order:
+// the request metrics in the order of the recorder's aggregation, then the
+// feedback metrics.
+var builtinMetrics = [...]MetricInfo{
+	{Name: MetricRequests, Source: SourceRequest, Kind: MetricCount, Estimator: stats.Mean, Better: NoDirection,
+		Min: 0, Max: inf, Unit: UnitNone, Label: "requests per user", Noun: "requests per user"},
+	{Name: MetricLatencyMS, Source: SourceRequest, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: inf, Unit: UnitMS, Label: "mean latency (ms)", Noun: "mean latency"},
+	{Name: MetricTTFBMS, Source: SourceRequest, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: inf, Unit: UnitMS, Label: "time to first byte (ms)", Noun: "time to first byte"},
+	{Name: MetricMaxGapMS, Source: SourceRequest, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: inf, Unit: UnitMS, Label: "longest stream pause (ms)", Noun: "longest stream pause"},
+	{Name: MetricError, Source: SourceRequest, Kind: MetricBinary, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "error rate", Noun: "error rate"},
+	{Name: MetricFallback, Source: SourceRequest, Kind: MetricBinary, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "fallback rate", Noun: "fallback rate"},
+	{Name: MetricStreamAborted, Source: SourceRequest, Kind: MetricBinary, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "aborted-stream rate", Noun: "aborted-stream rate"},
+	// Tokens are lower-is-better: more tokens cost more and take longer.
+	// (The reports once showed them without a direction while the
+	// controller judged them lower-is-better.)
+	{Name: MetricPromptTokens, Source: SourceRequest, Kind: MetricCount, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: inf, Unit: UnitTokens, Label: "prompt tokens per request", Noun: "prompt tokens per request"},
+	{Name: MetricCompletionTokens, Source: SourceRequest, Kind: MetricCount, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: inf, Unit: UnitTokens, Label: "completion tokens per request", Noun: "completion tokens per request"},
+	{Name: MetricCost, Source: SourceRequest, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: inf, Unit: UnitCost, Label: "cost per request", Noun: "cost per request"},
+
+	{Name: MetricThumbs, Source: SourceFeedback, Kind: MetricBinary, Estimator: stats.Ratio, Better: HigherIsBetter,
+		Min: 0, Max: 1, UpDown: true, Unit: UnitRate, Label: "thumbs-up rate", Noun: "thumbs-up rate"},
+	{Name: MetricRating, Source: SourceFeedback, Kind: MetricCount, Estimator: stats.Ratio, Better: HigherIsBetter,
+		Min: 1, Max: 5, Unit: UnitScore, Label: "mean rating (1-5)", Noun: "mean rating"},
+	{Name: MetricCorrection, Source: SourceFeedback, Kind: MetricBinary, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "correction rate", Noun: "correction rate"},
+	{Name: MetricReformulated, Source: SourceFeedback, Kind: MetricBinary, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "reformulation rate", Noun: "reformulation rate"},
+	{Name: MetricTaskCompleted, Source: SourceFeedback, Kind: MetricBinary, Estimator: stats.Ratio, Better: HigherIsBetter,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "task completion rate", Noun: "task completion rate"},
+	{Name: MetricCompletionSeconds, Source: SourceFeedback, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: 7 * 24 * 3600, Unit: UnitSeconds, Label: "time to complete a task (s)", Noun: "time to complete a task"},
+}
+
+// BuiltinMetrics returns every built-in metric in the documented order:
+// the request metrics (as the recorder aggregates them), then the
+// feedback metrics. Custom metrics can't reuse these names.
+func BuiltinMetrics() []MetricInfo { return slices.Clone(builtinMetrics[:]) }
+
+// IsBuiltinMetric reports whether name is a built-in metric.
+func IsBuiltinMetric(name string) bool {
+	_, ok := builtinMetric(name)
+	return ok
+}
+
+func builtinMetric(name string) (MetricInfo, bool) {
+	for _, m := range builtinMetrics {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return MetricInfo{}, false
+}
+
+// LookupMetric returns what is known about metric name in experiment e
+// (nil: built-ins only): a built-in, one declared in e's metrics section,
+// or, for a segment's internal name (SegmentMetric), the metric it
+// segments, so the result's Name is then the metric's, not name.
+func LookupMetric(e *Experiment, name string) (MetricInfo, bool) {
+	if base, _, _, ok := ParseSegmentMetric(name); ok {
+		if IsSegmentMetric(base) {
+			return MetricInfo{}, false
+		}
+		name = base
+	}
+	if m, ok := builtinMetric(name); ok {
+		return m, true
+	}
+	if e == nil {
+		return MetricInfo{}, false
+	}
+	for i := range e.Metrics {
+		if e.Metrics[i].Name == name {
+			return customMetric(&e.Metrics[i]), true
+		}
+	}
+	return MetricInfo{}, false
+}
+
+// customMetric is the MetricInfo of a metric declared in the config:
+// feedback, per observation, bounded by its kind and its min and max,
+// higher-is-better unless it says otherwise.
+func customMetric(m *Metric) MetricInfo {
+	in := MetricInfo{Name: m.Name, Source: SourceFeedback, Kind: m.Kind, Estimator: stats.Ratio, Better: HigherIsBetter,
+		Min: -inf, Max: inf, Unit: UnitNone, Label: m.Name, Noun: m.Name}
+	switch m.Kind {
+	case MetricBinary:
+		in.Min, in.Max = 0, 1
+		in.Unit, in.Label, in.Noun = UnitRate, m.Name+" rate", m.Name+" rate"
+	case MetricCount:
+		in.Min = 0
+	}
+	if m.Min != nil {
+		in.Min = math.Max(in.Min, *m.Min)
+	}
+	if m.Max != nil {
+		in.Max = math.Min(in.Max, *m.Max)
+	}
+	if m.HigherIsBetter != nil && !*m.HigherIsBetter {
+		in.Better = LowerIsBetter
+	}
+	return in
+}

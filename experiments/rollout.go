@@ -61,25 +61,26 @@ func RolloutSteps(e *Experiment) []RampStep {
 	return out
 }
 
-// metricSpec says how the controller analyses a metric: stats kind and
-// direction. Per-request and per-feedback metrics are ratios (Σx/Σy per
-// observation); "requests" is a per-user mean.
-func metricSpec(e *Experiment, name string) stats.Metric {
-	m := stats.Metric{Name: name, Kind: stats.Ratio, Better: stats.HigherIsBetter}
-	switch name {
-	case MetricRequests:
-		m.Kind = stats.Mean
-	case MetricError, MetricLatencyMS, MetricTTFBMS, MetricMaxGapMS, MetricFallback,
-		MetricStreamAborted, MetricPromptTokens, MetricCompletionTokens, MetricCost,
-		MetricCorrection, MetricReformulated, MetricCompletionSeconds:
-		m.Better = stats.LowerIsBetter
+// MetricSpec is how the policy analyses metric name, on the relative or
+// the absolute scale: its estimator and direction from the registry
+// (LookupMetric). Reports analyse the metrics they show with it too.
+func MetricSpec(e *Experiment, name string, relative bool) stats.Metric {
+	info, ok := LookupMetric(e, name)
+	if !ok {
+		info.Estimator = stats.Ratio // validation refuses unknown metrics
 	}
-	for _, cm := range e.Metrics {
-		if cm.Name == name && cm.HigherIsBetter != nil && !*cm.HigherIsBetter {
-			m.Better = stats.LowerIsBetter
-		}
+	return stats.Metric{Name: name, Kind: info.Estimator, Better: info.Better.statsDirection(), Relative: relative}
+}
+
+// StepIndex is the ramp step a state's Step is judged at: Step clamped to
+// the rollout's steps, or -1 without a rollout (Policy(-1) is the full
+// decision). The controller and the reports both use it.
+func (e *Experiment) StepIndex(step int) int {
+	n := len(RolloutSteps(e))
+	if n == 0 {
+		return -1
 	}
-	return m
+	return min(max(step, 0), n-1)
 }
 
 // Policy is the experiment's stats policy: the one the rollout
@@ -93,7 +94,7 @@ func metricSpec(e *Experiment, name string) stats.Metric {
 func (e *Experiment) Policy(step int) stats.Policy {
 	p := stats.Policy{
 		Mode:    stats.FullMode,
-		Primary: withRelative(metricSpec(e, orStr(e.Primary, DefaultPrimaryMetric)), true),
+		Primary: MetricSpec(e, orStr(e.Primary, DefaultPrimaryMetric), true),
 		Method:  stats.ConfidenceSequenceMethod,
 	}
 	gs := DefaultGuardrails
@@ -110,12 +111,10 @@ func (e *Experiment) Policy(step int) stats.Policy {
 		}
 	}
 	for _, g := range gs {
-		p.Guardrails = append(p.Guardrails, stats.Guardrail{Metric: withRelative(metricSpec(e, g.Metric), g.Relative), Margin: g.Margin})
+		p.Guardrails = append(p.Guardrails, stats.Guardrail{Metric: MetricSpec(e, g.Metric, g.Relative), Margin: g.Margin})
 	}
 	return p
 }
-
-func withRelative(m stats.Metric, rel bool) stats.Metric { m.Relative = rel; return m }
 
 func orStr(s, def string) string {
 	if s == "" {
@@ -139,8 +138,7 @@ func RolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) s
 		}
 		ss := make([]stats.Summary, k)
 		for v := range k {
-			s := snap.Stats[VariantMetric{v, name}]
-			ss[v] = stats.Summary{N: s.N, SumX: s.SumX, SumX2: s.SumX2, SumY: s.SumY, SumY2: s.SumY2, SumXY: s.SumXY}
+			ss[v] = snap.Stats[VariantMetric{v, name}]
 		}
 		in.Metrics[name] = ss
 	}
@@ -196,8 +194,11 @@ func validateRollout(e *Experiment, path string) []FieldError {
 	}
 	for i, g := range r.Guardrails {
 		p := fmt.Sprintf(".guardrails[%d]", i)
-		if !knownMetric(e, g.Metric) {
+		switch {
+		case !isMetric(e, g.Metric):
 			add(p+".metric", "not a built-in or declared metric")
+		case !judgeable(e, g.Metric):
+			add(p+".metric", "%s", reasonNoDirection)
 		}
 		if !(g.Margin >= 0) || math.IsInf(g.Margin, 0) {
 			add(p+".margin", "must be a finite number >= 0")
@@ -217,23 +218,26 @@ func validateRollout(e *Experiment, path string) []FieldError {
 	if r.MaxUsers < 0 || (r.MaxUsers > 0 && r.MaxUsers < r.MinUsers) {
 		add(".max_users", "must be 0 (unbounded) or at least min_users")
 	}
-	if e.Primary != "" && !knownMetric(e, e.Primary) {
+	if e.Primary != "" && !isMetric(e, e.Primary) {
 		errs = append(errs, FieldError{Field: path + ".primary", Reason: "not a built-in or declared metric"})
 	}
 	return errs
 }
 
-func knownMetric(e *Experiment, name string) bool {
-	if IsBuiltinMetric(name) {
-		return true
-	}
-	for _, m := range e.Metrics {
-		if m.Name == name {
-			return true
-		}
-	}
-	return false
+// isMetric: name is a built-in or declared metric (not a segment's
+// internal name).
+func isMetric(e *Experiment, name string) bool {
+	info, ok := LookupMetric(e, name)
+	return ok && info.Name == name
 }
+
+// judgeable: the policy can judge metric name, which needs a direction.
+func judgeable(e *Experiment, name string) bool {
+	info, _ := LookupMetric(e, name)
+	return info.Better != NoDirection
+}
+
+const reasonNoDirection = "has no better direction (higher or lower), so it can't be judged"
 
 // validateController checks the controller section.
 func validateController(c Controller, path string) []FieldError {

@@ -247,7 +247,7 @@ func SegmentInputs(e *Experiment, snap Snapshot, metrics []string, variants int)
 				for v := range variants {
 					s, ok := snap.Segments[SegmentKey{Variant: v, Metric: m, Dimension: d, Value: val}]
 					any = any || ok
-					ss[v] = stats.Summary{N: s.N, SumX: s.SumX, SumX2: s.SumX2, SumY: s.SumY, SumY2: s.SumY2, SumXY: s.SumXY}
+					ss[v] = s
 				}
 				seg.Metrics[m] = ss
 			}

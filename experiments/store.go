@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/abgate/abgate/stats"
 )
 
 // Store errors.
@@ -55,21 +57,9 @@ type VariantMetric struct {
 
 // Summary is the user-level summary of one (variant, metric): over the
 // users with at least one observation, x is a user's sum of the metric's
-// values and y their number of observations. It has the same fields as
-// stats.Summary, which converts from it.
-type Summary struct {
-	N     float64 // users
-	SumX  float64 // Σx
-	SumX2 float64 // Σx²
-	SumY  float64 // Σy
-	SumY2 float64 // Σy²
-	SumXY float64 // Σxy
-}
-
-// Add returns s + d field by field.
-func (s Summary) Add(d Summary) Summary {
-	return Summary{s.N + d.N, s.SumX + d.SumX, s.SumX2 + d.SumX2, s.SumY + d.SumY, s.SumY2 + d.SumY2, s.SumXY + d.SumXY}
-}
+// values and y their number of observations. It is stats.Summary, so the
+// statistics a store returns go to stats.Decide without conversion.
+type Summary = stats.Summary
 
 // SummaryDelta is the change of a Summary when one user's totals go from
 // (x0, y0) to (x1, y1); isNew says the user had no observation before.

@@ -77,7 +77,7 @@ const (
 	DefaultHeaderTimeout         = Duration(60 * time.Second)
 	DefaultTotalTimeout          = Duration(10 * time.Minute)
 	DefaultMaxIdleConns          = 512
-	DefaultPrimaryMetric         = "thumbs"
+	DefaultPrimaryMetric         = MetricThumbs
 	DefaultRolloutAlpha          = 0.05
 	DefaultRolloutMinUsers       = 100
 	// MinTokenSecretBytes is the shortest server.token_secret serve accepts.
@@ -96,25 +96,6 @@ const (
 	DefaultPrivacyUnitHeader    = PrivacyDrop
 	DefaultPrivacyUnitField     = PrivacyHash
 )
-
-// BuiltinMetrics are the metrics abgate records (the first ten, from
-// the proxied request) or accepts as feedback without declaration (the
-// rest). Custom metrics can't reuse these names.
-var BuiltinMetrics = []string{
-	MetricRequests, MetricLatencyMS, MetricTTFBMS, MetricMaxGapMS, MetricError, MetricFallback,
-	MetricStreamAborted, MetricPromptTokens, MetricCompletionTokens, MetricCost,
-	MetricThumbs, MetricRating, MetricCorrection, MetricReformulated, MetricTaskCompleted, MetricCompletionSeconds,
-}
-
-// IsBuiltinMetric reports whether name is one of BuiltinMetrics.
-func IsBuiltinMetric(name string) bool {
-	for _, m := range BuiltinMetrics {
-		if m == name {
-			return true
-		}
-	}
-	return false
-}
 
 // SetDefaults fills every unset field with its default. It is the only
 // place defaults live; Parse calls it, and it is idempotent.
@@ -558,8 +539,11 @@ func (v *cfgValidator) experiment(e *Experiment, p string, upstreams map[string]
 	if e.Primary == "" {
 		v.add(p+".primary", "required")
 		primaryOK = false
-	} else if _, ok := metrics[e.Primary]; !ok && !IsBuiltinMetric(e.Primary) {
+	} else if !isMetric(e, e.Primary) {
 		v.add(p+".primary", "not a built-in metric nor one declared in metrics")
+		primaryOK = false
+	} else if !judgeable(e, e.Primary) {
+		v.add(p+".primary", "%s", reasonNoDirection)
 		primaryOK = false
 	}
 	v.segments(e, p)
@@ -788,18 +772,4 @@ func (e *Experiment) VariantIndex(name string) int {
 		}
 	}
 	return -1
-}
-
-// HasMetric reports whether name is a built-in metric or one the
-// experiment declares.
-func (e *Experiment) HasMetric(name string) bool {
-	if IsBuiltinMetric(name) {
-		return true
-	}
-	for i := range e.Metrics {
-		if e.Metrics[i].Name == name {
-			return true
-		}
-	}
-	return false
 }

@@ -3,7 +3,10 @@ package recorder
 import "github.com/abgate/abgate/experiments"
 
 // outcomeMetrics lists the metrics an Outcome contributes, in the order of
-// the recorder's per-user aggregation array.
+// the recorder's per-user aggregation array: the registry's request
+// metrics (experiments.BuiltinMetrics, SourceRequest), in its order. It
+// is a fixed-size array so the aggregation allocates nothing;
+// TestOutcomeMetricsAreTheRegistrys keeps it equal to the registry.
 var outcomeMetrics = [...]string{
 	experiments.MetricRequests,
 	experiments.MetricLatencyMS,

@@ -214,7 +214,7 @@ func (c *Controller) Evaluate(ctx context.Context, id string, fence int64) (err 
 	}
 
 	steps := experiments.RolloutSteps(e)
-	step := min(max(s.Step, 0), len(steps)-1)
+	step := e.StepIndex(s.Step)
 	pol := e.Policy(step)
 	snap, err := c.stats.Summaries(ctx, id, s.Period)
 	if err != nil {

@@ -16,6 +16,11 @@ type Summary struct {
 	SumXY float64 // Σxy
 }
 
+// Add returns s + d field by field.
+func (s Summary) Add(d Summary) Summary {
+	return Summary{s.N + d.N, s.SumX + d.SumX, s.SumX2 + d.SumX2, s.SumY + d.SumY, s.SumY2 + d.SumY2, s.SumXY + d.SumXY}
+}
+
 // Kind says how a metric is computed from a Summary.
 type Kind string
 

@@ -59,9 +59,9 @@ func testFeedbackLog(t *testing.T, s experiments.Store) {
 	// the future, the expired one long ago.
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	live := now.AddDate(20, 0, 0)
-	r1 := experiments.FeedbackRecord{RequestID: "r1", EventID: "e1/rating", Variant: 1, Metric: "rating", Value: 4, At: now.Add(-time.Minute), Expires: live}
-	r2 := experiments.FeedbackRecord{RequestID: "r2", Variant: 0, Metric: "correction", Value: 1, At: now, CorrectionText: "it is 42", Expires: live}
-	gone := experiments.FeedbackRecord{RequestID: "r3", Metric: "correction", Value: 1, At: now.Add(-2 * time.Hour), Comment: "old",
+	r1 := experiments.FeedbackRecord{RequestID: "r1", EventID: "e1/rating", Variant: 1, Metric: experiments.MetricRating, Value: 4, At: now.Add(-time.Minute), Expires: live}
+	r2 := experiments.FeedbackRecord{RequestID: "r2", Variant: 0, Metric: experiments.MetricCorrection, Value: 1, At: now, CorrectionText: "it is 42", Expires: live}
+	gone := experiments.FeedbackRecord{RequestID: "r3", Metric: experiments.MetricCorrection, Value: 1, At: now.Add(-2 * time.Hour), Comment: "old",
 		Expires: time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)}
 	retry := r1
 	retry.At = now.Add(-30 * time.Second)

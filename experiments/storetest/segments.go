@@ -79,11 +79,11 @@ func testSegments(t *testing.T, s experiments.Store) {
 			Variant: r.IntN(2), Unit: Unit(r.IntN(60)), Hour: h0 + experiments.Hour(r.IntN(3)),
 			X: float64(r.IntN(5)), Y: 1,
 		}}
-		o.Metric = []string{"thumbs", "latency_ms"}[r.IntN(2)]
+		o.Metric = []string{experiments.MetricThumbs, experiments.MetricLatencyMS}[r.IntN(2)]
 		o.Segments.N = 2
 		o.Segments.V[0] = uint8(r.IntN(4))  // users move between values
 		o.Segments.V[1] = uint8(r.IntN(33)) // up to MaxSegmentValues
-		if o.Metric == "thumbs" && r.IntN(3) == 0 {
+		if o.Metric == experiments.MetricThumbs && r.IntN(3) == 0 {
 			// Some ids repeat; a retry carries the same event, so which
 			// copy a store applies first does not matter.
 			n := r.IntN(400)

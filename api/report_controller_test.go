@@ -1,0 +1,251 @@
+package api
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/rollout"
+	"github.com/abgate/abgate/stats"
+)
+
+// ctlReport runs one experiment through the rollout controller (in-memory
+// stores, simulated time) and builds its report the way cmd/abgate's
+// report source does: from the lifecycle's state and history.
+type ctlReport struct {
+	e     experiments.Experiment
+	clock *storetest.Clock
+	stats *memstore.Store
+	lc    *rollout.Lifecycle
+	ctl   *rollout.Controller
+	batch int
+}
+
+func newCtlReport(t *testing.T, e experiments.Experiment) *ctlReport {
+	t.Helper()
+	f := &ctlReport{e: e, clock: storetest.NewClock(), stats: memstore.New()}
+	cfg := &experiments.Config{Experiments: []experiments.Experiment{e}}
+	lcs := memstore.NewLifecycle(memstore.WithLifecycleClock(f.clock.Now))
+	f.lc = rollout.NewLifecycle(lcs, cfg, rollout.WithClock(f.clock.Now))
+	f.ctl = rollout.NewController(f.lc, f.stats, lcs, experiments.Controller{},
+		rollout.WithClock(f.clock.Now), rollout.WithHolderID("t"), rollout.WithLogger(slog.New(slog.DiscardHandler)))
+	if _, err := f.lc.Start(context.Background(), e.ID, "api:t", ""); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// group is users of one variant (in one segment value) behaving alike.
+type group struct {
+	variant, users int
+	thumbs, errs   float64 // probabilities
+	lang           uint8   // segment value index (0: none)
+}
+
+// feed records the groups' users in the current period: one request and
+// one thumbs each.
+func (f *ctlReport) feed(t *testing.T, groups ...group) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := f.lc.State(ctx, f.e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.batch++
+	rng := rand.New(rand.NewPCG(uint64(f.batch), 5))
+	b := &experiments.Batch{ID: fmt.Sprint("b", f.batch), Experiment: f.e.ID, Phase: st.Period}
+	unit := uint64(f.batch) << 32
+	for _, g := range groups {
+		var seg experiments.SegmentValues
+		if len(f.e.Segments) > 0 {
+			seg = experiments.SegmentValues{N: 1, V: [4]uint8{g.lang}}
+		}
+		for range g.users {
+			unit++
+			var k experiments.UnitKey
+			binary.BigEndian.PutUint64(k[:], unit)
+			add := func(m string, x float64) {
+				b.Deltas = append(b.Deltas, experiments.Delta{Variant: g.variant, Unit: k, Metric: m, DX: x, DY: 1, Segments: seg})
+			}
+			add(experiments.MetricRequests, 1)
+			add(experiments.MetricError, bern(rng, g.errs))
+			add(experiments.MetricThumbs, bern(rng, g.thumbs))
+		}
+	}
+	if _, err := f.stats.Apply(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// report is the report now, from the lifecycle as cmd/abgate reads it.
+func (f *ctlReport) report(t *testing.T) Report {
+	t.Helper()
+	ctx := context.Background()
+	st, err := f.lc.State(ctx, f.e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := ReportStatus{Status: string(st.Status), Step: st.Step, Period: st.Period, Started: st.StepStarted}
+	switch st.Status {
+	case experiments.StatusPromoted, experiments.StatusRolledBack, experiments.StatusStopped:
+		rs.Ended = st.UpdatedAt
+	case experiments.StatusRunning, experiments.StatusPaused:
+		rs.Split = f.e.AllocationFor(st).Split(len(f.e.Variants))
+	}
+	hist, err := f.lc.History(ctx, f.e.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trans []ReportTransition
+	for _, h := range hist {
+		trans = append(trans, ReportTransition{Seq: h.Seq, At: h.At, Actor: h.Actor, Action: string(h.Action),
+			From: string(h.From), To: string(h.To), Reason: h.Reason, Codes: h.Codes, Decision: h.Decision})
+	}
+	snap, err := f.stats.Summaries(ctx, f.e.ID, st.Period)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return BuildReport(&f.e, rs, trans, snap, nil, f.clock.Now())
+}
+
+func codes(d stats.Decision) []string {
+	var out []string
+	for _, r := range d.Reasons {
+		if !slices.Contains(out, string(r.Code)) {
+			out = append(out, string(r.Code))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func decisionJSON(t *testing.T, d stats.Decision) string {
+	t.Helper()
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestReportSaysWhatTheControllerDecides drives every kind of decision
+// through the rollout controller and checks the report: built just before
+// the controller's evaluation it reaches the same verdict with the same
+// reason codes (same policy, same input), and once the controller has
+// ended the experiment it presents the decision recorded with that
+// transition, even when later data would say otherwise.
+func TestReportSaysWhatTheControllerDecides(t *testing.T) {
+	t.Parallel()
+	base := func(steps ...float64) experiments.Experiment {
+		e := storetest.RolloutExperiment("x", 1, steps...)
+		e.Rollout.Guardrails = []experiments.Guardrail{{Metric: experiments.MetricError, Margin: 0.02}}
+		e.Rollout.MinUsers = 100
+		return e
+	}
+	even := func(n int, thumbs0, thumbs1, err0, err1 float64) []group {
+		return []group{{variant: 0, users: n, thumbs: thumbs0, errs: err0}, {variant: 1, users: n, thumbs: thumbs1, errs: err1}}
+	}
+	for _, tc := range []struct {
+		name     string
+		exp      experiments.Experiment
+		groups   []group
+		verdict  stats.Verdict
+		code     stats.ReasonCode // one reason the decision must carry
+		kind     string           // the report's verdict kind
+		status   experiments.Status
+		later    []group // data arriving after the controller ended it
+		sentence string  // the ended report's sentence starts so
+	}{
+		{name: "promote", exp: base(50), groups: even(4000, 0.5, 0.6, 0.01, 0.01),
+			verdict: stats.Promote, code: stats.ReasonBestCandidate, kind: VerdictPromote, status: experiments.StatusPromoted,
+			later: even(20000, 0.5, 0.3, 0.01, 0.2), sentence: "Promoted"},
+		{name: "rollback", exp: base(50), groups: even(4000, 0.5, 0.5, 0.01, 0.12),
+			verdict: stats.Rollback, code: stats.ReasonGuardrailHarm, kind: VerdictHarm, status: experiments.StatusRolledBack,
+			later: even(20000, 0.5, 0.7, 0.01, 0.01), sentence: "Rolled back"},
+		{name: "continue", exp: base(50), groups: even(1000, 0.5, 0.5, 0.01, 0.01),
+			verdict: stats.Continue, code: stats.ReasonPrimaryPending, kind: VerdictInconclusve, status: experiments.StatusRunning},
+		{name: "stop_futility", exp: func() experiments.Experiment { e := base(50); e.Rollout.MaxUsers = 1000; return e }(),
+			groups:  even(1000, 0.5, 0.5, 0.01, 0.01),
+			verdict: stats.StopFutility, code: stats.ReasonMaxUsers, kind: VerdictFutility, status: experiments.StatusStopped,
+			later: even(20000, 0.5, 0.7, 0.01, 0.01), sentence: "Stopped"},
+		{name: "halt_srm", exp: base(50),
+			groups:  []group{{variant: 0, users: 3000, thumbs: 0.5, errs: 0.01}, {variant: 1, users: 1000, thumbs: 0.5, errs: 0.01}},
+			verdict: stats.HaltSRM, code: stats.ReasonSRM, kind: VerdictSRM, status: experiments.StatusStopped,
+			later: even(20000, 0.5, 0.7, 0.01, 0.01), sentence: "Stopped"},
+		{name: "advance", exp: base(10, 50),
+			groups:  []group{{variant: 0, users: 18000, thumbs: 0.5, errs: 0.01}, {variant: 1, users: 2000, thumbs: 0.5, errs: 0.01}},
+			verdict: stats.Advance, code: stats.ReasonGuardrailOK, kind: VerdictAdvance, status: experiments.StatusRunning},
+		{name: "segment harm", exp: func() experiments.Experiment {
+			e := base(50)
+			e.Segments = []experiments.Segment{{Name: "language", Header: "X-Lang", Values: []string{"en", "de"}}}
+			return e
+		}(),
+			groups: []group{
+				{variant: 0, users: 4500, thumbs: 0.5, errs: 0.01, lang: 1}, {variant: 0, users: 1500, thumbs: 0.5, errs: 0.01, lang: 2},
+				{variant: 1, users: 4500, thumbs: 0.65, errs: 0.01, lang: 1}, {variant: 1, users: 1500, thumbs: 0.35, errs: 0.01, lang: 2},
+			},
+			verdict: stats.Continue, code: stats.ReasonSegmentHarm, kind: VerdictSegmentHarm, status: experiments.StatusRunning},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := newCtlReport(t, tc.exp)
+			f.feed(t, tc.groups...)
+			before := f.report(t)
+
+			f.clock.Add(time.Minute)
+			f.ctl.Tick(ctx)
+			rec, err := f.lc.LatestDecision(ctx, f.e.ID)
+			if err != nil || rec.Decision == nil {
+				t.Fatalf("no controller decision: %+v, %v", rec, err)
+			}
+			ctl := *rec.Decision
+			if ctl.Verdict != tc.verdict || !slices.Contains(codes(ctl), string(tc.code)) {
+				t.Fatalf("controller: %s %v, want %s with %s (the scenario is wrong)", ctl.Verdict, codes(ctl), tc.verdict, tc.code)
+			}
+			if before.Decision.Verdict != ctl.Verdict || !slices.Equal(codes(before.Decision), codes(ctl)) {
+				t.Errorf("report before the evaluation: %s %v; controller: %s %v",
+					before.Decision.Verdict, codes(before.Decision), ctl.Verdict, codes(ctl))
+			}
+			if before.Verdict.Kind != tc.kind {
+				t.Errorf("report verdict %s (%s), want %s", before.Verdict.Kind, before.Verdict.Sentence, tc.kind)
+			}
+
+			st, _ := f.lc.State(ctx, f.e.ID)
+			if st.Status != tc.status {
+				t.Fatalf("state after the evaluation: %s, want %s", st.Status, tc.status)
+			}
+			if len(tc.later) > 0 {
+				f.feed(t, tc.later...)
+			}
+			after := f.report(t)
+			if tc.verdict == stats.Advance {
+				// A new step, a new period: nothing to present yet, and the
+				// policy is now the full one of the last step.
+				if after.Step != 1 || after.Policy.Mode != stats.FullMode || after.Verdict.Kind != VerdictNoData {
+					t.Errorf("after advancing: step %d, mode %s, verdict %s", after.Step, after.Policy.Mode, after.Verdict.Kind)
+				}
+				return
+			}
+			if got, want := decisionJSON(t, after.Decision), decisionJSON(t, ctl); got != want {
+				t.Errorf("report after the controller acted presents\n%s\nnot the controller's decision\n%s", got, want)
+			}
+			if after.Verdict.Kind != tc.kind {
+				t.Errorf("report verdict after: %s (%s), want %s", after.Verdict.Kind, after.Verdict.Sentence, tc.kind)
+			}
+			if tc.sentence != "" && (!after.Ended || !strings.HasPrefix(after.Verdict.Sentence, tc.sentence)) {
+				t.Errorf("ended report: ended %v, sentence %q; want it to open with %q", after.Ended, after.Verdict.Sentence, tc.sentence)
+			}
+		})
+	}
+}
