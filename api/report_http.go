@@ -75,6 +75,7 @@ func (h *Reports) Register(r gin.IRouter, mw ...gin.HandlerFunc) {
 	r.GET("/api/v1/plan", with(h.plan)...)
 	r.GET("/reports", with(h.index)...)
 	r.GET("/reports/:id", with(h.page)...)
+	h.registerGates(r, mw)
 }
 
 // Report builds the report of one experiment now. An unknown experiment
@@ -138,14 +139,27 @@ func reportError(err error) *apiError {
 	case errors.Is(err, experiments.ErrNotFound):
 		return newError(http.StatusNotFound, "experiment_not_found", "id", "no experiment has this id")
 	}
-	return newError(http.StatusInternalServerError, "report_failed", "", "could not build the report: "+err.Error())
+	// Anything else is the store failing (Redis down, a timeout inside
+	// it): say so without its address or error text, which the log keeps
+	// (c.Error), and ask the client to come back.
+	return newError(http.StatusServiceUnavailable, "store_unavailable", "", "the statistics store is unavailable; try again shortly")
+}
+
+// reportFailed records err for the log and returns its answer; a 503
+// carries Retry-After.
+func reportFailed(c *gin.Context, err error) *apiError {
+	_ = c.Error(err)
+	e := reportError(err)
+	if e.Status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", "5")
+	}
+	return e
 }
 
 func (h *Reports) reportJSON(c *gin.Context) {
 	r, err := h.Report(c.Request.Context(), c.Param("id"))
 	if err != nil {
-		_ = c.Error(err)
-		abort(c, reportError(err))
+		abort(c, reportFailed(c, err))
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -165,8 +179,7 @@ func (h *Reports) page(c *gin.Context) {
 	pageHeaders(c)
 	r, err := h.Report(c.Request.Context(), c.Param("id"))
 	if err != nil {
-		_ = c.Error(err)
-		e := reportError(err)
+		e := reportFailed(c, err)
 		c.Data(e.Status, "text/html; charset=utf-8", []byte(errorPage(e.Detail.Message, h.base)))
 		return
 	}

@@ -122,9 +122,11 @@ func TestReportStoreError(t *testing.T) {
 	h, _ := fixtureServer(t)
 	h.store = failingStore{}
 	eng := reportEngine(h)
+	// 503 with Retry-After, and nothing of the store's own error (its
+	// address, its wording) reaches the client: the log has it.
 	w := get(t, eng, "/api/v1/experiments/support-bot-ft/report")
-	if w.Code != 500 || !strings.Contains(w.Body.String(), "connection refused") {
-		t.Errorf("%d %s", w.Code, w.Body)
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), `"store_unavailable"`) || strings.Contains(w.Body.String(), "connection refused") {
+		t.Errorf("%d %v %s", w.Code, w.Header(), w.Body)
 	}
 	// The index still lists every experiment.
 	w = get(t, eng, "/reports")
