@@ -38,7 +38,7 @@ func TestGateOf(t *testing.T) {
 		r := Report{Experiment: "e", Status: tc.status, Step: 1, Steps: 4,
 			Variants: []ReportVariant{{Name: "base"}, {Name: "ft"}},
 			Decision: stats.Decision{Verdict: tc.decision, Winner: &winner,
-				Reasons: []stats.Reason{{Code: stats.ReasonGuardrailOK}},
+				Reasons:  []stats.Reason{{Code: stats.ReasonGuardrailOK}},
 				Variants: []stats.VariantResult{{Variant: 1, Metrics: []stats.MetricResult{{Metric: "thumbs", Role: "primary", Relative: true}}}}}}
 		g := gateOf(r)
 		if g.Verdict != tc.want {
