@@ -102,6 +102,11 @@ type Rollout struct {
 	// Manual, when true, makes the controller record its recommendation
 	// without acting on it.
 	Manual bool `yaml:"manual"`
+	// AutoStart, when true, has the controller's leader start the
+	// experiment while it is a draft (after a deploy, within one
+	// controller interval), so no "experiments start" command is needed.
+	// It never restarts a stopped, rolled-back or promoted experiment.
+	AutoStart bool `yaml:"auto_start"`
 }
 
 // RampStep is one step of a rollout.

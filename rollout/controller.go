@@ -200,8 +200,11 @@ func (c *Controller) Evaluate(ctx context.Context, id string, fence int64) (err 
 	// (version 0), never on a state an operator wrote meanwhile.
 	cmd := experiments.Command{Experiment: id, Actor: experiments.ControllerActor, Fence: fence, IfVersion: s.Version, Conditional: true}
 	switch {
-	case s.Status == experiments.StatusDraft && c.autoStart:
+	case s.Status == experiments.StatusDraft && (c.autoStart || e.Rollout.AutoStart):
 		cmd.Action, cmd.Reason = experiments.ActionStart, "auto-start: the experiment has a rollout"
+		if !c.autoStart {
+			cmd.Reason = "auto-start: rollout.auto_start is set"
+		}
 		_, err = c.apply(ctx, cmd)
 		return err
 	case (s.Status == experiments.StatusRunning || s.Status == experiments.StatusPaused) && e.PhaseOrOne() > s.SaltPhase:

@@ -317,3 +317,33 @@ func TestAutoStartLosesToOperator(t *testing.T) {
 		t.Fatalf("state %+v, history %+v: the operator's stop must stand", s, h)
 	}
 }
+
+// TestControllerAutoStartPerExperiment: rollout.auto_start starts that
+// experiment's draft without the process-wide option, and never restarts
+// an experiment an operator stopped.
+func TestControllerAutoStartPerExperiment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newCtlFixture(t)
+	f.ctl.Tick(ctx)
+	if s := f.state(t); s.Status != experiments.StatusDraft {
+		t.Fatalf("started without auto_start: %+v", s)
+	}
+	f.e.Rollout.AutoStart = true
+	f.lc.Update(&experiments.Config{Experiments: []experiments.Experiment{f.e}})
+	f.ctl.Tick(ctx)
+	s := f.state(t)
+	if s.Status != experiments.StatusRunning || s.UpdatedBy != experiments.ControllerActor {
+		t.Fatalf("auto_start: %+v", s)
+	}
+	if h, _ := f.lc.History(ctx, "ctl", 0); len(h) != 1 || !strings.Contains(h[0].Reason, "rollout.auto_start") {
+		t.Errorf("history = %+v", h)
+	}
+	if _, err := f.lc.Stop(ctx, "ctl", "api:ann", "enough"); err != nil {
+		t.Fatal(err)
+	}
+	f.ctl.Tick(ctx)
+	if s := f.state(t); s.Status != experiments.StatusStopped {
+		t.Errorf("auto_start restarted a stopped experiment: %+v", s)
+	}
+}
