@@ -27,6 +27,7 @@ import (
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/experiments/redisstore"
 	"github.com/abgate/abgate/gateway"
+	"github.com/abgate/abgate/internal/oaierr"
 	"github.com/abgate/abgate/recorder"
 	"github.com/abgate/abgate/rollout"
 	"github.com/abgate/abgate/webhook"
@@ -337,8 +338,9 @@ func (a *app) recovery() gin.HandlerFunc {
 			}
 			a.log.Error("handler panic", "path", c.Request.URL.Path, "panic", r, "stack", string(debug.Stack()))
 			if !c.Writer.Written() {
-				c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": gin.H{
-					"message": "internal error", "type": "server_error", "param": nil, "code": "internal_error"}})
+				c.Abort()
+				c.Header("Content-Type", "application/json; charset=utf-8") // as gin's c.JSON
+				oaierr.Write(c.Writer, http.StatusInternalServerError, oaierr.New(oaierr.Server, "internal_error", "", "internal error"))
 			}
 		}()
 		c.Next()
