@@ -65,11 +65,6 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	return parse(data, lookupEnv, false)
 }
 
-// ParseForServe is Parse with ValidateForServe's checks.
-func ParseForServe(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
-	return parse(data, lookupEnv, true)
-}
-
 func parse(data []byte, lookupEnv func(string) (string, bool), serve bool) (*Config, error) {
 	if len(data) > MaxConfigBytes {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidConfig, MaxConfigBytes)
