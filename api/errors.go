@@ -7,20 +7,18 @@ package api
 
 import (
 	"github.com/gin-gonic/gin"
+
+	"github.com/abgate/abgate/internal/oaierr"
 )
 
-// errorBody is OpenAI's error shape, so clients that already parse
-// OpenAI errors read ours without new code.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    string  `json:"code"`
-}
+// errorBody is an OpenAI-style error body, as the API answers and as
+// its clients (FetchReport) read it; errorDetail is its error object,
+// which some answers carry next to other fields (validation errors, the
+// feedback batch). Both are oaierr's: the shape has one home.
+type (
+	errorBody   = oaierr.Body
+	errorDetail = oaierr.Error
+)
 
 // apiError is a client-facing failure: an HTTP status and the error body.
 type apiError struct {
@@ -31,20 +29,15 @@ type apiError struct {
 func (e *apiError) Error() string { return e.Detail.Message }
 
 func newError(status int, code, param, msg string) *apiError {
-	typ := "invalid_request_error"
-	switch {
-	case status == 401 || status == 403:
-		typ = "authentication_error"
-	case status >= 500:
-		typ = "server_error"
-	}
-	d := errorDetail{Message: msg, Type: typ, Code: code}
-	if param != "" {
-		d.Param = &param
-	}
-	return &apiError{Status: status, Detail: d}
+	return &apiError{Status: status, Detail: oaierr.New(oaierr.TypeFor(status), code, param, msg)}
 }
 
+// jsonContentType is what gin's c.JSON sends, so the API's errors carry
+// the same Content-Type as its answers.
+const jsonContentType = "application/json; charset=utf-8"
+
 func abort(c *gin.Context, e *apiError) {
-	c.AbortWithStatusJSON(e.Status, errorBody{Error: e.Detail})
+	c.Abort()
+	c.Header("Content-Type", jsonContentType)
+	oaierr.Write(c.Writer, e.Status, e.Detail)
 }

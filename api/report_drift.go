@@ -38,7 +38,7 @@ const (
 	DriftTooFew  = "too_few"
 )
 
-// AddDrift adds the drift section from a DriftMonitor's results for this
+// AddDrift adds the drift section from a drift.Monitor's results for this
 // experiment (psi and alpha are the monitor's thresholds, shown with it).
 func (r *Report) AddDrift(exp *experiments.Experiment, results []drift.Result, psi, alpha float64) {
 	if len(results) == 0 {

@@ -44,12 +44,6 @@ func WithReportsClock(now func() time.Time) ReportsOption {
 	return func(h *Reports) { h.now = now }
 }
 
-// WithReportsBasePath sets the URL prefix the routes are mounted under,
-// for the links between pages (default "": the root).
-func WithReportsBasePath(p string) ReportsOption {
-	return func(h *Reports) { h.base = strings.TrimSuffix(p, "/") }
-}
-
 // WithReportsDrift adds the drift section to full reports, from m's
 // evaluation at the time of the report.
 func WithReportsDrift(m *drift.Monitor) ReportsOption {
@@ -66,7 +60,8 @@ func NewReports(src ReportSource, store experiments.Store, opts ...ReportsOption
 	return h
 }
 
-// Register mounts the routes behind the given middleware (auth, later).
+// Register mounts the routes behind the given middleware (the read-token
+// check, in serve).
 func (h *Reports) Register(r gin.IRouter, mw ...gin.HandlerFunc) {
 	with := func(f gin.HandlerFunc) []gin.HandlerFunc {
 		return append(append([]gin.HandlerFunc(nil), mw...), f)

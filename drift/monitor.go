@@ -104,50 +104,6 @@ type driftState struct {
 // Option configures a Monitor.
 type Option func(*Monitor)
 
-// WithInterval sets how often every experiment is evaluated.
-func WithInterval(d time.Duration) Option {
-	return func(m *Monitor) {
-		if d > 0 {
-			m.interval = d
-		}
-	}
-}
-
-// WithWindow sets the latest window compared with the reference.
-func WithWindow(d time.Duration) Option {
-	return func(m *Monitor) {
-		if d >= time.Hour {
-			m.window = d
-		}
-	}
-}
-
-// WithReferenceHours sets how many hours from the first hour with
-// data make the default reference.
-func WithReferenceHours(h int) Option {
-	return func(m *Monitor) {
-		if h > 0 {
-			m.refHours = h
-		}
-	}
-}
-
-// WithThresholds sets the PSI threshold, the chi-square level and
-// the minimum count per side.
-func WithThresholds(psi, alpha float64, minCount int64) Option {
-	return func(m *Monitor) {
-		if psi > 0 {
-			m.psi = psi
-		}
-		if alpha > 0 && alpha < 1 {
-			m.alpha = alpha
-		}
-		if minCount > 0 {
-			m.minCount = minCount
-		}
-	}
-}
-
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(m *Monitor) { m.now = now } }
 

@@ -65,7 +65,9 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	return parse(data, lookupEnv, false)
 }
 
-// ParseForServe is Parse with ValidateForServe's checks.
+// ParseForServe is Parse with ValidateForServe's checks: what serve would
+// say of a config held in memory (a Helm-rendered ConfigMap, a compose
+// file's config), as LoadForServe says it of a file.
 func ParseForServe(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	return parse(data, lookupEnv, true)
 }

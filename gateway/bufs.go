@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -10,6 +9,8 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+
+	"github.com/abgate/abgate/internal/oaierr"
 )
 
 // copyBufSize is ReverseProxy's own default copy buffer size.
@@ -131,29 +132,10 @@ func newRequestID() string {
 	return string(out[:])
 }
 
-// openAIError is the OpenAI error body, so SDKs surface our errors like
-// theirs.
-type openAIError struct {
-	Error struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    string  `json:"code"`
-	} `json:"error"`
-}
-
+// writeError answers with an OpenAI-style error (see oaierr), so SDKs
+// surface the gateway's errors like the model's.
 func writeError(w http.ResponseWriter, status int, typ, param, code, msg string) {
-	var e openAIError
-	e.Error.Message, e.Error.Type, e.Error.Code = msg, typ, code
-	if param != "" {
-		e.Error.Param = &param
-	}
-	b, _ := json.Marshal(&e)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	oaierr.Write(w, status, oaierr.New(typ, code, param, msg))
 }
 
 // writeUnknownURL is OpenAI's answer to a path it does not serve.

@@ -52,9 +52,6 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(h *Handler) { h.tp = tp }
 }
 
-// WithClock replaces time.Now, for tests.
-func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
-
 // WithLogger sets the logger for configuration changes and proxy errors
 // (default slog.Default()). Nothing is logged per successful request.
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/internal/oaierr"
 )
 
 const (
@@ -230,9 +231,9 @@ func deadURL(t testing.TB) string {
 	return "http://" + addr
 }
 
-func decodeError(t testing.TB, b []byte) openAIError {
+func decodeError(t testing.TB, b []byte) oaierr.Body {
 	t.Helper()
-	var e openAIError
+	var e oaierr.Body
 	if err := json.Unmarshal(b, &e); err != nil || e.Error.Message == "" {
 		t.Fatalf("not an OpenAI error body: %q (%v)", b, err)
 	}

@@ -65,9 +65,6 @@ func VerifySignature(secret, body []byte, header string) bool {
 // Option configures a Sender.
 type Option func(*Sender)
 
-// WithClient sets the HTTP client (default: 10s timeout).
-func WithClient(c *http.Client) Option { return func(w *Sender) { w.client = c } }
-
 // WithBackoff sets the retry backoff: minD before the 2nd attempt,
 // doubling up to maxD (default 1s .. 1m).
 func WithBackoff(minD, maxD time.Duration) Option {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -366,12 +367,12 @@ func printProgress(ctx context.Context, w io.Writer, a *app, s *simulator, every
 			return
 		case <-tick.C:
 		}
-		exp := a.experiment(demoExperiment)
+		exp := a.cfg.Load().Experiment(demoExperiment)
 		st, err := a.lifecycle.State(ctx, exp.ID)
 		if err != nil {
 			continue // shutting down
 		}
-		snap, err := a.store.Summaries(ctx, exp.ID, st.Period)
+		snap, err := a.stores.outcomes.Summaries(ctx, exp.ID, st.Period)
 		if err != nil {
 			fmt.Fprintf(w, "[%s] store: %v\n", since(start), err)
 			continue
@@ -410,4 +411,12 @@ func mean(s experiments.Summary, unit string) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f %s", s.SumX/s.SumY, unit)
+}
+
+// randomSecret returns n random bytes for the demo's secrets (its
+// callers hex-encode them).
+func randomSecret(n int) []byte {
+	b := make([]byte, n)
+	crand.Read(b)
+	return b
 }

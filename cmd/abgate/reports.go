@@ -17,7 +17,7 @@ type reportSource struct{ a *app }
 var _ api.ReportSource = reportSource{}
 
 func (s reportSource) Experiment(id string) (*experiments.Experiment, bool) {
-	e := s.a.experiment(id)
+	e := s.a.cfg.Load().Experiment(id)
 	return e, e != nil
 }
 
@@ -32,7 +32,7 @@ func (s reportSource) Experiments() []*experiments.Experiment {
 }
 
 func (s reportSource) Status(ctx context.Context, id string) (api.ReportStatus, error) {
-	e := s.a.experiment(id)
+	e := s.a.cfg.Load().Experiment(id)
 	if e == nil {
 		return api.ReportStatus{}, experiments.ErrNotFound
 	}

@@ -36,30 +36,6 @@ type Option func(*Store)
 // WithClock replaces time.Now (expiry), for tests.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-// WithDedupWindow sets how long applied batch ids are remembered (default
-// 1h, as in redisstore), bounding the memory they take.
-func WithDedupWindow(d time.Duration) Option {
-	return func(s *Store) {
-		if d > 0 {
-			s.dedupWindow = d
-		}
-	}
-}
-
-// WithFeedbackLog sets how long feedback records without text are kept
-// and how many records an experiment keeps (defaults
-// experiments.DefaultFeedbackLogRetention and DefaultFeedbackLogMax).
-func WithFeedbackLog(keep time.Duration, maxRecords int) Option {
-	return func(s *Store) {
-		if keep > 0 {
-			s.logKeep = keep
-		}
-		if maxRecords > 0 {
-			s.logMax = maxRecords
-		}
-	}
-}
-
 // New returns an empty Store.
 func New(opts ...Option) *Store {
 	s := &Store{

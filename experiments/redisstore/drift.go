@@ -14,20 +14,6 @@ import (
 	"github.com/abgate/abgate/experiments"
 )
 
-// WithFeedbackLog sets how long feedback records without text are kept
-// and how many records an experiment keeps (defaults
-// experiments.DefaultFeedbackLogRetention and DefaultFeedbackLogMax).
-func WithFeedbackLog(keep time.Duration, maxRecords int) Option {
-	return func(s *Store) {
-		if keep > 0 {
-			s.logKeep = keep
-		}
-		if maxRecords > 0 {
-			s.logMax = int64(maxRecords)
-		}
-	}
-}
-
 // logRecords adds a batch's feedback records to the experiment's log, a
 // ZSET scored by each record's expiry: expired records (free text past
 // its retention) are removed on every write, and past logMax the records

@@ -36,7 +36,7 @@ const (
 	// DefaultDedupWindow is how long a batch id is remembered: a batch
 	// retried later than this after a lost reply would be applied twice.
 	// The recorder gives up on batches long before (see
-	// experiments.WithMaxBatchAge).
+	// recorder.DefaultMaxBatchAge).
 	DefaultDedupWindow = time.Hour
 )
 
@@ -72,15 +72,6 @@ func WithChunkEntries(n int) Option {
 	}
 }
 
-// WithDedupWindow sets how long applied batch ids are remembered.
-func WithDedupWindow(d time.Duration) Option {
-	return func(s *Store) {
-		if d > 0 {
-			s.dedupWindow = d
-		}
-	}
-}
-
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
@@ -100,23 +91,6 @@ func New(c redis.UniversalClient, opts ...Option) *Store {
 		o(s)
 	}
 	return s
-}
-
-// NewClient returns the go-redis client for cfg: a ClusterClient when
-// several addresses are given, a single-node client for one (go-redis's
-// UniversalClient decides). The caller closes it.
-func NewClient(cfg experiments.Redis) redis.UniversalClient {
-	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:    cfg.Addrs,
-		Username: cfg.Username,
-		Password: cfg.Password.Reveal(),
-		DB:       cfg.DB,
-	})
-}
-
-// FromConfig returns a Store on c with cfg's key prefix.
-func FromConfig(c redis.UniversalClient, cfg experiments.Redis, opts ...Option) *Store {
-	return New(c, append([]Option{WithPrefix(cfg.KeyPrefix)}, opts...)...)
 }
 
 // group is one user of one variant within a batch.

@@ -14,6 +14,8 @@ import (
 // webhook) → experiments → stats; stores implement experiments'
 // interfaces and only cmd picks one. A new package or a new edge is a
 // decision: add it here with the reason in the package's doc comment.
+// internal/oaierr is the one writer of OpenAI's error shape: gateway, api
+// and cmd answer errors through it, and it imports nothing of ours.
 var allowed = map[string][]string{
 	"stats":                  {},
 	"experiments":            {"stats"},
@@ -24,13 +26,14 @@ var allowed = map[string][]string{
 	"rollout":                {"experiments", "stats"},
 	"drift":                  {"experiments", "stats"},
 	"webhook":                {"experiments", "drift"},
-	"gateway":                {"experiments"},
-	"api":                    {"experiments", "stats", "recorder", "rollout", "drift"},
+	"gateway":                {"experiments", "internal/oaierr"},
+	"api":                    {"experiments", "stats", "recorder", "rollout", "drift", "internal/oaierr"},
 	"telemetry":              {"experiments"},
 	"internal/deptest":       {},
 	"internal/fakemodel":     {},
+	"internal/oaierr":        {},
 	"cmd/abgate": {"api", "gateway", "experiments", "experiments/memstore", "experiments/redisstore",
-		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel"},
+		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel", "internal/oaierr"},
 }
 
 // TestLayers: every package's direct imports of the module's packages are

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/experiments/redisstore"
+	"github.com/abgate/abgate/rollout"
+)
+
+// stores are what one process keeps state in: outcomes and feedback, the
+// lifecycle (states, the controller's lease) and the experiments created
+// through the API. All three live on one Redis, or all in memory.
+type stores struct {
+	outcomes    experiments.Store
+	lifecycle   lifecycleStore
+	definitions experiments.Definitions
+	redis       redis.UniversalClient // nil in memory
+}
+
+// lifecycleStore is what the lifecycle, the controller's lease and the
+// watcher need from a store; memstore and redisstore both provide it.
+type lifecycleStore interface {
+	experiments.LifecycleStore
+	experiments.Leaser
+	rollout.StateReader
+}
+
+// openStores is abgate's one store factory: Redis when cfg names
+// addresses, memory otherwise. traced instruments the Redis client for
+// OpenTelemetry. An unreachable Redis is logged, not an error: requests
+// flow without it, outcomes buffer in the recorder and flush once it is
+// back.
+func openStores(ctx context.Context, cfg experiments.Redis, traced bool, log *slog.Logger) (*stores, error) {
+	if len(cfg.Addrs) == 0 {
+		log.Info("no redis configured: using the in-memory store (one replica, nothing survives a restart)")
+		return &stores{
+			outcomes:    memstore.New(),
+			lifecycle:   memstore.NewLifecycle(),
+			definitions: memstore.NewDefinitions(),
+		}, nil
+	}
+	// A ClusterClient for several addresses, a single-node client for
+	// one: go-redis's UniversalClient decides.
+	c := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:    cfg.Addrs,
+		Username: cfg.Username,
+		Password: cfg.Password.Reveal(),
+		DB:       cfg.DB,
+		// Without it go-redis ignores context deadlines, and the
+		// recorder's apply timeout and shutdown budget would be bounded
+		// only by the read timeout.
+		ContextTimeoutEnabled: true,
+	})
+	if traced {
+		if err := redisotel.InstrumentTracing(c); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("redis tracing: %w", err)
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	if err := c.Ping(pctx).Err(); err != nil {
+		log.Warn("redis is not reachable yet; serving anyway, outcomes are buffered", "addrs", cfg.Addrs, "err", err)
+	}
+	cancel()
+	return &stores{
+		outcomes:    redisstore.New(c, redisstore.WithPrefix(cfg.KeyPrefix)),
+		lifecycle:   redisstore.NewLifecycle(c, cfg.KeyPrefix),
+		definitions: redisstore.NewDefinitions(c, cfg.KeyPrefix),
+		redis:       c,
+	}, nil
+}
+
+// close releases the Redis client; the in-memory stores hold nothing.
+func (s *stores) close() {
+	if s.redis != nil {
+		s.redis.Close()
+	}
+}
