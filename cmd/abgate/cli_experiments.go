@@ -44,10 +44,19 @@ Flags (anywhere after the command):
 
 // runExperimentsCLI is "abgate experiments": the admin API from the
 // command line.
-func runExperimentsCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runExperimentsCLI(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	safe := &safeWriter{w: stdout}
+	defer func() {
+		if ferr := safe.flush(); err == nil {
+			err = ferr
+		}
+	}()
+	stdout = safe
 	fs := newFlags("experiments", stderr)
-	server := fs.String("server", "http://127.0.0.1:8080", "abgate's admin API address")
-	token := fs.String("token", os.Getenv("ABGATE_TOKEN"), "API token: viewer or admin to read, admin to change (default $ABGATE_TOKEN)")
+	server := fs.String("server", envOr("ABGATE_SERVER", "http://127.0.0.1:8080"), "abgate's admin API address: server.admin_listen, or server.listen when the admin API shares it ($ABGATE_SERVER)")
+	// The token's default is read after parsing, never shown by -h: it
+	// is a secret.
+	token := fs.String("token", "", "API token: viewer or admin to read, admin to change (default: $ABGATE_TOKEN)")
 	reason := fs.String("reason", "", "why, recorded in the transition (actions)")
 	file := fs.String("f", "", "definition file, YAML or JSON (create, update)")
 	newPhase := fs.Bool("new-phase", false, "start a new phase: re-randomize users (update)")
@@ -68,6 +77,9 @@ func runExperimentsCLI(ctx context.Context, args []string, stdout, stderr io.Wri
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		return err
+	}
+	if *token == "" {
+		*token = os.Getenv("ABGATE_TOKEN")
 	}
 	c := &adminClient{server: strings.TrimSuffix(*server, "/"), token: *token, http: &http.Client{Timeout: 30 * time.Second}}
 	out := &cliOutput{w: stdout, json: *asJSON}
@@ -290,6 +302,9 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any, con
 		if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
 			e.Message += " (set --token or $ABGATE_TOKEN)"
 		}
+		if resp.StatusCode == http.StatusNotFound && (e.Code == "unknown_url" || e.Code == "http_error") {
+			e.Message += fmt.Sprintf(" (is %s abgate's admin API? With server.admin_listen set, use that address: --server or $ABGATE_SERVER)", c.server)
+		}
 		return nil, e
 	}
 	return raw, nil
@@ -338,7 +353,7 @@ func stepText(e api.ExperimentSummary) string {
 }
 
 func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Join(strings.Fields(safeText(s)), " ")
 	if r := []rune(s); len(r) > max {
 		return string(r[:max-1]) + "…"
 	}
@@ -452,4 +467,12 @@ func (o *cliOutput) transitions(raw []byte) error {
 			t.Actor, t.Action, t.From, t.To, t.FromStep, t.ToStep, oneLine(t.Reason, 80))
 	}
 	return tw.Flush()
+}
+
+// envOr returns the environment variable's value, or def.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

@@ -15,10 +15,18 @@ import (
 )
 
 // runReport prints an experiment's report from a running abgate.
-func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	safe := &safeWriter{w: stdout}
+	defer func() {
+		if ferr := safe.flush(); err == nil {
+			err = ferr
+		}
+	}()
+	stdout = safe
 	fs := newFlags("report", stderr)
-	server := fs.String("server", "http://127.0.0.1:8080", "abgate's admin/report address")
-	token := fs.String("token", os.Getenv("ABGATE_TOKEN"), "API token with the viewer or admin role (default $ABGATE_TOKEN)")
+	server := fs.String("server", envOr("ABGATE_SERVER", "http://127.0.0.1:8080"), "abgate's admin/report address ($ABGATE_SERVER)")
+	// Read after parsing, never shown by -h: it is a secret.
+	token := fs.String("token", "", "API token with the viewer or admin role (default: $ABGATE_TOKEN)")
 	format := fs.String("format", "text", "text, markdown or json")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: abgate report [flags] EXPERIMENT_ID")
@@ -43,6 +51,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	default:
 		fmt.Fprintf(stderr, "abgate report: --format must be text, markdown or json, got %q\n", *format)
 		return errUsage
+	}
+	if *token == "" {
+		*token = os.Getenv("ABGATE_TOKEN")
 	}
 	r, err := api.FetchReport(ctx, *server, id, *token)
 	if err != nil {
