@@ -232,6 +232,9 @@ upstreams:
       X-Literal: "$${KEY} and $KEY and $$ and $"
       X-Nested: ${NESTED}
       X-Empty: "a${EMPTY}b"
+      X-Default-Unset: "${UNSET_VAR:-fallback:8080}"
+      X-Default-Empty: "${EMPTY:-used}"
+      X-Default-Set: "${HOST:-ignored}"
 ` + strings.Replace(minimalYAML[strings.Index(minimalYAML, "experiments:"):],
 		"  - id: exp\n", "  - id: exp\n    description: ${INJECT}\n", 1)
 	c := mustParse(t, src, env)
@@ -247,6 +250,10 @@ upstreams:
 		// Expansion is not recursive.
 		"X-Nested": "${KEY}",
 		"X-Empty":  "ab",
+		// ${NAME:-default}: unset or empty take the default.
+		"X-Default-Unset": "fallback:8080",
+		"X-Default-Empty": "used",
+		"X-Default-Set":   "vllm.internal",
 	}
 	if !reflect.DeepEqual(u.Headers, want) {
 		t.Errorf("headers = %q, want %q", u.Headers, want)

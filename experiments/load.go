@@ -496,13 +496,19 @@ func cfgExpand(s string, lookup func(string) (string, bool)) (string, error) {
 				return s, errors.New(`unterminated "${" (write "$${" for a literal "${")`)
 			}
 			name := s[i+2 : i+2+end]
+			// ${NAME:-default}: the default when NAME is unset or empty,
+			// as in the shell and compose files.
+			name, def, hasDef := strings.Cut(name, ":-")
 			if !cfgValidEnvName(name) {
 				// The name is not quoted back: in a secret field it would be
 				// part of the secret.
 				return s, errors.New(`invalid "${NAME}" reference: NAME must be letters, digits and _ (write "$${" for a literal "${")`)
 			}
 			val, ok := lookup(name)
-			if !ok {
+			switch {
+			case hasDef && val == "":
+				val = def
+			case !ok:
 				missing = append(missing, name)
 			}
 			b.WriteString(val)
