@@ -837,6 +837,8 @@ func TestExample(t *testing.T) {
 	t.Setenv("ABGATE_TOKEN_SECRET", strings.Repeat("x", 48))
 	t.Setenv("ABGATE_WEBHOOK_SECRET", "whsec-example")
 	t.Setenv("ABGATE_ADMIN_TOKEN", "admin-token-0123456789")
+	t.Setenv("ABGATE_VIEWER_TOKEN", "viewer-token-0123456789")
+	t.Setenv("ABGATE_FEEDBACK_TOKEN", "feedback-token-0123456789")
 	c, err := experiments.Load("../examples/abgate.yaml")
 	if err != nil {
 		t.Fatalf("Load example: %v", err)
@@ -967,6 +969,8 @@ func TestRoundTrip(t *testing.T) {
 	t.Setenv("ABGATE_TOKEN_SECRET", strings.Repeat("x", 48))
 	t.Setenv("ABGATE_WEBHOOK_SECRET", "whsec-example")
 	t.Setenv("ABGATE_ADMIN_TOKEN", "admin-token-0123456789")
+	t.Setenv("ABGATE_VIEWER_TOKEN", "viewer-token-0123456789")
+	t.Setenv("ABGATE_FEEDBACK_TOKEN", "feedback-token-0123456789")
 	c, err := experiments.Load("../examples/abgate.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -992,7 +996,8 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	env := envMap(map[string]string{"X": "value: {a: 1}", "OPENAI_API_KEY": "k", "ABGATE_TOKEN_SECRET": "s",
-		"ABGATE_WEBHOOK_SECRET": "w", "ABGATE_ADMIN_TOKEN": "admin-token-0123456789"})
+		"ABGATE_WEBHOOK_SECRET": "w", "ABGATE_ADMIN_TOKEN": "admin-token-0123456789",
+		"ABGATE_VIEWER_TOKEN": "viewer-token-0123456789", "ABGATE_FEEDBACK_TOKEN": "feedback-token-0123456789"})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 64<<10 {
 			t.Skip()
