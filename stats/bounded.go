@@ -230,18 +230,44 @@ func BoundedBound(control, treatment Moments, b Bounds, share float64, relative 
 		hi = math.Min(hi, 1e12)
 	}
 	est = math.Max(lo, math.Min(hi, est))
-	// Greater: rejected for θ0 well below the estimate; the bound is the
-	// edge between rejected (below) and not rejected (above).
-	far := lo
+	// Walk outward from the estimate in doubling steps of the standard
+	// error until a null is rejected (the e-value is not monotone over the
+	// whole range: a null far beyond the grid of bets is not rejected),
+	// then bisect between the last accepted and the first rejected θ0.
+	ce := MeanEstimate(Summary{N: control.N, SumX: control.Sum, SumX2: control.Sum2})
+	te := MeanEstimate(Summary{N: treatment.N, SumX: treatment.Sum, SumX2: treatment.Sum2})
+	step := math.Sqrt(Lift(ce, te, relative).Variance)
+	if !(step > 0) || !finite(step) {
+		step = 1e-3 * (hi - lo)
+	}
+	tol := 1e-6 * step
+	dir := -1.0 // Greater: rejected nulls lie below the estimate
 	if side == Less {
-		far = hi
+		dir = 1
 	}
-	if !rej(far) {
-		return none
-	}
-	in, out := est, far // in: not rejected, out: rejected
+	in := est
 	if rej(in) {
 		return est
+	}
+	out := math.NaN()
+	for range 64 {
+		x := est + dir*step
+		if x <= lo || x >= hi {
+			x = math.Max(lo, math.Min(hi, x))
+			if rej(x) {
+				out = x
+			}
+			break
+		}
+		if rej(x) {
+			out = x
+			break
+		}
+		in = x
+		step *= 2
+	}
+	if math.IsNaN(out) {
+		return none
 	}
 	for range 60 {
 		mid := 0.5 * (in + out)
@@ -250,7 +276,7 @@ func BoundedBound(control, treatment Moments, b Bounds, share float64, relative 
 		} else {
 			in = mid
 		}
-		if math.Abs(in-out) <= 1e-9*math.Max(1, math.Abs(in)) {
+		if math.Abs(in-out) <= tol {
 			break
 		}
 	}
