@@ -82,7 +82,7 @@ func TestBoundedFromSums(t *testing.T) {
 func TestBoundedBehaviour(t *testing.T) {
 	t.Parallel()
 	b := Bounds{Lo: 0, Hi: 1}
-	c := Moments{N: 5000, Sum: 500, Sum2: 500} // 10%
+	c := Moments{N: 5000, Sum: 500, Sum2: 500}  // 10%
 	tr := Moments{N: 5000, Sum: 650, Sum2: 650} // 13%
 	if r := BoundedTest(c, tr, b, 0.5, BoundedNull{Side: Greater}, math.NaN(), 0.05); !r.Reject || !r.Valid {
 		t.Errorf("10%% vs 13%% at 5000/arm not detected: %+v", r)
