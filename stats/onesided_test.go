@@ -61,11 +61,16 @@ func TestOneSidedMSPRT(t *testing.T) {
 	if OneSidedMSPRT(Estimate{0.03, 1e-4}, 0, tau2, alpha, Greater).PValue >= g.PValue {
 		t.Error("p-value not decreasing in the estimate")
 	}
-	// Confidence sequence: τ² = ρ²(2α)·n·v.
+	// Confidence sequence: the closed form (eq. 134) is slightly more
+	// conservative than the exact half-normal mixture with τ² = ρ²(2α)·n·v,
+	// and its p-value is α at its bound.
 	n, ns := 20000.0, 20000.0
 	cs := OneSidedConfidenceSequence(e, 0, n, ns, alpha, Greater)
 	ms := OneSidedMSPRT(e, 0, ConfSeqRho2(ns, 2*alpha)*n*e.Variance, alpha, Greater)
-	near(t, "cs = msprt", cs.Bound, ms.Bound, 1e-12)
+	if !(cs.Bound <= ms.Bound && ms.Bound-cs.Bound < 0.05*math.Sqrt(e.Variance)) {
+		t.Errorf("closed form %g vs exact mixture %g", cs.Bound, ms.Bound)
+	}
+	near(t, "cs p at bound", OneSidedConfidenceSequence(e, cs.Bound, n, ns, alpha, Greater).PValue, alpha, 1e-9)
 	if d := OneSidedConfidenceSequence(Estimate{0, 0}, 0, n, ns, alpha, Greater); d.Valid || d.PValue != 1 || !math.IsInf(d.Bound, -1) {
 		t.Errorf("degenerate: %+v", d)
 	}
