@@ -40,11 +40,14 @@ func WelchT(control, treatment Summary, alpha float64) Test {
 	if !(df > 0) || math.IsInf(df, 0) {
 		return invalidTest(e)
 	}
-	st := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}
+	surv, quant := studentT(df)
 	se := math.Sqrt(e.Variance)
 	tt := e.Value / se
-	p := 2 * st.Survival(math.Abs(tt))
-	hw := st.Quantile(1-alpha/2) * se
+	p := 2 * surv(math.Abs(tt))
+	hw := quant(1-alpha/2) * se
+	if !finite(hw) || !(p >= 0 && p <= 1) {
+		return invalidTest(e)
+	}
 	return Test{Estimate: e.Value, StdErr: se, PValue: p, CI: Interval{e.Value - hw, e.Value + hw}, Valid: true}
 }
 
@@ -94,10 +97,24 @@ func WelchLift(control, treatment Summary, relative bool, alpha float64) Test {
 	if !(df > 0) || math.IsInf(df, 0) {
 		return invalidTest(e)
 	}
-	st := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}
+	surv, quant := studentT(df)
 	se := math.Sqrt(e.Variance)
 	tt := e.Value / se
-	p := 2 * st.Survival(math.Abs(tt))
-	hw := st.Quantile(1-alpha/2) * se
-	return Test{Estimate: e.Value, StdErr: se, PValue: p, CI: Interval{e.Value - hw, e.Value + hw}, Valid: finite(hw) && finite(p)}
+	p := 2 * surv(math.Abs(tt))
+	hw := quant(1-alpha/2) * se
+	if !finite(hw) || !(p >= 0 && p <= 1) {
+		return invalidTest(e)
+	}
+	return Test{Estimate: e.Value, StdErr: se, PValue: p, CI: Interval{e.Value - hw, e.Value + hw}, Valid: true}
+}
+
+// studentT returns the survival and quantile functions of Student's t
+// with df degrees of freedom; beyond 1e7 df (where gonum's incomplete
+// beta loses its way and t equals the normal to 1e-7) the normal's.
+func studentT(df float64) (surv, quant func(float64) float64) {
+	if df > 1e7 {
+		return unitNormal.Survival, unitNormal.Quantile
+	}
+	st := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}
+	return st.Survival, st.Quantile
 }
