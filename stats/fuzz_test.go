@@ -98,8 +98,8 @@ func FuzzNewFunctions(f *testing.F) {
 	f.Add(1000.0, 100.0, 100.0, 1000.0, 120.0, 120.0, 0.0, 1.0, 0.5, 0.01)
 	f.Add(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 	f.Add(1e15, 1e14, 1e14, 1e15, 1e14, 1e14, 0.0, 1.0, 0.05, -0.5)
-	f.Add(10.0, 10.0, 10.0, 10.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.0)     // zero variance
-	f.Add(10.0, 20.0, 5.0, 0.0, 0.0, 0.0, 1.0, 5.0, 0.999, 0.1)      // one arm empty
+	f.Add(10.0, 10.0, 10.0, 10.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.0) // zero variance
+	f.Add(10.0, 20.0, 5.0, 0.0, 0.0, 0.0, 1.0, 5.0, 0.999, 0.1) // one arm empty
 	f.Add(math.NaN(), 1.0, math.Inf(1), 2.0, -1.0, 1e308, -1e308, 5.0, 1.5, math.NaN())
 	f.Fuzz(func(t *testing.T, n0, s0, q0, n1, s1, q1, lo, hi, share, theta float64) {
 		c, tr := Moments{n0, s0, q0}, Moments{n1, s1, q1}
