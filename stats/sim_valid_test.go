@@ -324,3 +324,77 @@ func TestSimValidPower(t *testing.T) {
 	}
 	t.Log("\n" + formatValid(all, alpha))
 }
+
+// TestSimValidDecide: the controller's own call. Decide in ramp mode with
+// abgate's default guardrails (error rate +0.5 pt absolute, latency +10%
+// relative), at a 5% ramp step, the error guardrail exactly at its margin
+// (clustered errors) and latency equal: the share of runs that Advance.
+// Old policy: today's (two-sided CS, no bounds). New policy: Bounds on
+// both metrics ([0,1] for the per-user error rate, [0, 30 s] for the
+// per-user mean latency, from SumR/SumR2), OneSided.
+func TestSimValidDecide(t *testing.T) {
+	t.Parallel()
+	const runs, alpha, share, maxPerArm = 500, 0.05, 0.05, 5000
+	var errShape, latShape validShape
+	for _, sh := range validShapes() {
+		switch sh.name {
+		case "clustered errors, 5% ramp step":
+			errShape = sh
+		case "latency, 5% ramp step":
+			latShape = sh
+		}
+	}
+	errG := Guardrail{Metric: Metric{Name: "error", Kind: Ratio, Better: LowerIsBetter}, Margin: 0.005}
+	latG := Guardrail{Metric: Metric{Name: "latency", Kind: Ratio, Better: LowerIsBetter, Relative: true}, Margin: 0.10}
+	oldP := Policy{Mode: RampMode, Guardrails: []Guardrail{errG, latG}, Alpha: alpha}
+	newP := oldP
+	newP.OneSided = true
+	newP.Guardrails = []Guardrail{errG, latG}
+	newP.Guardrails[0].Bounds = &Bounds{0, 1}
+	newP.Guardrails[1].Bounds = &Bounds{0, 30000}
+	rng := rand.New(rand.NewPCG(300, 1))
+	looks := lookSchedule(int(maxPerArm/share), 0.02)
+	split := []float64{1 - share, share}
+	rows := []validRow{
+		{shape: "Decide, ramp 5%, errors at margin + latency equal", method: "old policy", byN: make([]int, len(validCheckpoints)), runs: runs, maxN: maxPerArm},
+		{shape: "Decide, ramp 5%, errors at margin + latency equal", method: "new policy (Bounds, OneSided)", byN: make([]int, len(validCheckpoints)), runs: runs, maxN: maxPerArm},
+	}
+	for range runs {
+		var e, l [2]Summary
+		var users [2]float64
+		first := []float64{0, 0}
+		total, li := 0, 0
+		for li < len(looks) {
+			for total < looks[li] {
+				arm := 0
+				if rng.Float64() < share {
+					arm = 1
+				}
+				x, y := errShape.user(rng, arm)
+				e[arm] = e[arm].Add(userSummary(x, y))
+				x, y = latShape.user(rng, 0) // latency equal in both arms
+				l[arm] = l[arm].Add(userSummary(x, y))
+				users[arm]++
+				total++
+			}
+			li++
+			in := Input{Users: users[:], ExpectedSplit: split, Metrics: map[string][]Summary{"error": e[:], "latency": l[:]}}
+			for i, p := range []Policy{oldP, newP} {
+				if first[i] == 0 && Decide(in, p).Verdict == Advance {
+					first[i] = users[1]
+				}
+			}
+		}
+		for i, f := range first {
+			for k, cp := range validCheckpoints {
+				if f > 0 && f <= cp {
+					rows[i].byN[k]++
+				}
+			}
+		}
+	}
+	t.Log("\n" + formatValid(rows, alpha))
+	if fa := float64(rows[1].byN[len(validCheckpoints)-2]) / runs; fa > validBound(alpha, runs) {
+		t.Errorf("new policy: false advance rate %.4f > %.4f", fa, validBound(alpha, runs))
+	}
+}
