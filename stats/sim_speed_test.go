@@ -99,7 +99,7 @@ func runSpeed(p1 float64, runs int, seed uint64) []speedMethod {
 			}
 		}
 	}
-	methods = append(methods, speedMethod{name: "fixed horizon, two-sided z at 20 000 (one look)", promote: fixedHits, users: maxN * float64(runs)})
+	methods = append(methods, speedMethod{name: "fixed horizon, two-sided z at 20 000 (one look)", promote: fixedHits, anyCall: fixedHits, users: maxN * float64(runs)})
 	return methods
 }
 
