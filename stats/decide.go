@@ -227,8 +227,8 @@ type MetricResult struct {
 	// e-values of independent cohorts (fresh ramp periods) multiply
 	// (CombineLogE). Nil when not computed.
 	LogE *float64 `json:"log_e,omitempty"`
-	// Method is the test used: "bounded", "one-sided-cs",
-	// "one-sided-msprt" or the policy's method.
+	// Method is the test used when it is not the policy's method:
+	// "bounded", "one-sided-cs" or "one-sided-msprt".
 	Method string   `json:"method,omitempty"`
 	Events *float64 `json:"events,omitempty"` // Bounds metrics: events in the comparison
 	// CUPED (Metric.CUPED): the share of the effect's variance removed,
@@ -303,6 +303,14 @@ func orDefault(x, d float64) float64 {
 // The primary alpha and guardrail alpha are divided by the number of
 // candidates (Bonferroni). Decide panics only when a set alpha is outside
 // (0,1); bad data and incomplete policies give Continue with a reason.
+//
+// New behaviour is selected per field (the zero values keep the legacy
+// decisions): Policy.OneSided makes every call a one-sided test at its
+// level (OneSidedConfidenceSequence / OneSidedMSPRT); a Metric with Bounds
+// is decided by the nonasymptotic BoundedTest (valid at every sample
+// size), held back by Policy.MinEvents; Metric.CUPED adjusts a Mean metric
+// by its pre-exposure covariate; Policy.SegmentValues fixes the segment
+// Bonferroni divisor to the declared values. See docs/statistics.md §9.
 func Decide(in Input, p Policy) Decision {
 	alpha := orDefault(p.Alpha, DefaultAlpha)
 	checkAlpha(alpha)
@@ -521,7 +529,8 @@ func (ec evalCtx) shareOf(j int) float64 {
 // ReasonMinEvents or ReasonMissingSums when the metric cannot be decided
 // on, "" otherwise.
 func evalMetric(in Input, m Metric, j int, role string, margin, alpha float64, ec evalCtx) (mr MetricResult, bad ReasonCode) {
-	mr = MetricResult{Metric: m.Name, Role: role, Relative: m.Relative, Alpha: alpha, Method: string(ec.method)}
+	// Method is left empty on the legacy paths so their JSON is unchanged.
+	mr = MetricResult{Metric: m.Name, Role: role, Relative: m.Relative, Alpha: alpha}
 	if role == "guardrail" {
 		mr.Margin = fp(margin)
 	}
