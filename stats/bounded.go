@@ -62,6 +62,15 @@ var boundedLambdas = func() []float64 {
 	return l
 }()
 
+// boundedPsi holds ψ_E of each bet.
+var boundedPsi = func() []float64 {
+	p := make([]float64, len(boundedLambdas))
+	for i, l := range boundedLambdas {
+		p[i] = psiE(l)
+	}
+	return p
+}()
+
 // boundedCenters are the centres, as fractions of [Lo, Hi], that the
 // e-process mixes over when no centre is given (see BoundedTest).
 var boundedCenters = []float64{0, 0.03, 0.1, 0.25, 0.5, 0.75, 0.9, 0.97, 1}
@@ -151,13 +160,16 @@ func BoundedTest(control, treatment Moments, b Bounds, share float64, null Bound
 	if finite(center) && center >= b.Lo && center <= b.Hi {
 		centers = []float64{(center - b.Lo) / w}
 	}
-	logW := -math.Log(float64(len(centers) * len(boundedLambdas)))
-	logE := math.Inf(-1)
+	// log of the average of exp(le) over the grid, by the max trick (one
+	// exp per term, one log in all).
+	var les [16 * 24]float64 // centres × bets, on the stack
+	k := 0
+	mx := math.Inf(-1)
 	for _, m := range centers {
 		// Σ₁(ũ'−m) and Σ₁(ũ'−m)² for candidate users, Σ₀(u'−m), Σ₀(u'−m)².
-		k := sh + m // ũ' − m = a·u' − k
-		s1 := a*t1.Sum - k*t1.N
-		q1 := a*a*t1.Sum2 - 2*a*k*t1.Sum + k*k*t1.N
+		kk := sh + m // ũ' − m = a·u' − kk
+		s1 := a*t1.Sum - kk*t1.N
+		q1 := a*a*t1.Sum2 - 2*a*kk*t1.Sum + kk*kk*t1.N
 		s0 := c0.Sum - m*c0.N
 		q0 := c0.Sum2 - 2*m*c0.Sum + m*m*c0.N
 		S := s * ((1-pi)*s1 - pi*s0)
@@ -174,10 +186,22 @@ func BoundedTest(control, treatment Moments, b Bounds, share float64, null Bound
 		if !(c > 1e-12) {
 			c = 1e-12
 		}
-		for _, l := range boundedLambdas {
-			le := l*S/c - psiE(l)*V/(c*c)
-			logE = logAddExp(logE, le+logW)
+		for i, l := range boundedLambdas {
+			le := l*S/c - boundedPsi[i]*V/(c*c)
+			les[k] = le
+			k++
+			if le > mx || math.IsNaN(le) {
+				mx = le
+			}
 		}
+	}
+	logE := mx
+	if finite(mx) {
+		sum := 0.0
+		for _, le := range les[:k] {
+			sum += math.Exp(le - mx)
+		}
+		logE = mx + math.Log(sum/float64(k))
 	}
 	if math.IsNaN(logE) || math.IsInf(logE, 1) {
 		return bad
@@ -240,7 +264,7 @@ func BoundedBound(control, treatment Moments, b Bounds, share float64, relative 
 	if !(step > 0) || !finite(step) {
 		step = 1e-3 * (hi - lo)
 	}
-	tol := 1e-6 * step
+	tol := 1e-3 * step // display precision: a thousandth of a standard error
 	dir := -1.0 // Greater: rejected nulls lie below the estimate
 	if side == Less {
 		dir = 1
