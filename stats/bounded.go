@@ -265,7 +265,7 @@ func BoundedBound(control, treatment Moments, b Bounds, share float64, relative 
 		step = 1e-3 * (hi - lo)
 	}
 	tol := 1e-3 * step // display precision: a thousandth of a standard error
-	dir := -1.0 // Greater: rejected nulls lie below the estimate
+	dir := -1.0        // Greater: rejected nulls lie below the estimate
 	if side == Less {
 		dir = 1
 	}
