@@ -510,15 +510,17 @@ type evalCtx struct {
 	nStar     float64
 	design    *Design
 	look      int
-	share     []float64 // normalised expected split, nil = equal
+	share     []float64 // normalised expected split, nil = unusable
 	oneSided  bool
 	minEvents float64
 }
 
-// shareOf is candidate j's probability among control + candidate j.
+// shareOf is candidate j's probability among control + candidate j, or
+// NaN when the expected split is unusable (the bounded test, which relies
+// on it, then reports degenerate data rather than assume one).
 func (ec evalCtx) shareOf(j int) float64 {
 	if ec.share == nil || len(ec.share) <= j {
-		return 0.5
+		return math.NaN()
 	}
 	return ec.share[j] / (ec.share[0] + ec.share[j])
 }

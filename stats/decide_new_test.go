@@ -129,6 +129,11 @@ func TestDecideBounded(t *testing.T) {
 	if _, err := json.Marshal(d); err != nil {
 		t.Fatal(err)
 	}
+	// A malformed split: the bounded test does not guess the share.
+	in.ExpectedSplit = []float64{95}
+	if d := Decide(in, p); d.Verdict != Continue || !hasReason(d, ReasonDegenerate) {
+		t.Errorf("bad split: %s %+v", d.Verdict, d.Reasons)
+	}
 }
 
 func hasReason(d Decision, c ReasonCode) bool {
