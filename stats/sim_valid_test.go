@@ -355,14 +355,24 @@ func TestSimValidDecide(t *testing.T) {
 	rng := rand.New(rand.NewPCG(300, 1))
 	looks := lookSchedule(int(maxPerArm/share), 0.02)
 	split := []float64{1 - share, share}
+	// The same with the error guardrail alone (a step whose only
+	// guardrail is the error rate).
+	oldE, newE := oldP, newP
+	oldE.Guardrails, newE.Guardrails = oldP.Guardrails[:1], newP.Guardrails[:1]
+	policies := []Policy{oldP, newP, oldE, newE}
+	row := func(shape, method string) validRow {
+		return validRow{shape: shape, method: method, byN: make([]int, len(validCheckpoints)), runs: runs, maxN: maxPerArm}
+	}
 	rows := []validRow{
-		{shape: "Decide, ramp 5%, errors at margin + latency equal", method: "old policy", byN: make([]int, len(validCheckpoints)), runs: runs, maxN: maxPerArm},
-		{shape: "Decide, ramp 5%, errors at margin + latency equal", method: "new policy (Bounds, OneSided)", byN: make([]int, len(validCheckpoints)), runs: runs, maxN: maxPerArm},
+		row("Decide, ramp 5%, errors at margin + latency equal", "old policy"),
+		row("Decide, ramp 5%, errors at margin + latency equal", "new policy (Bounds, OneSided)"),
+		row("Decide, ramp 5%, error guardrail alone at margin", "old policy"),
+		row("Decide, ramp 5%, error guardrail alone at margin", "new policy (Bounds, OneSided)"),
 	}
 	for range runs {
 		var e, l [2]Summary
 		var users [2]float64
-		first := []float64{0, 0}
+		first := make([]float64, len(policies))
 		total, li := 0, 0
 		for li < len(looks) {
 			for total < looks[li] {
@@ -379,7 +389,7 @@ func TestSimValidDecide(t *testing.T) {
 			}
 			li++
 			in := Input{Users: users[:], ExpectedSplit: split, Metrics: map[string][]Summary{"error": e[:], "latency": l[:]}}
-			for i, p := range []Policy{oldP, newP} {
+			for i, p := range policies {
 				if first[i] == 0 && Decide(in, p).Verdict == Advance {
 					first[i] = users[1]
 				}
@@ -394,7 +404,9 @@ func TestSimValidDecide(t *testing.T) {
 		}
 	}
 	t.Log("\n" + formatValid(rows, alpha))
-	if fa := float64(rows[1].byN[len(validCheckpoints)-2]) / runs; fa > validBound(alpha, runs) {
-		t.Errorf("new policy: false advance rate %.4f > %.4f", fa, validBound(alpha, runs))
+	for _, r := range []validRow{rows[1], rows[3]} {
+		if fa := float64(r.byN[len(validCheckpoints)-2]) / runs; fa > validBound(alpha, runs) {
+			t.Errorf("%s, %s: false advance rate %.4f > %.4f", r.shape, r.method, fa, validBound(alpha, runs))
+		}
 	}
 }
