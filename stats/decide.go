@@ -92,7 +92,9 @@ type Policy struct {
 	Primary    Metric      `json:"primary"`
 	Guardrails []Guardrail `json:"guardrails"`
 	// Alpha is the two-sided type I error for the primary metric, split
-	// over the candidates (Bonferroni). Default 0.05.
+	// over the candidates (Bonferroni). Default 0.05. With OneSided (or a
+	// bounded primary) it is the level of each one-sided call: a false
+	// promotion has probability ≤ Alpha/candidates.
 	Alpha float64 `json:"alpha"`
 	// GuardrailAlpha is the level of each guardrail test, also split over
 	// the candidates. Default Alpha. (Group sequential designs use the
