@@ -35,6 +35,7 @@ func runSpeed(p1 float64, runs int, seed uint64) []speedMethod {
 	const p0, maxN, step, alpha = 0.10, 20000, 100, 0.05
 	methods := []speedMethod{
 		{name: "today: two-sided CS, N* = 10 000", nStar: DefaultNStar},
+		{name: "today + CUPED (ρ = 0.5)", nStar: DefaultNStar, cuped: true},
 		{name: "two-sided CS, N* = 2·20 000", nStar: NStarFor(maxN)},
 		{name: "new: one-sided CS, N* = NStarFor(20 000)", oneSided: true, nStar: NStarFor(maxN)},
 		{name: "new + CUPED (ρ = 0.5)", oneSided: true, nStar: NStarFor(maxN), cuped: true},
@@ -121,7 +122,7 @@ func TestSimSpeed(t *testing.T) {
 	const runs = 2000
 	ms := runSpeed(0.11, runs, 41)
 	t.Log("\n" + formatSpeed("A/B: 10% → 11% (+10% relative), 50/50, look every 100 users/arm", ms, runs, false))
-	if pw := float64(ms[3].promote) / runs; pw < 0.85-3*math.Sqrt(0.85*0.15/runs) {
+	if pw := float64(ms[4].promote) / runs; pw < 0.85-3*math.Sqrt(0.85*0.15/runs) {
 		t.Errorf("new + CUPED power %.4f < 0.85", pw)
 	}
 }
@@ -132,8 +133,8 @@ func TestSimSpeedAA(t *testing.T) {
 	t.Parallel()
 	const runs, alpha = 4000, 0.05
 	ms := runSpeed(0.10, runs, 43)
-	t.Log("\n" + formatSpeed("A/A: 10% vs 10%, 50/50, look every 100 users/arm, with CUPED rows", ms[:4], runs, true))
-	for _, m := range ms[:4] {
+	t.Log("\n" + formatSpeed("A/A: 10% vs 10%, 50/50, look every 100 users/arm, with CUPED rows", ms[:5], runs, true))
+	for _, m := range ms[:5] {
 		if fp := float64(m.promote) / runs; fp > validBound(alpha, runs) {
 			t.Errorf("%s: false promote rate %.4f > %.4f", m.name, fp, validBound(alpha, runs))
 		}
