@@ -33,3 +33,23 @@ func BenchmarkDecide10Metrics(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecideBounded: the same decision with every guardrail bounded
+// (the nonasymptotic test, with its displayed bounds) and one-sided calls.
+func BenchmarkDecideBounded(b *testing.B) {
+	in := Input{Users: []float64{20000, 20000}, Metrics: map[string][]Summary{}}
+	p := Policy{Primary: convMetric, MaxUsers: 50000, OneSided: true}
+	in.Metrics["conversion"] = []Summary{binary(20000, 2000), binary(20000, 2100)}
+	for i := range 9 {
+		name := fmt.Sprintf("g%d", i)
+		in.Metrics[name] = []Summary{
+			{N: 20000, SumX: 2e6, SumX2: 2.2e8, SumY: 1e5, SumY2: 6e5, SumXY: 1.1e7, SumR: 2e5, SumR2: 2.2e6},
+			{N: 20000, SumX: 2.01e6, SumX2: 2.22e8, SumY: 1e5, SumY2: 6e5, SumXY: 1.11e7, SumR: 2.01e5, SumR2: 2.22e6},
+		}
+		p.Guardrails = append(p.Guardrails, Guardrail{Metric: Metric{Name: name, Kind: Ratio, Better: LowerIsBetter, Relative: true, Bounds: &Bounds{0, 1000}}, Margin: 0.05})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Decide(in, p)
+	}
+}

@@ -57,6 +57,24 @@ type Metric struct {
 	Kind     Kind      `json:"kind"`     // Mean (default) or Ratio
 	Better   Direction `json:"better"`   // HigherIsBetter (default) or LowerIsBetter
 	Relative bool      `json:"relative"` // test the relative lift t/c−1 instead of t−c
+	// Bounds is the known range of the per-user value: x for a Mean
+	// metric, the user's own ratio r = x/y for a Ratio metric (its
+	// per-observation range, e.g. [0,1] for an error rate, [0, timeout]
+	// for a capped latency; the Summaries must then carry SumR/SumR2).
+	// With Bounds, Decide analyses the metric with the nonasymptotic
+	// BoundedTest (valid at every sample size, one-sided calls at level
+	// α), except for group sequential designs. Nil keeps the asymptotic
+	// confidence sequence / mSPRT.
+	Bounds *Bounds `json:"bounds,omitempty"`
+	// Center is BoundedTest's centre: a value close to the expected
+	// per-user mean, fixed before this period's data (e.g. the control
+	// mean of the previous ramp period, or a planning baseline). Nil mixes
+	// over nine centres, which is valid but needs more users.
+	Center *float64 `json:"center,omitempty"`
+	// CUPED adjusts a Mean metric by its pre-exposure covariate (Summary
+	// SumZ, SumZ2, SumXZ) in the asymptotic tests. Ignored for Ratio
+	// metrics, with Bounds, or when the covariate sums are all zero.
+	CUPED bool `json:"cuped,omitempty"`
 }
 
 // Guardrail is a metric that must not get worse by more than Margin:
@@ -74,7 +92,9 @@ type Policy struct {
 	Primary    Metric      `json:"primary"`
 	Guardrails []Guardrail `json:"guardrails"`
 	// Alpha is the two-sided type I error for the primary metric, split
-	// over the candidates (Bonferroni). Default 0.05.
+	// over the candidates (Bonferroni). Default 0.05. With OneSided (or a
+	// bounded primary) it is the level of each one-sided call: a false
+	// promotion has probability ≤ Alpha/candidates.
 	Alpha float64 `json:"alpha"`
 	// GuardrailAlpha is the level of each guardrail test, also split over
 	// the candidates. Default Alpha. (Group sequential designs use the
@@ -111,6 +131,23 @@ type Policy struct {
 	// SegmentMinUsers per variant before a segment is tested. Default
 	// DefaultSegmentMinUsers.
 	SegmentMinUsers float64 `json:"segment_min_users,omitempty"`
+	// SegmentValues is the number of declared segment values (over all
+	// dimensions, each dimension's values plus one for its "other"
+	// bucket). The segment Bonferroni divisor uses it (or the number of
+	// segments in Input.Segments if larger), so the level does not grow as
+	// new values are observed. 0 = only the observed segments (legacy).
+	SegmentValues int `json:"segment_values,omitempty"`
+	// OneSided makes every call a one-sided test at its level: a
+	// guardrail's non-inferiority and its harm, the primary's "better"
+	// and "worse", each with the one-sided confidence sequence (or
+	// one-sided mSPRT). The reported interval stays the two-sided one at
+	// the same α, for display. Metrics with Bounds are always one-sided.
+	OneSided bool `json:"one_sided,omitempty"`
+	// MinEvents is the burn-in in events: a metric with Bounds is not
+	// decided on until control and candidate together have at least
+	// MinEvents events (see Events: the rarer outcome's count for a 0/1
+	// metric). 0 = no event burn-in.
+	MinEvents float64 `json:"min_events,omitempty"`
 }
 
 // Input is an experiment's data: variant 0 is the control, 1..k the
@@ -148,6 +185,12 @@ const (
 	ReasonNoVariants         ReasonCode = "no_candidates"
 	ReasonBestCandidate      ReasonCode = "best_candidate"
 	ReasonAllCandidatesWorse ReasonCode = "all_candidates_worse"
+	// ReasonMinEvents: a bounded metric has fewer than Policy.MinEvents
+	// events in the comparison.
+	ReasonMinEvents ReasonCode = "min_events"
+	// ReasonMissingSums: a Ratio metric with Bounds lacks the per-user
+	// ratio sums SumR/SumR2.
+	ReasonMissingSums ReasonCode = "missing_sums"
 )
 
 // Reason explains part of a Decision.
@@ -175,16 +218,31 @@ type MetricResult struct {
 	// PValue is the (always-valid) p-value of lift = 0 for the primary, and
 	// of "harm = margin" for a guardrail. Omitted for group sequential
 	// designs, which decide by Z against Boundary.
-	PValue      *float64 `json:"p_value,omitempty"`
-	Z           *float64 `json:"z,omitempty"`
-	Boundary    *float64 `json:"boundary,omitempty"`
-	Margin      *float64 `json:"margin,omitempty"`
-	Alpha       float64  `json:"alpha"` // level used, after multiplicity correction
-	Valid       bool     `json:"valid"`
-	Better      bool     `json:"better,omitempty"` // primary: significantly better
-	Worse       bool     `json:"worse,omitempty"`  // primary: significantly worse
-	NonInferior bool     `json:"non_inferior,omitempty"`
-	Harmful     bool     `json:"harmful,omitempty"`
+	PValue   *float64 `json:"p_value,omitempty"`
+	Z        *float64 `json:"z,omitempty"`
+	Boundary *float64 `json:"boundary,omitempty"`
+	Margin   *float64 `json:"margin,omitempty"`
+	Alpha    float64  `json:"alpha"` // level used, after multiplicity correction
+	// LogE is the log e-value against the null that blocks the metric's
+	// "go" call (harm ≥ margin for a guardrail, lift ≤ 0 for the
+	// primary): exact for Bounds metrics, asymptotic for OneSided.
+	// e-values of independent cohorts (fresh ramp periods) multiply
+	// (CombineLogE). Nil when not computed.
+	LogE *float64 `json:"log_e,omitempty"`
+	// Method is the test used when it is not the policy's method:
+	// "bounded", "one-sided-cs" or "one-sided-msprt".
+	Method string   `json:"method,omitempty"`
+	Events *float64 `json:"events,omitempty"` // Bounds metrics: events in the comparison
+	// CUPED (Metric.CUPED): the share of the effect's variance removed,
+	// the equivalent extra users (0.33 = 33% more users) and θ.
+	VarianceRemoved *float64 `json:"variance_removed,omitempty"`
+	ExtraUsers      *float64 `json:"extra_users,omitempty"`
+	CUPEDTheta      *float64 `json:"cuped_theta,omitempty"`
+	Valid           bool     `json:"valid"`
+	Better          bool     `json:"better,omitempty"` // primary: significantly better
+	Worse           bool     `json:"worse,omitempty"`  // primary: significantly worse
+	NonInferior     bool     `json:"non_inferior,omitempty"`
+	Harmful         bool     `json:"harmful,omitempty"`
 }
 
 // VariantResult holds one candidate's results.
@@ -247,6 +305,14 @@ func orDefault(x, d float64) float64 {
 // The primary alpha and guardrail alpha are divided by the number of
 // candidates (Bonferroni). Decide panics only when a set alpha is outside
 // (0,1); bad data and incomplete policies give Continue with a reason.
+//
+// New behaviour is selected per field (the zero values keep the legacy
+// decisions): Policy.OneSided makes every call a one-sided test at its
+// level (OneSidedConfidenceSequence / OneSidedMSPRT); a Metric with Bounds
+// is decided by the nonasymptotic BoundedTest (valid at every sample
+// size), held back by Policy.MinEvents; Metric.CUPED adjusts a Mean metric
+// by its pre-exposure covariate; Policy.SegmentValues fixes the segment
+// Bonferroni divisor to the declared values. See docs/statistics.md §9.
 func Decide(in Input, p Policy) Decision {
 	alpha := orDefault(p.Alpha, DefaultAlpha)
 	checkAlpha(alpha)
@@ -332,7 +398,9 @@ func Decide(in Input, p Policy) Decision {
 	tau := orDefault(p.Tau, DefaultTau)
 	salpha := orDefault(p.SegmentAlpha, galpha)
 	checkAlpha(salpha)
-	segs, segHarm := evalSegments(in, p, k, salpha, tau, nStar, method)
+	ec := evalCtx{method: method, tau: tau, nStar: nStar, design: design, look: look,
+		share: normSplit(in.Users, split), oneSided: p.OneSided, minEvents: p.MinEvents}
+	segs, segHarm := evalSegments(in, p, k, salpha, ec)
 	d.Segments = segs
 	harmedSegment := func(j int) *SegmentResult {
 		if segHarm == nil {
@@ -352,7 +420,7 @@ func Decide(in Input, p Policy) Decision {
 		vr := VariantResult{Variant: j, Users: users, Verdict: Continue, Metrics: make([]MetricResult, 0, 1+len(p.Guardrails))}
 		harm, ni := false, true
 		for _, g := range p.Guardrails {
-			mr, bad := evalMetric(in, g.Metric, j, "guardrail", g.Margin, gc, method, tau, nStar, design, look)
+			mr, bad := evalMetric(in, g.Metric, j, "guardrail", g.Margin, gc, ec)
 			vr.Metrics = append(vr.Metrics, mr)
 			switch {
 			case bad != "":
@@ -373,7 +441,7 @@ func Decide(in Input, p Policy) Decision {
 			allNI = false
 		}
 		if p.Mode != RampMode {
-			mr, bad := evalMetric(in, p.Primary, j, "primary", 0, ac, method, tau, nStar, design, look)
+			mr, bad := evalMetric(in, p.Primary, j, "primary", 0, ac, ec)
 			vr.Metrics = append(vr.Metrics, mr)
 			switch {
 			case bad != "":
@@ -436,11 +504,36 @@ func Decide(in Input, p Policy) Decision {
 	return d
 }
 
+// evalCtx is what evalMetric needs besides the metric: the method and
+// its tuning, the design and look, and the policy's new-method switches.
+type evalCtx struct {
+	method    Method
+	tau       float64
+	nStar     float64
+	design    *Design
+	look      int
+	share     []float64 // normalised expected split, nil = unusable
+	oneSided  bool
+	minEvents float64
+}
+
+// shareOf is candidate j's probability among control + candidate j, or
+// NaN when the expected split is unusable (the bounded test, which relies
+// on it, then reports degenerate data rather than assume one).
+func (ec evalCtx) shareOf(j int) float64 {
+	if ec.share == nil || len(ec.share) <= j {
+		return math.NaN()
+	}
+	return ec.share[j] / (ec.share[0] + ec.share[j])
+}
+
 // evalMetric analyses one metric for candidate j against the control.
 // For a guardrail it tests non-inferiority at margin; for the primary it
-// tests lift = 0. bad is ReasonMissingMetric or ReasonDegenerate when the
-// metric cannot be analysed, "" otherwise.
-func evalMetric(in Input, m Metric, j int, role string, margin, alpha float64, method Method, tau, nStar float64, design *Design, look int) (mr MetricResult, bad ReasonCode) {
+// tests lift = 0. bad is ReasonMissingMetric, ReasonDegenerate,
+// ReasonMinEvents or ReasonMissingSums when the metric cannot be decided
+// on, "" otherwise.
+func evalMetric(in Input, m Metric, j int, role string, margin, alpha float64, ec evalCtx) (mr MetricResult, bad ReasonCode) {
+	// Method is left empty on the legacy paths so their JSON is unchanged.
 	mr = MetricResult{Metric: m.Name, Role: role, Relative: m.Relative, Alpha: alpha}
 	if role == "guardrail" {
 		mr.Margin = fp(margin)
@@ -449,8 +542,17 @@ func evalMetric(in Input, m Metric, j int, role string, margin, alpha float64, m
 	if !found || len(ss) <= j {
 		return mr, ReasonMissingMetric
 	}
+	if m.Bounds != nil && ec.method != GroupSequentialMethod {
+		return evalBounded(ss[0], ss[j], m, role, margin, alpha, ec.shareOf(j), ec.minEvents, mr)
+	}
 	c, t := m.Kind.Estimate(ss[0]), m.Kind.Estimate(ss[j])
 	mr.Control, mr.Treatment = fp(c.Value), fp(t.Value)
+	if m.CUPED && m.Kind != Ratio && (ss[0].SumZ2 != 0 || ss[j].SumZ2 != 0) {
+		if cu := CUPED(ss[0].Covariate(), ss[j].Covariate()); cu.Valid {
+			c, t = cu.Control, cu.Treatment
+			mr.VarianceRemoved, mr.ExtraUsers, mr.CUPEDTheta = fp(cu.VarianceRemoved), fp(cu.ExtraUsers), fp(cu.Theta)
+		}
+	}
 	eff := Lift(c, t, m.Relative)
 	if !eff.valid() {
 		mr.Lift = fp(eff.Value)
@@ -459,39 +561,70 @@ func evalMetric(in Input, m Metric, j int, role string, margin, alpha float64, m
 	n := ss[0].N + ss[j].N
 
 	var test Tester
-	switch method {
+	var oneSided func(e Estimate, theta0 float64, side Side) OneSided
+	switch ec.method {
 	case GroupSequentialMethod:
-		bound := design.Bounds[look]
+		bound := ec.design.Bounds[ec.look]
 		mr.Boundary = fp(bound)
-		mr.Alpha = design.Alpha // the design fixes the level; GuardrailAlpha is not used
+		mr.Alpha = ec.design.Alpha // the design fixes the level; GuardrailAlpha is not used
 		test = func(e Estimate, theta0 float64) Test {
 			se := math.Sqrt(e.Variance)
 			return Test{Estimate: e.Value, StdErr: se, PValue: math.NaN(), CI: Interval{e.Value - bound*se, e.Value + bound*se}, Valid: true}
 		}
 	case MSPRTMethod:
-		tau2 := tau * tau
+		tau2 := ec.tau * ec.tau
 		if !m.Relative {
 			tau2 *= c.Value * c.Value
 		}
 		if !(tau2 > 0) || !finite(tau2) {
-			tau2 = ConfSeqRho2(nStar, alpha) * n * eff.Variance
+			tau2 = ConfSeqRho2(ec.nStar, alpha) * n * eff.Variance
 		}
 		test = func(e Estimate, theta0 float64) Test { return MSPRT(e, theta0, tau2, alpha) }
+		oneSided = func(e Estimate, theta0 float64, side Side) OneSided {
+			return OneSidedMSPRT(e, theta0, tau2, alpha, side)
+		}
 	default:
-		test = func(e Estimate, theta0 float64) Test { return ConfidenceSequence(e, theta0, n, nStar, alpha) }
+		test = func(e Estimate, theta0 float64) Test { return ConfidenceSequence(e, theta0, n, ec.nStar, alpha) }
+		oneSided = func(e Estimate, theta0 float64, side Side) OneSided {
+			return OneSidedConfidenceSequence(e, theta0, n, ec.nStar, alpha, side)
+		}
+	}
+	if !ec.oneSided {
+		oneSided = nil
 	}
 
 	var tr Test
+	s := m.Better.sign()
 	if role == "guardrail" {
 		ni := NonInferiorityTest(eff, m.Better, margin, test)
 		tr = ni.Test
 		mr.NonInferior, mr.Harmful = ni.NonInferior, ni.Harmful
+		if oneSided != nil && tr.Valid {
+			// Non-inferior: reject H0 harm ≥ margin, i.e. Δ beyond −s·margin
+			// on the good side; harmful: the other side.
+			theta0 := -s * margin
+			good, harm := oneSided(eff, theta0, Side(s)), oneSided(eff, theta0, Side(-s))
+			mr.NonInferior, mr.Harmful = good.Reject, harm.Reject
+			mr.Method = "one-sided-" + methodShort(ec.method)
+			if ni.Harm < margin {
+				tr.PValue = good.PValue
+			} else {
+				tr.PValue = harm.PValue
+			}
+			mr.LogE = fp(-math.Log(good.PValue))
+		}
 	} else {
 		tr = test(eff, 0)
-		s := m.Better.sign()
 		if tr.Valid {
 			mr.Better = s*tr.CI.Low > 0 && s*tr.CI.High > 0
 			mr.Worse = s*tr.CI.Low < 0 && s*tr.CI.High < 0
+			if oneSided != nil {
+				better, worse := oneSided(eff, 0, Side(s)), oneSided(eff, 0, Side(-s))
+				mr.Better, mr.Worse = better.Reject, worse.Reject
+				mr.Method = "one-sided-" + methodShort(ec.method)
+				tr.PValue = math.Min(better.PValue, worse.PValue)
+				mr.LogE = fp(-math.Log(better.PValue))
+			}
 		}
 	}
 	if !tr.Valid {
@@ -501,12 +634,96 @@ func evalMetric(in Input, m Metric, j int, role string, margin, alpha float64, m
 	mr.Lift, mr.StdErr = fp(tr.Estimate), fp(tr.StdErr)
 	mr.CILow, mr.CIHigh = fp(tr.CI.Low), fp(tr.CI.High)
 	mr.PValue = fp(tr.PValue)
-	if method == GroupSequentialMethod {
+	if ec.method == GroupSequentialMethod {
 		theta0 := 0.0
 		if role == "guardrail" {
 			theta0 = -m.Better.sign() * margin
 		}
 		mr.Z = fp((tr.Estimate - theta0) / tr.StdErr)
 	}
+	return mr, ""
+}
+
+func methodShort(m Method) string {
+	if m == MSPRTMethod {
+		return "msprt"
+	}
+	return "cs"
+}
+
+// userMoments returns the per-user value's moments the bounded test uses:
+// x for a Mean metric, r = x/y for a Ratio metric. ok is false when a
+// Ratio summary lacks SumR/SumR2 (events recorded but no ratio sums).
+func userMoments(s Summary, k Kind) (m Moments, ok bool) {
+	if k != Ratio {
+		return Moments{s.N, s.SumX, s.SumX2}, true
+	}
+	if s.SumR == 0 && s.SumR2 == 0 && s.SumX != 0 {
+		return Moments{}, false
+	}
+	return Moments{s.N, s.SumR, s.SumR2}, true
+}
+
+// evalBounded analyses a metric with known per-user bounds with the
+// nonasymptotic BoundedTest: each call one-sided at alpha, the displayed
+// interval the two one-sided bounds at alpha/2 (a two-sided 1−alpha
+// confidence sequence).
+func evalBounded(cs, ts Summary, m Metric, role string, margin, alpha, share, minEvents float64, mr MetricResult) (MetricResult, ReasonCode) {
+	mr.Method = "bounded"
+	b := *m.Bounds
+	c, okc := userMoments(cs, m.Kind)
+	t, okt := userMoments(ts, m.Kind)
+	if !okc || !okt {
+		return mr, ReasonMissingSums
+	}
+	if !b.ok() || !c.ok() || !t.ok() || (m.Relative && b.Lo < 0) {
+		return mr, ReasonDegenerate
+	}
+	ce := MeanEstimate(Summary{N: c.N, SumX: c.Sum, SumX2: c.Sum2})
+	te := MeanEstimate(Summary{N: t.N, SumX: t.Sum, SumX2: t.Sum2})
+	mr.Control, mr.Treatment = fp(ce.Value), fp(te.Value)
+	eff := Lift(ce, te, m.Relative)
+	mr.Lift = fp(eff.Value)
+	ev := Events(c, b) + Events(t, b)
+	mr.Events = fp(ev)
+	if ev < minEvents {
+		return mr, ReasonMinEvents
+	}
+	if !eff.valid() {
+		return mr, ReasonDegenerate
+	}
+	center := math.NaN()
+	if m.Center != nil {
+		center = *m.Center
+	}
+	s := m.Better.sign()
+	theta0 := 0.0
+	if role == "guardrail" {
+		theta0 = -s * margin
+	}
+	test := func(side Side) BoundedResult {
+		return BoundedTest(c, t, b, share, BoundedNull{Theta0: theta0, Relative: m.Relative, Side: side}, center, alpha)
+	}
+	good, bad := test(Side(s)), test(Side(-s))
+	if !good.Valid || !bad.Valid {
+		return mr, ReasonDegenerate
+	}
+	if role == "guardrail" {
+		mr.NonInferior, mr.Harmful = good.Reject, bad.Reject
+		if -s*eff.Value < margin {
+			mr.PValue = fp(good.PValue)
+		} else {
+			mr.PValue = fp(bad.PValue)
+		}
+	} else {
+		mr.Better, mr.Worse = good.Reject, bad.Reject
+		mr.PValue = fp(math.Min(good.PValue, bad.PValue))
+	}
+	mr.LogE = fp(good.LogE)
+	mr.StdErr = fp(math.Sqrt(eff.Variance))
+	lo := BoundedBound(c, t, b, share, m.Relative, Greater, center, alpha/2)
+	hi := BoundedBound(c, t, b, share, m.Relative, Less, center, alpha/2)
+	mr.CILow, mr.CIHigh = fp(lo), fp(hi)
+	mr.Valid = true
 	return mr, ""
 }

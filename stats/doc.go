@@ -12,5 +12,10 @@
 // degenerate data (no users, zero variance, an empty arm) produces
 // Continue and NaN-free results.
 //
+// The confidence sequence, mSPRT and their one-sided versions are
+// asymptotic (CLT at the user level); BoundedTest is valid at every
+// sample size for metrics with a known per-user range, computed from the
+// per-arm sums the store keeps.
+//
 // See docs/statistics.md for formulas, defaults and references.
 package stats

@@ -15,8 +15,10 @@ func FuzzDecide(f *testing.F) {
 	f.Add(math.Inf(1), 3.0, math.NaN(), -1.0, 2.0, 1e308, -1e308, 5.0, 1.0, 0.5, uint8(2), true)
 	design := NewDesign(0.05, OBrienFleming, []float64{0.25, 0.5, 0.75, 1})
 	f.Fuzz(func(t *testing.T, n0, n1, sx0, sx1, sx20, sx21, sy0, sy1, sxy0, sxy1 float64, method uint8, ramp bool) {
-		s0 := Summary{N: n0, SumX: sx0, SumX2: sx20, SumY: sy0, SumY2: sy0 * 2, SumXY: sxy0}
-		s1 := Summary{N: n1, SumX: sx1, SumX2: sx21, SumY: sy1, SumY2: sy1 * 2, SumXY: sxy1}
+		// The optional sums reuse the inputs so every new path sees the
+		// same degenerate values.
+		s0 := Summary{N: n0, SumX: sx0, SumX2: sx20, SumY: sy0, SumY2: sy0 * 2, SumXY: sxy0, SumR: sxy0, SumR2: sx20, SumZ: sy0, SumZ2: sx20, SumXZ: sxy0}
+		s1 := Summary{N: n1, SumX: sx1, SumX2: sx21, SumY: sy1, SumY2: sy1 * 2, SumXY: sxy1, SumR: sxy1, SumR2: sx21, SumZ: sy1, SumZ2: sx21, SumXZ: sxy1}
 		in := Input{Users: []float64{n0, n1}, Metrics: map[string][]Summary{
 			"m": {s0, s1}, "r": {s0, s1}, "short": {s0},
 		}}
@@ -32,6 +34,19 @@ func FuzzDecide(f *testing.F) {
 		p.Method = []Method{ConfidenceSequenceMethod, MSPRTMethod, GroupSequentialMethod}[method%3]
 		if ramp {
 			p.Mode = RampMode
+		}
+		// The new switches: one-sided calls, bounded metrics (mean and
+		// ratio, with and without a centre), CUPED, the event burn-in and
+		// declared segments.
+		if method&4 != 0 {
+			p.OneSided = true
+			p.MinEvents = 5
+			p.SegmentValues = 3
+			c := sx0 / 1e3
+			p.Primary.Bounds, p.Primary.CUPED = &Bounds{0, 1}, true
+			p.Guardrails[0].Bounds, p.Guardrails[0].Center = &Bounds{0, 100}, &c
+			p.Guardrails[1].CUPED = true
+			in.Segments = []Segment{{Dimension: "d", Value: "v", Metrics: in.Metrics}}
 		}
 		d := Decide(in, p)
 		if _, err := json.Marshal(d); err != nil {
@@ -72,6 +87,65 @@ func FuzzTests(f *testing.F) {
 		lbf, p := SequentialSRM([]float64{n, nStar}, []float64{1, 2}, 0)
 		if math.IsNaN(lbf) || math.IsNaN(p) || p < 0 || p > 1 {
 			t.Fatalf("srm: %g %g", lbf, p)
+		}
+	})
+}
+
+// FuzzNewFunctions: every function added for the bounded, one-sided,
+// CUPED, planning and carry-over work returns finite, in-range results
+// (or an explicit invalid result) and never panics on data.
+func FuzzNewFunctions(f *testing.F) {
+	f.Add(1000.0, 100.0, 100.0, 1000.0, 120.0, 120.0, 0.0, 1.0, 0.5, 0.01)
+	f.Add(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+	f.Add(1e15, 1e14, 1e14, 1e15, 1e14, 1e14, 0.0, 1.0, 0.05, -0.5)
+	f.Add(10.0, 10.0, 10.0, 10.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.0) // zero variance
+	f.Add(10.0, 20.0, 5.0, 0.0, 0.0, 0.0, 1.0, 5.0, 0.999, 0.1) // one arm empty
+	f.Add(math.NaN(), 1.0, math.Inf(1), 2.0, -1.0, 1e308, -1e308, 5.0, 1.5, math.NaN())
+	f.Fuzz(func(t *testing.T, n0, s0, q0, n1, s1, q1, lo, hi, share, theta float64) {
+		c, tr := Moments{n0, s0, q0}, Moments{n1, s1, q1}
+		b := Bounds{lo, hi}
+		for _, side := range []Side{Greater, Less} {
+			for _, rel := range []bool{false, true} {
+				r := BoundedTest(c, tr, b, share, BoundedNull{Theta0: theta, Relative: rel, Side: side}, math.NaN(), 0.05)
+				if math.IsNaN(r.LogE) || math.IsInf(r.LogE, 1) || !(r.PValue >= 0 && r.PValue <= 1) || (r.Reject && !r.Valid) {
+					t.Fatalf("BoundedTest %+v %+v %+v: %+v", c, tr, b, r)
+				}
+				if bd := BoundedBound(c, tr, b, share, rel, side, (lo+hi)/2, 0.05); math.IsNaN(bd) {
+					t.Fatalf("BoundedBound NaN")
+				}
+				e := Estimate{s1 - s0, q0 + q1}
+				for _, o := range []OneSided{
+					OneSidedConfidenceSequence(e, theta, n0+n1, 1000, 0.05, side),
+					OneSidedMSPRT(e, theta, 0.01, 0.05, side),
+				} {
+					if !(o.PValue >= 0 && o.PValue <= 1) || math.IsNaN(o.Bound) || (o.Reject && !o.Valid) {
+						t.Fatalf("one-sided %+v: %+v", e, o)
+					}
+				}
+			}
+		}
+		if ev := Events(c, b); !(ev >= 0) || math.IsInf(ev, 0) {
+			t.Fatalf("Events %g", ev)
+		}
+		cu := CUPED(CovariateSummary{n0, s0, q0, s1, q1, theta}, CovariateSummary{n1, s1, q1, s0, q0, theta})
+		if cu.Valid && (!cu.Effect.valid() || !(cu.VarianceRemoved >= 0 && cu.VarianceRemoved <= 1) || math.IsNaN(cu.ExtraUsers) || math.IsNaN(cu.Theta)) {
+			t.Fatalf("CUPED %+v", cu)
+		}
+		for _, w := range []Test{
+			WelchLift(Summary{N: n0, SumX: s0, SumX2: q0}, Summary{N: n1, SumX: s1, SumX2: q1}, lo > 0, 0.05),
+			WelchT(Summary{N: n0, SumX: s0, SumX2: q0}, Summary{N: n1, SumX: s1, SumX2: q1}, 0.05),
+		} {
+			if math.IsNaN(w.PValue) || w.PValue < 0 || w.PValue > 1 || math.IsNaN(w.CI.Low) || w.CI.Low > w.CI.High {
+				t.Fatalf("Welch %+v", w)
+			}
+		}
+		if l := CombineLogE(s0, s1, theta); math.IsNaN(l) || math.IsInf(l, 0) {
+			t.Fatalf("CombineLogE %g", l)
+		}
+		for _, x := range []float64{NStarFor(n0), TauFor(n0, s0, 0.05), PlannedUsers(n0, share, hi), DaysToDecision(n0, n1, share)} {
+			if math.IsNaN(x) || x < 0 {
+				t.Fatalf("planning helper gave %g", x)
+			}
 		}
 	})
 }

@@ -46,15 +46,19 @@ type SegmentResult struct {
 }
 
 // segmentTests is the number of hypotheses the segment analysis corrects
-// for: every segment in Input.Segments × (primary + guardrails) ×
-// candidate. It counts the segments given, tested or not (too few users),
-// so the level does not depend on which segments have enough data yet.
+// for: every segment × (primary + guardrails) × candidate. Segments count
+// as the declared values (Policy.SegmentValues, each dimension's values
+// plus its "other" bucket) or, if more, the segments in Input.Segments,
+// tested or not (too few users), so the level depends neither on which
+// segments have enough data yet nor on which values have been observed:
+// counting only observed values let the divisor start small and grow,
+// and an early look then ran at up to ~2.9α for ten declared values.
 func segmentTests(in Input, p Policy, k int) int {
 	metrics := len(p.Guardrails)
 	if p.Mode != RampMode {
 		metrics++
 	}
-	return max(1, len(in.Segments)*metrics*k)
+	return max(1, max(p.SegmentValues, len(in.Segments))*metrics*k)
 }
 
 // evalSegments tests every candidate in every segment for harm: on the
@@ -72,12 +76,12 @@ func segmentTests(in Input, p Policy, k int) int {
 //
 // It returns the results and, per candidate (index j), the first harmed
 // segment or nil.
-func evalSegments(in Input, p Policy, k int, alpha, tau, nStar float64, method Method) ([]SegmentResult, []*SegmentResult) {
+func evalSegments(in Input, p Policy, k int, alpha float64, ec evalCtx) ([]SegmentResult, []*SegmentResult) {
 	if len(in.Segments) == 0 {
 		return nil, nil
 	}
-	if method == GroupSequentialMethod {
-		method = ConfidenceSequenceMethod
+	if ec.method == GroupSequentialMethod {
+		ec.method, ec.design, ec.look = ConfidenceSequenceMethod, nil, -1
 	}
 	minUsers := orDefault(p.SegmentMinUsers, DefaultSegmentMinUsers)
 	as := alpha / float64(segmentTests(in, p, k))
@@ -97,7 +101,7 @@ func evalSegments(in Input, p Policy, k int, alpha, tau, nStar float64, method M
 					return
 				}
 				sr.Users = math.Min(sr.Users, math.Min(ss[0].N, ss[j].N))
-				mr, bad := evalMetric(sin, m, j, role, margin, as, method, tau, nStar, nil, -1)
+				mr, bad := evalMetric(sin, m, j, role, margin, as, ec)
 				if bad != "" {
 					return
 				}

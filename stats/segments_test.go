@@ -35,7 +35,7 @@ func segmentSim(seed uint64, n int, shares, pc, pt []float64) Input {
 }
 
 func add(a, b Summary) Summary {
-	return Summary{a.N + b.N, a.SumX + b.SumX, a.SumX2 + b.SumX2, a.SumY + b.SumY, a.SumY2 + b.SumY2, a.SumXY + b.SumXY}
+	return a.Add(b)
 }
 
 var segPolicy = Policy{Primary: Metric{Name: "thumbs"}}

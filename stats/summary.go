@@ -14,11 +14,31 @@ type Summary struct {
 	SumY  float64 // Σy
 	SumY2 float64 // Σy²
 	SumXY float64 // Σxy
+
+	// Optional sums, zero when the store does not keep them.
+
+	// SumR and SumR2 are Σr and Σr² of each user's own ratio r = x/y
+	// (for a Ratio metric: the user's error rate, mean latency, …). A
+	// Ratio metric with Metric.Bounds is analysed on r, whose range is
+	// the per-observation range (see BoundedTest).
+	SumR  float64 `json:",omitempty"`
+	SumR2 float64 `json:",omitempty"`
+	// SumZ, SumZ2 and SumXZ are Σz, Σz², Σxz of a pre-exposure covariate
+	// z per user (e.g. the same metric over the user's last 14 days
+	// before first exposure, 0 for new users), for CUPED (Metric.CUPED).
+	SumZ  float64 `json:",omitempty"`
+	SumZ2 float64 `json:",omitempty"`
+	SumXZ float64 `json:",omitempty"`
 }
 
-// Add returns s + d field by field.
+// Add returns s + d field by field (all sums, optional ones included).
 func (s Summary) Add(d Summary) Summary {
-	return Summary{s.N + d.N, s.SumX + d.SumX, s.SumX2 + d.SumX2, s.SumY + d.SumY, s.SumY2 + d.SumY2, s.SumXY + d.SumXY}
+	return Summary{
+		N: s.N + d.N, SumX: s.SumX + d.SumX, SumX2: s.SumX2 + d.SumX2,
+		SumY: s.SumY + d.SumY, SumY2: s.SumY2 + d.SumY2, SumXY: s.SumXY + d.SumXY,
+		SumR: s.SumR + d.SumR, SumR2: s.SumR2 + d.SumR2,
+		SumZ: s.SumZ + d.SumZ, SumZ2: s.SumZ2 + d.SumZ2, SumXZ: s.SumXZ + d.SumXZ,
+	}
 }
 
 // Kind says how a metric is computed from a Summary.
