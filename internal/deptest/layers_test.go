@@ -27,8 +27,10 @@ var allowed = map[string][]string{
 	"gateway":                {"experiments"},
 	"api":                    {"experiments", "stats", "recorder", "rollout", "drift"},
 	"telemetry":              {"experiments"},
-	"internal/deptest":       {},
-	"internal/fakemodel":     {},
+	// judge is a client service: it reads its config from experiments.
+	"judge":              {"experiments"},
+	"internal/deptest":   {},
+	"internal/fakemodel": {},
 	"cmd/abgate": {"api", "gateway", "experiments", "experiments/memstore", "experiments/redisstore",
 		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel"},
 }
