@@ -21,7 +21,7 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func FuzzParse(f *testing.F) {
+func FuzzParseVerdict(f *testing.F) {
 	for _, s := range []string{"A", "TIE", `{"verdict":"B"}`, "```json\n{}\n```", "[[C]]", "", "\x00", "```"} {
 		f.Add(s)
 	}
