@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-.PHONY: demo test chart-test build bench fuzz
+.PHONY: demo test chart-test build bench fuzz sim-judge
 
 demo:
 	go run ./cmd/abgate demo
@@ -27,3 +27,10 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzAssign -fuzztime $(FUZZTIME) ./experiments/
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./experiments/
 	go test -run '^$$' -fuzz FuzzScanBody -fuzztime $(FUZZTIME) ./gateway/
+	go test -run '^$$' -fuzz FuzzJudgeGate -fuzztime $(FUZZTIME) ./stats/
+	go test -run '^$$' -fuzz FuzzPPI -fuzztime $(FUZZTIME) ./stats/
+	go test -run '^$$' -fuzz FuzzParseVerdict -fuzztime $(FUZZTIME) ./judge/
+
+# The shadow judge gate's and PPI's seeded simulations (docs/statistics.md §9).
+sim-judge:
+	go test -tags simulation -count=1 -run 'SimJudge|SimPPI' -v ./stats/

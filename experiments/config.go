@@ -288,6 +288,11 @@ type Experiment struct {
 	// FeedbackTextRetention is how long stored text is kept (default
 	// 30 days).
 	FeedbackTextRetention Duration `yaml:"feedback_text_retention"`
+	// Judge, when set, configures an LLM judge comparing the candidates'
+	// answers with the base's (judge.go); Shadow, the judged stage before
+	// ramp step 1.
+	Judge  *Judge  `yaml:"judge"`
+	Shadow *Shadow `yaml:"shadow"`
 }
 
 // Variant is one arm of an experiment.

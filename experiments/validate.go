@@ -158,6 +158,7 @@ func (c *Config) SetDefaults() {
 			cfgDefault(&r.Method, string(stats.ConfidenceSequenceMethod))
 			cfgDefault(&r.MinUsers, DefaultRolloutMinUsers)
 		}
+		setJudgeDefaults(e)
 		for j := range e.Metrics {
 			if e.Metrics[j].HigherIsBetter == nil {
 				yes := true
@@ -226,6 +227,7 @@ func (c *Config) validate(serve bool) ValidationError {
 		e := &c.Experiments[i]
 		p := fmt.Sprintf("experiments[%d]", i)
 		v.experiment(e, p, upstreams)
+		v.judge(e, p, c.Upstreams)
 		if cfgValidID(e.ID) {
 			if j, dup := experiments[e.ID]; dup {
 				v.add(p+".id", "duplicate of experiments[%d].id", j)

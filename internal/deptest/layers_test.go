@@ -29,9 +29,11 @@ var allowed = map[string][]string{
 	"gateway":                {"experiments", "internal/oaierr"},
 	"api":                    {"experiments", "stats", "recorder", "rollout", "drift", "internal/oaierr"},
 	"telemetry":              {"experiments"},
-	"internal/deptest":       {},
-	"internal/fakemodel":     {},
-	"internal/oaierr":        {},
+	// judge is a client service: it reads its config from experiments.
+	"judge":              {"experiments"},
+	"internal/deptest":   {},
+	"internal/fakemodel": {},
+	"internal/oaierr":    {},
 	"cmd/abgate": {"api", "gateway", "experiments", "experiments/memstore", "experiments/redisstore",
 		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel", "internal/oaierr"},
 }

@@ -1,0 +1,23 @@
+package judge_test
+
+import (
+	"testing"
+
+	"github.com/abgate/abgate/internal/deptest"
+)
+
+// TestDeps guards the edges the package comment promises.
+func TestDeps(t *testing.T) {
+	t.Parallel()
+	deptest.Check(t, ".", map[string]string{
+		"github.com/abgate/abgate/api":                    "services never import the admin API",
+		"github.com/abgate/abgate/gateway":                "the gateway calls the judge, never the reverse",
+		"github.com/abgate/abgate/cmd/abgate":             "cmd wires packages, nobody imports it",
+		"github.com/abgate/abgate/recorder":               "the caller records verdicts; the judge only returns them",
+		"github.com/abgate/abgate/experiments/redisstore": "the judge keeps no state in a store",
+		"github.com/abgate/abgate/experiments/memstore":   "the judge keeps no state in a store",
+		"github.com/redis/go-redis/v9/...":                "only experiments/redisstore imports go-redis",
+		"github.com/gin-gonic/gin":                        "the judge is a client, not a server",
+		"testing":                                         "do not use the testing package in production code",
+	})
+}
