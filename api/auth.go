@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 
@@ -49,12 +50,19 @@ type tokenEntry struct {
 }
 
 // Tokens authenticates bearer tokens. Only SHA-256 hashes are kept, so a
-// heap dump or a log of this value reveals no token.
+// heap dump or a log of this value reveals no token. Update swaps the
+// whole table at once (a config reload), so a request sees the old table
+// or the new one, never a mix.
 type Tokens struct {
+	tab  atomic.Pointer[tokenTable]
+	sess *sessions // nil: no browser sign-in (see EnableSessions)
+}
+
+// tokenTable is one config's auth section, ready to check against.
+type tokenTable struct {
 	entries      []tokenEntry
 	openReads    bool
 	openFeedback bool
-	sess         *sessions // nil: no browser sign-in (see EnableSessions)
 }
 
 // NewTokens builds the token table from the config: inline tokens, then
@@ -62,7 +70,32 @@ type Tokens struct {
 // refuses every request, except reads or feedback that are opened
 // explicitly.
 func NewTokens(a experiments.Auth) (*Tokens, error) {
-	t := &Tokens{openReads: a.OpenReads, openFeedback: a.OpenFeedback}
+	t := &Tokens{}
+	if err := t.Update(a); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Update replaces the tokens and the open_reads / open_feedback switches
+// with a's (a config reload), or changes nothing and says why. Sessions
+// made from a token that is gone end with it (see EnableSessions).
+func (t *Tokens) Update(a experiments.Auth) error {
+	tab, err := newTokenTable(a)
+	if err != nil {
+		return err
+	}
+	t.tab.Store(tab)
+	if t.sess != nil && a.SessionTTL > 0 {
+		t.sess.ttl.Store(int64(a.SessionTTL))
+	}
+	return nil
+}
+
+func (t *Tokens) table() *tokenTable { return t.tab.Load() }
+
+func newTokenTable(a experiments.Auth) (*tokenTable, error) {
+	t := &tokenTable{openReads: a.OpenReads, openFeedback: a.OpenFeedback}
 	for i, tok := range a.Tokens {
 		field := fmt.Sprintf("auth.tokens[%d]", i)
 		if err := t.add(tok.Name, Role(tok.Role), tok.Token.Reveal(), tok.SHA256); err != nil {
@@ -77,7 +110,7 @@ func NewTokens(a experiments.Auth) (*Tokens, error) {
 	return t, nil
 }
 
-func (t *Tokens) add(name string, role Role, token, sha string) error {
+func (t *tokenTable) add(name string, role Role, token, sha string) error {
 	if name == "" {
 		return fmt.Errorf("name: required")
 	}
@@ -106,7 +139,7 @@ func (t *Tokens) add(name string, role Role, token, sha string) error {
 	return nil
 }
 
-func (t *Tokens) loadFile(path string) error {
+func (t *tokenTable) loadFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("auth.tokens_file: %w", err)
@@ -137,7 +170,7 @@ func (t *Tokens) loadFile(path string) error {
 }
 
 // Empty reports whether no token is configured.
-func (t *Tokens) Empty() bool { return len(t.entries) == 0 }
+func (t *Tokens) Empty() bool { return len(t.table().entries) == 0 }
 
 // authenticate finds the token's entry. Every entry is compared, in
 // constant time, so the time taken says nothing about which one matched.
@@ -145,7 +178,7 @@ func (t *Tokens) authenticate(bearer string) (tokenEntry, bool) {
 	h := sha256.Sum256([]byte(bearer))
 	var found tokenEntry
 	ok := 0
-	for _, e := range t.entries {
+	for _, e := range t.table().entries {
 		if subtle.ConstantTimeCompare(h[:], e.hash[:]) == 1 {
 			found, ok = e, 1
 		}
@@ -167,7 +200,7 @@ const (
 // of the wrong role.
 func (t *Tokens) require(a access) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if (a == accessRead && t.openReads) || (a == accessFeedback && t.openFeedback) {
+		if tab := t.table(); (a == accessRead && tab.openReads) || (a == accessFeedback && tab.openFeedback) {
 			if e, ok := t.bearer(c); ok {
 				c.Set(actorKey, e.name)
 			}

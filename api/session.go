@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -45,7 +46,7 @@ const (
 
 type sessions struct {
 	key []byte
-	ttl time.Duration
+	ttl atomic.Int64 // time.Duration; auth.session_ttl, live on reload
 	now func() time.Time
 }
 
@@ -64,7 +65,8 @@ type session struct {
 func (t *Tokens) EnableSessions(key []byte, ttl time.Duration) {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("abgate session v1"))
-	t.sess = &sessions{key: m.Sum(nil), ttl: ttl, now: time.Now}
+	t.sess = &sessions{key: m.Sum(nil), now: time.Now}
+	t.sess.ttl.Store(int64(ttl))
 }
 
 func (s *sessions) mac(label string, b []byte) []byte {
@@ -78,7 +80,7 @@ func (s *sessions) mac(label string, b []byte) []byte {
 func (s *sessions) issue(e tokenEntry) string {
 	p := make([]byte, 0, 64)
 	p = append(p, sessionVersion)
-	p = binary.BigEndian.AppendUint64(p, uint64(s.now().Add(s.ttl).Unix()))
+	p = binary.BigEndian.AppendUint64(p, uint64(s.now().Add(time.Duration(s.ttl.Load())).Unix()))
 	var id [12]byte
 	_, _ = rand.Read(id[:])
 	p = append(p, id[:]...)
@@ -141,7 +143,7 @@ func (t *Tokens) fromCookie(c *gin.Context) (tokenEntry, session, bool) {
 	if !ok {
 		return tokenEntry{}, session{}, false
 	}
-	for _, e := range t.entries {
+	for _, e := range t.table().entries {
 		if e.name == ss.name && e.role == ss.role && subtle.ConstantTimeCompare(e.hash[:8], ss.hash[:]) == 1 {
 			return e, ss, true
 		}
@@ -237,7 +239,7 @@ func (t *Tokens) signIn(c *gin.Context) {
 	}
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: sessionCookie, Value: t.sess.issue(e), Path: "/",
-		MaxAge: int(t.sess.ttl / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(time.Duration(t.sess.ttl.Load()) / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: secureRequest(c.Request),
 	})
 	c.Redirect(http.StatusSeeOther, next)

@@ -108,6 +108,21 @@ func New(cfg *experiments.Config, signer *experiments.Signer, opts ...Option) (*
 	return h, nil
 }
 
+// Check reports whether Update would accept cfg, changing nothing: a
+// reload asks before it commits to a new config. (The snapshot it builds
+// is thrown away; new Transports in it have opened no connection.)
+func (h *Handler) Check(cfg *experiments.Config) error {
+	if cfg == nil {
+		return errors.New("gateway: nil config")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, err := h.build(cfg, h.snap.Load()); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	return nil
+}
+
 // Update rebuilds the snapshot from cfg and swaps it in atomically.
 // In-flight requests finish on the snapshot they started with. Upstreams
 // whose URL, timeouts and pool size are unchanged keep their Transport

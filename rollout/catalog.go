@@ -74,6 +74,17 @@ func (c *Catalog) Stored(id string) (experiments.StoredExperiment, bool) {
 	return s, ok
 }
 
+// StoredList returns the stored experiments of the current view, as the
+// last refresh read them.
+func (c *Catalog) StoredList() []experiments.StoredExperiment {
+	v := c.view.Load()
+	out := make([]experiments.StoredExperiment, 0, len(v.stored))
+	for _, s := range v.stored {
+		out = append(out, s)
+	}
+	return out
+}
+
 // Source says where experiment id comes from: SourceConfig, SourceAPI, or
 // "" when the merged config has no such experiment.
 func (c *Catalog) Source(id string) string {
@@ -111,12 +122,7 @@ func (c *Catalog) SetFile(ctx context.Context, file *experiments.Config) error {
 	defer c.mu.Unlock()
 	c.file = file
 	if err := c.refreshLocked(ctx, true); err != nil {
-		v := c.view.Load()
-		defs := make([]experiments.StoredExperiment, 0, len(v.stored))
-		for _, s := range v.stored {
-			defs = append(defs, s)
-		}
-		c.apply(defs, "")
+		c.apply(c.StoredList(), "")
 		return err
 	}
 	return nil

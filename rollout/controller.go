@@ -37,14 +37,15 @@ type Controller struct {
 	lease     experiments.Leaser
 	now       func() time.Time
 	holder    string
-	interval  time.Duration
-	ttl       time.Duration
-	disabled  bool
 	autoStart bool
 	log       *slog.Logger
+	changed   chan struct{} // Update wakes Run to apply new settings
 
-	mu    sync.Mutex
-	fence int64 // 0: not the leader
+	mu       sync.Mutex
+	fence    int64 // 0: not the leader
+	interval time.Duration
+	ttl      time.Duration
+	disabled bool
 }
 
 // NewController returns a controller for lc's experiments. cfg's zero
@@ -53,14 +54,9 @@ func NewController(lc *Lifecycle, st SummaryReader, lease experiments.Leaser, cf
 	o := newOptions(opts)
 	c := &Controller{
 		lc: lc, stats: st, lease: lease, now: o.now, log: o.log, holder: o.holder, autoStart: o.autoStart,
-		interval: time.Duration(cfg.Interval), ttl: time.Duration(cfg.LeaseTTL), disabled: cfg.Disabled,
+		changed: make(chan struct{}, 1),
 	}
-	if c.interval <= 0 {
-		c.interval = experiments.DefaultControllerInterval
-	}
-	if c.ttl <= 0 {
-		c.ttl = experiments.DefaultLeaseTTL
-	}
+	c.set(cfg)
 	if c.holder == "" {
 		host, _ := os.Hostname()
 		var b [6]byte
@@ -68,6 +64,38 @@ func NewController(lc *Lifecycle, st SummaryReader, lease experiments.Leaser, cf
 		c.holder = host + "-" + hex.EncodeToString(b[:])
 	}
 	return c
+}
+
+// set takes cfg's settings; zero fields take the defaults. Callers hold
+// c.mu or own c.
+func (c *Controller) set(cfg experiments.Controller) {
+	c.interval, c.ttl, c.disabled = time.Duration(cfg.Interval), time.Duration(cfg.LeaseTTL), cfg.Disabled
+	if c.interval <= 0 {
+		c.interval = experiments.DefaultControllerInterval
+	}
+	if c.ttl <= 0 {
+		c.ttl = experiments.DefaultLeaseTTL
+	}
+}
+
+// Update applies a reloaded config's controller section: Run resets its
+// timers to the new interval and lease TTL, and a controller that is now
+// disabled gives its lease up so another replica leads.
+func (c *Controller) Update(cfg experiments.Controller) {
+	c.mu.Lock()
+	c.set(cfg)
+	c.mu.Unlock()
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// settings returns the current interval, lease TTL and disabled switch.
+func (c *Controller) settings() (interval, ttl time.Duration, disabled bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.interval, c.ttl, c.disabled
 }
 
 // Holder is this controller's lease holder id.
@@ -86,24 +114,34 @@ func (c *Controller) Fence() int64 {
 // on return: call Release for a graceful hand-over (a crashed leader's
 // lease simply expires).
 func (c *Controller) Run(ctx context.Context) {
-	if c.disabled {
-		<-ctx.Done()
-		return
-	}
-	leaseEvery := max(c.ttl/3, 10*time.Millisecond)
-	leaseT := time.NewTicker(leaseEvery)
+	interval, ttl, disabled := c.settings()
+	leaseT := time.NewTicker(max(ttl/3, 10*time.Millisecond))
 	defer leaseT.Stop()
-	evalT := time.NewTicker(c.interval)
+	evalT := time.NewTicker(interval)
 	defer evalT.Stop()
-	c.keepLease(ctx)
+	if !disabled {
+		c.keepLease(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-c.changed:
+			interval, ttl, disabled = c.settings()
+			leaseT.Reset(max(ttl/3, 10*time.Millisecond))
+			evalT.Reset(interval)
+			if disabled {
+				// Hand the lead over now rather than after the lease TTL.
+				if err := c.Release(ctx); err != nil && ctx.Err() == nil {
+					c.log.Warn("rollout controller: release lease on disable", "holder", c.holder, "err", err)
+				}
+			}
 		case <-leaseT.C:
-			c.keepLease(ctx)
+			if !disabled {
+				c.keepLease(ctx)
+			}
 		case <-evalT.C:
-			if f := c.Fence(); f > 0 {
+			if f := c.Fence(); f > 0 && !disabled {
 				c.evaluateAll(ctx, f)
 			}
 		}
@@ -114,7 +152,7 @@ func (c *Controller) Run(ctx context.Context) {
 // experiment once. Run calls the same steps on its timers; tests in
 // simulated time call Tick directly.
 func (c *Controller) Tick(ctx context.Context) {
-	if c.disabled {
+	if _, _, disabled := c.settings(); disabled {
 		return
 	}
 	if f := c.keepLease(ctx); f > 0 {

@@ -347,3 +347,45 @@ func TestControllerAutoStartPerExperiment(t *testing.T) {
 		t.Errorf("auto_start restarted a stopped experiment: %+v", s)
 	}
 }
+
+// TestControllerUpdate: a reload that disables the controller hands the
+// lease over at once, and one that enables it again makes it lead.
+func TestControllerUpdate(t *testing.T) {
+	t.Parallel()
+	lcs := memstore.NewLifecycle()
+	cfg := &experiments.Config{Experiments: []experiments.Experiment{storetest.RolloutExperiment("upd", 1)}}
+	lc := rollout.NewLifecycle(lcs, cfg)
+	ctl := rollout.NewController(lc, memstore.New(), lcs, experiments.Controller{
+		Interval: experiments.Duration(5 * time.Millisecond), LeaseTTL: experiments.Duration(60 * time.Millisecond)},
+		rollout.WithHolderID("a"), rollout.WithLogger(quiet))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s", what)
+			}
+		}
+	}
+	eventually("leads", func() bool { return ctl.Fence() > 0 })
+	ctl.Update(experiments.Controller{Disabled: true})
+	eventually("gives the lease up when disabled", func() bool { return ctl.Fence() == 0 })
+	// Another replica can take the lease at once, without waiting for it
+	// to expire.
+	fb, ok, err := lcs.Acquire(ctx, "b", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("the lease was not free after disabling: %v %v", ok, err)
+	}
+	time.Sleep(30 * time.Millisecond) // several intervals: a disabled controller must not try
+	if ctl.Fence() != 0 {
+		t.Fatal("led while disabled")
+	}
+	if err := lcs.Release(ctx, "b", fb); err != nil {
+		t.Fatal(err)
+	}
+	ctl.Update(experiments.Controller{Interval: experiments.Duration(5 * time.Millisecond), LeaseTTL: experiments.Duration(60 * time.Millisecond)})
+	eventually("leads again when enabled", func() bool { return ctl.Fence() > fb })
+}

@@ -90,6 +90,7 @@ func WithLogger(l *slog.Logger) Option { return func(w *Sender) { w.log = l } }
 
 // Stats counts deliveries over all receivers.
 type Stats struct {
+	Receivers int   // configured receivers
 	Delivered int64 // a receiver answered 2xx
 	Failed    int64 // gave up after MaxAttempts
 	Dropped   int64 // queue full or closed before delivery
@@ -209,7 +210,7 @@ func (w *Sender) send(id, experiment string, payload any) {
 
 // Stats returns the delivery counters.
 func (w *Sender) Stats() Stats {
-	return Stats{Delivered: w.delivered.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Attempts: w.attempts.Load()}
+	return Stats{Receivers: len(w.receivers), Delivered: w.delivered.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Attempts: w.attempts.Load()}
 }
 
 // Close stops accepting transitions and waits until the queues are

@@ -33,13 +33,16 @@ type app struct {
 	tokens   *api.Tokens
 	tracing  *tracing
 	ready    atomic.Bool
+	// version names the live config file (configVersion): logged at start
+	// and on every reload, shown by /readyz.
+	version atomic.Value // string
 	// The rollout: lifecycle states, the leader-elected controller, the
 	// watcher that applies allocation changes to this replica's gateway,
 	// and the webhooks that hear about every transition.
 	lifecycle  *rollout.Lifecycle
 	controller *rollout.Controller
 	watcher    *rollout.Watcher
-	hooks      *webhook.Sender
+	hooks      *hookSwitch
 	// catalog merges the config file's experiments with those created
 	// through the admin API; cfg holds its merged view.
 	catalog *rollout.Catalog
@@ -74,6 +77,7 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	if a.tracing, err = setupTracing(ctx); err != nil {
 		return nil, err
 	}
+	a.version.Store(configVersion(cfg))
 	a.signer = experiments.NewSigner([]byte(cfg.Server.TokenSecret.Reveal()), time.Duration(cfg.Server.TokenTTL))
 	if a.stores, err = openStores(ctx, cfg.Redis, a.tracing.enabled, log); err != nil {
 		return nil, err
@@ -89,7 +93,7 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 		return nil, err
 	}
 	lcs := a.stores.lifecycle
-	a.hooks = webhook.New(cfg.Webhooks, webhook.WithLogger(log))
+	a.hooks = newHookSwitch(webhook.New(cfg.Webhooks, webhook.WithLogger(log)), log)
 	notify := notifiers{a.hooks, retention{a.stores.outcomes, a.cfg.Load, log}}
 	if o.notify != nil {
 		notify = append(notify, o.notify)
