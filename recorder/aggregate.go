@@ -138,8 +138,8 @@ func (a *aggregate) addFeedback(f *experiments.Feedback, now experiments.Hour) {
 		}
 		e.records = append(e.records, rec)
 	}
-	if f.EventID != "" {
-		e.events = append(e.events, experiments.Event{ID: f.EventID, Delta: experiments.Delta{
+	if group, capN := f.Vote(); f.EventID != "" || capN > 0 {
+		e.events = append(e.events, experiments.Event{ID: f.EventID, Group: group, Cap: capN, Delta: experiments.Delta{
 			Variant: f.Variant, Unit: f.Unit, Metric: f.Metric, Hour: h, DX: f.Value, DY: 1, Segments: f.Segments,
 		}})
 		return

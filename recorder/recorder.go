@@ -258,7 +258,8 @@ func (r *Recorder) Observe(o experiments.Outcome) {
 // caller should answer 503 so the client retries).
 func (r *Recorder) Feedback(f experiments.Feedback) error {
 	if f.Experiment == "" || f.Metric == "" || math.IsNaN(f.Value) || math.IsInf(f.Value, 0) ||
-		experiments.IsSegmentMetric(f.Metric) || f.Segments.N > experiments.MaxSegmentDimensions || f.EventID == "=" {
+		experiments.IsSegmentMetric(f.Metric) || f.Segments.N > experiments.MaxSegmentDimensions || f.EventID == "=" ||
+		f.PerResponse < 0 || f.PerResponse > experiments.MaxEventCap {
 		// Unrecordable: in a batch it would make the store refuse the
 		// whole batch, everyone's events with it (ErrInvalidBatch).
 		return fmt.Errorf("%w: experiment %q metric %q value %v", ErrInvalidFeedback, f.Experiment, f.Metric, f.Value)
