@@ -42,9 +42,11 @@ type Controller struct {
 	disabled  bool
 	autoStart bool
 	log       *slog.Logger
+	floor     func() int64
 
-	mu    sync.Mutex
-	fence int64 // 0: not the leader
+	mu      sync.Mutex
+	fence   int64 // 0: not the leader
+	highest int64 // the largest fence this controller ever held
 }
 
 // NewController returns a controller for lc's experiments. cfg's zero
@@ -52,7 +54,7 @@ type Controller struct {
 func NewController(lc *Lifecycle, st SummaryReader, lease experiments.Leaser, cfg experiments.Controller, opts ...Option) *Controller {
 	o := newOptions(opts)
 	c := &Controller{
-		lc: lc, stats: st, lease: lease, now: o.now, log: o.log, holder: o.holder, autoStart: o.autoStart,
+		lc: lc, stats: st, lease: lease, now: o.now, log: o.log, holder: o.holder, autoStart: o.autoStart, floor: o.fenceFloor,
 		interval: time.Duration(cfg.Interval), ttl: time.Duration(cfg.LeaseTTL), disabled: cfg.Disabled,
 	}
 	if c.interval <= 0 {
@@ -150,6 +152,7 @@ func (c *Controller) keepLease(ctx context.Context) int64 {
 		}
 		c.fence = 0
 	}
+	c.seedFence(ctx)
 	f, ok, err := c.lease.Acquire(ctx, c.holder, c.ttl)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -160,8 +163,28 @@ func (c *Controller) keepLease(ctx context.Context) int64 {
 	if ok {
 		c.log.Info("rollout controller: leading", "holder", c.holder, "fence", f)
 		c.fence = f
+		c.highest = max(c.highest, f)
 	}
 	return c.fence
+}
+
+// seedFence raises the store's fence counter to the highest fence this
+// replica has seen, when the lease store can (experiments.StateRestorer).
+// Call with c.mu held.
+func (c *Controller) seedFence(ctx context.Context) {
+	r, ok := c.lease.(experiments.StateRestorer)
+	if !ok {
+		return
+	}
+	f := c.highest
+	if c.floor != nil {
+		f = max(f, c.floor())
+	}
+	if f > 0 {
+		if err := r.SeedFence(ctx, f); err != nil && ctx.Err() == nil {
+			c.log.Warn("rollout controller: seed fence counter", "floor", f, "err", err)
+		}
+	}
 }
 
 func (c *Controller) evaluateAll(ctx context.Context, fence int64) {

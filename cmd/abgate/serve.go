@@ -132,7 +132,9 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	}
 	a.signer = experiments.NewSigner([]byte(cfg.Server.TokenSecret.Reveal()), time.Duration(cfg.Server.TokenTTL))
 	if len(cfg.Redis.Addrs) > 0 {
+		pw := &redisstore.PersistenceWatch{Log: log, OK: cfg.Redis.EphemeralOK}
 		a.redis = redis.NewUniversalClient(&redis.UniversalOptions{
+			OnConnect: pw.OnConnect, // persistence re-checked on reconnect
 			Addrs:    cfg.Redis.Addrs,
 			Username: cfg.Redis.Username,
 			Password: cfg.Redis.Password.Reveal(),
@@ -152,6 +154,10 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 			// Requests flow without Redis: outcomes buffer in the recorder
 			// and flush once it is back.
 			log.Warn("redis is not reachable yet; serving anyway, outcomes are buffered", "addrs", cfg.Redis.Addrs, "err", err)
+		} else if err := a.checkPersistence(pctx, cfg.Redis, pw); err != nil {
+			cancel()
+			a.redis.Close()
+			return nil, err
 		}
 		cancel()
 		a.store = redisstore.New(a.redis, redisstore.WithPrefix(cfg.Redis.KeyPrefix))
@@ -174,12 +180,12 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	}
 	a.lifecycle = rollout.NewLifecycle(lcs, cfg, rollout.WithNotifier(notify))
 	a.controller = rollout.NewController(a.lifecycle, a.store, lcs, cfg.Controller,
-		append([]rollout.Option{rollout.WithLogger(log)}, o.controller...)...)
+		append([]rollout.Option{rollout.WithLogger(log), rollout.WithFenceFloor(func() int64 { return a.watcher.MaxFence() })}, o.controller...)...)
 	a.watcher = rollout.NewWatcher(lcs, cfg, func(id string, al *experiments.Allocation) {
 		if err := a.gateway.SetAllocation(id, al); err != nil {
 			log.Warn("allocation change not applied", "experiment", id, "err", err)
 		}
-	}, rollout.WithLogger(log))
+	}, rollout.WithLogger(log), rollout.WithStoreLoss(nil, a.restoreLost))
 	if dr, ok := a.store.(experiments.DriftReader); ok {
 		a.drift = drift.New(dr, a.routedExperiments, a.driftAlert, drift.WithLogger(log))
 	}
@@ -352,6 +358,13 @@ func (a *app) health(r *gin.Engine) {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down"})
 			return
 		}
+		if lost := a.watcher.Lost(); len(lost) > 0 {
+			// Still serving (the last known allocations): taking every
+			// replica out of the load balancer would turn a store loss
+			// into an outage.
+			c.JSON(http.StatusOK, gin.H{"status": "degraded", "lifecycle_state_lost": lost})
+			return
+		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
 }
@@ -363,7 +376,7 @@ func (a *app) registerAPI(r *gin.Engine) {
 	r.GET("/api/v1/recorder", a.tokens.RequireRead(), func(c *gin.Context) {
 		c.JSON(http.StatusOK, a.recorder.Stats())
 	})
-	var ropts []api.ReportsOption
+	ropts := []api.ReportsOption{api.WithReportsIntegrity(integrity{a})}
 	if a.drift != nil {
 		ropts = append(ropts, api.WithReportsDrift(a.drift))
 	}
