@@ -135,10 +135,10 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 		pw := &redisstore.PersistenceWatch{Log: log, OK: cfg.Redis.EphemeralOK}
 		a.redis = redis.NewUniversalClient(&redis.UniversalOptions{
 			OnConnect: pw.OnConnect, // persistence re-checked on reconnect
-			Addrs:    cfg.Redis.Addrs,
-			Username: cfg.Redis.Username,
-			Password: cfg.Redis.Password.Reveal(),
-			DB:       cfg.Redis.DB,
+			Addrs:     cfg.Redis.Addrs,
+			Username:  cfg.Redis.Username,
+			Password:  cfg.Redis.Password.Reveal(),
+			DB:        cfg.Redis.DB,
 			// Without it go-redis ignores context deadlines, and the
 			// recorder's apply timeout and shutdown budget would be bounded
 			// only by the read timeout.
