@@ -134,15 +134,16 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	if len(cfg.Redis.Addrs) > 0 {
 		pw := &redisstore.PersistenceWatch{Log: log, OK: cfg.Redis.EphemeralOK}
 		a.redis = redis.NewUniversalClient(&redis.UniversalOptions{
-			OnConnect: pw.OnConnect, // persistence re-checked on reconnect
-			Addrs:     cfg.Redis.Addrs,
-			Username:  cfg.Redis.Username,
-			Password:  cfg.Redis.Password.Reveal(),
-			DB:        cfg.Redis.DB,
+			Addrs:    cfg.Redis.Addrs,
+			Username: cfg.Redis.Username,
+			Password: cfg.Redis.Password.Reveal(),
+			DB:       cfg.Redis.DB,
 			// Without it go-redis ignores context deadlines, and the
 			// recorder's apply timeout and shutdown budget would be bounded
 			// only by the read timeout.
 			ContextTimeoutEnabled: true,
+			// Persistence is re-checked on every reconnect.
+			OnConnect: pw.OnConnect,
 		})
 		if a.tracing.enabled {
 			if err := redisotel.InstrumentTracing(a.redis); err != nil {
