@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-.PHONY: demo test build bench fuzz
+.PHONY: demo test build bench fuzz fault
 
 demo:
 	go run ./cmd/abgate demo
@@ -20,3 +20,9 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzAssign -fuzztime $(FUZZTIME) ./experiments/
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./experiments/
 	go test -run '^$$' -fuzz FuzzScanBody -fuzztime $(FUZZTIME) ./gateway/
+
+# The fault and abuse suite: Redis killed, paused, restarted empty, queue
+# overflow, feedback flood, against a redis-server it starts itself. Prints
+# the table (docs/recording.md, "Fault suite").
+fault:
+	go test -tags fault -run TestFault -count=1 -v -timeout 10m ./e2e/ 2>&1 | tee fault.log | grep -E '^\s+\||--- |^(ok|FAIL|PASS)'

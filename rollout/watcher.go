@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/abgate/abgate/experiments"
@@ -54,9 +55,12 @@ type Watcher struct {
 	// known is the last stored state read per experiment (kept across
 	// config updates); lost holds the experiments whose known state
 	// disappeared from the store.
-	known    map[string]experiments.State
-	lost     map[string]experiments.State
-	maxFence int64
+	known map[string]experiments.State
+	lost  map[string]experiments.State
+	// maxFence is atomic, not under mu: the Controller reads it while
+	// holding its own lock, and restore callbacks take the Controller's
+	// lock (no lock-order inversion).
+	maxFence atomic.Int64
 }
 
 // NewWatcher returns a watcher of cfg's rollout experiments; Run starts it.
@@ -134,44 +138,57 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 }
 
 func (w *Watcher) refresh(ctx context.Context, id string) error {
+	lost, first, err := w.refreshLocked(ctx, id)
+	if lost != nil {
+		// Outside mu: the callbacks reach the Controller and the store.
+		w.storeLost(ctx, *lost, first)
+	}
+	return err
+}
+
+// refreshLocked reads and delivers id's state; when the store lost a
+// known state it returns it (first: newly lost) instead.
+func (w *Watcher) refreshLocked(ctx context.Context, id string) (lost *experiments.State, first bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e := w.exps[id]
 	if e == nil {
-		return nil
+		return nil, false, nil
 	}
 	s, err := w.store.State(ctx, id)
 	switch {
 	case errors.Is(err, experiments.ErrNotFound):
 		if k, ok := w.known[id]; ok && k.Version > 0 {
-			w.storeLost(ctx, k)
-			return nil // keep serving the last known allocation
+			// Keep serving the last known allocation.
+			_, already := w.lost[id]
+			w.lost[id] = k
+			return &k, !already, nil
 		}
 		s = experiments.Draft(e)
 	case err != nil:
-		return fmt.Errorf("watch %q: %w", id, err)
+		return nil, false, fmt.Errorf("watch %q: %w", id, err)
 	default:
 		if _, wasLost := w.lost[id]; wasLost {
 			delete(w.lost, id)
 			w.log.Info("lifecycle state is back in the store", "experiment", id, "status", s.Status, "step", s.Step, "version", s.Version)
 		}
 		w.known[id] = s
-		w.maxFence = max(w.maxFence, s.Fence)
+		for f := w.maxFence.Load(); s.Fence > f && !w.maxFence.CompareAndSwap(f, s.Fence); f = w.maxFence.Load() {
+		}
 	}
 	if v, seen := w.last[id]; seen && v == s.Version {
-		return nil
+		return nil, false, nil
 	}
 	w.last[id] = s.Version
 	w.fn(id, e.AllocationFor(s))
-	return nil
+	return nil, false, nil
 }
 
-// storeLost handles a known state gone from the store. Call with w.mu
-// held.
-func (w *Watcher) storeLost(ctx context.Context, k experiments.State) {
+// storeLost handles a known state gone from the store: it reports a new
+// loss and asks for a restore. Call without w.mu.
+func (w *Watcher) storeLost(ctx context.Context, k experiments.State, first bool) {
 	id := k.Experiment
-	if _, already := w.lost[id]; !already {
-		w.lost[id] = k
+	if first {
 		w.log.Error("lifecycle state lost from the store (restarted without persistence?); serving the last known allocation until it is restored",
 			"experiment", id, "status", k.Status, "step", k.Step, "period", k.Period, "version", k.Version, "fence", k.Fence)
 		if w.onLoss != nil {
@@ -212,8 +229,4 @@ func (w *Watcher) IsLost(id string) bool {
 
 // MaxFence is the highest lease fence seen in any state read (see
 // WithFenceFloor); it survives a store loss.
-func (w *Watcher) MaxFence() int64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.maxFence
-}
+func (w *Watcher) MaxFence() int64 { return w.maxFence.Load() }
