@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-.PHONY: demo test chart-test build bench fuzz sim-judge
+.PHONY: demo test chart-test build bench fuzz sim-judge fault
 
 demo:
 	go run ./cmd/abgate demo
@@ -34,3 +34,10 @@ fuzz:
 # The shadow judge gate's and PPI's seeded simulations (docs/statistics.md §9).
 sim-judge:
 	go test -tags simulation -count=1 -run 'SimJudge|SimPPI' -v ./stats/
+
+# The fault and abuse suite: Redis killed, paused, restarted empty, queue
+# overflow, feedback flood, against a redis-server it starts itself. Prints
+# the table (docs/recording.md, "Fault suite").
+fault:
+	@go test -tags fault -run TestFault -count=1 -v -timeout 10m ./e2e/ > fault.log 2>&1; status=$$?; \
+	grep -E '^\s+\||--- |^(ok|FAIL|PASS)' fault.log; exit $$status

@@ -42,6 +42,9 @@ type Feedback struct {
 	sink   FeedbackSink
 	lookup ExperimentLookup
 	now    func() time.Time
+	limits FeedbackLimits
+	// perToken and perUnit are the rate limits' buckets (nil: no limit).
+	perToken, perUnit *limiter
 }
 
 // FeedbackOption configures a Feedback handler.
@@ -52,12 +55,19 @@ func WithFeedbackClock(now func() time.Time) FeedbackOption {
 	return func(f *Feedback) { f.now = now }
 }
 
+// WithFeedbackLimits replaces DefaultFeedbackLimits.
+func WithFeedbackLimits(l FeedbackLimits) FeedbackOption {
+	return func(f *Feedback) { f.limits = l }
+}
+
 // NewFeedback returns the feedback handler.
 func NewFeedback(signer *experiments.Signer, sink FeedbackSink, lookup ExperimentLookup, opts ...FeedbackOption) *Feedback {
-	f := &Feedback{signer: signer, sink: sink, lookup: lookup, now: time.Now}
+	f := &Feedback{signer: signer, sink: sink, lookup: lookup, now: time.Now, limits: DefaultFeedbackLimits}
 	for _, o := range opts {
 		o(f)
 	}
+	f.perToken = newLimiter(f.limits.PerToken, f.limits.MaxKeys)
+	f.perUnit = newLimiter(f.limits.PerUnit, f.limits.MaxKeys)
 	return f
 }
 
@@ -124,10 +134,14 @@ func (f *Feedback) one(c *gin.Context) {
 	if ev.Token == "" {
 		ev.Token = c.GetHeader("X-Abgate-Token")
 	}
-	res, e := f.apply(&ev)
+	var wait time.Duration
+	res, e := f.apply(&ev, &wait)
 	if e != nil {
-		if e.Status == http.StatusServiceUnavailable {
+		switch e.Status {
+		case http.StatusServiceUnavailable:
 			c.Header("Retry-After", "1")
+		case http.StatusTooManyRequests:
+			c.Header("Retry-After", retryAfter(wait))
 		}
 		abort(c, e)
 		return
@@ -152,12 +166,19 @@ func (f *Feedback) batch(c *gin.Context) {
 	}
 	header := c.GetHeader("X-Abgate-Token")
 	out := BatchResult{Rejected: []RejectedEvent{}}
+	var limited int
+	var maxWait time.Duration
 	for i := range req.Events {
 		ev := &req.Events[i]
 		if ev.Token == "" {
 			ev.Token = header
 		}
-		res, e := f.apply(ev)
+		var wait time.Duration
+		res, e := f.apply(ev, &wait)
+		if e != nil && e.Status == http.StatusTooManyRequests {
+			limited++
+			maxWait = max(maxWait, wait)
+		}
 		if e != nil && e.Status == http.StatusServiceUnavailable {
 			// Stop at the first event the recorder can't take: everything
 			// before it is recorded, everything after is untouched, and
@@ -178,12 +199,21 @@ func (f *Feedback) batch(c *gin.Context) {
 	if out.Accepted == 0 && len(out.Rejected) > 0 {
 		status = http.StatusBadRequest
 	}
+	if limited > 0 {
+		// Rate-limited events are rejected like invalid ones, but can be
+		// sent again: Retry-After says when the slowest bucket has room.
+		c.Header("Retry-After", retryAfter(maxWait))
+		if out.Accepted == 0 && limited == len(out.Rejected) {
+			status = http.StatusTooManyRequests
+		}
+	}
 	c.JSON(status, out)
 }
 
 // apply validates one event fully before recording any of its signals,
-// so an event is taken whole or not at all.
-func (f *Feedback) apply(ev *FeedbackEvent) (FeedbackResult, *apiError) {
+// so an event is taken whole or not at all. A rate-limited event gets a
+// 429 and *wait says when to retry.
+func (f *Feedback) apply(ev *FeedbackEvent, wait *time.Duration) (FeedbackResult, *apiError) {
 	if ev.Token == "" {
 		return FeedbackResult{}, newError(http.StatusUnauthorized, "missing_token", "token",
 			"feedback needs the X-Abgate-Token of the response it is about (header or \"token\" field)")
@@ -197,6 +227,9 @@ func (f *Feedback) apply(ev *FeedbackEvent) (FeedbackResult, *apiError) {
 	case err != nil:
 		return FeedbackResult{}, newError(http.StatusUnauthorized, "invalid_token", "token",
 			"the assignment token is malformed or its signature does not match")
+	}
+	if e := f.rateLimit(&tok, now, wait); e != nil {
+		return FeedbackResult{}, e
 	}
 	exp := f.lookup(tok.Experiment)
 	if exp == nil {
@@ -241,6 +274,7 @@ func (f *Feedback) apply(ev *FeedbackEvent) (FeedbackResult, *apiError) {
 		fb := experiments.Feedback{
 			Experiment: tok.Experiment, Phase: tok.Phase, Variant: tok.Variant, Unit: tok.Unit,
 			RequestID: tok.RequestID, Metric: name, Value: v, At: now, Segments: tok.Segments,
+			PerResponse: perResponse(exp, name),
 		}
 		if ev.EventID != "" {
 			// Event ids are the client's and need only be unique per user:
@@ -294,6 +328,43 @@ func (f *Feedback) apply(ev *FeedbackEvent) (FeedbackResult, *apiError) {
 		res.Accepted++
 	}
 	return res, nil
+}
+
+// rateLimit takes one event from the token's (response's) and the unit's
+// buckets; an empty one answers 429 (docs/api.md, "Rate limits").
+func (f *Feedback) rateLimit(tok *experiments.Token, now time.Time, wait *time.Duration) *apiError {
+	key := tok.RequestID
+	if key == "" {
+		key = hex.EncodeToString(tok.Unit[:]) // tokens always carry one; be safe
+	}
+	okTok, wTok := f.perToken.allow(tok.Experiment+"/"+key, now)
+	if !okTok {
+		*wait = wTok
+		return newError(http.StatusTooManyRequests, "rate_limit_exceeded", "token",
+			fmt.Sprintf("too much feedback for this response; retry in %s", retryAfter(wTok)+"s"))
+	}
+	okUnit, wUnit := f.perUnit.allow(tok.Experiment+"/"+hex.EncodeToString(tok.Unit[:]), now)
+	if !okUnit {
+		*wait = wUnit
+		return newError(http.StatusTooManyRequests, "rate_limit_exceeded", "token",
+			fmt.Sprintf("too much feedback for this user; retry in %s", retryAfter(wUnit)+"s"))
+	}
+	return nil
+}
+
+// perResponse is how many events of metric count for one response: a
+// custom count metric's max_per_response; every other metric takes one
+// value per response, the first (docs/api.md, "One response, one vote").
+func perResponse(exp *experiments.Experiment, metric string) int {
+	if experiments.IsBuiltinMetric(metric) {
+		return 0
+	}
+	for _, m := range exp.Metrics {
+		if m.Name == metric && m.Kind == experiments.MetricCount {
+			return m.MaxPerResponse
+		}
+	}
+	return 0
 }
 
 // decodeBody reads a JSON body of at most limit bytes into v.

@@ -89,6 +89,9 @@ type Report struct {
 	// Drift is the input/output drift section, when a drift reader is
 	// configured (see AddDrift).
 	Drift *ReportDrift `json:"drift,omitempty"`
+	// Integrity is the data-loss section, when an integrity source is
+	// configured (see WithReportsIntegrity).
+	Integrity *ReportIntegrity `json:"integrity,omitempty"`
 }
 
 // Verdict kinds (ReportVerdict.Kind).

@@ -32,8 +32,9 @@ type Reports struct {
 	base  string
 	// lookback bounds the hourly series when the period's start is
 	// unknown.
-	lookback time.Duration
-	drift    *drift.Monitor
+	lookback  time.Duration
+	drift     *drift.Monitor
+	integrity IntegritySource
 }
 
 // ReportsOption configures Reports.
@@ -123,6 +124,7 @@ func (h *Reports) build(ctx context.Context, exp *experiments.Experiment, full b
 			r.AddDrift(exp, res, psi, alpha)
 		}
 	}
+	h.addIntegrity(&r, full)
 	return r, nil
 }
 

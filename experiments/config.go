@@ -177,6 +177,11 @@ type Redis struct {
 	DB       int      `yaml:"db"`
 	// KeyPrefix prefixes every key (default "abgate").
 	KeyPrefix string `yaml:"key_prefix"`
+	// EphemeralOK lets serve start on a Redis that persists nothing
+	// (no AOF, no RDB snapshots). Without it serve refuses to start on
+	// one: a restart would lose every lifecycle state and statistic
+	// (docs/recording.md, "Persistence").
+	EphemeralOK bool `yaml:"ephemeral_ok"`
 }
 
 // Recording tunes the outcome recorder.
@@ -331,6 +336,10 @@ type Metric struct {
 	Max *float64 `yaml:"max"`
 	// HigherIsBetter declares the direction of "better" (default true).
 	HigherIsBetter *bool `yaml:"higher_is_better"`
+	// MaxPerResponse caps how many feedback events of a count metric
+	// count for one response (default 1; at most MaxEventCap). Other
+	// kinds take one value per response: the first one wins.
+	MaxPerResponse int `yaml:"max_per_response"`
 }
 
 // Route maps the model alias an application asks for to an experiment.

@@ -60,7 +60,14 @@ const (
 	ActionHaltSRM   Action = "halt_srm"  // running -> stopped: the split is broken (controller)
 	ActionFutility  Action = "futility"  // running -> stopped: max users without a conclusion (controller)
 	ActionReshuffle Action = "reshuffle" // running/paused -> same status, new salt phase (config phase raised)
+	// ActionRestore puts back a state the store lost (a Redis restarted
+	// without persistence): same status, step and period, a new version.
+	// Only StateRestorer.Restore writes it, never Next.
+	ActionRestore Action = "restore"
 )
+
+// ReasonStoreLoss is the Reason of an ActionRestore transition.
+const ReasonStoreLoss = "restored after store loss"
 
 // ControllerActor is the Actor of transitions the rollout controller makes;
 // API commands use "api:<name>".
@@ -89,6 +96,11 @@ type State struct {
 	Version   int64     `json:"version"`
 	UpdatedAt time.Time `json:"updated_at"`
 	UpdatedBy string    `json:"updated_by"`
+	// Fence is the highest lease fence that wrote this state or one
+	// before it (0: none). Replicas remember it, so after a store loss
+	// the fence counter is seeded above every fence already issued
+	// (see StateRestorer).
+	Fence int64 `json:"fence,omitempty"`
 }
 
 // Transition is one entry of an experiment's audit trail.
@@ -164,6 +176,22 @@ type LifecycleStore interface {
 	PutRecommendation(ctx context.Context, r Recommendation) error
 	// Recommendation returns the latest one, or ErrNotFound.
 	Recommendation(ctx context.Context, experiment string) (Recommendation, error)
+}
+
+// StateRestorer puts back lifecycle states a store lost (docs/rollout.md,
+// "Store loss"). memstore.Lifecycle and redisstore.Lifecycle implement
+// it.
+type StateRestorer interface {
+	// Restore stores next and appends t (ActionRestore, t.Seq =
+	// next.Version) only if no state is stored for the experiment
+	// (ErrConflict otherwise) and, when t.Fence is not 0, t.Fence is the
+	// current lease's (ErrFenced otherwise). It also raises the fence
+	// counter to at least next.Fence, so no later lease gets a fence at
+	// or below one that wrote the state.
+	Restore(ctx context.Context, next State, t Transition) error
+	// SeedFence raises the fence counter to at least floor (no-op when
+	// it is higher): the next lease gets a larger fence.
+	SeedFence(ctx context.Context, floor int64) error
 }
 
 // Leaser is the controller's leader lease with a fencing token. One
@@ -346,6 +374,7 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 	}
 	n.Version = s.Version + 1
 	n.UpdatedAt, n.UpdatedBy = now, c.Actor
+	n.Fence = max(s.Fence, c.Fence)
 	t := Transition{
 		Seq: n.Version, Experiment: e.ID, At: now, Actor: c.Actor, Action: c.Action,
 		From: s.Status, To: n.Status, FromStep: s.Step, ToStep: n.Step, Period: n.Period,

@@ -1,6 +1,9 @@
 package experiments
 
-import "time"
+import (
+	"encoding/hex"
+	"time"
+)
 
 // UnitKey is the keyed hash of a unit id (see KeyUnit). Raw unit ids are
 // never stored or sent to the store: statistics are kept per UnitKey.
@@ -60,9 +63,14 @@ type Feedback struct {
 	// EventID makes retries idempotent: a repeated id is counted once.
 	// Empty means no de-duplication.
 	EventID string
-	Metric  string
-	Value   float64
-	At      time.Time
+	// PerResponse is how many events of Metric count for the response
+	// RequestID names (a count metric's max_per_response); 0 means 1.
+	// Whatever their event ids, later ones are ignored: one response,
+	// one vote (see Vote).
+	PerResponse int
+	Metric      string
+	Value       float64
+	At          time.Time
 	// Segments are the response's segments, from its token, so feedback
 	// lands in the same segments as the request.
 	Segments SegmentValues
@@ -83,4 +91,16 @@ type Feedback struct {
 // so the recorder leaves such an outcome out instead.
 func (o *Outcome) Recordable() bool {
 	return o.Experiment != "" && o.Segments.N <= MaxSegmentDimensions && finite(o.Cost)
+}
+
+// Vote returns the group a feedback event counts in and how many events
+// of it count: one response (unit and request id) and metric, at most
+// max(1, PerResponse) events, the first ones to reach the store
+// (docs/api.md, "One response, one vote"). Feedback without a request id
+// has no group (cap 0): only its event id de-duplicates it.
+func (f *Feedback) Vote() (group string, capN int) {
+	if f.RequestID == "" {
+		return "", 0
+	}
+	return "v:" + hex.EncodeToString(f.Unit[:8]) + ":" + f.RequestID + "/" + f.Metric, max(1, f.PerResponse)
 }

@@ -160,8 +160,17 @@ type Delta struct {
 }
 
 // Event is a Delta that must be applied at most once per ID.
+//
+// With Cap > 0 it is also one of at most Cap events of its Group that
+// apply: an event whose ID is new (or empty) is applied only while fewer
+// than Cap events of the group have been; later ones are skipped and
+// counted as duplicates. Feedback count metrics use it for their
+// per-response cap (max_per_response): Group names the response and
+// metric, ID is the client's event id (retries) or empty.
 type Event struct {
-	ID string
+	ID    string
+	Group string
+	Cap   int
 	Delta
 }
 
@@ -218,8 +227,13 @@ func (b *Batch) Validate() error {
 		}
 	}
 	for i := range b.Events {
-		if b.Events[i].ID == "" || b.Events[i].ID == "=" {
-			return bad("event without id (or the reserved id \"=\")")
+		ev := &b.Events[i]
+		capped := ev.Group != "" && ev.Cap > 0
+		if (ev.ID == "" && !capped) || ev.ID == "=" {
+			return bad("event without id or capped group (or the reserved id \"=\")")
+		}
+		if ev.Cap < 0 || (ev.Cap > 0) != (ev.Group != "") || ev.Cap > MaxEventCap {
+			return bad("event %q: group %q with cap %d", ev.ID, ev.Group, ev.Cap)
 		}
 		if err := check(&b.Events[i].Delta); err != nil {
 			return err
@@ -237,5 +251,8 @@ func (b *Batch) Validate() error {
 	}
 	return nil
 }
+
+// MaxEventCap bounds Event.Cap (and a metric's max_per_response).
+const MaxEventCap = 1000
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

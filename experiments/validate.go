@@ -536,6 +536,7 @@ func (v *cfgValidator) experiment(e *Experiment, p string, upstreams map[string]
 			}
 		}
 		v.metric(m, mp)
+		v.maxPerResponse(m, mp)
 	}
 	primaryOK := true
 	if e.Primary == "" {
@@ -630,6 +631,16 @@ func (v *cfgValidator) metric(m *Metric, mp string) {
 		}
 	default:
 		v.add(mp+".kind", "must be binary, count or continuous")
+	}
+}
+
+// maxPerResponse checks a count metric's per-response feedback cap.
+func (v *cfgValidator) maxPerResponse(m *Metric, mp string) {
+	switch {
+	case m.MaxPerResponse != 0 && m.Kind != MetricCount:
+		v.add(mp+".max_per_response", "only count metrics take several values per response")
+	case m.MaxPerResponse < 0 || m.MaxPerResponse > MaxEventCap:
+		v.add(mp+".max_per_response", "must be between 1 and %d (0: the default, 1)", MaxEventCap)
 	}
 }
 

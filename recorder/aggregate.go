@@ -28,6 +28,7 @@ type epAgg struct {
 	exp      string
 	phase    int
 	count    int64
+	fbCount  int64 // of which feedback
 	events   []experiments.Event
 	counters map[int]int64 // variant -> unanalysed requests
 	drift    map[driftKey]int64
@@ -130,6 +131,7 @@ func (a *aggregate) addFeedback(f *experiments.Feedback, now experiments.Hour) {
 	ei := a.ep(f.Experiment, f.Phase)
 	e := a.list[ei]
 	e.count++
+	e.fbCount++
 	h := hourOr(f.At, now)
 	e.addDriftFeedback(f, h)
 	if rec, ok := f.Record(); ok {
@@ -138,8 +140,8 @@ func (a *aggregate) addFeedback(f *experiments.Feedback, now experiments.Hour) {
 		}
 		e.records = append(e.records, rec)
 	}
-	if f.EventID != "" {
-		e.events = append(e.events, experiments.Event{ID: f.EventID, Delta: experiments.Delta{
+	if group, capN := f.Vote(); f.EventID != "" || capN > 0 {
+		e.events = append(e.events, experiments.Event{ID: f.EventID, Group: group, Cap: capN, Delta: experiments.Delta{
 			Variant: f.Variant, Unit: f.Unit, Metric: f.Metric, Hour: h, DX: f.Value, DY: 1, Segments: f.Segments,
 		}})
 		return
@@ -155,11 +157,14 @@ func (a *aggregate) addFeedback(f *experiments.Feedback, now experiments.Hour) {
 	u.fb = append(u.fb, fbDelta{metric: f.Metric, dx: f.Value, dy: 1})
 }
 
-// cut returns one batch per experiment phase and resets the aggregate.
-// Unrecordable events are returned in invalid, not in a batch.
-func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, invalid int64) {
+// cut returns one batch per experiment phase, with the number of
+// feedback events each holds, and resets the aggregate. Unrecordable
+// events are returned in invalid, not in a batch.
+func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb []int64, invalid int64) {
 	bs = make([]*experiments.Batch, len(a.list))
+	fb = make([]int64, len(a.list))
 	for i, e := range a.list {
+		fb[i] = e.fbCount
 		b := &experiments.Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events, Hist: e.driftDeltas(), Records: e.records}
 		for v, n := range e.counters {
 			b.Counters = append(b.Counters, experiments.Counter{Variant: v, Name: experiments.CounterUnanalysed, N: n})
@@ -187,5 +192,42 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, in
 	clear(a.eps)
 	a.list = a.list[:0]
 	a.count, a.invalid = 0, 0
-	return bs, invalid
+	return bs, fb, invalid
+}
+
+// feedbackOnly returns the feedback part of b, under a new batch id: its
+// events, feedback records, feedback drift and feedback deltas (metrics
+// that are not request outcomes), and fb events as its Count. The
+// recorder keeps it when the pending limit makes it drop b's outcomes.
+// The new id matters: redisstore marks applied chunks of a batch id, and
+// the smaller batch cuts into other chunks; every feedback event the API
+// sends has an event id or a response group, so whatever a lost reply
+// had applied of b the store skips.
+func feedbackOnly(b *experiments.Batch, fb int64) *experiments.Batch {
+	out := &experiments.Batch{ID: b.ID + "-fb", Experiment: b.Experiment, Phase: b.Phase, Count: fb,
+		Events: b.Events, Records: b.Records}
+	for _, d := range b.Deltas {
+		if !isOutcomeMetric(d.Metric) {
+			out.Deltas = append(out.Deltas, d)
+		}
+	}
+	for _, h := range b.Hist {
+		if experiments.DriftFeatureIndex(h.Feature) >= firstFeedbackFeature {
+			out.Hist = append(out.Hist, h)
+		}
+	}
+	return out
+}
+
+// firstFeedbackFeature is the index of the first drift feature that
+// feedback (not the outcome) counts (see addDriftFeedback).
+const firstFeedbackFeature = 4
+
+func isOutcomeMetric(m string) bool {
+	for _, o := range outcomeMetrics {
+		if o == m {
+			return true
+		}
+	}
+	return false
 }

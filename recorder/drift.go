@@ -37,7 +37,7 @@ func (e *epAgg) addDrift(o *experiments.Outcome, h experiments.Hour) {
 // correction: 0/1; rating: 1-5) in its histogram, one bin per value.
 func (e *epAgg) addDriftFeedback(f *experiments.Feedback, h experiments.Hour) {
 	fi := experiments.DriftFeatureIndex(f.Metric)
-	if fi < 4 || !(f.Value >= 0 && f.Value < experiments.DriftBins) {
+	if fi < firstFeedbackFeature || !(f.Value >= 0 && f.Value < experiments.DriftBins) {
 		return
 	}
 	if e.drift == nil {

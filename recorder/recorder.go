@@ -22,9 +22,10 @@ import (
 
 // Recorder errors.
 var (
-	// ErrQueueFull: the recorder can't take more feedback right now; the
-	// feedback API answers 503 and the client retries. Nothing already
-	// accepted is lost by this.
+	// ErrQueueFull: the recorder can't take more feedback right now (its
+	// queue is full, or the store is failing and the feedback it holds
+	// reached the feedback limit); the feedback API answers 503 and the
+	// client retries. Nothing already accepted is lost by this.
 	ErrQueueFull = errors.New("recorder queue full")
 	// ErrClosed: the recorder has been closed.
 	ErrClosed = errors.New("recorder closed")
@@ -49,10 +50,19 @@ const (
 // a request wait for it. Observe and Feedback put events in bounded
 // queues; a background loop drains them every FlushInterval (or as soon
 // as BatchSize events wait), pre-aggregates them per (experiment, phase,
-// variant, unit, hour, metric) and cuts one Batch per experiment phase; a
-// flusher applies the batches in order, retrying failures with backoff.
-// Failed batches wait in a bounded pending buffer; past its bound the
-// oldest are dropped and counted.
+// variant, unit, hour, metric) and cuts per experiment phase one Batch of
+// outcomes and one of feedback; a flusher applies the batches in order,
+// retrying failures with backoff. Failed batches wait in a bounded
+// pending buffer; past its bound the oldest outcome batches are dropped,
+// counted and logged.
+//
+// Feedback is never dropped once accepted (docs/recording.md, "What a 200
+// means"): its batches are exempt from the pending bound and the age
+// limit, and instead Feedback refuses new feedback (ErrQueueFull, a 503
+// the client retries) while the feedback held reaches the feedback limit
+// (default half the pending limit). Only a process that dies, or closes
+// while the store stays down past Close's deadline, loses it, and Close
+// logs that at error level.
 //
 // Every event is accounted for: at any time
 //
@@ -72,6 +82,7 @@ type Recorder struct {
 	batchSize    int
 	interval     time.Duration
 	pendingLimit int64
+	fbLimit      int64
 	maxBatchAge  time.Duration
 	applyTimeout time.Duration
 	backoffMin   time.Duration
@@ -87,6 +98,7 @@ type Recorder struct {
 	droppedFull   atomic.Int64 // Observe with a full queue
 	droppedClosed atomic.Int64 // Observe after Close
 	rejected      atomic.Int64 // Feedback refused
+	fbHeld        atomic.Int64 // feedback accepted and not yet persisted
 
 	closeMu sync.RWMutex // Feedback holds it shared, Close exclusively
 
@@ -106,6 +118,7 @@ type Recorder struct {
 	seq           uint64
 	perExp        map[string]*expCounts
 	draining      bool // the drainer has exited: pending is final
+	drops         dropLog
 
 	stop        chan struct{} // closed by Close: the drainer's last round
 	drainerDone chan struct{}
@@ -121,6 +134,7 @@ type pendingBatch struct {
 	created  time.Time
 	inFlight bool
 	attempts int
+	feedback int64 // feedback events in b: never dropped for overflow or age
 }
 
 type expCounts struct {
@@ -150,6 +164,27 @@ func WithPendingLimit(n int) Option {
 	return func(r *Recorder) {
 		if n > 0 {
 			r.pendingLimit = int64(n)
+		}
+	}
+}
+
+// WithFeedbackLimit bounds the feedback events held (queued or in batches
+// the store has not taken yet) before Feedback refuses more with
+// ErrQueueFull (default half the pending limit).
+func WithFeedbackLimit(n int) Option {
+	return func(r *Recorder) {
+		if n > 0 {
+			r.fbLimit = int64(n)
+		}
+	}
+}
+
+// WithMaxBatchAge drops a batch that could not be applied for this long
+// (default 50m). It must stay below the store's dedup window.
+func WithMaxBatchAge(d time.Duration) Option {
+	return func(r *Recorder) {
+		if d > 0 {
+			r.maxBatchAge = d
 		}
 	}
 }
@@ -209,6 +244,9 @@ func New(store experiments.Store, cfg experiments.Recording, opts ...Option) *Re
 	for _, o := range opts {
 		o(r)
 	}
+	if r.fbLimit <= 0 {
+		r.fbLimit = max(1, r.pendingLimit/2)
+	}
 	if r.mp == nil {
 		r.mp = otel.GetMeterProvider()
 	}
@@ -248,7 +286,8 @@ func (r *Recorder) Observe(o experiments.Outcome) {
 // caller should answer 503 so the client retries).
 func (r *Recorder) Feedback(f experiments.Feedback) error {
 	if f.Experiment == "" || f.Metric == "" || math.IsNaN(f.Value) || math.IsInf(f.Value, 0) ||
-		experiments.IsSegmentMetric(f.Metric) || f.Segments.N > experiments.MaxSegmentDimensions || f.EventID == "=" {
+		experiments.IsSegmentMetric(f.Metric) || f.Segments.N > experiments.MaxSegmentDimensions || f.EventID == "=" ||
+		f.PerResponse < 0 || f.PerResponse > experiments.MaxEventCap {
 		// Unrecordable: in a batch it would make the store refuse the
 		// whole batch, everyone's events with it (ErrInvalidBatch).
 		return fmt.Errorf("%w: experiment %q metric %q value %v", ErrInvalidFeedback, f.Experiment, f.Metric, f.Value)
@@ -258,6 +297,14 @@ func (r *Recorder) Feedback(f experiments.Feedback) error {
 	if r.closed.Load() {
 		r.rejected.Add(1)
 		return ErrClosed
+	}
+	// Refuse before accepting: past the feedback limit (the store is
+	// failing and feedback piles up) the client is told to retry, rather
+	// than accepting and later dropping.
+	if r.fbHeld.Add(1) > r.fbLimit {
+		r.fbHeld.Add(-1)
+		r.rejected.Add(1)
+		return ErrQueueFull
 	}
 	select {
 	case r.fb <- f:
@@ -269,6 +316,7 @@ func (r *Recorder) Feedback(f experiments.Feedback) error {
 		}
 		return nil
 	default:
+		r.fbHeld.Add(-1)
 		r.rejected.Add(1)
 		return ErrQueueFull
 	}
@@ -276,24 +324,62 @@ func (r *Recorder) Feedback(f experiments.Feedback) error {
 
 // Stats counts the recorder's events. Accepted = Persisted +
 // Dropped + Pending always holds; Dropped is the sum of the Dropped*
-// fields.
+// fields. GET /api/v1/recorder serves it as JSON.
 type Stats struct {
-	Accepted  int64 // Observe calls and Feedback calls that returned nil
-	Persisted int64 // applied by the store (duplicates included: counted once there)
-	Dropped   int64
-	Pending   int64 // queued, being aggregated, or in batches not yet applied
+	Accepted  int64 `json:"accepted"`  // Observe calls and Feedback calls that returned nil
+	Persisted int64 `json:"persisted"` // applied by the store (duplicates included: counted once there)
+	Dropped   int64 `json:"dropped"`
+	Pending   int64 `json:"pending"` // queued, being aggregated, or in batches not yet applied
+	// PendingFeedback is the feedback accepted and not yet persisted
+	// (part of Pending); at FeedbackLimit new feedback is refused.
+	PendingFeedback int64 `json:"pending_feedback"`
+	FeedbackLimit   int64 `json:"feedback_limit"`
 
-	DroppedQueueFull int64 // Observe found the queue full
-	DroppedClosed    int64 // Observe after Close
-	DroppedOverflow  int64 // oldest batches dropped past the pending limit
-	DroppedExpired   int64 // batches older than the max batch age
-	DroppedInvalid   int64 // invalid events or batches the store refused as invalid
-	DroppedShutdown  int64 // still pending when Close's deadline passed
+	DroppedQueueFull int64 `json:"dropped_queue_full"` // Observe found the queue full
+	DroppedClosed    int64 `json:"dropped_closed"`     // Observe after Close
+	DroppedOverflow  int64 `json:"dropped_overflow"`   // oldest outcome batches dropped past the pending limit
+	DroppedExpired   int64 `json:"dropped_expired"`    // outcome batches older than the max batch age
+	DroppedInvalid   int64 `json:"dropped_invalid"`    // invalid events or batches the store refused as invalid
+	DroppedShutdown  int64 `json:"dropped_shutdown"`   // still pending when Close's deadline passed
 
-	Rejected        int64 // Feedback refused (ErrQueueFull, ErrClosed): not accepted
-	DuplicateEvents int64 // feedback events skipped by the store as already applied
-	Batches         int64 // batches applied
-	FlushFailures   int64 // failed Apply calls (each retried or dropped)
+	Rejected        int64 `json:"rejected"`         // Feedback refused (ErrQueueFull, ErrClosed): not accepted
+	DuplicateEvents int64 `json:"duplicate_events"` // feedback events skipped by the store (repeats, one vote per response)
+	Batches         int64 `json:"batches"`          // batches applied
+	FlushFailures   int64 `json:"flush_failures"`   // failed Apply calls (each retried or dropped)
+
+	// Experiments breaks the counts down by experiment (events dropped
+	// at the queue, before they are looked at, are in no experiment).
+	Experiments map[string]ExperimentStats `json:"experiments"`
+}
+
+// ExperimentStats are one experiment's recorder counts: what a report
+// needs to say how much of the experiment's data was lost.
+type ExperimentStats struct {
+	Accepted   int64 `json:"accepted"` // events cut into batches
+	Persisted  int64 `json:"persisted"`
+	Dropped    int64 `json:"dropped"`
+	Duplicates int64 `json:"duplicate_events"`
+	// DroppedShare is Dropped / Accepted (0 without events): the share
+	// of the experiment's recorded events lost.
+	DroppedShare float64 `json:"dropped_share"`
+}
+
+func (c *expCounts) stats() ExperimentStats {
+	s := ExperimentStats{Accepted: c.accepted, Persisted: c.persisted, Dropped: c.dropped, Duplicates: c.duplicates}
+	if c.accepted > 0 {
+		s.DroppedShare = float64(c.dropped) / float64(c.accepted)
+	}
+	return s
+}
+
+// Experiment returns one experiment's counts (zero if it has none).
+func (r *Recorder) Experiment(id string) ExperimentStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.perExp[id]; c != nil {
+		return c.stats()
+	}
+	return ExperimentStats{}
 }
 
 // Stats returns the counters as one consistent snapshot (taken under the
@@ -328,6 +414,12 @@ func (r *Recorder) Stats() Stats {
 		DuplicateEvents:  r.dupEvents,
 		Batches:          r.batches,
 		FlushFailures:    r.failures,
+		PendingFeedback:  r.fbHeld.Load(),
+		FeedbackLimit:    r.fbLimit,
+		Experiments:      make(map[string]ExperimentStats, len(r.perExp)),
+	}
+	for id, c := range r.perExp {
+		s.Experiments[id] = c.stats()
 	}
 	s.Dropped = s.DroppedQueueFull + s.DroppedClosed + s.DroppedOverflow + s.DroppedExpired + s.DroppedInvalid + s.DroppedShutdown
 	s.Pending = q + r.agg.count + r.pendingEvents
@@ -358,12 +450,21 @@ func (r *Recorder) Close(ctx context.Context) error {
 		}
 		r.abort()
 		r.mu.Lock()
+		var lostFeedback int64
 		for _, p := range r.pending {
 			r.dropShutdown += p.b.Count
 			r.expCounts(p.b.Experiment).dropped += p.b.Count
+			lostFeedback += p.feedback
+			r.fbHeld.Add(-p.feedback)
 		}
 		r.pending, r.pendingEvents = nil, 0
 		r.mu.Unlock()
+		if lostFeedback > 0 {
+			// The one way accepted feedback is lost: the store stayed
+			// down through the whole shutdown budget.
+			r.log.Error("recorder: accepted feedback lost at shutdown: the store did not take it before the deadline",
+				"feedback_events", lostFeedback)
+		}
 		if r.reg != nil {
 			_ = r.reg.Unregister()
 		}
@@ -414,11 +515,12 @@ func (r *Recorder) drain(final bool) {
 	// batches for a slow store), up to maxAggregate events.
 	cut := r.agg.count > 0 && (final || len(r.pending) == 0 || r.agg.count >= r.maxAggregate())
 	if cut {
-		bs, invalid := r.agg.cut(r.idPrefix, &r.seq)
+		bs, fb, invalid := r.agg.cut(r.idPrefix, &r.seq)
 		r.dropInvalid += invalid
-		for _, b := range bs {
+		r.drops.note("", invalid)
+		for i, b := range bs {
 			r.expCounts(b.Experiment).accepted += b.Count
-			r.pending = append(r.pending, &pendingBatch{b: b, created: now})
+			r.pending = append(r.pending, &pendingBatch{b: b, created: now, feedback: fb[i]})
 			r.pendingEvents += b.Count
 		}
 		r.enforceLimit()
@@ -426,6 +528,7 @@ func (r *Recorder) drain(final bool) {
 	if final {
 		r.draining = true
 	}
+	r.drops.flush(r.log, now, r.droppedFull.Load())
 	r.mu.Unlock()
 	if cut || final {
 		select {
@@ -442,19 +545,28 @@ func (r *Recorder) maxAggregate() int64 {
 	return max(int64(r.batchSize), min(8*int64(r.batchSize), r.pendingLimit/4))
 }
 
-// enforceLimit drops the oldest batches not in flight while the pending
-// events exceed the limit. Call with r.mu held.
+// enforceLimit drops the outcomes of the oldest batches not in flight
+// while the pending events exceed the limit. Feedback is kept (its bound
+// is Feedback's refusal): a batch holding some keeps just that part.
+// Call with r.mu held.
 func (r *Recorder) enforceLimit() {
 	for i := 0; r.pendingEvents > r.pendingLimit && i < len(r.pending); {
 		p := r.pending[i]
-		if p.inFlight {
+		if p.inFlight || p.b.Count == p.feedback {
+			i++
+			continue
+		}
+		n := p.b.Count - p.feedback
+		r.pendingEvents -= n
+		r.dropOverflow += n
+		r.expCounts(p.b.Experiment).dropped += n
+		r.drops.note(p.b.Experiment, n)
+		if p.feedback > 0 {
+			p.b = feedbackOnly(p.b, p.feedback)
 			i++
 			continue
 		}
 		r.pending = append(r.pending[:i], r.pending[i+1:]...)
-		r.pendingEvents -= p.b.Count
-		r.dropOverflow += p.b.Count
-		r.expCounts(p.b.Experiment).dropped += p.b.Count
 	}
 }
 
@@ -497,6 +609,7 @@ func (r *Recorder) flushLoop() {
 			r.remove(p)
 			r.persisted += p.b.Count
 			r.batches++
+			r.fbHeld.Add(-p.feedback)
 			r.dupEvents += int64(res.DuplicateEvents)
 			c := r.expCounts(p.b.Experiment)
 			c.persisted += p.b.Count
@@ -505,6 +618,8 @@ func (r *Recorder) flushLoop() {
 			r.remove(p)
 			r.dropInvalid += p.b.Count
 			r.expCounts(p.b.Experiment).dropped += p.b.Count
+			r.drops.note(p.b.Experiment, p.b.Count)
+			r.fbHeld.Add(-p.feedback)
 		default:
 			r.failures++
 			p.attempts++
@@ -549,11 +664,15 @@ func (r *Recorder) next() *pendingBatch {
 	now := r.now()
 	for len(r.pending) > 0 {
 		p := r.pending[0]
-		if p.attempts > 0 && now.Sub(p.created) > r.maxBatchAge {
+		// Feedback batches don't expire: every feedback event carries
+		// an event id or a response group, so the store skips whatever
+		// of a late retry it had applied.
+		if p.feedback == 0 && p.attempts > 0 && now.Sub(p.created) > r.maxBatchAge {
 			r.pending = r.pending[1:]
 			r.pendingEvents -= p.b.Count
 			r.dropExpired += p.b.Count
 			r.expCounts(p.b.Experiment).dropped += p.b.Count
+			r.drops.note(p.b.Experiment, p.b.Count)
 			continue
 		}
 		p.inFlight = true

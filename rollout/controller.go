@@ -40,9 +40,11 @@ type Controller struct {
 	autoStart bool
 	log       *slog.Logger
 	changed   chan struct{} // Update wakes Run to apply new settings
+	floor     func() int64
 
 	mu       sync.Mutex
 	fence    int64 // 0: not the leader
+	highest  int64 // the largest fence this controller ever held
 	interval time.Duration
 	ttl      time.Duration
 	disabled bool
@@ -54,7 +56,7 @@ func NewController(lc *Lifecycle, st SummaryReader, lease experiments.Leaser, cf
 	o := newOptions(opts)
 	c := &Controller{
 		lc: lc, stats: st, lease: lease, now: o.now, log: o.log, holder: o.holder, autoStart: o.autoStart,
-		changed: make(chan struct{}, 1),
+		changed: make(chan struct{}, 1), floor: o.fenceFloor,
 	}
 	c.set(cfg)
 	if c.holder == "" {
@@ -188,6 +190,7 @@ func (c *Controller) keepLease(ctx context.Context) int64 {
 		}
 		c.fence = 0
 	}
+	c.seedFence(ctx)
 	f, ok, err := c.lease.Acquire(ctx, c.holder, c.ttl)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -198,8 +201,28 @@ func (c *Controller) keepLease(ctx context.Context) int64 {
 	if ok {
 		c.log.Info("rollout controller: leading", "holder", c.holder, "fence", f)
 		c.fence = f
+		c.highest = max(c.highest, f)
 	}
 	return c.fence
+}
+
+// seedFence raises the store's fence counter to the highest fence this
+// replica has seen, when the lease store can (experiments.StateRestorer).
+// Call with c.mu held.
+func (c *Controller) seedFence(ctx context.Context) {
+	r, ok := c.lease.(experiments.StateRestorer)
+	if !ok {
+		return
+	}
+	f := c.highest
+	if c.floor != nil {
+		f = max(f, c.floor())
+	}
+	if f > 0 {
+		if err := r.SeedFence(ctx, f); err != nil && ctx.Err() == nil {
+			c.log.Warn("rollout controller: seed fence counter", "floor", f, "err", err)
+		}
+	}
 }
 
 func (c *Controller) evaluateAll(ctx context.Context, fence int64) {

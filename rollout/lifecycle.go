@@ -145,6 +145,47 @@ func (l *Lifecycle) Stop(ctx context.Context, id, actor, reason string) (experim
 	return l.Do(ctx, experiments.Command{Experiment: id, Action: experiments.ActionStop, Actor: actor, Reason: reason})
 }
 
+// ErrNoRestorer: the lifecycle store can't put back lost states.
+var ErrNoRestorer = errors.New("lifecycle store cannot restore states")
+
+// Restore puts back a state the store lost (docs/rollout.md, "Store
+// loss"): last, as a replica knew it, with a new version and an
+// ActionRestore transition "restored after store loss", fenced by the
+// caller's lease (fence) and raising the store's fence counter above
+// every fence that wrote it. It fails with ErrConflict when a state is
+// stored again (someone restored or started it first).
+func (l *Lifecycle) Restore(ctx context.Context, last experiments.State, fence int64, actor string) (experiments.Transition, error) {
+	e, err := l.Experiment(last.Experiment)
+	if err != nil {
+		return experiments.Transition{}, err
+	}
+	r, ok := l.store.(experiments.StateRestorer)
+	if !ok {
+		return experiments.Transition{}, ErrNoRestorer
+	}
+	now := l.now().UTC()
+	next := last
+	next.Version = last.Version + 1
+	next.UpdatedAt, next.UpdatedBy = now, actor
+	next.Fence = max(last.Fence, fence)
+	t := experiments.Transition{
+		Seq: next.Version, Experiment: e.ID, At: now, Actor: actor, Action: experiments.ActionRestore,
+		From: last.Status, To: next.Status, FromStep: last.Step, ToStep: next.Step, Period: next.Period,
+		Reason: experiments.ReasonStoreLoss, Codes: []string{"store_loss"}, Fence: fence,
+	}
+	if last.Status == experiments.StatusPromoted {
+		w := last.Winner
+		t.Winner = &w
+	}
+	if err := r.Restore(ctx, next, t); err != nil {
+		return experiments.Transition{}, fmt.Errorf("restore %q: %w", e.ID, err)
+	}
+	if l.notify != nil {
+		l.notify.Notify(t, next)
+	}
+	return t, nil
+}
+
 // maxCASRetries bounds how often an unconditional command re-reads the
 // state after losing a compare-and-set race.
 const maxCASRetries = 8

@@ -1,8 +1,11 @@
 package rollout
 
 import (
+	"context"
 	"log/slog"
 	"time"
+
+	"github.com/abgate/abgate/experiments"
 )
 
 // options are the settings shared by the package's services; each
@@ -16,6 +19,10 @@ type options struct {
 	holder    string
 	autoStart bool
 	notify    Notifier
+	// fenceFloor and onLoss: see WithFenceFloor and WithStoreLoss.
+	fenceFloor func() int64
+	onLoss     func(experiments.State)
+	restore    func(context.Context, experiments.State) error
 }
 
 // Option configures a Lifecycle, Controller, Watcher or Catalog.
@@ -54,3 +61,17 @@ func WithAutoStart(on bool) Option { return func(o *options) { o.autoStart = on 
 // transition notifies, so a transition is delivered once however many
 // replicas run.
 func WithNotifier(n Notifier) Option { return func(o *options) { o.notify = n } }
+
+// WithFenceFloor gives the Controller the highest fence this replica has
+// seen in lifecycle states (Watcher.MaxFence): before taking the lease it
+// seeds the store's fence counter with it, so a store that lost its
+// counter never hands out a fence at or below one already issued.
+func WithFenceFloor(f func() int64) Option { return func(o *options) { o.fenceFloor = f } }
+
+// WithStoreLoss makes the Watcher call onLoss (once per loss) when an
+// experiment's known lifecycle state disappears from the store, and
+// restore on every refresh until the state is back (cmd/abgate: the
+// leader's Lifecycle.Restore). Either may be nil.
+func WithStoreLoss(onLoss func(last experiments.State), restore func(ctx context.Context, last experiments.State) error) Option {
+	return func(o *options) { o.onLoss, o.restore = onLoss, restore }
+}

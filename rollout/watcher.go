@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/abgate/abgate/experiments"
@@ -31,21 +33,42 @@ const DefaultPollInterval = 500 * time.Millisecond
 // about a second even when pub/sub messages are lost. A state that
 // can't be read gets no callback: the replica keeps serving its last
 // known allocation.
+//
+// A state that disappears while the watcher knew one (the store lost it:
+// a Redis restarted without persistence) never falls back to draft: the
+// replica keeps serving the last known allocation, Lost reports the
+// experiment (readiness shows "degraded"), the loss is logged at error
+// level and handed to WithStoreLoss's callbacks, which restore it
+// (docs/rollout.md, "Store loss").
 type Watcher struct {
 	store StateReader
 	fn    func(string, *experiments.Allocation)
 	poll  time.Duration
 	log   *slog.Logger
 
+	onLoss  func(experiments.State)
+	restore func(context.Context, experiments.State) error
+
 	mu   sync.Mutex // serialises refreshes, so fn is never called concurrently
 	exps map[string]*experiments.Experiment
 	last map[string]int64 // delivered state version (-1: none yet)
+	// known is the last stored state read per experiment (kept across
+	// config updates); lost holds the experiments whose known state
+	// disappeared from the store.
+	known map[string]experiments.State
+	lost  map[string]experiments.State
+	// maxFence is atomic, not under mu: the Controller reads it while
+	// holding its own lock, and restore callbacks take the Controller's
+	// lock (no lock-order inversion).
+	maxFence atomic.Int64
 }
 
 // NewWatcher returns a watcher of cfg's rollout experiments; Run starts it.
 func NewWatcher(store StateReader, cfg *experiments.Config, fn func(experimentID string, a *experiments.Allocation), opts ...Option) *Watcher {
 	o := newOptions(opts)
-	w := &Watcher{store: store, fn: fn, poll: cmp.Or(o.poll, DefaultPollInterval), log: o.log}
+	w := &Watcher{store: store, fn: fn, poll: cmp.Or(o.poll, DefaultPollInterval), log: o.log,
+		onLoss: o.onLoss, restore: o.restore,
+		known: make(map[string]experiments.State), lost: make(map[string]experiments.State)}
 	w.Update(cfg)
 	return w
 }
@@ -72,6 +95,12 @@ func (w *Watcher) Update(cfg *experiments.Config) {
 		}
 	}
 	w.exps, w.last = exps, make(map[string]int64)
+	for id := range w.known {
+		if exps[id] == nil {
+			delete(w.known, id)
+			delete(w.lost, id)
+		}
+	}
 	for _, id := range dropped {
 		w.fn(id, nil)
 	}
@@ -109,23 +138,95 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 }
 
 func (w *Watcher) refresh(ctx context.Context, id string) error {
+	lost, first, err := w.refreshLocked(ctx, id)
+	if lost != nil {
+		// Outside mu: the callbacks reach the Controller and the store.
+		w.storeLost(ctx, *lost, first)
+	}
+	return err
+}
+
+// refreshLocked reads and delivers id's state; when the store lost a
+// known state it returns it (first: newly lost) instead.
+func (w *Watcher) refreshLocked(ctx context.Context, id string) (lost *experiments.State, first bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e := w.exps[id]
 	if e == nil {
-		return nil
+		return nil, false, nil
 	}
 	s, err := w.store.State(ctx, id)
 	switch {
 	case errors.Is(err, experiments.ErrNotFound):
+		if k, ok := w.known[id]; ok && k.Version > 0 {
+			// Keep serving the last known allocation.
+			_, already := w.lost[id]
+			w.lost[id] = k
+			return &k, !already, nil
+		}
 		s = experiments.Draft(e)
 	case err != nil:
-		return fmt.Errorf("watch %q: %w", id, err)
+		return nil, false, fmt.Errorf("watch %q: %w", id, err)
+	default:
+		if _, wasLost := w.lost[id]; wasLost {
+			delete(w.lost, id)
+			w.log.Info("lifecycle state is back in the store", "experiment", id, "status", s.Status, "step", s.Step, "version", s.Version)
+		}
+		w.known[id] = s
+		for f := w.maxFence.Load(); s.Fence > f && !w.maxFence.CompareAndSwap(f, s.Fence); f = w.maxFence.Load() {
+		}
 	}
 	if v, seen := w.last[id]; seen && v == s.Version {
-		return nil
+		return nil, false, nil
 	}
 	w.last[id] = s.Version
 	w.fn(id, e.AllocationFor(s))
-	return nil
+	return nil, false, nil
 }
+
+// storeLost handles a known state gone from the store: it reports a new
+// loss and asks for a restore. Call without w.mu.
+func (w *Watcher) storeLost(ctx context.Context, k experiments.State, first bool) {
+	id := k.Experiment
+	if first {
+		w.log.Error("lifecycle state lost from the store (restarted without persistence?); serving the last known allocation until it is restored",
+			"experiment", id, "status", k.Status, "step", k.Step, "period", k.Period, "version", k.Version, "fence", k.Fence)
+		if w.onLoss != nil {
+			w.onLoss(k)
+		}
+	}
+	if w.restore != nil {
+		if err := w.restore(ctx, k); err != nil && !errors.Is(err, ErrNotLeader) {
+			w.log.Warn("lifecycle state not restored yet", "experiment", id, "err", err)
+		}
+	}
+}
+
+// ErrNotLeader: a restore callback declines because this replica does not
+// hold the controller lease (the leader restores).
+var ErrNotLeader = errors.New("not the controller leader")
+
+// Lost returns the experiments whose lifecycle state the store lost and
+// that are not restored yet, sorted.
+func (w *Watcher) Lost() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.lost))
+	for id := range w.lost {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// IsLost reports whether id's lifecycle state is lost and not restored.
+func (w *Watcher) IsLost(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.lost[id]
+	return ok
+}
+
+// MaxFence is the highest lease fence seen in any state read (see
+// WithFenceFloor); it survives a store loss.
+func (w *Watcher) MaxFence() int64 { return w.maxFence.Load() }

@@ -124,6 +124,13 @@ func (a *app) health(r *gin.Engine) {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down"})
 			return
 		}
+		if lost := a.watcher.Lost(); len(lost) > 0 {
+			// Still serving (the last known allocations): taking every
+			// replica out of the load balancer would turn a store loss
+			// into an outage.
+			c.JSON(http.StatusOK, gin.H{"status": "degraded", "lifecycle_state_lost": lost})
+			return
+		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
 }
@@ -144,7 +151,7 @@ func (a *app) registerAPI(r *gin.Engine) {
 	r.GET("/api/v1/recorder", a.tokens.RequireRead(), func(c *gin.Context) {
 		c.JSON(http.StatusOK, a.recorder.Stats())
 	})
-	var ropts []api.ReportsOption
+	ropts := []api.ReportsOption{api.WithReportsIntegrity(integrity{a})}
 	if a.drift != nil {
 		ropts = append(ropts, api.WithReportsDrift(a.drift))
 	}

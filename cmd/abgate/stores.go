@@ -48,7 +48,10 @@ func openStores(ctx context.Context, cfg experiments.Redis, traced bool, log *sl
 		}, nil
 	}
 	// A ClusterClient for several addresses, a single-node client for
-	// one: go-redis's UniversalClient decides.
+	// one: go-redis's UniversalClient decides. Persistence is re-checked
+	// on every (re)connect (a Redis restarted without AOF would lose the
+	// rollout state next time).
+	pw := &redisstore.PersistenceWatch{Log: log, OK: cfg.EphemeralOK}
 	c := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:    cfg.Addrs,
 		Username: cfg.Username,
@@ -58,6 +61,7 @@ func openStores(ctx context.Context, cfg experiments.Redis, traced bool, log *sl
 		// recorder's apply timeout and shutdown budget would be bounded
 		// only by the read timeout.
 		ContextTimeoutEnabled: true,
+		OnConnect:             pw.OnConnect,
 	})
 	if traced {
 		if err := redisotel.InstrumentTracing(c); err != nil {
@@ -66,10 +70,13 @@ func openStores(ctx context.Context, cfg experiments.Redis, traced bool, log *sl
 		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		log.Warn("redis is not reachable yet; serving anyway, outcomes are buffered", "addrs", cfg.Addrs, "err", err)
+	} else if err := checkPersistence(pctx, c, cfg, pw); err != nil {
+		c.Close()
+		return nil, err
 	}
-	cancel()
 	return &stores{
 		outcomes:    redisstore.New(c, redisstore.WithPrefix(cfg.KeyPrefix)),
 		lifecycle:   redisstore.NewLifecycle(c, cfg.KeyPrefix),

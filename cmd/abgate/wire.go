@@ -104,7 +104,7 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	}
 	a.lifecycle = rollout.NewLifecycle(lcs, cfg, rollout.WithNotifier(counted))
 	a.controller = rollout.NewController(a.lifecycle, a.stores.outcomes, lcs, cfg.Controller,
-		append([]rollout.Option{rollout.WithLogger(log)}, o.controller...)...)
+		append([]rollout.Option{rollout.WithLogger(log), rollout.WithFenceFloor(func() int64 { return a.watcher.MaxFence() })}, o.controller...)...)
 	if err := telemetry.RegisterLeader(mp, a.controller.Fence); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -112,7 +112,7 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 		if err := a.gateway.SetAllocation(id, al); err != nil {
 			log.Warn("allocation change not applied", "experiment", id, "err", err)
 		}
-	}, rollout.WithLogger(log))
+	}, rollout.WithLogger(log), rollout.WithStoreLoss(nil, a.restoreLost))
 	if dr, ok := a.stores.outcomes.(experiments.DriftReader); ok {
 		alert, err := telemetry.CountAlerts(a.driftAlert, mp, func(al drift.Alert) (string, string) { return al.Experiment, al.Feature })
 		if err != nil {

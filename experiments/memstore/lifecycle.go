@@ -14,6 +14,7 @@ var (
 	_ experiments.LifecycleStore = (*Lifecycle)(nil)
 	_ experiments.Leaser         = (*Lifecycle)(nil)
 	_ experiments.ChangeFeed     = (*Lifecycle)(nil)
+	_ experiments.StateRestorer  = (*Lifecycle)(nil)
 )
 
 // Lifecycle is the in-memory lifecycle store, lease and change feed for a
@@ -94,6 +95,55 @@ func (l *Lifecycle) Commit(_ context.Context, prev int64, next experiments.State
 		}
 	}
 	return nil
+}
+
+// Restore implements experiments.StateRestorer.
+func (l *Lifecycle) Restore(_ context.Context, next experiments.State, t experiments.Transition) error {
+	if t.Seq != next.Version || next.Version < 1 || next.Experiment == "" || t.Experiment != next.Experiment {
+		return fmt.Errorf("lifecycle restore of %q: version %d, seq %d: inconsistent", next.Experiment, next.Version, t.Seq)
+	}
+	tj, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encode transition: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.states[next.Experiment]; ok {
+		return fmt.Errorf("lifecycle restore of %q: a state is stored: %w", next.Experiment, experiments.ErrConflict)
+	}
+	if t.Fence != 0 && !(t.Fence == l.fence && l.now().Before(l.expires)) {
+		return fmt.Errorf("lifecycle restore of %q with fence %d: %w", next.Experiment, t.Fence, experiments.ErrFenced)
+	}
+	l.states[next.Experiment] = next
+	l.transitions[next.Experiment] = append(l.transitions[next.Experiment], tj)
+	l.fenceSeq = max(l.fenceSeq, next.Fence)
+	for ch := range l.subs {
+		select {
+		case ch <- next.Experiment:
+		default:
+		}
+	}
+	return nil
+}
+
+// SeedFence implements experiments.StateRestorer.
+func (l *Lifecycle) SeedFence(_ context.Context, floor int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fenceSeq = max(l.fenceSeq, floor)
+	return nil
+}
+
+// Forget deletes everything the store holds about an experiment's
+// lifecycle and resets the fence counter, as a Redis restarted without
+// persistence would: for tests of store loss.
+func (l *Lifecycle) Forget(exp string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.states, exp)
+	delete(l.transitions, exp)
+	delete(l.recs, exp)
+	l.fenceSeq, l.fence, l.holder, l.expires = 0, 0, "", time.Time{}
 }
 
 // Transitions implements experiments.LifecycleStore.

@@ -51,6 +51,7 @@ func New(opts ...Option) *Store {
 type experiment struct {
 	phases    map[int]*phase
 	events    map[string]struct{}  // applied feedback event ids
+	groups    map[string]int       // events applied per capped group
 	batches   map[string]time.Time // applied batch ids -> when
 	lastPrune time.Time
 	deadline  time.Time // zero: no expiry
@@ -85,6 +86,7 @@ func (s *Store) get(id string, create bool) *experiment {
 		e = &experiment{
 			phases:  make(map[int]*phase),
 			events:  make(map[string]struct{}),
+			groups:  make(map[string]int),
 			batches: make(map[string]time.Time),
 		}
 		s.exps[id] = e
@@ -133,24 +135,25 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 	// Entries go in hour order, so each hourly bucket gets the change
 	// that happened during that hour (the Redis store does the same).
 	type entry struct {
-		d  *experiments.Delta
-		id string
+		d     *experiments.Delta
+		id    string
+		group string
+		cap   int
+		event bool
 	}
 	entries := make([]entry, 0, len(b.Deltas)+len(b.Events))
 	for i := range b.Deltas {
 		entries = append(entries, entry{d: &b.Deltas[i]})
 	}
 	for i := range b.Events {
-		entries = append(entries, entry{d: &b.Events[i].Delta, id: b.Events[i].ID})
+		ev := &b.Events[i]
+		entries = append(entries, entry{d: &ev.Delta, id: ev.ID, group: ev.Group, cap: ev.Cap, event: true})
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].d.Hour < entries[j].d.Hour })
 	for _, en := range entries {
-		if en.id != "" {
-			if _, ok := e.events[en.id]; ok {
-				res.DuplicateEvents++
-				continue
-			}
-			e.events[en.id] = struct{}{}
+		if en.event && !e.admit(en.id, en.group, en.cap) {
+			res.DuplicateEvents++
+			continue
 		}
 		p.apply(en.d)
 	}
@@ -178,6 +181,26 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 		e.pruneLog(now, s.logMax)
 	}
 	return res, nil
+}
+
+// admit reports whether an event applies, and records it if so: its id
+// (if any) must be new, and its capped group (if any) must have room. An
+// id is remembered even when the cap refuses it, as the Redis script
+// does, so a retry of a refused event stays refused.
+func (e *experiment) admit(id, group string, capN int) bool {
+	if id != "" {
+		if _, ok := e.events[id]; ok {
+			return false
+		}
+		e.events[id] = struct{}{}
+	}
+	if group != "" && capN > 0 {
+		if e.groups[group] >= capN {
+			return false
+		}
+		e.groups[group]++
+	}
+	return true
 }
 
 func (p *phase) apply(d *experiments.Delta) {

@@ -37,6 +37,7 @@ func (k keys) phase(id string, phase int) string {
 
 func (k keys) keySet(id string) string     { return k.exp(id) + ":keys" }
 func (k keys) events(id string) string     { return k.exp(id) + ":events" }
+func (k keys) groups(id string) string     { return k.exp(id) + ":groups" }
 func (k keys) metricDict(id string) string { return k.exp(id) + ":metrics" }
 func (k keys) batch(id, batchID string) string {
 	return k.exp(id) + ":batch:" + batchID

@@ -17,6 +17,7 @@ var (
 	_ experiments.LifecycleStore = (*Lifecycle)(nil)
 	_ experiments.Leaser         = (*Lifecycle)(nil)
 	_ experiments.ChangeFeed     = (*Lifecycle)(nil)
+	_ experiments.StateRestorer  = (*Lifecycle)(nil)
 )
 
 // Lifecycle keys. On a single Redis, an experiment's state, history and
@@ -98,6 +99,56 @@ redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
+`)
+
+// restoreScript puts back a lost state (experiments.StateRestorer).
+//
+// KEYS[1] -> state hash
+// KEYS[2] -> transition log
+// KEYS[3] -> fence counter
+// KEYS[4] -> lease key (only passed, and read, when ARGV[3] is not "0")
+// ARGV[1] -> new version
+// ARGV[2] -> State JSON
+// ARGV[3] -> writer's fence ("0": unfenced)
+// ARGV[4] -> Transition JSON
+// ARGV[5] -> pub/sub channel
+// ARGV[6] -> experiment id (the message)
+// ARGV[7] -> fence floor: the counter is raised to at least this
+//
+// Returns 1 when restored, -1 when a state is stored, -2 when the fence
+// is not the current lease's (nothing written in either case).
+var restoreScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return -1
+end
+if ARGV[3] ~= '0' then
+  local l = redis.call('GET', KEYS[4])
+  if not l or string.sub(l, 1, #ARGV[3] + 1) ~= ARGV[3] .. ':' then
+    return -2
+  end
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 's', ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[4])
+if (tonumber(redis.call('GET', KEYS[3])) or 0) < tonumber(ARGV[7]) then
+  redis.call('SET', KEYS[3], ARGV[7])
+end
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+`)
+
+// seedFenceScript raises the fence counter to at least ARGV[1].
+//
+// KEYS[1] -> fence counter
+// ARGV[1] -> floor
+//
+// Returns the counter afterwards.
+var seedFenceScript = redis.NewScript(`
+local c = tonumber(redis.call('GET', KEYS[1])) or 0
+if c < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return tonumber(ARGV[1])
+end
+return c
 `)
 
 // putRecScript stores the latest recommendation, fenced like a commit.
@@ -239,6 +290,48 @@ func (l *Lifecycle) Commit(ctx context.Context, prev int64, next experiments.Sta
 		return fmt.Errorf("lifecycle commit of %q with fence %d: %w", id, t.Fence, experiments.ErrFenced)
 	}
 	return fmt.Errorf("lifecycle commit of %q: unexpected script result %d", id, res)
+}
+
+// Restore implements experiments.StateRestorer.
+func (l *Lifecycle) Restore(ctx context.Context, next experiments.State, t experiments.Transition) error {
+	if t.Seq != next.Version || next.Version < 1 || next.Experiment == "" || t.Experiment != next.Experiment {
+		return fmt.Errorf("lifecycle restore of %q: version %d, seq %d: inconsistent", next.Experiment, next.Version, t.Seq)
+	}
+	sj, err := json.Marshal(next)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	tj, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encode transition: %w", err)
+	}
+	id := next.Experiment
+	keys := []string{l.k.state(id), l.k.log(id), l.k.fenceCounter()}
+	if t.Fence != 0 {
+		keys = append(keys, l.k.lease())
+	}
+	res, err := restoreScript.Run(ctx, l.c, keys,
+		next.Version, sj, t.Fence, tj, l.k.channel(), id, next.Fence).Int64()
+	if err != nil {
+		return fmt.Errorf("lifecycle restore of %q: %w", id, err)
+	}
+	switch res {
+	case 1:
+		return nil
+	case -1:
+		return fmt.Errorf("lifecycle restore of %q: a state is stored: %w", id, experiments.ErrConflict)
+	case -2:
+		return fmt.Errorf("lifecycle restore of %q with fence %d: %w", id, t.Fence, experiments.ErrFenced)
+	}
+	return fmt.Errorf("lifecycle restore of %q: unexpected script result %d", id, res)
+}
+
+// SeedFence implements experiments.StateRestorer.
+func (l *Lifecycle) SeedFence(ctx context.Context, floor int64) error {
+	if err := seedFenceScript.Run(ctx, l.c, []string{l.k.fenceCounter()}, floor).Err(); err != nil {
+		return fmt.Errorf("seed fence counter: %w", err)
+	}
+	return nil
 }
 
 // Transitions implements experiments.LifecycleStore.

@@ -19,6 +19,8 @@ import "github.com/redis/go-redis/v9"
 //	KEYS[7+2V+j] -> hourly hash of hour slot j (1..H)
 //	KEYS[8+2V+H] -> abgate:{exp:<id>}:drifthours
 //	KEYS[8+2V+H+j] -> drift histogram hash of drift hour slot j (1..DH)
+//	KEYS[9+2V+H+DH] -> abgate:{exp:<id>}:groups (HASH capped event group
+//	                   -> events applied)
 //
 //	ARGV[1] -> chunk index within the batch
 //	ARGV[2] -> TTL of the batch marker in ms (the dedup window)
@@ -28,11 +30,14 @@ import "github.com/redis/go-redis/v9"
 //	           DH, drift hour × DH, D, (drift hour slot, field, increment) × D,
 //	           G, groups × G; a group is one user of one variant:
 //	           variant slot, unit hex, E, (metric slot, dx, dy, hour slot,
-//	           event id or "") × E, in hour order; an entry with an event id
-//	           is applied only if the id is new to the experiment, an entry
-//	           with the id "=" (a segment copy) only if the entry before it
-//	           was applied; metrics whose name holds "@" are segment
-//	           statistics and get no hourly buckets
+//	           event id or "", group or "", cap) × E, in hour order; an
+//	           entry with an event id is applied only if the id is new to
+//	           the experiment, an entry with a group and cap > 0 only while
+//	           the group has fewer than cap applied entries (an event with
+//	           neither is a plain delta), an entry with the id "=" (a
+//	           segment copy) only if the entry before it was applied;
+//	           metrics whose name holds "@" are segment statistics and get
+//	           no hourly buckets
 //
 // Output: {1, duplicate events} when applied, {0, 0} when this chunk of
 // this batch had already been applied (nothing changed).
@@ -91,6 +96,7 @@ end
 
 local DK = 8 + 2 * V + H
 local DH = a[i]; i = i + 1
+local GK = KEYS[DK + DH + 1]
 for s = 1, DH do
   redis.call('ZADD', KEYS[DK], a[i], a[i])
   i = i + 1
@@ -129,14 +135,23 @@ for g = 1, G do
   local vo = (vs - 1) * M
   local last = true
   for k = 1, E do
-    local eid = a[i + 4]
+    local eid, grp, cap = a[i + 4], a[i + 5], a[i + 6]
     local apply
-    if eid == '' then
-      apply = true
-    elseif eid == '=' then
+    if eid == '=' then
       apply = last -- a segment copy of the entry before it
+    elseif eid == '' and grp == '' then
+      apply = true
     else
-      apply = redis.call('SADD', KEYS[2], eid) == 1
+      apply = eid == '' or redis.call('SADD', KEYS[2], eid) == 1
+      if apply and grp ~= '' and cap > 0 then
+        -- The event id is remembered even when the cap refuses it, so a
+        -- retry of a refused event stays refused.
+        if (tonumber(redis.call('HGET', GK, grp)) or 0) >= cap then
+          apply = false
+        else
+          redis.call('HINCRBY', GK, grp, 1)
+        end
+      end
       last = apply
     end
     if apply then
@@ -168,7 +183,7 @@ for g = 1, G do
     elseif eid ~= '=' then
       dup = dup + 1
     end
-    i = i + 5
+    i = i + 7
   end
   if changed then
     local st, n = {}, 0

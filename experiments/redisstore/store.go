@@ -104,6 +104,9 @@ type group struct {
 type entry struct {
 	d  *experiments.Delta
 	id string
+	// group and cap: a capped event (experiments.Event.Cap).
+	group string
+	cap   int
 	// metric, when set, replaces d.Metric: a segment copy of d (see
 	// experiments.SegmentMetric). Its id is sameAsPrevious when d is an
 	// event, so the script applies it exactly when it applied d.
@@ -113,6 +116,10 @@ type entry struct {
 // sameAsPrevious is the event id of a segment copy of an event entry: the
 // script applies it if and only if it applied the entry before it.
 const sameAsPrevious = "="
+
+// noEventID marks, while encoding, a capped event without an id (sent to
+// the script as ""), so its segment copies get sameAsPrevious.
+const noEventID = "\x00"
 
 func (e *entry) name() string {
 	if e.metric != "" {
@@ -194,7 +201,13 @@ func (s *Store) encode(b *experiments.Batch) []chunk {
 	for i := range b.Events {
 		e := &b.Events[i]
 		g := get(e.Variant, e.Unit)
-		g.entries = withSegments(g.entries, entry{d: &e.Delta, id: e.ID})
+		id := e.ID
+		if id == "" {
+			// A capped event without an id is still an event: its
+			// segment copies follow it ("=").
+			id = noEventID
+		}
+		g.entries = withSegments(g.entries, entry{d: &e.Delta, id: id, group: e.Group, cap: e.Cap})
 	}
 	for _, g := range groups {
 		// A user's entries go in hour order, so each hourly bucket gets
@@ -326,7 +339,13 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 			p.float(e.d.DX)
 			p.float(e.d.DY)
 			p.int(int64(hslot[e.d.Hour]))
-			p.str(e.id)
+			id := e.id
+			if id == noEventID {
+				id = ""
+			}
+			p.str(id)
+			p.str(e.group)
+			p.int(int64(e.cap))
 		}
 	}
 	p.setArray(top, p.n)
@@ -346,6 +365,7 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 	for _, h := range dids {
 		ks = append(ks, s.k.drift(id, h))
 	}
+	ks = append(ks, s.k.groups(id))
 	return chunk{keys: ks, args: []any{n, s.dedupWindow.Milliseconds(), p.b}}
 }
 

@@ -34,6 +34,7 @@ func RunLifecycle(t *testing.T, newStore LifecycleFactory) {
 	t.Run("LeaseAndFencing", func(t *testing.T) { testLCLease(t, newStore) })
 	t.Run("RecommendationFencing", func(t *testing.T) { testLCRecFence(t, newStore) })
 	t.Run("ChangeFeed", func(t *testing.T) { testLCFeed(t, newStore) })
+	t.Run("RestoreAndSeedFence", func(t *testing.T) { testLCRestore(t, newStore) })
 }
 
 var t0 = time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)

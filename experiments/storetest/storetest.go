@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) experiments.Store, opts ...Op
 	t.Run("Counters", func(t *testing.T) { testCounters(t, newStore(t)) })
 	t.Run("BatchAppliedOnce", func(t *testing.T) { testBatchOnce(t, newStore(t)) })
 	t.Run("EventIDsConcurrent", func(t *testing.T) { testEventsConcurrent(t, newStore(t)) })
+	t.Run("OneVotePerResponse", func(t *testing.T) { testOneVote(t, newStore(t)) })
 	t.Run("UnknownExperiment", func(t *testing.T) { testUnknown(t, newStore(t)) })
 	t.Run("Expire", func(t *testing.T) { testExpire(t, newStore(t), cfg.checkExpiry) })
 	t.Run("InvalidBatch", func(t *testing.T) { testInvalid(t, newStore(t)) })

@@ -22,6 +22,9 @@ const (
 	Authentication = "authentication_error"
 	Server         = "server_error"
 	Upstream       = "upstream_error"
+	// RateLimit is OpenAI's type for a 429 ("requests": too many of them),
+	// which SDKs map to their RateLimitError and retry with backoff.
+	RateLimit = "requests"
 )
 
 // Error is the error object. Param names the request field at fault;
@@ -54,6 +57,8 @@ func TypeFor(status int) string {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return Authentication
+	case status == http.StatusTooManyRequests:
+		return RateLimit
 	case status >= 500:
 		return Server
 	}

@@ -83,7 +83,7 @@ func TestTypeFor(t *testing.T) {
 	for status, want := range map[int]string{
 		400: InvalidRequest, 404: InvalidRequest, 409: InvalidRequest, 413: InvalidRequest,
 		401: Authentication, 403: Authentication,
-		500: Server, 502: Server, 503: Server,
+		429: RateLimit, 500: Server, 502: Server, 503: Server,
 	} {
 		if got := TypeFor(status); got != want {
 			t.Errorf("TypeFor(%d) = %q, want %q", status, got, want)
