@@ -150,6 +150,14 @@ type Server struct {
 	TokenTTL Duration `yaml:"token_ttl"`
 	// ShutdownTimeout bounds graceful shutdown (default 30s).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long /readyz answers 503 after shutdown begins,
+	// before the listeners stop accepting, so load balancers take the
+	// replica out first (default 0: Kubernetes' preStop hook does it).
+	DrainDelay Duration `yaml:"drain_delay"`
+	// ReadyRequiresStore makes /readyz answer 503 while the store is
+	// unreachable (default false: the replica keeps serving and outcomes
+	// buffer in the recorder, so a Redis outage is not an outage).
+	ReadyRequiresStore bool `yaml:"ready_requires_store"`
 
 	// Request limits of the proxy (issue "Decision integrity": 100
 	// connections trickling bodies must not hold a gigabyte).

@@ -198,6 +198,7 @@ func TestLookupMetric(t *testing.T) {
 var wireFormat = map[string]string{
 	"gateway/scan.go":     "reads the upstream's OpenAI usage fields (prompt_tokens, completion_tokens)",
 	"internal/fakemodel/": "speaks the OpenAI wire format",
+	"internal/oaierr/":    "OpenAI's error types (\"requests\" is its 429 type, not the metric)",
 	"cmd/abgate/demo.go":  "a synthetic client of the feedback API, sending signals by name",
 }
 

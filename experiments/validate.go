@@ -298,6 +298,9 @@ func (v *cfgValidator) server(s *Server, serve bool) {
 		}
 	}
 	v.positive("server.token_ttl", s.TokenTTL)
+	if s.DrainDelay < 0 {
+		v.add("server.drain_delay", "must not be negative")
+	}
 	v.positive("server.shutdown_timeout", s.ShutdownTimeout)
 	// Request limits (issue "Decision integrity").
 	v.positive("server.body_read_timeout", s.BodyReadTimeout)

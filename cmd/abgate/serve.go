@@ -114,6 +114,7 @@ func (a *app) run(ctx context.Context, stdout io.Writer) error {
 	stopBackground := a.startBackground()
 	servers, errc := a.startServers()
 	a.ready.Store(true)
+	a.started.Store(true)
 	fmt.Fprintf(stdout, "abgate listening on http://%s\n", a.listeners[0].Addr())
 	if len(a.listeners) > 1 {
 		fmt.Fprintf(stdout, "admin API on http://%s\n", a.listeners[1].Addr())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -119,20 +120,60 @@ func (a *app) recovery() gin.HandlerFunc {
 
 func (a *app) health(r *gin.Engine) {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	r.GET("/readyz", func(c *gin.Context) {
-		if !a.ready.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down"})
-			return
+	r.GET("/readyz", a.readyz)
+}
+
+// readyz is the readiness probe (docs/api.md, "Health"). 503 while the
+// process starts or drains, and, with server.ready_requires_store, while
+// the store does not answer; otherwise 200, "degraded" when the store is
+// unreachable or a lifecycle state was lost (the replica still serves:
+// outcomes buffer, the last known allocations hold). The body says which
+// config version is live.
+func (a *app) readyz(c *gin.Context) {
+	body := gin.H{"config_version": a.version.Load(), "store": "memory"}
+	if !a.ready.Load() {
+		body["status"] = "draining"
+		if !a.started.Load() {
+			body["status"] = "starting"
 		}
-		if lost := a.watcher.Lost(); len(lost) > 0 {
-			// Still serving (the last known allocations): taking every
-			// replica out of the load balancer would turn a store loss
-			// into an outage.
-			c.JSON(http.StatusOK, gin.H{"status": "degraded", "lifecycle_state_lost": lost})
-			return
+		c.JSON(http.StatusServiceUnavailable, body)
+		return
+	}
+	status, code := "ready", http.StatusOK
+	if a.stores.redis != nil {
+		if err := a.storeReachable(c.Request.Context()); err != nil {
+			body["store"] = "unreachable"
+			status = "degraded"
+			if a.cfg.Load().Server.ReadyRequiresStore {
+				code = http.StatusServiceUnavailable
+			}
+		} else {
+			body["store"] = "ok"
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
-	})
+	}
+	if lost := a.watcher.Lost(); len(lost) > 0 {
+		// Still serving (the last known allocations): taking every
+		// replica out of the load balancer would turn a store loss into
+		// an outage.
+		status = "degraded"
+		body["lifecycle_state_lost"] = lost
+	}
+	body["status"] = status
+	c.JSON(code, body)
+}
+
+// storeReachable pings the store at most once a second, however often
+// probes come.
+func (a *app) storeReachable(ctx context.Context) error {
+	a.pingMu.Lock()
+	defer a.pingMu.Unlock()
+	if time.Since(a.pingAt) < time.Second {
+		return a.pingErr
+	}
+	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	a.pingErr, a.pingAt = a.stores.ping(pctx), time.Now()
+	return a.pingErr
 }
 
 // registerAPI mounts the feedback, admin and report routes, the browser

@@ -15,13 +15,20 @@ const (
 )
 
 // shutdown stops the process in order. Readiness drops first so a load
-// balancer stops sending; in-flight requests (streams too) get
+// balancer stops sending (and, with server.drain_delay, the listeners
+// keep accepting for that long); in-flight requests (streams too) get
 // server.shutdown_timeout to finish, then their connections are closed;
 // the background loops stop (stopBackground returns once they have); the
 // controller's lease is released; the recorder flushes and the webhooks
 // drain; last the store's connections and the tracer close.
 func (a *app) shutdown(servers []*http.Server, stopBackground func()) {
 	a.ready.Store(false)
+	// Keep serving while load balancers see /readyz fail and take the
+	// replica out (server.drain_delay); only then stop accepting.
+	if d := time.Duration(a.cfg.Load().Server.DrainDelay); d > 0 {
+		a.log.Info("draining: readiness is 503; listeners close after the drain delay", "drain_delay", d)
+		time.Sleep(d)
+	}
 	grace := time.Duration(a.cfg.Load().Server.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -85,6 +85,14 @@ func openStores(ctx context.Context, cfg experiments.Redis, traced bool, log *sl
 	}, nil
 }
 
+// ping reports whether the store answers; the in-memory stores always do.
+func (s *stores) ping(ctx context.Context) error {
+	if s.redis == nil {
+		return nil
+	}
+	return s.redis.Ping(ctx).Err()
+}
+
 // close releases the Redis client; the in-memory stores hold nothing.
 func (s *stores) close() {
 	if s.redis != nil {

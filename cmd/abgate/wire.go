@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,11 @@ type app struct {
 	tokens   *api.Tokens
 	tracing  *tracing
 	ready    atomic.Bool
+	started  atomic.Bool // ready has been true once: a 503 now is draining
+	// The last store ping, for /readyz.
+	pingMu  sync.Mutex
+	pingAt  time.Time
+	pingErr error
 	// version names the live config file (configVersion): logged at start
 	// and on every reload, shown by /readyz.
 	version atomic.Value // string
