@@ -96,8 +96,9 @@ type ExperimentSummary struct {
 	// rolled_back, stopped), "fixed" without a rollout, or "invalid" for a
 	// stored experiment that can't be served (see Problem).
 	Status string `json:"status"`
-	// Step is the current ramp step (0-based) of Steps; StepPercent is
-	// each candidate's share of covered traffic at that step.
+	// Step is the current ramp step, counted from 1 ("step 2 of 4"), of
+	// Steps; StepPercent is each candidate's share of covered traffic at
+	// that step.
 	Step        int      `json:"step"`
 	Steps       int      `json:"steps"`
 	StepPercent *float64 `json:"step_percent,omitempty"`
@@ -124,12 +125,12 @@ type ExperimentDetail struct {
 	// routes (as stored, for an invalid one).
 	Definition experiments.Definition `json:"definition"`
 	// State is the live lifecycle state (absent without a rollout).
-	State *experiments.State `json:"state,omitempty"`
+	State *experiments.PublicState `json:"state,omitempty"`
 	// Recommendation is the rollout controller's latest evaluation.
-	Recommendation *experiments.Recommendation `json:"recommendation,omitempty"`
-	CreatedAt      *time.Time                  `json:"created_at,omitempty"`
-	UpdatedAt      *time.Time                  `json:"updated_at,omitempty"`
-	UpdatedBy      string                      `json:"updated_by,omitempty"`
+	Recommendation *experiments.PublicRecommendation `json:"recommendation,omitempty"`
+	CreatedAt      *time.Time                        `json:"created_at,omitempty"`
+	UpdatedAt      *time.Time                        `json:"updated_at,omitempty"`
+	UpdatedBy      string                            `json:"updated_by,omitempty"`
 }
 
 // ActionRequest is the body of a lifecycle action (optional for all but
@@ -140,19 +141,20 @@ type ActionRequest struct {
 	// Variant names the candidate to promote (promote only). Default: the
 	// only candidate, else the controller's recommended winner.
 	Variant string `json:"variant,omitempty"`
-	// Step is the 0-based ramp step to move to (step only; required).
+	// Step is the ramp step to move to, counted from 1 (step only;
+	// required).
 	Step *int `json:"step,omitempty"`
 }
 
 // ActionResult answers a lifecycle action.
 type ActionResult struct {
-	Transition experiments.Transition `json:"transition"`
-	State      experiments.State      `json:"state"`
+	Transition experiments.PublicTransition `json:"transition"`
+	State      experiments.PublicState      `json:"state"`
 }
 
 // TransitionList is the body of GET /api/v1/experiments/:id/transitions.
 type TransitionList struct {
-	Transitions []experiments.Transition `json:"transitions"`
+	Transitions []experiments.PublicTransition `json:"transitions"`
 }
 
 // Limits of the admin API.
@@ -366,7 +368,8 @@ func (a *Admin) detail(ctx context.Context, cfg *experiments.Config, e *experime
 		return d, err
 	}
 	steps := experiments.RolloutSteps(e)
-	d.Status, d.Step, d.Steps, d.State = string(st.Status), st.Step, len(steps), &st
+	pub := st.Public()
+	d.Status, d.Step, d.Steps, d.State = string(st.Status), pub.Step, len(steps), &pub
 	if (st.Status == experiments.StatusRunning || st.Status == experiments.StatusPaused) && st.Step >= 0 && st.Step < len(steps) {
 		p := steps[st.Step].Percent
 		d.StepPercent = &p
@@ -378,7 +381,8 @@ func (a *Admin) detail(ctx context.Context, cfg *experiments.Config, e *experime
 		rec, err := a.lc.LatestDecision(ctx, e.ID)
 		switch {
 		case err == nil:
-			d.Recommendation = &rec
+			pr := rec.Public()
+			d.Recommendation = &pr
 		case !errors.Is(err, experiments.ErrNotFound):
 			return d, err
 		}
@@ -617,7 +621,7 @@ func (a *Admin) transitions(c *gin.Context) {
 	if ts == nil {
 		ts = []experiments.Transition{}
 	}
-	c.JSON(http.StatusOK, TransitionList{Transitions: ts})
+	c.JSON(http.StatusOK, TransitionList{Transitions: experiments.PublicTransitions(ts)})
 }
 
 // decodeJSON decodes a JSON body strictly: syntax errors are 400, unknown
@@ -681,7 +685,7 @@ func readAction(c *gin.Context, action string) (ActionRequest, error) {
 	case req.Step != nil && action != "step":
 		fes = append(fes, experiments.FieldError{Field: "step", Reason: "only the step action takes a step"})
 	case req.Step == nil && action == "step":
-		fes = append(fes, experiments.FieldError{Field: "step", Reason: "required: the 0-based ramp step to move to"})
+		fes = append(fes, experiments.FieldError{Field: "step", Reason: "required: the ramp step to move to, counted from 1"})
 	}
 	if len(fes) > 0 {
 		return req, fes
@@ -720,7 +724,7 @@ func (a *Admin) action(action string) gin.HandlerFunc {
 		case "stop":
 			t, err = a.lc.Stop(ctx, id, actor, req.Reason)
 		case "step":
-			t, err = a.lc.SetStep(ctx, id, *req.Step, actor, req.Reason)
+			t, err = a.lc.SetStep(ctx, id, *req.Step-1, actor, req.Reason)
 		case "promote":
 			var winner int
 			if winner, err = a.winner(ctx, e, req.Variant); err == nil {
@@ -736,7 +740,7 @@ func (a *Admin) action(action string) gin.HandlerFunc {
 			fail(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, ActionResult{Transition: t, State: st})
+		c.JSON(http.StatusOK, ActionResult{Transition: t.Public(), State: st.Public()})
 	}
 }
 

@@ -445,7 +445,8 @@ func TestAdminLifecycleActions(t *testing.T) {
 	if res.Transition.Actor != "api:admin1" || res.Transition.Reason != "go" || res.State.Status != experiments.StatusRunning {
 		t.Fatalf("start = %+v", res)
 	}
-	if res := post("step", `{"step":1,"reason":"ramp"}`); res.State.Step != 1 || res.Transition.Action != experiments.ActionSetStep {
+	// Steps count from 1 in the API: step 2 is the second ramp step.
+	if res := post("step", `{"step":2,"reason":"ramp"}`); res.State.Step != 2 || res.Transition.ToStep != 2 || res.Transition.Action != experiments.ActionSetStep {
 		t.Fatalf("step = %+v", res)
 	}
 	post("pause", "")

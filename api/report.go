@@ -60,6 +60,24 @@ type ReportTransition struct {
 	Verdict  stats.Verdict   `json:"verdict,omitempty"`
 }
 
+// ReportTransitions turns the lifecycle's audit trail into the report's,
+// keeping each automatic transition's decision (the report presents it
+// for an ended experiment).
+func ReportTransitions(ts []experiments.Transition) []ReportTransition {
+	out := make([]ReportTransition, 0, len(ts))
+	for _, t := range ts {
+		rt := ReportTransition{
+			Seq: t.Seq, At: t.At, Actor: t.Actor, Action: string(t.Action),
+			From: string(t.From), To: string(t.To), Reason: t.Reason, Codes: t.Codes, Decision: t.Decision,
+		}
+		if t.Decision != nil {
+			rt.Verdict = t.Decision.Verdict
+		}
+		out = append(out, rt)
+	}
+	return out
+}
+
 // Report is an experiment report: everything a PM needs to act and a
 // statistician needs to check. docs/reports.md describes each field.
 type Report struct {

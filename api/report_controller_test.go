@@ -106,11 +106,7 @@ func (f *ctlReport) report(t *testing.T) Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var trans []ReportTransition
-	for _, h := range hist {
-		trans = append(trans, ReportTransition{Seq: h.Seq, At: h.At, Actor: h.Actor, Action: string(h.Action),
-			From: string(h.From), To: string(h.To), Reason: h.Reason, Codes: h.Codes, Decision: h.Decision})
-	}
+	trans := ReportTransitions(hist)
 	snap, err := f.stats.Summaries(ctx, f.e.ID, st.Period)
 	if err != nil {
 		t.Fatal(err)

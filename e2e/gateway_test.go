@@ -225,15 +225,16 @@ func TestGatewayRolloutPromotes(t *testing.T) {
 	}
 	t.Logf("promoted after %d users\n%s", users.Load(), outcome{state: st, history: hist})
 
-	// The report a PM reads says what the controller did: the same
-	// policy, on the same period's data, gives the same verdict, and the
-	// sentence opens with the outcome.
+	// The report a PM reads says what the controller did: it presents the
+	// decision recorded with the promotion (traffic goes on after it, so a
+	// fresh look at the data could say otherwise), and the sentence opens
+	// with the outcome.
 	snap, err := s.store.Summaries(ctx, s.expID, st.Period)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep := api.BuildReport(s.exp, api.ReportStatus{Status: string(st.Status), Step: st.Step, Period: st.Period, Ended: st.UpdatedAt},
-		nil, snap, nil, time.Now())
+		api.ReportTransitions(hist), snap, nil, time.Now())
 	if last := hist[len(hist)-1]; last.Decision == nil || rep.Decision.Verdict != last.Decision.Verdict {
 		t.Errorf("the report's decision %q differs from the controller's %+v", rep.Decision.Verdict, last.Decision)
 	}

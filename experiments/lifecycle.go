@@ -339,7 +339,7 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 		newPeriod()
 	case ActionAdvance:
 		if s.Step+1 >= len(steps) {
-			return s, Transition{}, fmt.Errorf("%w: experiment %q is at its last step (%d)", ErrInvalidTransition, e.ID, s.Step)
+			return s, Transition{}, fmt.Errorf("%w: experiment %q is at its last step (%d of %d)", ErrInvalidTransition, e.ID, StepNumber(s.Step), len(steps))
 		}
 		n.Step = s.Step + 1
 		newPeriod()
@@ -349,10 +349,10 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 		n.Status = StatusRunning
 	case ActionSetStep:
 		if c.Step < 0 || c.Step >= len(steps) {
-			return s, Transition{}, fmt.Errorf("%w: step %d of experiment %q is out of range 0..%d", ErrInvalidTransition, c.Step, e.ID, len(steps)-1)
+			return s, Transition{}, fmt.Errorf("%w: step %d of experiment %q is out of range 1..%d", ErrInvalidTransition, StepNumber(c.Step), e.ID, len(steps))
 		}
 		if c.Step == s.Step {
-			return s, Transition{}, fmt.Errorf("%w: experiment %q is already at step %d", ErrInvalidTransition, e.ID, c.Step)
+			return s, Transition{}, fmt.Errorf("%w: experiment %q is already at step %d", ErrInvalidTransition, e.ID, StepNumber(c.Step))
 		}
 		n.Step = c.Step
 		newPeriod()

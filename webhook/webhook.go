@@ -38,8 +38,8 @@ type Payload struct {
 	// receiver can take both.
 	Event      string                 `json:"event"`
 	Experiment string                 `json:"experiment"`
-	Transition experiments.Transition `json:"transition"`
-	State      experiments.State      `json:"state"`
+	Transition experiments.PublicTransition `json:"transition"` // steps counted from 1
+	State      experiments.PublicState      `json:"state"`
 }
 
 // DriftPayload is the JSON body of a drift alert delivery.
@@ -161,7 +161,7 @@ func New(hooks []experiments.Webhook, opts ...Option) *Sender {
 // Notify implements Notifier: it queues the transition for every receiver.
 func (w *Sender) Notify(t experiments.Transition, s experiments.State) {
 	w.send(t.Experiment+"/"+strconv.FormatInt(t.Seq, 10), t.Experiment,
-		Payload{Event: "transition", Experiment: t.Experiment, Transition: t, State: s})
+		Payload{Event: "transition", Experiment: t.Experiment, Transition: t.Public(), State: s.Public()})
 }
 
 // NotifyDrift queues a drift alert for every receiver; it is the

@@ -33,7 +33,7 @@ Commands:
   start ID                      start (or restart) the rollout
   pause ID                      freeze the split
   resume ID                     hand a paused experiment back to the controller
-  step ID N                     move to ramp step N (0-based)
+  step ID N                     move to ramp step N (counted from 1)
   promote ID [VARIANT]          serve a candidate to everyone (default: the only or recommended one)
   rollback ID                   serve the base to everyone
   stop ID                       end without a winner
@@ -159,8 +159,8 @@ func runExperimentsCLI(ctx context.Context, args []string, stdout, stderr io.Wri
 			return err
 		}
 		n, err := strconv.Atoi(pos[1])
-		if err != nil || n < 0 {
-			fmt.Fprintf(stderr, "abgate experiments step: STEP must be a ramp step index (0, 1, ...), got %q\n", pos[1])
+		if err != nil || n < 1 {
+			fmt.Fprintf(stderr, "abgate experiments step: STEP must be a ramp step number (1, 2, ...), got %q\n", pos[1])
 			return errUsage
 		}
 		return action("step", map[string]any{"step": n})
@@ -347,9 +347,9 @@ func stepText(e api.ExperimentSummary) string {
 	case e.Steps == 0:
 		return "-"
 	case e.StepPercent != nil:
-		return fmt.Sprintf("%d/%d (%g%%)", e.Step, e.Steps-1, *e.StepPercent)
+		return fmt.Sprintf("step %d of %d (%g%%)", e.Step, e.Steps, *e.StepPercent)
 	}
-	return fmt.Sprintf("%d/%d", e.Step, e.Steps-1)
+	return fmt.Sprintf("step %d of %d", e.Step, e.Steps)
 }
 
 func oneLine(s string, max int) string {

@@ -63,16 +63,5 @@ func (s reportSource) Transitions(ctx context.Context, id string) ([]api.ReportT
 	if err != nil {
 		return nil, err
 	}
-	out := make([]api.ReportTransition, 0, len(ts))
-	for _, t := range ts {
-		rt := api.ReportTransition{
-			Seq: t.Seq, At: t.At, Actor: t.Actor, Action: string(t.Action),
-			From: string(t.From), To: string(t.To), Reason: t.Reason, Codes: t.Codes, Decision: t.Decision,
-		}
-		if t.Decision != nil {
-			rt.Verdict = t.Decision.Verdict
-		}
-		out = append(out, rt)
-	}
-	return out, nil
+	return api.ReportTransitions(ts), nil
 }

@@ -47,6 +47,9 @@ func openStores(ctx context.Context, cfg experiments.Redis, traced bool, log *sl
 			definitions: memstore.NewDefinitions(),
 		}, nil
 	}
+	// go-redis logs its own events (a failed dial, a pool error) with the
+	// standard log package; route them through the structured logger.
+	redis.SetLogger(redisLogger{log})
 	// A ClusterClient for several addresses, a single-node client for
 	// one: go-redis's UniversalClient decides. Persistence is re-checked
 	// on every (re)connect (a Redis restarted without AOF would lose the
@@ -98,4 +101,11 @@ func (s *stores) close() {
 	if s.redis != nil {
 		s.redis.Close()
 	}
+}
+
+// redisLogger is go-redis's logger interface over slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
