@@ -36,8 +36,8 @@ const (
 type Payload struct {
 	// Event is "transition" here and "drift" in a DriftPayload, so one
 	// receiver can take both.
-	Event      string                 `json:"event"`
-	Experiment string                 `json:"experiment"`
+	Event      string                       `json:"event"`
+	Experiment string                       `json:"experiment"`
 	Transition experiments.PublicTransition `json:"transition"` // steps counted from 1
 	State      experiments.PublicState      `json:"state"`
 }
