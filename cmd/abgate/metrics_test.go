@@ -116,10 +116,16 @@ func TestUnroutedInOpenAIShape(t *testing.T) {
 	for i, ln := range a.listeners {
 		url := "http://" + ln.Addr().String()
 		waitReady(t, url)
-		for _, tc := range []struct{ method, path, code string }{
+		cases := []struct{ method, path, code string }{
 			{http.MethodGet, "/v1/nope", `"code":"unknown_url"`},
 			{http.MethodDelete, "/healthz", `"code":"method_not_allowed"`},
-		} {
+		}
+		if i == 0 { // the proxy listener, with the admin side elsewhere
+			cases = append(cases, struct{ method, path, code string }{http.MethodPost, "/v1/feedback", `"code":"wrong_listener"`},
+				struct{ method, path, code string }{http.MethodGet, "/api/v1/experiments", `"code":"wrong_listener"`},
+				struct{ method, path, code string }{http.MethodGet, "/reports/e", `"code":"wrong_listener"`})
+		}
+		for _, tc := range cases {
 			req, _ := http.NewRequest(tc.method, url+tc.path, nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

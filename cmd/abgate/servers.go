@@ -76,10 +76,22 @@ func (a *app) engines() (proxy, admin *gin.Engine) {
 		a.extraRoutes(proxy)
 	}
 	admin = proxy
-	if a.cfg.Load().Server.AdminListen != "" {
+	if addr := a.cfg.Load().Server.AdminListen; addr != "" {
 		admin = gin.New()
 		admin.Use(a.recovery())
 		a.health(admin)
+		// A client that calls the admin side on the proxy's listener is
+		// told where it is, not given a bare 404 (a README's feedback
+		// call, the CLI's default --server).
+		wrong := func(c *gin.Context) {
+			c.Abort()
+			c.Header("Content-Type", "application/json; charset=utf-8")
+			oaierr.Write(c.Writer, http.StatusNotFound, oaierr.New(oaierr.InvalidRequest, "wrong_listener", "",
+				"this address serves the OpenAI-compatible proxy only; feedback, the admin API, reports, sign-in and /metrics are on the admin listener (server.admin_listen "+addr+")"))
+		}
+		for _, p := range []string{"/v1/feedback", "/v1/feedback/batch", "/api/*rest", "/reports", "/reports/*rest", "/signin", "/signout", "/metrics"} {
+			proxy.Any(p, wrong)
+		}
 	}
 	a.registerAPI(admin)
 	// Unknown paths and wrong methods answer in OpenAI's error shape on
