@@ -179,16 +179,6 @@ func WithFeedbackLimit(n int) Option {
 	}
 }
 
-// WithMaxBatchAge drops a batch that could not be applied for this long
-// (default 50m). It must stay below the store's dedup window.
-func WithMaxBatchAge(d time.Duration) Option {
-	return func(r *Recorder) {
-		if d > 0 {
-			r.maxBatchAge = d
-		}
-	}
-}
-
 // WithApplyTimeout bounds one Store.Apply call (default 5s).
 func WithApplyTimeout(d time.Duration) Option {
 	return func(r *Recorder) {
