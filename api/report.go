@@ -110,6 +110,14 @@ type Report struct {
 	// Integrity is the data-loss section, when an integrity source is
 	// configured (see WithReportsIntegrity).
 	Integrity *ReportIntegrity `json:"integrity,omitempty"`
+	// Money is what switching to each candidate does to spend at the
+	// observed traffic, when the cost metric has data (issue 15).
+	Money *ReportMoney `json:"money,omitempty"`
+	// TimeToDecision estimates when the primary metric will be decided,
+	// while the experiment runs.
+	TimeToDecision *ReportETA `json:"time_to_decision,omitempty"`
+	// Glossary explains the report's terms for a non-statistician.
+	Glossary []ReportTerm `json:"glossary"`
 }
 
 // Verdict kinds (ReportVerdict.Kind).
@@ -235,6 +243,15 @@ type ReportRow struct {
 	// margin" from the decision.
 	MarginPValue *float64 `json:"margin_p_value,omitempty"`
 	Status       string   `json:"status"`
+	// Change is what the interval of the lift the metric is judged on
+	// shows, whatever the metric's role: "better" or "worse" (or, without
+	// a preferred direction, "higher" or "lower") when it excludes zero,
+	// "" otherwise. The verdict names every such change.
+	Change string `json:"change,omitempty"`
+	// RelReadable: the base is measured precisely enough for the relative
+	// lift to mean something (its interval is at most 100 points wide);
+	// the renderers show only the absolute lift otherwise.
+	RelReadable bool `json:"rel_readable,omitempty"`
 }
 
 // ReportSRM is the sample ratio check.
@@ -250,7 +267,10 @@ type ReportSRM struct {
 
 // ReportHour is the state at the end of one hour with data.
 type ReportHour struct {
-	Hour  time.Time `json:"hour"`  // start of the hour, UTC
+	Hour time.Time `json:"hour"` // start of the hour, UTC
+	// AsOf is the moment the cumulative values describe: the end of the
+	// hour, or the report's generation time for the hour under way.
+	AsOf  time.Time `json:"as_of"`
 	Users []float64 `json:"users"` // cumulative users per variant
 	// Lift holds each candidate's relative lift on the primary metric
 	// with its anytime-valid CI, on the data up to this hour (null before
@@ -452,6 +472,9 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	}
 
 	r.Metrics = a.metrics(snap.Stats, d)
+	days := observedDays(&r, hourly)
+	r.Money = a.money(&r, snap, days)
+	r.TimeToDecision = a.eta(&r, snap.Stats, in, days)
 	r.Verdict = a.verdict(&r, in, snap.Stats)
 	r.Verdict.Sentence = outcome(&r) + r.Verdict.Sentence
 
@@ -462,8 +485,9 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 		}
 		r.Transitions = append(r.Transitions, t)
 	}
-	r.Hourly = a.hourly(hourly)
+	r.Hourly = a.hourly(hourly, r.GeneratedAt)
 	r.Segments = a.segments(d)
+	r.Glossary = glossary()
 	return r
 }
 
@@ -574,7 +598,11 @@ func (a *analysis) metrics(st map[experiments.VariantMetric]experiments.Summary,
 				if judged.Valid {
 					row.PValue = judged.PValue
 					row.Status = ciStatus(judged, info.Better)
+					if row.Status != RowInconclusive {
+						row.Change = row.Status
+					}
 				}
+				row.RelReadable = row.RelCILow != nil && row.RelCIHigh != nil && *row.RelCIHigh-*row.RelCILow <= 1
 				if mr := decisionMetric(d, v, name, m.Role); mr != nil {
 					switch {
 					case m.Role == RoleGuardrail && mr.Valid:
@@ -650,7 +678,7 @@ func decisionMetric(d stats.Decision, variant int, metric, role string) *stats.M
 // so far, and each candidate's relative lift on the primary metric with
 // its anytime-valid CI (the confidence sequence), once that verdict got
 // past the minimum users.
-func (a *analysis) hourly(hours []experiments.HourSummaries) []ReportHour {
+func (a *analysis) hourly(hours []experiments.HourSummaries, now time.Time) []ReportHour {
 	out := make([]ReportHour, 0, len(hours))
 	cum := map[experiments.VariantMetric]experiments.Summary{}
 	n := len(a.exp.Variants)
@@ -660,7 +688,7 @@ func (a *analysis) hourly(hours []experiments.HourSummaries) []ReportHour {
 		}
 		in := a.input(experiments.Snapshot{Stats: cum})
 		d := stats.Decide(in, a.policy)
-		rh := ReportHour{Hour: h.Hour.UTC(), Users: in.Users, Verdict: d.Verdict, Lift: make([]ReportPoint, 0, n-1)}
+		rh := ReportHour{Hour: h.Hour.UTC(), AsOf: hourAsOf(h.Hour, now), Users: in.Users, Verdict: d.Verdict, Lift: make([]ReportPoint, 0, n-1)}
 		var lift []stats.MetricResult
 		if d.Verdict != stats.HaltSRM && !hasReason(d, stats.ReasonMinUsers) && !hasReason(d, stats.ReasonNoVariants) {
 			lift = a.lifts(a.summaries(cum, a.policy.Primary.Name), a.policy.Primary)

@@ -162,6 +162,13 @@ func TestReportPageInBrowser(t *testing.T) {
 		{`String(document.querySelectorAll("table").length >= 6)`, "true"},
 		{`document.querySelector('meta[http-equiv="refresh"]').content`, "30"},
 		{`document.title`, "support-bot-ft – experiment report"},
+		// Issue 15: money, the glossary, and every glossary link lands on
+		// an entry.
+		{`String(document.querySelector("#money li").textContent.startsWith('Switching everyone to "fine-tuned"'))`, "true"},
+		{`String(document.querySelectorAll("dl.glossary dt").length >= 10)`, "true"},
+		{`String([...document.querySelectorAll('a[href^="#g-"]')].length >= 6)`, "true"},
+		{`String([...document.querySelectorAll('a[href^="#g-"]')].every(a => document.getElementById(a.getAttribute("href").slice(1)) !== null))`, "true"},
+		{`String(!document.body.textContent.includes("e-0"))`, "true"},
 	} {
 		if got := eval(q.js); got != q.want {
 			t.Errorf("%s = %q, want %q", q.js, got, q.want)

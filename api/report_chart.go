@@ -71,6 +71,8 @@ func (c *chart) timeAxis(from, to time.Time) func(time.Time) float64 {
 	step := 24 * time.Hour
 	format := "Jan 2"
 	switch {
+	case span <= 2*time.Hour:
+		step, format = 15*time.Minute, "15:04"
 	case span <= 12*time.Hour:
 		step, format = 2*time.Hour, "15:04"
 	case span <= 48*time.Hour:
@@ -135,8 +137,14 @@ func pts(ps []point) string {
 	return b.String()
 }
 
-// hourEnd is the time a cumulative hourly point describes.
-func hourEnd(h ReportHour) time.Time { return h.Hour.Add(time.Hour) }
+// hourEnd is the time a cumulative hourly point describes: its AsOf
+// (now, for the hour under way), or the end of its hour.
+func hourEnd(h ReportHour) time.Time {
+	if !h.AsOf.IsZero() {
+		return h.AsOf
+	}
+	return h.Hour.Add(time.Hour)
+}
 
 // liftChart draws each candidate's relative lift on the primary metric
 // over time with its anytime-valid confidence band. The scale follows the
@@ -207,7 +215,7 @@ func trafficChart(r *Report) *chart {
 		return nil
 	}
 	c := newChart("traffic-chart", "Users per variant over time",
-		"Cumulative users assigned to each variant at the end of each hour.")
+		"Cumulative users assigned to each variant at the end of each hour, and now for the hour under way.")
 	top := 0.0
 	for _, h := range r.Hourly {
 		for _, u := range h.Users {
@@ -219,13 +227,15 @@ func trafficChart(r *Report) *chart {
 	c.YLabel = "users"
 	for v := range r.Variants {
 		s := series{Name: r.variantName(v), Color: colorOf(v)}
-		var line []point
+		// Every line starts at zero users at the start of the first hour
+		// with data, so the first minutes already draw a line, not a dot.
+		line := []point{{x(r.Hourly[0].Hour), y(0)}}
 		for _, h := range r.Hourly {
 			if v < len(h.Users) {
 				line = append(line, point{x(hourEnd(h)), y(h.Users[v])})
 			}
 		}
-		if len(line) > 0 {
+		if len(line) > 1 {
 			s.Line = []string{pts(line)}
 			last := line[len(line)-1]
 			s.Dot = &last

@@ -38,6 +38,7 @@ type arm struct {
 	thumbs    float64 // P(thumbs up) per feedback
 	latencyMS float64 // mean latency
 	errRate   float64
+	costMul   float64 // cost per request relative to the fixture's (0: 1)
 }
 
 // simulation fills a memstore with hours of realistic traffic: users
@@ -83,7 +84,7 @@ func (s simulation) run(t testing.TB) *memstore.Store {
 				add(experiments.MetricRequests, 1)
 				add(experiments.MetricLatencyMS, a.latencyMS*math.Exp(0.35*rng.NormFloat64()-0.06))
 				add(experiments.MetricError, bern(rng, a.errRate))
-				add(experiments.MetricCost, 0.0004+0.0002*rng.Float64())
+				add(experiments.MetricCost, max(a.costMul, 1)*(0.0004+0.0002*rng.Float64()))
 				if rng.Float64() < 0.6 {
 					add(experiments.MetricThumbs, bern(rng, a.thumbs))
 				}

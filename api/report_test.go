@@ -50,6 +50,7 @@ func TestReportGolden(t *testing.T) {
 	}{
 		{"report.txt.golden", func(b *bytes.Buffer, r Report) error { return RenderText(b, r) }},
 		{"report.md.golden", func(b *bytes.Buffer, r Report) error { return RenderMarkdown(b, r) }},
+		{"report.html.golden", func(b *bytes.Buffer, r Report) error { return renderPage(b, r, "") }},
 		{"report.json.golden", func(b *bytes.Buffer, r Report) error {
 			r.Hourly = r.Hourly[len(r.Hourly)-3:] // keep the file reviewable
 			e := json.NewEncoder(b)
@@ -190,7 +191,7 @@ func TestReportVerdicts(t *testing.T) {
 			name: "inconclusive", exp: twoArms(nil), status: running,
 			snap: snapshotOf(armData{2000, 0.50, 0.01, 800}, armData{2000, 0.51, 0.01, 800}),
 			kind: VerdictInconclusve, rec: "keep running", more: true,
-			want: []string{`Not enough evidence yet: candidate "ft" changes the thumbs-up rate by +2.0% (anytime-valid 95% CI -`, "more users per variant needed to detect a change of 2.0%"},
+			want: []string{`Not enough evidence yet: candidate "ft" changes the thumbs-up rate by +2.0% (anytime-valid 95% CI -`, "more users per variant needed to detect a change of 5.0%"},
 		},
 		{
 			name: "harm on error rate", exp: twoArms(nil), status: running,
@@ -345,7 +346,15 @@ func TestFormatting(t *testing.T) {
 		{fmtAbout(12345), "12,000"},
 		{fmtAbout(87), "87"},
 		{fmtP(0.0312), "0.031"},
-		{fmtP(2.5e-7), "2.5e-07"},
+		{fmtP(2.5e-7), "< 0.001"},
+		{fmtP(7.3e-50), "< 0.001"},
+		{pEq(0), "p < 0.001"},
+		{fmtValue("cost", 0.000499), "0.000499"},
+		{fmtNum(1.52e-06), "0.0000015"},
+		{fmtSig(1234.5, 3), "1230"},
+		{fmtDays(0.2), "5 hours"},
+		{fmtDays(3.2), "3.5 days"},
+		{fmtDays(12.1), "13 days"},
 		{fmtP(1), "1"},
 		{fmtValue("rate", 0.0039), "0.39%"},
 		{fmtValue("ms", 822.4), "822 ms"},

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/abgate/abgate/experiments"
 )
 
 // The text, markdown and HTML renderers share these cell strings, so the
@@ -43,18 +45,31 @@ func (r *Report) metricViews() []metricView {
 			parts = append(parts, m.Better+" is better")
 		}
 		mv.Subtitle = strings.Join(parts, "; ")
+		// Costs per request are fractions of a cent: shown per 1,000
+		// requests so they read "$0.499", not "$0.000499".
+		scale := 1.0
+		if m.Name == experiments.MetricCost {
+			scale = 1000
+			mv.Title = "cost per 1,000 requests"
+		}
 		for _, row := range m.Rows {
+			row := row.scaled(scale)
 			rv := rowView{Variant: row.Name, Users: fmtCount(row.Users), Mean: "-", Lift: "-", CI: "-", AbsLift: "-", AbsCI: "-", P: "-", Status: row.Status, Control: row.Variant == 0}
 			if row.Mean != nil {
-				rv.Mean = fmtValue(m.Unit, *row.Mean)
+				rv.Mean = r.fmtValue(m.Unit, *row.Mean)
 			}
-			if row.RelLift != nil {
+			switch {
+			case row.RelLift != nil && row.RelReadable:
 				rv.Lift = fmtSignedPct(*row.RelLift)
 				rv.CI = fmtSignedPct(*row.RelCILow) + " to " + fmtSignedPct(*row.RelCIHigh)
+			case row.RelLift != nil:
+				// The base is too imprecise for a percentage to mean
+				// anything ("-5064% to +6918%"): absolute only.
+				rv.Lift, rv.CI = "n/a", "base too uncertain"
 			}
 			if row.AbsLift != nil {
-				rv.AbsLift = fmtSignedAbs(m.Unit, *row.AbsLift)
-				rv.AbsCI = fmtSignedAbs(m.Unit, *row.AbsCILow) + " to " + fmtSignedAbs(m.Unit, *row.AbsCIHigh)
+				rv.AbsLift = r.fmtSignedAbs(m.Unit, *row.AbsLift)
+				rv.AbsCI = r.fmtSignedAbs(m.Unit, *row.AbsCILow) + " to " + r.fmtSignedAbs(m.Unit, *row.AbsCIHigh)
 			}
 			if row.PValue != nil {
 				rv.P = fmtP(*row.PValue)
@@ -64,6 +79,21 @@ func (r *Report) metricViews() []metricView {
 		out = append(out, mv)
 	}
 	return out
+}
+
+// scaled is the row with its mean and absolute lifts multiplied by k.
+func (row ReportRow) scaled(k float64) ReportRow {
+	if k == 1 {
+		return row
+	}
+	mul := func(p *float64) *float64 {
+		if p == nil {
+			return nil
+		}
+		return fptr(*p * k)
+	}
+	row.Mean, row.AbsLift, row.AbsCILow, row.AbsCIHigh = mul(row.Mean), mul(row.AbsLift), mul(row.AbsCILow), mul(row.AbsCIHigh)
+	return row
 }
 
 // statusLine: "running, ramp step 3 of 3, period 1, since 2026-11-20 00:00 UTC".
@@ -183,6 +213,15 @@ func RenderText(w io.Writer, r Report) error {
 	for _, d := range r.Verdict.Details {
 		p("  - %s\n", d)
 	}
+	if m := r.Money; m != nil {
+		p("\nMONEY AT CURRENT TRAFFIC (%s; see glossary)\n", m.Currency)
+		for _, s := range m.Candidates {
+			p("  %s\n", s.Sentence)
+		}
+	}
+	if e := r.TimeToDecision; e != nil {
+		p("\nTIME TO DECISION\n  %s\n", e.Sentence)
+	}
 
 	p("\nTRAFFIC\n")
 	tw := tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
@@ -270,6 +309,12 @@ func RenderText(w io.Writer, r Report) error {
 	if err := tw.Flush(); err != nil && ew.err == nil {
 		ew.err = err
 	}
+	if len(r.Glossary) > 0 {
+		p("\nGLOSSARY\n")
+		for _, g := range r.Glossary {
+			p("  %s: %s\n", g.Term, g.Definition)
+		}
+	}
 	return ew.err
 }
 
@@ -304,6 +349,15 @@ func RenderMarkdown(w io.Writer, r Report) error {
 	p("## Verdict\n\n> %s\n", e(r.Verdict.Sentence))
 	for _, d := range r.Verdict.Details {
 		p(">\n> - %s\n", e(d))
+	}
+	if m := r.Money; m != nil {
+		p("\n## Money at current traffic\n\nIn %s; see [money at current traffic](#glossary).\n\n", m.Currency)
+		for _, s := range m.Candidates {
+			p("- %s\n", e(s.Sentence))
+		}
+	}
+	if t := r.TimeToDecision; t != nil {
+		p("\n## Time to decision\n\n%s See [time to decision](#glossary).\n", e(t.Sentence))
 	}
 
 	p("\n## Traffic\n\n| variant | model | users | expected | observed |\n|---|---|--:|--:|--:|\n")
@@ -363,12 +417,18 @@ func RenderMarkdown(w io.Writer, r Report) error {
 	p("\n## Audit trail\n\n")
 	if len(r.Transitions) == 0 {
 		p("No transitions.\n")
-		return ew.err
+	} else {
+		p("| # | time | actor | change | details |\n|--:|---|---|---|---|\n")
+		for _, t := range r.Transitions {
+			change, detail := t.summary()
+			p("| %d | %s | %s | %s | %s |\n", t.Seq, fmtTime(t.At), e(t.Actor), e(change), e(detail))
+		}
 	}
-	p("| # | time | actor | change | details |\n|--:|---|---|---|---|\n")
-	for _, t := range r.Transitions {
-		change, detail := t.summary()
-		p("| %d | %s | %s | %s | %s |\n", t.Seq, fmtTime(t.At), e(t.Actor), e(change), e(detail))
+	if len(r.Glossary) > 0 {
+		p("\n## Glossary\n\n")
+		for _, g := range r.Glossary {
+			p("- **%s**: %s\n", e(g.Term), e(g.Definition))
+		}
 	}
 	return ew.err
 }

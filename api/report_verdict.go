@@ -24,6 +24,82 @@ func describe(exp *experiments.Experiment, name string) experiments.MetricInfo {
 // words, with the metric rows already in r as the evidence; it decides
 // nothing itself.
 func (a *analysis) verdict(r *Report, in stats.Input, st map[experiments.VariantMetric]experiments.Summary) ReportVerdict {
+	v := a.decisionVerdict(r, in, st)
+	switch v.Kind {
+	case VerdictNoData, VerdictSRM, VerdictTooFew:
+		return v
+	}
+	// Every significant change of the candidate the sentence is about,
+	// regressions first, then what switching does to spend.
+	focus := a.bestCandidate(r.metric(r.Policy.Primary))
+	if w := r.Decision.Winner; w != nil {
+		focus = *w
+	} else if hv, _ := r.harm(); hv > 0 {
+		focus = hv
+	}
+	if c := a.changesPhrase(r, focus); c != "" {
+		v.Sentence += " " + c
+	}
+	if m := r.Money; m != nil {
+		for _, s := range m.Candidates {
+			if s.Variant == focus && s.Significant {
+				v.Sentence += " " + s.Sentence
+			}
+		}
+	}
+	return v
+}
+
+// changesPhrase names every metric other than the primary on which
+// candidate j differs significantly from the base (row.Change),
+// regressions first: "Also significant: worse cost per request (+102%,
+// 95% CI +98% to +106%); better mean latency (-4.0%, ...)." Empty when
+// there is none.
+func (a *analysis) changesPhrase(r *Report, j int) string {
+	conf := fmtConfidence(r.Policy.Confidence)
+	var worse, better []string
+	for i := range r.Metrics {
+		m := &r.Metrics[i]
+		row := m.row(j)
+		if m.Name == r.Policy.Primary || row == nil || row.Change == "" {
+			continue
+		}
+		lift, lo, hi := "", "", ""
+		if row.RelReadable && row.RelLift != nil {
+			lift, lo, hi = fmtSignedPct(*row.RelLift), fmtSignedPct(*row.RelCILow), fmtSignedPct(*row.RelCIHigh)
+		} else if row.AbsLift != nil {
+			lift, lo, hi = r.fmtSignedAbs(m.Unit, *row.AbsLift), r.fmtSignedAbs(m.Unit, *row.AbsCILow), r.fmtSignedAbs(m.Unit, *row.AbsCIHigh)
+		} else {
+			continue
+		}
+		phrase := fmt.Sprintf("%s %s (%s, %s CI %s to %s)", row.Change, describe(a.exp, m.Name).Noun, lift, conf, lo, hi)
+		if row.Change == RowWorse {
+			worse = append(worse, phrase)
+		} else {
+			better = append(better, phrase)
+		}
+	}
+	all := append(worse, better...)
+	if len(all) == 0 {
+		return ""
+	}
+	who := ""
+	if len(a.exp.Variants) > 2 {
+		who = " for " + strconv.Quote(a.exp.Variants[j].Name)
+	}
+	lead := "Also significant" + who + ": "
+	if len(worse) > 0 {
+		lead = fmt.Sprintf("Trade-off%s: %d significant regression", who, len(worse))
+		if len(worse) > 1 {
+			lead += "s"
+		}
+		lead += ": "
+	}
+	return lead + strings.Join(all, "; ") + "."
+}
+
+// decisionVerdict puts the decision in words.
+func (a *analysis) decisionVerdict(r *Report, in stats.Input, st map[experiments.VariantMetric]experiments.Summary) ReportVerdict {
 	d := r.Decision
 	conf := fmtConfidence(r.Policy.Confidence)
 	primary := r.metric(r.Policy.Primary)
@@ -132,7 +208,9 @@ func (a *analysis) verdict(r *Report, in stats.Input, st map[experiments.Variant
 		v.Kind = VerdictInconclusve
 		need := ""
 		if row != nil && row.RelLift != nil {
-			if more, size := a.moreUsers(st, math.Abs(*row.RelLift), minUsers); more > 0 {
+			// Planned for the design's detectable effect, never the
+			// observed lift (issue 15).
+			if more, size := a.moreUsers(st, a.exp.DetectableEffect(), minUsers); more > 0 {
 				v.MoreUsersNeeded = &more
 				need = fmt.Sprintf("; about %s more users per variant needed to detect a change of %s", fmtAbout(more), fmtPct(size))
 				if r.Policy.MaxUsers > 0 && more+minUsers > r.Policy.MaxUsers {
@@ -319,7 +397,7 @@ func fmtValue(unit string, x float64) string {
 	case experiments.UnitSeconds:
 		return fmtNum(x) + " s"
 	case experiments.UnitCost:
-		return strconv.FormatFloat(x, 'g', 3, 64)
+		return fmtSig(x, 3)
 	}
 	return fmtNum(x)
 }
@@ -371,7 +449,7 @@ func fmtNum(x float64) string {
 	case a >= 0.01:
 		return trimZeros(strconv.FormatFloat(x, 'f', 2, 64))
 	}
-	return strconv.FormatFloat(x, 'g', 2, 64)
+	return fmtSig(x, 2)
 }
 
 func trimZeros(s string) string {
@@ -381,17 +459,16 @@ func trimZeros(s string) string {
 	return s
 }
 
-// fmtP formats a p-value.
+// fmtP formats a p-value: three decimals, "< 0.001" below that (no one
+// acts differently on 7.3e-50).
 func fmtP(p float64) string {
 	switch {
 	case p >= 0.9995:
 		return "1"
 	case p >= 0.001:
 		return strconv.FormatFloat(p, 'f', 3, 64)
-	case p < 1e-300:
-		return "0"
 	}
-	return strconv.FormatFloat(p, 'e', 1, 64)
+	return "< 0.001"
 }
 
 // fmtCount formats a count with thousands separators: 12345 → "12,345".
@@ -432,10 +509,10 @@ func fmtShares(s []float64) string {
 	return strings.Join(parts, " / ")
 }
 
-// pEq is "p = 0.031", or "p < 1e-300" when p underflows.
+// pEq is "p = 0.031", or "p < 0.001".
 func pEq(p float64) string {
-	if p < 1e-300 {
-		return "p < 1e-300"
+	if p < 0.001 {
+		return "p < 0.001"
 	}
 	return "p = " + fmtP(p)
 }

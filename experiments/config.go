@@ -306,6 +306,10 @@ type Experiment struct {
 	// ramp step 1.
 	Judge  *Judge  `yaml:"judge"`
 	Shadow *Shadow `yaml:"shadow"`
+	// Report sets the reports' currency and planning effect, Success the
+	// signal of the cost-per-success metric (money.go, issue 15).
+	Report  *ReportConfig `yaml:"report"`
+	Success *Success      `yaml:"success"`
 }
 
 // Variant is one arm of an experiment.

@@ -46,6 +46,13 @@ const (
 	// MetricCompletionSeconds is the time the task took (>= 0).
 	MetricCompletionSeconds = "completion_seconds"
 
+	// MetricCostPerSuccess is spend per successful outcome (issue 15): per
+	// user x = the user's spend, y = their successes (the experiment's
+	// Success signal), analysed as a ratio Σx/Σy with the delta method.
+	// The recorder derives it from outcomes (cost) and feedback
+	// (successes) of experiments that declare a success signal.
+	MetricCostPerSuccess = "cost_per_success"
+
 	// CounterUnanalysed counts Outcomes with Analysed=false per variant.
 	// It is an operations counter, not a statistic: no per-user state.
 	CounterUnanalysed = "requests_unanalysed"
@@ -60,6 +67,10 @@ const (
 	SourceRequest MetricSource = "request"
 	// SourceFeedback: the application sends it to the feedback API.
 	SourceFeedback MetricSource = "feedback"
+	// SourceDerived: the recorder combines request and feedback data
+	// (cost per success); neither the gateway nor the API takes it
+	// directly.
+	SourceDerived MetricSource = "derived"
 )
 
 // Direction says which way a metric is better.
@@ -125,7 +136,7 @@ var inf = math.Inf(1)
 
 // builtinMetrics declares every built-in metric, in the documented order:
 // the request metrics in the order of the recorder's aggregation, then the
-// feedback metrics.
+// feedback metrics, then the derived ones.
 var builtinMetrics = [...]MetricInfo{
 	{Name: MetricRequests, Source: SourceRequest, Kind: MetricCount, Estimator: stats.Mean, Better: NoDirection,
 		Min: 0, Max: inf, Unit: UnitNone, Label: "requests per user", Noun: "requests per user"},
@@ -163,6 +174,9 @@ var builtinMetrics = [...]MetricInfo{
 		Min: 0, Max: 1, Unit: UnitRate, Label: "task completion rate", Noun: "task completion rate"},
 	{Name: MetricCompletionSeconds, Source: SourceFeedback, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
 		Min: 0, Max: 7 * 24 * 3600, Unit: UnitSeconds, Label: "time to complete a task (s)", Noun: "time to complete a task"},
+
+	{Name: MetricCostPerSuccess, Source: SourceDerived, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
+		Min: 0, Max: inf, Unit: UnitCost, Label: "cost per success", Noun: "cost per successful outcome"},
 }
 
 // BuiltinMetrics returns every built-in metric in the documented order:

@@ -40,6 +40,10 @@ func TestMetricRegistryConsistent(t *testing.T) {
 			if feedback {
 				t.Errorf("%s: request metric after a feedback metric; BuiltinMetrics lists request metrics first", m.Name)
 			}
+		case experiments.SourceDerived:
+			if !feedback {
+				t.Errorf("%s: derived metric before the feedback metrics", m.Name)
+			}
 		case experiments.SourceFeedback:
 			feedback = true
 			// The feedback API refuses values outside these.

@@ -553,6 +553,7 @@ func (v *cfgValidator) experiment(e *Experiment, p string, upstreams map[string]
 		primaryOK = false
 	}
 	v.segments(e, p)
+	v.errs = append(v.errs, validateMoney(e, p)...)
 	for _, fe := range validateRollout(e, p) {
 		if fe.Field == p+".primary" && !primaryOK {
 			continue // reported above

@@ -17,6 +17,9 @@ type aggregate struct {
 	count   int64 // events since the last cut
 	invalid int64 // of which unrecordable (no experiment, bad segments or cost)
 	free    []*userAgg
+	// lookup finds an experiment's config (WithExperiments), for the
+	// cost-per-success metric; nil records none.
+	lookup func(id string) *experiments.Experiment
 }
 
 type epKey struct {
@@ -124,6 +127,33 @@ func (a *aggregate) addOutcome(o *experiments.Outcome, now experiments.Hour) {
 			u.has |= 1 << i
 		}
 	}
+	// Cost per success: the spend is its x; the successes (y) come with
+	// the feedback, on the same user key (addFeedback).
+	if !o.UsageMissing && a.successSignal(o.Experiment) != nil {
+		u.addFB(experiments.MetricCostPerSuccess, o.Cost, 0)
+	}
+}
+
+// successSignal is the experiment's cost-per-success config, or nil.
+func (a *aggregate) successSignal(exp string) *experiments.Experiment {
+	if a.lookup == nil {
+		return nil
+	}
+	if e := a.lookup(exp); e != nil && e.Success != nil {
+		return e
+	}
+	return nil
+}
+
+func (u *userAgg) addFB(metric string, dx, dy float64) {
+	for i := range u.fb {
+		if u.fb[i].metric == metric {
+			u.fb[i].dx += dx
+			u.fb[i].dy += dy
+			return
+		}
+	}
+	u.fb = append(u.fb, fbDelta{metric: metric, dx: dx, dy: dy})
 }
 
 func (a *aggregate) addFeedback(f *experiments.Feedback, now experiments.Hour) {
@@ -140,21 +170,36 @@ func (a *aggregate) addFeedback(f *experiments.Feedback, now experiments.Hour) {
 		}
 		e.records = append(e.records, rec)
 	}
+	// A success signal also counts its successes as the y of cost per
+	// success, under the same vote rules (its own event id and group, so
+	// one response still counts once).
+	succ, isSucc := 0.0, false
+	if exp := a.successSignal(f.Experiment); exp != nil {
+		succ, isSucc = exp.SuccessValue(f.Metric, f.Value)
+	}
 	if group, capN := f.Vote(); f.EventID != "" || capN > 0 {
 		e.events = append(e.events, experiments.Event{ID: f.EventID, Group: group, Cap: capN, Delta: experiments.Delta{
 			Variant: f.Variant, Unit: f.Unit, Metric: f.Metric, Hour: h, DX: f.Value, DY: 1, Segments: f.Segments,
 		}})
+		if isSucc {
+			id, g := f.EventID, group
+			if id != "" {
+				id += "#" + experiments.MetricCostPerSuccess
+			}
+			if g != "" {
+				g += "#" + experiments.MetricCostPerSuccess
+			}
+			e.events = append(e.events, experiments.Event{ID: id, Group: g, Cap: capN, Delta: experiments.Delta{
+				Variant: f.Variant, Unit: f.Unit, Metric: experiments.MetricCostPerSuccess, Hour: h, DX: 0, DY: succ, Segments: f.Segments,
+			}})
+		}
 		return
 	}
 	u := a.user(aggKey{ep: ei, variant: int32(f.Variant), unit: f.Unit, hour: h, segs: f.Segments})
-	for i := range u.fb {
-		if u.fb[i].metric == f.Metric {
-			u.fb[i].dx += f.Value
-			u.fb[i].dy++
-			return
-		}
+	u.addFB(f.Metric, f.Value, 1)
+	if isSucc {
+		u.addFB(experiments.MetricCostPerSuccess, 0, succ)
 	}
-	u.fb = append(u.fb, fbDelta{metric: f.Metric, dx: f.Value, dy: 1})
 }
 
 // cut returns one batch per experiment phase, with the number of

@@ -148,6 +148,14 @@ type Option func(*Recorder)
 // batch ages), for tests.
 func WithClock(now func() time.Time) Option { return func(r *Recorder) { r.now = now } }
 
+// WithExperiments lets the recorder read experiments' configs (the live
+// one, after reloads): an experiment with a success signal gets the
+// derived cost-per-success metric (experiments.MetricCostPerSuccess).
+// Without it no derived metric is recorded.
+func WithExperiments(lookup func(id string) *experiments.Experiment) Option {
+	return func(r *Recorder) { r.agg.lookup = lookup }
+}
+
 // WithMeterProvider sets where the recorder's OTel metrics go (default:
 // the global provider).
 func WithMeterProvider(mp metric.MeterProvider) Option {

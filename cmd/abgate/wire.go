@@ -88,7 +88,8 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	if a.stores, err = openStores(ctx, cfg.Redis, a.tracing.enabled, log); err != nil {
 		return nil, err
 	}
-	a.recorder = recorder.New(a.stores.outcomes, cfg.Recording, recorder.WithLogger(log))
+	a.recorder = recorder.New(a.stores.outcomes, cfg.Recording, recorder.WithLogger(log),
+		recorder.WithExperiments(func(id string) *experiments.Experiment { return a.cfg.Load().Experiment(id) }))
 	// Every outcome is counted for /metrics on its way to the recorder.
 	mp := otel.GetMeterProvider()
 	outcomes, err := telemetry.NewOutcomes(a.recorder, mp, a.cfg.Load)
