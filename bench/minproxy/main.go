@@ -34,6 +34,7 @@ func main() {
 	idle := flag.Int("max-idle-conns", 1024, "idle connections kept per upstream host")
 	pool := flag.Bool("buffer-pool", false, "reuse the 32 KiB body-copy buffers (httputil.BufferPool) instead of allocating one per request")
 	flush := flag.Duration("flush-interval", -1, "httputil.ReverseProxy.FlushInterval: -1 flushes every write; 0 flushes only SSE and unknown-length bodies at once")
+	h2c := flag.Bool("h2c", false, "speak HTTP/2 without TLS (prior knowledge) to the upstream")
 	bare := flag.Bool("bare", false, "no gin and no hashing: net/http serving httputil.ReverseProxy (Rewrite = SetURL) directly, the floor for CPU per request")
 	debug := flag.String("debug", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6061)")
 	flag.Parse()
@@ -63,6 +64,10 @@ func main() {
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
 		ForceAttemptHTTP2:     false,
+	}
+	if *h2c {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
