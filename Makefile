@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-.PHONY: demo test chart-test build bench fuzz sim-judge fault
+.PHONY: demo test chart-test build bench bench-streams fuzz sim-judge fault
 
 demo:
 	go run ./cmd/abgate demo
@@ -20,6 +20,12 @@ build:
 
 bench:
 	./bench/run.sh
+
+# Only the many-live-streams scenario (2,000 and 8,000 streams at once),
+# against minproxy, nginx if installed, and abgate with HTTP/1.1 and h2c
+# upstreams; see bench/README.md.
+bench-streams:
+	TARGETS= ./bench/run.sh
 
 # Each fuzz target for a short while (FUZZTIME=60s for longer).
 FUZZTIME ?= 20s

@@ -3,21 +3,31 @@
 # OpenAI upstream, a minimal gin + murmur3 + httputil.ReverseProxy
 # (bench/minproxy) and abgate, on loopback. See bench/README.md.
 #
-#   bench/run.sh                          # full run, about 4-5 minutes
-#   DURATION=3s STREAM_DURATION=2s ROUNDS=1 bench/run.sh   # quick smoke
+#   bench/run.sh                          # full run, about 15 minutes
+#   DURATION=3s STREAM_DURATION=2s ROUNDS=1 HOLD_STREAMS=500 bench/run.sh   # quick smoke
+#   make bench-streams                    # only the many-live-streams scenario
 #
 # Environment (defaults in brackets):
 #   ROUNDS [3]            interleaved rounds; the report gives medians
 #   DURATION [10s]        wrk run and fixed-rate run, per target and round
 #   WARMUP [2s]           wrk warm-up before each measured wrk run
 #   CONNS [64]            wrk connections
-#   RATE [1000]           fixed-rate requests/s (loadgen, open loop)
+#   RATE [2000]           fixed-rate requests/s (loadgen, open loop): the tail
 #   STREAM_RATE [100]     streams/s for the TTFB run
 #   STREAM_DURATION [5s]  TTFB run, per target and round
 #   TOKEN_DELAY [20ms]    CHUNKS [5]   the streaming fake upstream
-#   TARGETS ["direct minproxy abgate"]
-#   BASE_PORT [18080]     abgate BASE, minproxy BASE+1, fakes BASE+10/+11,
-#                         otlpsink BASE+12
+#   TARGETS ["direct minproxy bare nginx abgate"]  ("" for none; nginx only if installed;
+#                         bare is minproxy --bare: net/http + ReverseProxy)
+#   HOLD_STREAMS ["2000 8000"]  many-live-streams scenario: streams held
+#                         live at once, per level ("" skips the scenario)
+#   HOLD_TARGETS ["direct minproxy abgate abgate-h2c nginx"]  abgate-h2c
+#                         speaks h2c to the upstream (upstreams[].h2c)
+#   HOLD_CHUNK_DELAY [500ms]  HOLD_CHUNKS [20]   the fake behind the held
+#                         streams: a stream lasts HOLD_CHUNKS x the delay
+#   HOLD_RAMP [4s]        the held streams are opened evenly over this
+#   BASE_PORT [18080]     abgate BASE, minproxy BASE+1, nginx BASE+2,
+#                         fakes BASE+10/+11/+13, otlpsink BASE+12,
+#                         pprof of the proxy under test BASE+14
 #   PROXY_CPU [0]         core for the proxy under test
 #   LOAD_CPU [1]          core for wrk, loadgen and the fake upstreams
 #   RESULTS [bench/results/<UTC time>]
@@ -44,12 +54,17 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNS=${CONNS:-64}
-RATE=${RATE:-1000}
+RATE=${RATE:-2000}
 STREAM_RATE=${STREAM_RATE:-100}
 STREAM_DURATION=${STREAM_DURATION:-5s}
 TOKEN_DELAY=${TOKEN_DELAY:-20ms}
 CHUNKS=${CHUNKS:-5}
-TARGETS=${TARGETS:-"direct minproxy abgate"}
+TARGETS=${TARGETS-"direct minproxy bare nginx abgate"}
+HOLD_STREAMS=${HOLD_STREAMS-"2000 8000"}
+HOLD_TARGETS=${HOLD_TARGETS:-"direct minproxy abgate abgate-h2c nginx"}
+HOLD_CHUNK_DELAY=${HOLD_CHUNK_DELAY:-500ms}
+HOLD_CHUNKS=${HOLD_CHUNKS:-20}
+HOLD_RAMP=${HOLD_RAMP:-4s}
 BASE_PORT=${BASE_PORT:-18080}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -64,9 +79,12 @@ RESULTS=${RESULTS:-$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)}
 
 ABGATE_PORT=$BASE_PORT
 MINPROXY_PORT=$((BASE_PORT + 1))
+NGINX_PORT=$((BASE_PORT + 2))
 FAKE_PORT=$((BASE_PORT + 10))
 FAKE_STREAM_PORT=$((BASE_PORT + 11))
 SINK_PORT=$((BASE_PORT + 12))
+FAKE_HOLD_PORT=$((BASE_PORT + 13))
+DEBUG_PORT=$((BASE_PORT + 14))
 CHAT=/v1/chat/completions
 
 command -v wrk >/dev/null || { echo "run.sh: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
@@ -76,6 +94,15 @@ if [ "$(nproc)" -lt 2 ]; then
 	exit 1
 fi
 CLK_TCK=$(getconf CLK_TCK)
+# A proxy with HTTP/1.1 upstreams holds two descriptors per live stream,
+# loadgen and the fake one each: as many as this shell may allow.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+if ! command -v nginx >/dev/null; then
+	# nginx is the non-Go reference (apt-get install -y nginx-light).
+	TARGETS=$(echo "$TARGETS" | sed 's/nginx//')
+	HOLD_TARGETS=$(echo "$HOLD_TARGETS" | sed 's/nginx//')
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/abgate-bench.XXXXXX")
 BIN=$WORK/bin
@@ -136,31 +163,74 @@ cpu_ticks() { # utime+stime of a PID, in clock ticks
 log "building into $BIN"
 (
 	cd "$ROOT"
+	# Every Go binary as `make build` builds abgate for release: static,
+	# no symbol tables, gin without msgpack. Idle RSS is mostly the pages
+	# of the binary that start-up touches, so it depends on this.
+	export CGO_ENABLED=0
+	flags=(-tags nomsgpack -trimpath -ldflags "-s -w")
 	if [ -n "$ABGATE_BIN" ]; then
 		cp "$ABGATE_BIN" "$BIN/abgate"
 	else
-		go build -o "$BIN/abgate" ./cmd/abgate
+		go build "${flags[@]}" -o "$BIN/abgate" ./cmd/abgate
 	fi
-	go build -o "$BIN/minproxy" ./bench/minproxy
-	go build -o "$BIN/loadgen" ./bench/loadgen
-	go build -o "$BIN/report" ./bench/report
-	go build -o "$BIN/otlpsink" ./bench/otlpsink
+	go build "${flags[@]}" -o "$BIN/minproxy" ./bench/minproxy
+	go build "${flags[@]}" -o "$BIN/loadgen" ./bench/loadgen
+	go build "${flags[@]}" -o "$BIN/report" ./bench/report
+	go build "${flags[@]}" -o "$BIN/otlpsink" ./bench/otlpsink
 )
 
 mkdir -p "$RESULTS"
 : >"$RAW"
 
-for p in "$ABGATE_PORT" "$MINPROXY_PORT" "$FAKE_PORT" "$FAKE_STREAM_PORT" "$SINK_PORT"; do
+for p in "$ABGATE_PORT" "$MINPROXY_PORT" "$NGINX_PORT" "$FAKE_PORT" "$FAKE_STREAM_PORT" "$SINK_PORT" "$FAKE_HOLD_PORT" "$DEBUG_PORT"; do
 	port_free "$p" || { echo "run.sh: port $p is in use; set BASE_PORT" >&2; exit 1; }
 done
 
-# abgate configs: bench/abgate.yaml with this run's ports.
-for kind in plain stream; do
-	up=$FAKE_PORT
-	[ "$kind" = stream ] && up=$FAKE_STREAM_PORT
+# upstream_port KIND: the fake behind a measurement of KIND.
+upstream_port() {
+	case $1 in
+	stream) echo "$FAKE_STREAM_PORT" ;;
+	hold) echo "$FAKE_HOLD_PORT" ;;
+	*) echo "$FAKE_PORT" ;;
+	esac
+}
+
+# abgate configs: bench/abgate.yaml with this run's ports; the -h2c ones
+# speak h2c to the fake (which serves HTTP/1.1 and h2c).
+for kind in plain stream hold; do
 	sed -e "s#127\.0\.0\.1:18080#127.0.0.1:$ABGATE_PORT#g" \
-		-e "s#127\.0\.0\.1:18090#127.0.0.1:$up#g" \
+		-e "s#127\.0\.0\.1:18090#127.0.0.1:$(upstream_port "$kind")#g" \
 		"$BENCH_DIR/abgate.yaml" >"$WORK/abgate-$kind.yaml"
+	sed -e 's#^\(  *\)max_idle_conns: \(.*\)$#\1max_idle_conns: \2\n\1h2c: true#' \
+		"$WORK/abgate-$kind.yaml" >"$WORK/abgate-h2c-$kind.yaml"
+	grep -q 'h2c: true' "$WORK/abgate-h2c-$kind.yaml" || { echo "run.sh: could not make the h2c config" >&2; exit 1; }
+	# nginx: one worker, HTTP/1.1 keep-alive upstream, no buffering of
+	# responses (SSE passes through as it comes), as a streaming
+	# gateway would be configured.
+	mkdir -p "$WORK/nginx-$kind"
+	cat >"$WORK/nginx-$kind.conf" <<-NGINX
+		worker_processes 1;
+		daemon off;
+		pid $WORK/nginx-$kind/nginx.pid;
+		error_log $RESULTS/nginx-$kind-error.log warn;
+		worker_rlimit_nofile $NOFILE;
+		events { worker_connections $NOFILE; }
+		http {
+		    access_log off;
+		    client_body_temp_path $WORK/nginx-$kind/body;
+		    proxy_temp_path $WORK/nginx-$kind/proxy;
+		    upstream fake { server 127.0.0.1:$(upstream_port "$kind"); keepalive 1024; }
+		    server {
+		        listen 127.0.0.1:$NGINX_PORT;
+		        location / {
+		            proxy_pass http://fake;
+		            proxy_http_version 1.1;
+		            proxy_set_header Connection "";
+		            proxy_buffering off;
+		        }
+		    }
+		}
+	NGINX
 done
 
 # ---- fake upstreams (on the load core) ---------------------------------
@@ -171,6 +241,11 @@ start fake-stream "$LOAD_CPU" "$BIN/abgate" fake-upstream --listen "127.0.0.1:$F
 FAKE_STREAM_PID=$STARTED_PID
 wait_port "$FAKE_PORT" "$FAKE_PID" || { echo "run.sh: fake upstream did not start:" >&2; cat "$RESULTS/fake.log" >&2; exit 1; }
 wait_port "$FAKE_STREAM_PORT" "$FAKE_STREAM_PID" || { echo "run.sh: streaming fake upstream did not start" >&2; exit 1; }
+if [ -n "$HOLD_STREAMS" ]; then
+	start fake-hold "$LOAD_CPU" "$BIN/abgate" fake-upstream --listen "127.0.0.1:$FAKE_HOLD_PORT" \
+		--token-delay "$HOLD_CHUNK_DELAY" --chunks "$HOLD_CHUNKS"
+	wait_port "$FAKE_HOLD_PORT" "$STARTED_PID" || { echo "run.sh: the many-streams fake upstream did not start" >&2; exit 1; }
+fi
 
 # abgate's tracing: every span exported over OTLP/HTTP to a sink, or off.
 case $TRACING in
@@ -189,30 +264,46 @@ off) TRACE_ENV="OTEL_TRACES_EXPORTER=none" ;;
 esac
 
 # start_target TARGET KIND: starts the proxy for TARGET (none for direct)
-# in front of the plain or streaming fake; sets TARGET_PID (empty for
-# direct) and TARGET_URL. Returns 1 (and logs why) if it can't.
+# in front of the plain, streaming or many-streams fake; sets TARGET_PID
+# (empty for direct), MEASURE_PID (the process whose CPU and memory are
+# measured: nginx's worker, else TARGET_PID) and TARGET_URL. Returns 1
+# (and logs why) if it can't. minproxy and abgate serve pprof on
+# DEBUG_PORT.
 start_target() {
-	local target=$1 kind=$2 up=$FAKE_PORT
-	[ "$kind" = stream ] && up=$FAKE_STREAM_PORT
+	local target=$1 kind=$2 up
+	up=$(upstream_port "$kind")
 	TARGET_PID=
+	MEASURE_PID=
 	case $target in
 	direct)
 		TARGET_URL=http://127.0.0.1:$up$CHAT
 		return 0
 		;;
-	minproxy)
+	minproxy | bare)
+		local extra=(--debug "127.0.0.1:$DEBUG_PORT")
+		[ "$target" = bare ] && extra+=(--bare --flush-interval 0)
 		# shellcheck disable=SC2086 # MINPROXY_FLAGS is a list of words
-		start "minproxy-$kind" "$PROXY_CPU" "$BIN/minproxy" --listen "127.0.0.1:$MINPROXY_PORT" \
-			--upstream "http://127.0.0.1:$up" $MINPROXY_FLAGS
+		start "$target-$kind" "$PROXY_CPU" "$BIN/minproxy" --listen "127.0.0.1:$MINPROXY_PORT" \
+			--upstream "http://127.0.0.1:$up" "${extra[@]}" $MINPROXY_FLAGS
 		TARGET_URL=http://127.0.0.1:$MINPROXY_PORT$CHAT
 		;;
-	abgate)
+	abgate | abgate-h2c)
 		# shellcheck disable=SC2086 # lists of NAME=VALUE words
-		start "abgate-$kind" "$PROXY_CPU" env $TRACE_ENV $ABGATE_ENV "$BIN/abgate" serve --config "$WORK/abgate-$kind.yaml"
+		start "$target-$kind" "$PROXY_CPU" env $TRACE_ENV ABGATE_DEBUG_ADDR="127.0.0.1:$DEBUG_PORT" $ABGATE_ENV \
+			"$BIN/abgate" serve --config "$WORK/$target-$kind.yaml"
 		TARGET_URL=http://127.0.0.1:$ABGATE_PORT$CHAT
+		;;
+	nginx)
+		start "nginx-$kind" "$PROXY_CPU" nginx -e "$RESULTS/nginx-$kind-error.log" -c "$WORK/nginx-$kind.conf"
+		TARGET_URL=http://127.0.0.1:$NGINX_PORT$CHAT
+		;;
+	*)
+		SKIP_REASON="unknown target $target"
+		return 1
 		;;
 	esac
 	TARGET_PID=$STARTED_PID
+	MEASURE_PID=$TARGET_PID
 	local port=${TARGET_URL#http://127.0.0.1:}
 	port=${port%%/*}
 	if ! wait_port "$port" "$TARGET_PID"; then
@@ -231,6 +322,10 @@ start_target() {
 		TARGET_PID=
 		return 1
 	fi
+	if [ "$target" = nginx ]; then
+		MEASURE_PID=$(ps -o pid= --ppid "$TARGET_PID" | head -n 1 | tr -d ' ')
+		[ -n "$MEASURE_PID" ] || MEASURE_PID=$TARGET_PID
+	fi
 }
 
 to_us() { # wrk duration (850.00us, 1.20ms, 2.00s) -> microseconds
@@ -246,7 +341,7 @@ to_us() { # wrk duration (850.00us, 1.20ms, 2.00s) -> microseconds
 measure_wrk() {
 	local round=$1 target=$2 out=$RESULTS/wrk-$2-r$1.txt
 	nice -n "$NICE" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$BENCH_DIR/post.lua" "$TARGET_URL" >/dev/null
-	local pid=${TARGET_PID:-$FAKE_PID}
+	local pid=${MEASURE_PID:-$FAKE_PID}
 	local t0 f0 t1 f1 w0 w1
 	t0=$(cpu_ticks "$pid")
 	f0=$(cpu_ticks "$FAKE_PID")
@@ -283,14 +378,29 @@ measure_loadgen() {
 	local round=$1 target=$2 kind=$3 res
 	local args=(-url "$TARGET_URL" -label "$target" -rate "$RATE" -duration "$DURATION")
 	[ "$kind" = stream ] && args=(-url "$TARGET_URL" -label "$target" -stream -rate "$STREAM_RATE" -duration "$STREAM_DURATION")
-	[ "$target" = abgate ] && args+=(-check-header "$CHECK_HEADER")
+	[ "${target%-h2c}" = abgate ] && args+=(-check-header "$CHECK_HEADER")
 	res=$(GOMAXPROCS=1 nice -n "$NICE" taskset -c "$LOAD_CPU" "$BIN/loadgen" "${args[@]}" 2>>"$RESULTS/loadgen.log" || true)
 	[ -n "$res" ] || res='{"ok":0,"first_error":"loadgen failed"}'
 	printf '{"round":%d,"target":"%s","kind":"%s","result":%s}\n' "$round" "$target" "$kind" "$res" >>"$RAW"
 	log "  $kind: $(echo "$res" | sed -E 's/.*"ok":([0-9]+),"errors":([0-9]+).*"p50_us":([0-9.]+),"p90_us":[0-9.]+,"p99_us":([0-9.]+).*/ok \1 errors \2 p50 \3us p99 \4us/')"
 }
 
+# measure_hold ROUND TARGET N: N streams live at once through TARGET;
+# RSS, heap, stacks and goroutines of the proxy idle and with all of them
+# live, and each stream's time to its first chunk.
+measure_hold() {
+	local round=$1 target=$2 n=$3 res
+	local args=(-url "$TARGET_URL" -label "$target" -hold "$n" -ramp "$HOLD_RAMP" -timeout 60s -pid "${MEASURE_PID:-0}")
+	case $target in minproxy | bare | abgate | abgate-h2c) args+=(-debug "http://127.0.0.1:$DEBUG_PORT") ;; esac
+	[ "${target%-h2c}" = abgate ] && args+=(-check-header "$CHECK_HEADER")
+	res=$(GOMAXPROCS=1 nice -n "$NICE" taskset -c "$LOAD_CPU" "$BIN/loadgen" "${args[@]}" 2>>"$RESULTS/loadgen.log" || true)
+	[ -n "$res" ] || res='{"ok":0,"first_error":"loadgen failed"}'
+	printf '{"round":%d,"target":"%s","kind":"hold-%d","result":%s}\n' "$round" "$target" "$n" "$res" >>"$RAW"
+	log "  hold $n: $(echo "$res" | sed -E 's/.*"ok":([0-9]+),"errors":([0-9]+).*"ttfb_p50_us":([0-9.]+).*/ok \1 errors \2 ttfb p50 \3us/') rss $(echo "$res" | sed -nE 's/.*"rss_live_kib":([0-9]+).*/\1 KiB/p')"
+}
+
 read -r -a TARGET_LIST <<<"$TARGETS"
+read -r -a HOLD_LIST <<<"$HOLD_TARGETS"
 declare -A SKIPPED=()
 log "results in $RESULTS; rounds=$ROUNDS duration=$DURATION rate=$RATE stream_rate=$STREAM_RATE targets=${TARGET_LIST[*]}"
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -315,6 +425,20 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		fi
 		measure_loadgen "$round" "$target" stream
 		[ -n "$TARGET_PID" ] && stop_pid "$TARGET_PID"
+	done
+	# many live streams: a fresh proxy for each level, so idle is idle
+	for level in $HOLD_STREAMS; do
+		n=${#HOLD_LIST[@]}
+		for ((i = 0; i < n; i++)); do
+			target=${HOLD_LIST[$(((i + round - 1) % n))]}
+			log "round $round/$ROUNDS: $level live streams through $target"
+			if ! start_target "$target" hold; then
+				log "  no many-streams run for $target: $SKIP_REASON"
+				continue
+			fi
+			measure_hold "$round" "$target" "$level"
+			[ -n "$TARGET_PID" ] && stop_pid "$TARGET_PID"
+		done
 	done
 done
 
@@ -350,7 +474,7 @@ fi
 	echo
 	echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(go version | awk '{ print $3 }'); proxy pinned to core $PROXY_CPU, wrk + loadgen + fake upstream on core $LOAD_CPU; GOMAXPROCS=1."
 	echo "abgate: tracing $TRACING$([ "$TRACING" = otlp ] && echo " (OTLP/HTTP to bench/otlpsink)"), outcome recording to the in-memory store, fallback on."
-	echo "Settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS RATE=$RATE STREAM_RATE=$STREAM_RATE STREAM_DURATION=$STREAM_DURATION TOKEN_DELAY=$TOKEN_DELAY CHUNKS=$CHUNKS; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+	echo "Settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS RATE=$RATE STREAM_RATE=$STREAM_RATE STREAM_DURATION=$STREAM_DURATION TOKEN_DELAY=$TOKEN_DELAY CHUNKS=$CHUNKS HOLD_STREAMS=\"$HOLD_STREAMS\" HOLD_CHUNK_DELAY=$HOLD_CHUNK_DELAY HOLD_CHUNKS=$HOLD_CHUNKS HOLD_RAMP=$HOLD_RAMP, ulimit -n $NOFILE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo
 	"$BIN/report" -raw "$RAW" -json "$RESULTS/summary.json"
 } | tee "$RESULTS/summary.md"

@@ -228,6 +228,11 @@ type Upstream struct {
 	// MaxIdleConns is the idle connection pool to this upstream (default
 	// 512; Go's default of 2 halves throughput).
 	MaxIdleConns int `yaml:"max_idle_conns"`
+	// H2C speaks HTTP/2 without TLS (prior knowledge) to an http://
+	// upstream that serves it: one connection carries many streams, where
+	// HTTP/1.1 needs a connection, its buffers and two goroutines per
+	// live stream. https:// upstreams negotiate HTTP/2 by themselves.
+	H2C bool `yaml:"h2c"`
 	// Privacy says what this upstream learns of the unit id.
 	Privacy UpstreamPrivacy `yaml:"privacy"`
 }

@@ -13,8 +13,15 @@ import (
 	"github.com/abgate/abgate/internal/oaierr"
 )
 
-// copyBufSize is ReverseProxy's own default copy buffer size.
-const copyBufSize = 32 << 10
+// copyBufSize is the proxies' copy buffer: one page, not ReverseProxy's
+// default 32 KiB. ReverseProxy holds its buffer for the whole response,
+// and a live stream spends its life waiting for the next event of a few
+// hundred bytes, so 32 KiB a stream was the largest single cost of many
+// live streams (issue "Live streams at scale"). A page is what nginx
+// reads upstream responses into too (proxy_buffer_size), and what the
+// Transport's own bufio.Reader holds: a larger buffer would only save
+// read calls on large JSON replies, which are short-lived.
+const copyBufSize = 4 << 10
 
 // bufferPool is the proxies' httputil.BufferPool. It pools fixed-size
 // array pointers rather than slices: putting a []byte in a sync.Pool

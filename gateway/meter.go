@@ -18,7 +18,36 @@ const (
 	lineCap = 64 << 10
 )
 
-var meterBufs = sync.Pool{New: func() any { b := make([]byte, 0, teeCap); return &b }}
+// The meter's buffers come in two sizes, pooled apart: a page, which
+// holds a partial SSE line or a typical JSON reply, and teeCap for the
+// few that need more. A buffer is taken only when something must be
+// kept and, on a stream, given back as soon as it is empty again, so a
+// live stream waiting for its next token holds none (it used to hold a
+// 64 KiB one for its whole life: issue "Live streams at scale"). Like
+// copyBuffers, the pools hold array pointers, which a Put doesn't box.
+const smallMeterBuf = 4 << 10
+
+var (
+	smallMeterBufs = sync.Pool{New: func() any { return new([smallMeterBuf]byte) }}
+	largeMeterBufs = sync.Pool{New: func() any { return new([teeCap]byte) }}
+)
+
+// getMeterBuf returns an empty buffer with room for n bytes (n <= teeCap).
+func getMeterBuf(n int) []byte {
+	if n <= smallMeterBuf {
+		return smallMeterBufs.Get().(*[smallMeterBuf]byte)[:0]
+	}
+	return largeMeterBufs.Get().(*[teeCap]byte)[:0]
+}
+
+func putMeterBuf(b []byte) {
+	switch cap(b) {
+	case smallMeterBuf:
+		smallMeterBufs.Put((*[smallMeterBuf]byte)(b[:smallMeterBuf]))
+	case teeCap:
+		largeMeterBufs.Put((*[teeCap]byte)(b[:teeCap]))
+	}
+}
 
 // bodyMeter wraps the upstream response body, like Caddy's
 // bodyReadCloser: ReverseProxy reads it to copy the response to the
@@ -43,8 +72,11 @@ type bodyMeter struct {
 	prompt, completion int
 	usage              bool // the upstream reported usage
 
-	buf      *[]byte // pooled: the JSON tee, a partial SSE line, or strip's window
-	skipLine bool    // the current SSE line overflowed lineCap: only its tail is kept
+	// buf is pooled (getMeterBuf), nil when nothing is kept: the JSON
+	// tee or a partial SSE line (its length is what is kept), or
+	// readStrip's window (its capacity; win says what is in it).
+	buf      []byte
+	skipLine bool // the current SSE line overflowed lineCap: only its tail is kept
 
 	// strip: the gateway asked the upstream for usage the client did not
 	// ask for, so the usage-only event and every chunk's "usage":null are
@@ -128,21 +160,39 @@ func (m *bodyMeter) arrived() {
 // other chunk once usage is requested, which is exactly the stream it
 // would have had without stream_options.include_usage.
 //
-// Whole lines are needed to tell, so the upstream is read into the
-// pooled window and only complete lines are handed on; a partial line
-// waits for its end (the client could not parse it before anyway). All
-// complete lines of one upstream read are handed on together, so the
-// proxy still writes and flushes once per upstream chunk. A line longer
-// than the window can't be a usage event and passes through unparsed,
-// like the meter's lineCap. No allocation per chunk.
+// Whole lines are needed to tell, so only complete lines are handed on;
+// a partial line waits for its end (the client could not parse it before
+// anyway). All complete lines of one upstream read are handed on
+// together, so the proxy still writes and flushes once per upstream
+// chunk. A line longer than lineCap can't be a usage event and passes
+// through unparsed, like the meter's lineCap. No allocation per chunk.
+//
+// The usual read, whole events into an empty window, is filtered in
+// place in the proxy's own buffer (readDirect); only a line split across
+// reads is kept in the window, a pooled buffer that goes back to the
+// pool as soon as it has been handed on.
 func (m *bodyMeter) readStrip(p []byte) (int, error) {
 	w := &m.win
-	buf := m.getBuf()
-	buf = buf[:cap(buf)]
 	for {
+		if m.buf == nil { // the window is empty
+			if w.err != nil {
+				return 0, w.err
+			}
+			if len(p) >= minDirect {
+				if n := m.readDirect(p); n > 0 {
+					return n, nil
+				}
+				continue
+			}
+			m.buf = getMeterBuf(0)
+		}
+		buf := m.buf[:cap(m.buf)]
 		if w.r < w.emit {
 			n := copy(p, buf[w.r:w.emit])
 			w.r += n
+			if w.r == w.w { // all handed on
+				m.dropWindow()
+			}
 			return n, nil
 		}
 		if w.err != nil {
@@ -150,6 +200,7 @@ func (m *bodyMeter) readStrip(p []byte) (int, error) {
 				w.emit = w.w
 				continue
 			}
+			m.dropWindow()
 			return 0, w.err
 		}
 		if w.r > 0 { // keep the partial line, at the front
@@ -157,6 +208,13 @@ func (m *bodyMeter) readStrip(p []byte) (int, error) {
 			w.r, w.emit = 0, 0
 		}
 		if w.w == len(buf) {
+			if len(buf) < lineCap { // a long line: a larger window
+				nb := getMeterBuf(lineCap)
+				copy(nb[:cap(nb)], buf[:w.w])
+				putMeterBuf(m.buf)
+				m.buf = nb
+				continue
+			}
 			w.passLine = true
 			w.emit = w.w
 			continue
@@ -174,6 +232,50 @@ func (m *bodyMeter) readStrip(p []byte) (int, error) {
 			w.err = err
 		}
 	}
+}
+
+// minDirect is the smallest client buffer readStrip filters in place;
+// ReverseProxy's (copyBufSize) always is.
+const minDirect = 512
+
+// readDirect reads the upstream into p and filters it there: the
+// complete lines, cut as decide says, are p[:n]; a partial last line
+// moves into the window. n is 0 when nothing is ready yet (all of it was
+// cut, or it is one partial line).
+func (m *bodyMeter) readDirect(p []byte) int {
+	w := &m.win
+	n, err := m.rc.Read(p)
+	if n > 0 {
+		m.arrived()
+	}
+	if err != nil {
+		if err != io.EOF {
+			m.readErr = true
+		}
+		w.err = err
+	}
+	w.r, w.emit, w.w = 0, 0, n
+	m.decide(p)
+	ready := w.emit
+	part := p[w.emit:w.w]
+	w.r, w.emit, w.w = 0, 0, 0
+	if len(part) > 0 {
+		if len(part) > lineCap { // too long for any window: it passes
+			w.passLine = true
+			return ready + len(part)
+		}
+		m.buf = getMeterBuf(len(part))
+		w.w = copy(m.buf[:cap(m.buf)], part)
+	}
+	return ready
+}
+
+// dropWindow gives readStrip's window back to the pool once everything
+// in it has been handed on.
+func (m *bodyMeter) dropWindow() {
+	putMeterBuf(m.buf)
+	m.buf = nil
+	m.win.r, m.win.emit, m.win.w = 0, 0, 0
 }
 
 // decide moves emit over the complete lines of buf[emit:w], cutting
@@ -314,10 +416,9 @@ func (m *bodyMeter) Close() error {
 	}
 	if m.buf != nil {
 		if m.tee {
-			m.parseUsage(*m.buf)
+			m.parseUsage(m.buf)
 		}
-		*m.buf = (*m.buf)[:0]
-		meterBufs.Put(m.buf)
+		putMeterBuf(m.buf)
 		m.buf = nil
 	}
 	if !m.stream {
@@ -326,31 +427,38 @@ func (m *bodyMeter) Close() error {
 	return err
 }
 
-func (m *bodyMeter) getBuf() []byte {
-	if m.buf == nil {
-		m.buf = meterBufs.Get().(*[]byte)
+// reserve makes room in buf for n bytes in all (n <= teeCap), moving
+// what it holds from a page to a large buffer when it must.
+func (m *bodyMeter) reserve(n int) {
+	if m.buf != nil && cap(m.buf) >= n {
+		return
 	}
-	return *m.buf
+	nb := append(getMeterBuf(n), m.buf...)
+	putMeterBuf(m.buf)
+	m.buf = nb
 }
 
 // keep tees a JSON body: all of it up to teeCap, then a sliding tail.
 func (m *bodyMeter) keep(p []byte) {
-	b := m.getBuf()
-	if len(b)+len(p) <= cap(b) {
-		*m.buf = append(b, p...)
+	if len(m.buf)+len(p) <= teeCap {
+		m.reserve(len(m.buf) + len(p))
+		m.buf = append(m.buf, p...)
 		return
 	}
+	m.reserve(teeCap)
+	b := m.buf
 	if len(p) >= teeTail {
-		*m.buf = append(b[:0], p[len(p)-teeTail:]...)
+		m.buf = append(b[:0], p[len(p)-teeTail:]...)
 		return
 	}
 	k := min(len(b), teeTail-len(p))
 	copy(b, b[len(b)-k:])
-	*m.buf = append(b[:k], p...)
+	m.buf = append(b[:k], p...)
 }
 
 // sse splits forwarded bytes into lines, carrying a partial last line
-// over to the next read.
+// over to the next read. The carry's buffer goes back to the pool once
+// its line is complete.
 func (m *bodyMeter) sse(p []byte) {
 	for len(p) > 0 {
 		nl := bytes.IndexByte(p, '\n')
@@ -366,23 +474,28 @@ func (m *bodyMeter) sse(p []byte) {
 			// output included, and "usage" near its end).
 			m.skipLine = false
 			m.keep(line)
-			m.parseUsage(*m.buf)
-			*m.buf = (*m.buf)[:0]
+			m.parseUsage(m.buf)
+			m.buf = m.buf[:0]
 			continue
 		}
-		if m.buf != nil && len(*m.buf) > 0 {
-			if len(*m.buf)+len(line) > lineCap {
+		if len(m.buf) > 0 {
+			if len(m.buf)+len(line) > lineCap {
 				m.carry(line) // overflows: keeps the tail
 				m.skipLine = false
-				m.parseUsage(*m.buf)
-				*m.buf = (*m.buf)[:0]
+				m.parseUsage(m.buf)
+				m.buf = m.buf[:0]
 				continue
 			}
-			*m.buf = append(*m.buf, line...)
-			line = *m.buf
-			*m.buf = (*m.buf)[:0] // line still points at the bytes until the next append
+			m.reserve(len(m.buf) + len(line))
+			m.buf = append(m.buf, line...)
+			line = m.buf
+			m.buf = m.buf[:0] // line still points at the bytes until the next append
 		}
 		m.line(line)
+	}
+	if m.buf != nil && len(m.buf) == 0 {
+		putMeterBuf(m.buf)
+		m.buf = nil
 	}
 }
 
@@ -391,7 +504,7 @@ func (m *bodyMeter) carry(p []byte) {
 		m.keep(p)
 		return
 	}
-	b := m.getBuf()
+	b := m.buf
 	if len(b)+len(p) > lineCap {
 		// Too long to keep whole: note from its head whether it ends a
 		// Responses API stream, then keep only a sliding tail.
@@ -406,7 +519,8 @@ func (m *bodyMeter) carry(p []byte) {
 		m.keep(p)
 		return
 	}
-	*m.buf = append(b, p...)
+	m.reserve(len(b) + len(p))
+	m.buf = append(m.buf, p...)
 }
 
 var (

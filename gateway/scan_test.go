@@ -143,8 +143,8 @@ func TestMeterTeeTail(t *testing.T) {
 		m.keep(b[:n])
 		b = b[n:]
 	}
-	if len(*m.buf) > teeCap {
-		t.Errorf("kept %d bytes", len(*m.buf))
+	if len(m.buf) > teeCap {
+		t.Errorf("kept %d bytes", len(m.buf))
 	}
 	m.Close()
 	mustEqual(t, "prompt", m.prompt, 11)

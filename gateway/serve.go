@@ -66,6 +66,7 @@ type exchange struct {
 	body    []byte // the whole request body (pooled)
 	bodyBuf *[]byte
 	held    int64 // of the in-flight body budget (limits.go)
+	inline  bool  // the current attempt sent a copy of the body, not the pooled bytes
 	guard   bodyGuard
 	out     reqBody
 	modelAt span
@@ -382,6 +383,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 
 	v.up.applyHeaderPrivacy(hdr, x.unitHeader)
 
+	x.inline = false
 	// The body with the attempt's edits spliced in (the variant's model,
 	// the upstream's unit id policy, stream_options); every other byte is
 	// the client's.
@@ -406,6 +408,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		b = append(b, x.body[at:]...)
 		out.Body = io.NopCloser(bytes.NewReader(b))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		x.inline = true
 		return
 	}
 	// Large bodies are not copied: a reader walks the client's bytes and
@@ -506,6 +509,13 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	if res.StatusCode >= 500 {
 		x.failed = true
 		x.errKind = "upstream status"
+	}
+	// No fallback is possible from here on, and an inline body was sent
+	// as its own copy: the pooled request body can go back now instead of
+	// being held for the life of a stream.
+	if x.inline {
+		h.releaseBody(x.bodyBuf, x.held)
+		x.body, x.bodyBuf, x.held = nil, nil, 0
 	}
 	x.meter.start(x, res)
 	if x.meter.strip {

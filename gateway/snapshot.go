@@ -68,6 +68,7 @@ type transportKey struct {
 	url             string
 	connect, header time.Duration
 	maxIdle         int
+	h2c             bool
 }
 
 type upstream struct {
@@ -269,6 +270,9 @@ func (h *Handler) newUpstream(u *experiments.Upstream, old *snapshot) (*upstream
 	if target.User != nil {
 		return nil, errors.New("url must not carry credentials; use api_key")
 	}
+	if u.H2C && target.Scheme != "http" {
+		return nil, errors.New("h2c is for http:// upstreams; https:// negotiates HTTP/2 itself")
+	}
 	up := &upstream{
 		name: u.Name,
 		url:  target,
@@ -277,6 +281,7 @@ func (h *Handler) newUpstream(u *experiments.Upstream, old *snapshot) (*upstream
 			connect: orDuration(u.ConnectTimeout, experiments.DefaultConnectTimeout),
 			header:  orDuration(u.HeaderTimeout, experiments.DefaultHeaderTimeout),
 			maxIdle: u.MaxIdleConns,
+			h2c:     u.H2C,
 		},
 		total: orDuration(u.TotalTimeout, experiments.DefaultTotalTimeout),
 	}
@@ -319,10 +324,20 @@ func (h *Handler) newUpstream(u *experiments.Upstream, old *snapshot) (*upstream
 // newTransport is one upstream's connection pool. Compression is off and
 // the client's Accept-Encoding is dropped (see rewrite), so bodies arrive
 // as identity: the meter can read usage and SSE events, and no gzip
-// layer buffers stream chunks.
+// layer buffers stream chunks. HTTP/2 is used wherever the upstream
+// offers it by ALPN (ForceAttemptHTTP2, since DialContext is custom),
+// and over clear text when the upstream is configured h2c: a live
+// stream then costs a stream on a shared connection, not a connection
+// with its own buffers and read and write goroutines.
 func newTransport(k transportKey) *http.Transport {
 	d := &net.Dialer{Timeout: k.connect, KeepAlive: 30 * time.Second}
+	var protos *http.Protocols
+	if k.h2c {
+		protos = new(http.Protocols)
+		protos.SetUnencryptedHTTP2(true)
+	}
 	return &http.Transport{
+		Protocols:             protos,
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           d.DialContext,
 		TLSHandshakeTimeout:   k.connect,

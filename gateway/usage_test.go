@@ -163,16 +163,23 @@ func TestStripUsageSplits(t *testing.T) {
 				if name == "no DONE\n" {
 					want = strings.TrimSuffix(want, "\n")
 				}
-				m := &bodyMeter{rc: io.NopCloser(r()), now: time.Now, stream: true, strip: true}
-				got, err := io.ReadAll(iotest.OneByteReader(m)) // the proxy's buffer may be small too
-				if err != nil {
-					t.Fatal(err)
+				// The proxy's buffer: one byte (the window path only), a
+				// little more than minDirect, and ReverseProxy's.
+				for _, size := range []int{1, minDirect + 100, copyBufSize} {
+					m := &bodyMeter{rc: io.NopCloser(r()), now: time.Now, stream: true, strip: true}
+					got, err := readAllWith(m, size)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if m.buf != nil {
+						t.Errorf("buffer %d: the window was not given back at the end", size)
+					}
+					m.Close()
+					mustEqual(t, fmt.Sprintf("client bytes (buffer %d)", size), string(got), want)
+					mustEqual(t, "usage", m.usage, true)
+					mustEqual(t, "prompt", m.prompt, 31)
+					mustEqual(t, "completed", m.completed, true)
 				}
-				m.Close()
-				mustEqual(t, "client bytes", string(got), want)
-				mustEqual(t, "usage", m.usage, true)
-				mustEqual(t, "prompt", m.prompt, 31)
-				mustEqual(t, "completed", m.completed, true)
 			})
 		}
 	}
@@ -291,4 +298,21 @@ func TestStripDropsContentLength(t *testing.T) {
 	mustEqual(t, "status", res.StatusCode, http.StatusOK)
 	mustEqual(t, "client stream", string(got), openAIStream(false))
 	mustEqual(t, "prompt", e.rec.next(t).PromptTokens, 31)
+}
+
+// readAllWith reads r to EOF through a buffer of the given size, as
+// ReverseProxy's copy loop does.
+func readAllWith(r io.Reader, size int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, size)
+	for {
+		n, err := r.Read(buf)
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
 }

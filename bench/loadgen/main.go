@@ -4,6 +4,7 @@
 //
 //	loadgen -url http://127.0.0.1:18081/v1/chat/completions -rate 1000 -duration 10s
 //	loadgen -url ... -stream -rate 200 -duration 10s
+//	loadgen -url ... -hold 2000 -ramp 2s -pid PID -debug http://127.0.0.1:6060
 //
 // Requests are sent on a fixed schedule whatever the responses do (open
 // loop), each with a random X-User-ID from a fixed pool. Latency is
@@ -80,6 +81,11 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout")
 	grace := flag.Duration("grace", 5*time.Second, "after -duration, how long in-flight requests may finish")
 	checkHeader := flag.String("check-header", "", "count responses that lack this header")
+	hold := flag.Int("hold", 0, "hold this many streams live at once (spread over -ramp), sample -pid and -debug with all of them live, and report per-stream TTFB; -rate and -duration are then unused")
+	ramp := flag.Duration("ramp", 2*time.Second, "-hold: time over which the streams are opened")
+	settle := flag.Duration("settle", time.Second, "-hold: wait after the last first chunk before sampling")
+	pid := flag.Int("pid", 0, "-hold: the process whose RSS (/proc/PID/status) is sampled")
+	debug := flag.String("debug", "", "-hold: base URL of the process's net/http/pprof handlers, for goroutines and heap in use")
 	flag.Parse()
 	if err := checkLoopback(*target); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -90,6 +96,14 @@ func main() {
 		os.Exit(2)
 	}
 
+	if *hold > 0 {
+		r := runHold(*target, *label, *hold, *ramp, *settle, *timeout+*grace, *model, *users, *pid, *debug, *checkHeader)
+		json.NewEncoder(os.Stdout).Encode(r)
+		if r.OK == 0 {
+			os.Exit(1)
+		}
+		return
+	}
 	if *warmup >= *duration {
 		*warmup = 0 // too short a run to throw any of it away
 	}

@@ -1,7 +1,9 @@
 // Command minproxy is the load harness's baseline: the least a Go A/B
 // proxy can do. gin (release mode, no logger, no recovery), a murmur3
 // hash of X-User-ID (mod 10000) picking one of two upstream URLs, and
-// httputil.ReverseProxy with a sized connection pool. abgate is measured
+// httputil.ReverseProxy with a sized connection pool. With --bare it is
+// less still: net/http serving a ReverseProxy whose Rewrite is SetURL.
+// abgate is measured
 // against it (bench/run.sh); it is not part of the product.
 //
 //	minproxy --listen 127.0.0.1:18081 --upstream http://127.0.0.1:18090
@@ -15,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"sync"
@@ -31,7 +34,13 @@ func main() {
 	idle := flag.Int("max-idle-conns", 1024, "idle connections kept per upstream host")
 	pool := flag.Bool("buffer-pool", false, "reuse the 32 KiB body-copy buffers (httputil.BufferPool) instead of allocating one per request")
 	flush := flag.Duration("flush-interval", -1, "httputil.ReverseProxy.FlushInterval: -1 flushes every write; 0 flushes only SSE and unknown-length bodies at once")
+	h2c := flag.Bool("h2c", false, "speak HTTP/2 without TLS (prior knowledge) to the upstream")
+	bare := flag.Bool("bare", false, "no gin and no hashing: net/http serving httputil.ReverseProxy (Rewrite = SetURL) directly, the floor for CPU per request")
+	debug := flag.String("debug", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6061)")
 	flag.Parse()
+	if *debug != "" {
+		go func() { log.Println(http.ListenAndServe(*debug, pprofMux())) }()
+	}
 	if *upstreamB == "" {
 		*upstreamB = *upstream
 	}
@@ -55,6 +64,10 @@ func main() {
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
 		ForceAttemptHTTP2:     false,
+	}
+	if *h2c {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -86,17 +99,37 @@ func main() {
 		rp.BufferPool = &bufferPool{}
 	}
 
-	gin.SetMode(gin.ReleaseMode)
-	r := gin.New() // no logger, no recovery
-	r.Any("/v1/*path", func(c *gin.Context) { rp.ServeHTTP(c.Writer, c.Request) })
+	var h http.Handler = rp
+	if *bare {
+		rp.Rewrite = func(pr *httputil.ProxyRequest) {
+			pr.SetURL(ua)
+			if n := pr.In.ContentLength; n > 0 { // see above
+				pr.Out.Body = limitedBody{io.LimitReader(pr.In.Body, n), pr.In.Body}
+			}
+		}
+	} else {
+		gin.SetMode(gin.ReleaseMode)
+		r := gin.New() // no logger, no recovery
+		r.Any("/v1/*path", func(c *gin.Context) { rp.ServeHTTP(c.Writer, c.Request) })
+		h = r
+	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatalf("minproxy: %v", err)
 	}
 	fmt.Fprintf(os.Stdout, "minproxy listening on http://%s -> %s, %s\n", ln.Addr(), ua, ub)
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.Serve(ln))
+}
+
+// pprofMux serves net/http/pprof's handlers on their own mux, not the
+// proxy's.
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	return m
 }
 
 // limitedBody reads at most Content-Length bytes of the inbound body and

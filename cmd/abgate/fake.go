@@ -35,7 +35,13 @@ func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	fmt.Fprintf(stdout, "fake upstream %q listening on http://%s\n", m.Name, ln.Addr())
-	return serveUntil(ctx, &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}, ln, 5*time.Second)
+	// HTTP/1.1 and h2c (HTTP/2 with prior knowledge), as vLLM behind an
+	// h2c-capable proxy would: the gateway's h2c upstreams are measured
+	// against it.
+	srv := &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	return serveUntil(ctx, srv, ln, 5*time.Second)
 }
 
 // requireLoopback refuses non-loopback listen addresses for the commands

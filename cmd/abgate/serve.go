@@ -27,6 +27,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	startDebug(log)
 	cfg, err := experiments.LoadForServe(*path)
 	if err != nil {
 		return err

@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/abgate/abgate/experiments"
+)
+
+// TestH2CUpstream: an upstream configured h2c is spoken to over HTTP/2
+// without TLS, streams pass through as they come, and concurrent streams
+// share one connection instead of taking one each.
+func TestH2CUpstream(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int64
+	release := make(chan struct{})
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			http.Error(w, "want HTTP/2, got "+r.Proto, http.StatusHTTPVersionNotSupported)
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n")
+		fmt.Fprint(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}\n\n")
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	up.Config.Protocols = new(http.Protocols)
+	up.Config.Protocols.SetUnencryptedHTTP2(true)
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+
+	e := newEnv(t, nil, nil, func(c *experiments.Config) {
+		c.Upstreams[0].URL = up.URL
+		c.Upstreams[0].H2C = true
+	})
+	const n = 8
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var started, done sync.WaitGroup
+	started.Add(n)
+	errs := make(chan error, n)
+	firstLive := make(chan struct{})
+	for i := 0; i < n; i++ {
+		if i == 1 {
+			// The first stream has its connection; the others must share
+			// it (requests that start together while it is being dialled
+			// may each dial their own, as with HTTP/1).
+			<-firstLive
+		}
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			first := false
+			defer func() {
+				if !first {
+					if i == 0 {
+						close(firstLive)
+					}
+					started.Done()
+				}
+			}()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.front.URL+"/v1/chat/completions",
+				strings.NewReader(`{"model":"`+testAlias+`","stream":true,"messages":[]}`))
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer res.Body.Close()
+			br := bufio.NewReader(res.Body)
+			line, err := br.ReadString('\n')
+			if err != nil || !strings.Contains(line, "Hel") {
+				errs <- fmt.Errorf("status %d, first chunk %q, %v", res.StatusCode, line, err)
+				return
+			}
+			first = true
+			if i == 0 {
+				close(firstLive)
+			}
+			started.Done() // every stream is live before the upstream ends any
+			rest, _ := io.ReadAll(br)
+			if !strings.Contains(string(rest), "[DONE]") || strings.Contains(string(rest), "usage") {
+				errs <- fmt.Errorf("rest of stream: %q", rest)
+			}
+		}()
+	}
+	started.Wait()
+	close(release)
+	done.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if c := conns.Load(); c != 1 {
+		t.Errorf("%d live streams took %d upstream connections, want 1", n, c)
+	}
+	for i := 0; i < n; i++ {
+		o := e.rec.next(t)
+		mustEqual(t, "stream", o.Stream, true)
+		mustEqual(t, "prompt tokens", o.PromptTokens, 7)
+	}
+}
+
+// TestH2CNeedsHTTP: h2c on an https:// upstream is refused.
+func TestH2CNeedsHTTP(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig("https://example.com", "http://127.0.0.1:1")
+	cfg.Upstreams[0].H2C = true
+	if _, err := New(cfg, experiments.NewSigner([]byte(testSecret), time.Hour)); err == nil || !strings.Contains(err.Error(), "h2c") {
+		t.Fatalf("err = %v, want an h2c error", err)
+	}
+}
