@@ -42,8 +42,10 @@ sim-judge:
 	go test -tags simulation -count=1 -run 'SimJudge|SimPPI' -v ./stats/
 
 # The fault and abuse suite: Redis killed, paused, restarted empty, queue
-# overflow, feedback flood, against a redis-server it starts itself. Prints
-# the table (docs/recording.md, "Fault suite").
+# overflow, feedback flood, against a redis-server it starts itself
+# (TestFault); slow bodies, idle connections, upstream refused, slow, 500
+# and cut mid-stream (TestFaultGateway). Prints the tables
+# (docs/recording.md, "Fault suite").
 fault:
 	@go test -tags fault -run TestFault -count=1 -v -timeout 10m ./e2e/ > fault.log 2>&1; status=$$?; \
 	grep -E '^\s+\||--- |^(ok|FAIL|PASS)' fault.log; exit $$status
