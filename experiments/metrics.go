@@ -46,6 +46,17 @@ const (
 	// MetricCompletionSeconds is the time the task took (>= 0).
 	MetricCompletionSeconds = "completion_seconds"
 
+	// MetricJudgeScore is the LLM judge's preference for a candidate's
+	// answer over the base's to the same prompt: 1 win, ½ tie, 0 loss (the
+	// mean of the two verdicts when both orders were asked). Recorded on
+	// the candidate's variant by the shadow replay, never by the feedback
+	// API; per user it is stats.JudgeInput.Preference.
+	MetricJudgeScore = "judge_score"
+	// MetricJudgeFirst is, for a comparison asked in both orders, the
+	// share of the verdicts that preferred the first-shown answer (0, ¼,
+	// ½, ¾, 1): stats.JudgeInput.FirstShown, the judge's position bias.
+	MetricJudgeFirst = "judge_first"
+
 	// CounterUnanalysed counts Outcomes with Analysed=false per variant.
 	// It is an operations counter, not a statistic: no per-user state.
 	CounterUnanalysed = "requests_unanalysed"
@@ -60,6 +71,9 @@ const (
 	SourceRequest MetricSource = "request"
 	// SourceFeedback: the application sends it to the feedback API.
 	SourceFeedback MetricSource = "feedback"
+	// SourceJudge: the shadow replay records the LLM judge's verdicts as
+	// feedback; the feedback API refuses it from applications.
+	SourceJudge MetricSource = "judge"
 )
 
 // Direction says which way a metric is better.
@@ -125,7 +139,7 @@ var inf = math.Inf(1)
 
 // builtinMetrics declares every built-in metric, in the documented order:
 // the request metrics in the order of the recorder's aggregation, then the
-// feedback metrics.
+// feedback metrics, then the judge's.
 var builtinMetrics = [...]MetricInfo{
 	{Name: MetricRequests, Source: SourceRequest, Kind: MetricCount, Estimator: stats.Mean, Better: NoDirection,
 		Min: 0, Max: inf, Unit: UnitNone, Label: "requests per user", Noun: "requests per user"},
@@ -163,6 +177,11 @@ var builtinMetrics = [...]MetricInfo{
 		Min: 0, Max: 1, Unit: UnitRate, Label: "task completion rate", Noun: "task completion rate"},
 	{Name: MetricCompletionSeconds, Source: SourceFeedback, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
 		Min: 0, Max: 7 * 24 * 3600, Unit: UnitSeconds, Label: "time to complete a task (s)", Noun: "time to complete a task"},
+
+	{Name: MetricJudgeScore, Source: SourceJudge, Kind: MetricContinuous, Estimator: stats.Ratio, Better: HigherIsBetter,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "judge win rate (ties half)", Noun: "judge win rate"},
+	{Name: MetricJudgeFirst, Source: SourceJudge, Kind: MetricContinuous, Estimator: stats.Ratio, Better: NoDirection,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "judge first-position preference", Noun: "judge first-position preference"},
 }
 
 // BuiltinMetrics returns every built-in metric in the documented order:
