@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/abgate/abgate/stats"
 )
@@ -58,4 +59,21 @@ func JudgeInput(snap Snapshot, candidate int) stats.JudgeInput {
 // replica (Feedback.Vote), which the gate's guarantee needs.
 func ShadowVoteID(period int) string {
 	return "judge-p" + strconv.Itoa(period)
+}
+
+// ShadowSample is one request the base answered, handed by the gateway
+// to the shadow replay after the answer went to the client: the request
+// body as the client sent it and the answer as the client got it (raw:
+// an SSE stream when Stream). The replay keeps it only in memory.
+type ShadowSample struct {
+	Experiment string
+	// Period is the data period of the allocation it was served under:
+	// the judge's verdicts are recorded in it.
+	Period int
+	Unit   UnitKey
+	Path   string
+	Body   []byte
+	Answer []byte
+	Stream bool
+	At     time.Time
 }

@@ -88,6 +88,7 @@ type exchange struct {
 	failed  bool // upstream 5xx, timeout or connection error
 	errKind string
 	meter   bodyMeter
+	tap     *answerTap // non-nil when the shadow replay sampled the request (shadow.go)
 }
 
 type exchangeKey struct{}
@@ -252,6 +253,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.usage = ed
 		}
 	}
+	x.tap = h.shadowTap(alloc, e.id, unit, r)
 	x.Context, x.cancel = context.WithTimeout(ctx, v.up.total)
 	x.in = r.WithContext(x)
 	if _, ok := r.Header["Upgrade"]; ok {
@@ -282,6 +284,7 @@ func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, k
 	// again (Issue 46866: RoundTrip may outlive the handler), so its
 	// buffer can go back to the pool.
 	x.guard.close()
+	h.offerShadow(x, key) // before the body's buffer goes back to the pool
 	h.releaseBody(x.bodyBuf, x.held)
 
 	if m.readErr && x.client.Err() == nil {
@@ -514,7 +517,7 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 		delete(hdr, "Content-Length")
 		res.ContentLength = -1
 	}
-	res.Body = &x.meter
+	res.Body = x.tap.wrap(&x.meter)
 	return nil
 }
 

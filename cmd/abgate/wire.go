@@ -17,6 +17,7 @@ import (
 	"github.com/abgate/abgate/gateway"
 	"github.com/abgate/abgate/recorder"
 	"github.com/abgate/abgate/rollout"
+	"github.com/abgate/abgate/shadow"
 	"github.com/abgate/abgate/telemetry"
 	"github.com/abgate/abgate/webhook"
 )
@@ -30,6 +31,9 @@ type app struct {
 	stores   *stores
 	recorder *recorder.Recorder
 	gateway  *gateway.Handler
+	// shadow replays sampled requests of experiments in their shadow
+	// stage to the candidates and records the judge's verdicts.
+	shadow *shadow.Service
 	tokens   *api.Tokens
 	tracing  *tracing
 	ready    atomic.Bool
@@ -61,6 +65,7 @@ type app struct {
 type appOptions struct {
 	controller []rollout.Option
 	notify     rollout.Notifier // also hears every transition
+	shadow     []shadow.Option
 }
 
 // newApp builds the services from cfg and wires them together: the
@@ -89,7 +94,11 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	if a.gateway, err = gateway.New(cfg, a.signer, gateway.WithRecorder(outcomes), gateway.WithLogger(log)); err != nil {
+	// Judge verdicts are feedback: they go straight to the recorder.
+	if a.shadow, err = shadow.New(cfg, a.recorder, append([]shadow.Option{shadow.WithLogger(log)}, o.shadow...)...); err != nil {
+		return nil, fmt.Errorf("shadow: %w", err)
+	}
+	if a.gateway, err = gateway.New(cfg, a.signer, gateway.WithRecorder(outcomes), gateway.WithLogger(log), gateway.WithShadow(a.shadow)); err != nil {
 		return nil, err
 	}
 	lcs := a.stores.lifecycle
@@ -148,6 +157,9 @@ func (a *app) applyConfig(cfg *experiments.Config) {
 		return
 	}
 	a.cfg.Store(cfg)
+	if err := a.shadow.Update(cfg); err != nil {
+		a.log.Warn("shadow replay: some experiments' judges could not be set up", "err", err)
+	}
 	a.lifecycle.Update(cfg)
 	a.watcher.Update(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
