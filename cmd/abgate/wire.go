@@ -33,10 +33,10 @@ type app struct {
 	gateway  *gateway.Handler
 	// shadow replays sampled requests of experiments in their shadow
 	// stage to the candidates and records the judge's verdicts.
-	shadow *shadow.Service
-	tokens   *api.Tokens
-	tracing  *tracing
-	ready    atomic.Bool
+	shadow  *shadow.Service
+	tokens  *api.Tokens
+	tracing *tracing
+	ready   atomic.Bool
 	// version names the live config file (configVersion): logged at start
 	// and on every reload, shown by /readyz.
 	version atomic.Value // string

@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	"api":                    {"experiments", "stats", "recorder", "rollout", "drift", "internal/oaierr"},
 	"telemetry":              {"experiments"},
 	// judge is a client service: it reads its config from experiments.
-	"judge":              {"experiments"},
+	"judge": {"experiments"},
 	// shadow is the shadow stage's replay service: it replays the
 	// gateway's samples to the candidates and asks the judge; verdicts go
 	// to the recorder through an interface.
