@@ -29,18 +29,17 @@ import (
 // service between the gateway and the recorder, the controller and the
 // watcher on real timers.
 type shadowStack struct {
-	url          string
-	base, tuned  *fakemodel.Model
-	judge        *fakemodel.Judge
-	lc           *rollout.Lifecycle
-	store        experiments.Store
-	sh           *shadow.Service
-	exp          *experiments.Experiment
-	served       sync.Map // X-Abgate-Variant value → *atomic.Int64
-	streamedBack atomic.Int64
+	url         string
+	base, tuned *fakemodel.Model
+	judge       *fakemodel.Judge
+	lc          *rollout.Lifecycle
+	store       experiments.Store
+	sh          *shadow.Service
+	exp         *experiments.Experiment
+	served      sync.Map // X-Abgate-Variant value → *atomic.Int64
 }
 
-func startShadowStack(t testing.TB, baseQ, tunedQ float64, withShadow bool) *shadowStack {
+func startShadowStack(t testing.TB, baseQ, tunedQ float64, withShadow bool, tweak ...func(*experiments.Experiment)) *shadowStack {
 	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	s := &shadowStack{
@@ -69,6 +68,9 @@ func startShadowStack(t testing.TB, baseQ, tunedQ float64, withShadow bool) *sha
 		e.Judge = &experiments.Judge{URL: srv(s.judge), Model: "fake-judge", RatePerSecond: 1000, MaxConcurrency: 8, BothOrdersShare: &share,
 			PromptPrice: 0.5, CompletionPrice: 0.5}
 		e.Shadow = &experiments.Shadow{Percent: 100, MinUsers: 30}
+	}
+	for _, f := range tweak {
+		f(&e)
 	}
 	cfg := &experiments.Config{
 		Server:      experiments.Server{TokenSecret: "0123456789abcdef0123456789abcdef"},
@@ -117,7 +119,11 @@ func startShadowStack(t testing.TB, baseQ, tunedQ float64, withShadow bool) *sha
 	go func() { defer wg.Done(); ctl.Run(ctx) }()
 	go func() { defer wg.Done(); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	waitUntil(t.(*testing.T), 2*time.Second, "initial allocation", func() bool { return applied.Load() > 0 })
+	for start := time.Now(); applied.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("no initial allocation")
+		}
+	}
 	return s
 }
 
@@ -229,4 +235,54 @@ func TestShadowPassesBetterCandidate(t *testing.T) {
 		t.Fatalf("state %+v; last transition %+v", st, last)
 	}
 	t.Logf("passed: %s", last.Reason)
+}
+
+// BenchmarkShadowLatency: a user's request through the gateway with the
+// experiment in shadow (every user sampled, replayed and judged) and with
+// no shadow (draft: the base for everyone, nothing replayed). The replay
+// runs after the answer was sent, so both should cost the same.
+func BenchmarkShadowLatency(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			// Manual: the controller only recommends, so the stage lasts
+			// the whole benchmark.
+			s := startShadowStack(b, 0.5, 0.6, on, func(e *experiments.Experiment) { e.Rollout.Manual = true })
+			if on {
+				if _, err := s.lc.Start(context.Background(), s.exp.ID, "api:bench", "bench"); err != nil {
+					b.Fatal(err)
+				}
+				// The watcher applies the shadow allocation: wait for the
+				// first replay.
+				for start := time.Now(); ; {
+					if _, err := s.ask(http.DefaultClient, "warm-up", false); err != nil {
+						b.Fatal(err)
+					}
+					if st, _ := s.sh.Stats(s.exp.ID); st.Queued > 0 {
+						break
+					}
+					if time.Since(start) > 5*time.Second {
+						b.Fatal("no replay")
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.ask(client, fmt.Sprintf("b%d", i), false); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if on {
+				st, _ := s.sh.Stats(s.exp.ID)
+				b.ReportMetric(float64(st.Queued), "replays_queued")
+				b.ReportMetric(float64(st.DroppedFull), "replays_dropped")
+			}
+		})
+	}
 }

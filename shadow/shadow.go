@@ -49,25 +49,13 @@ type Option func(*Service)
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
-// WithHTTPClient sets the client for replays and the judge (default: its
-// own, with no overall timeout: each call has one).
-func WithHTTPClient(hc *http.Client) Option { return func(s *Service) { s.hc = hc } }
-
-// WithClock sets the clock (default time.Now).
-func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
-
-// WithJudgeOptions passes options to every judge client (tests: a seeded
-// order).
-func WithJudgeOptions(opts ...judge.Option) Option { return func(s *Service) { s.jopts = opts } }
-
 // Service is the replay: one lane (queue, workers, judge) per experiment
 // with a shadow block. Safe for concurrent use.
 type Service struct {
-	rec   Recorder
-	hc    *http.Client
-	log   *slog.Logger
-	now   func() time.Time
-	jopts []judge.Option
+	rec Recorder
+	hc  *http.Client
+	log *slog.Logger
+	now func() time.Time
 
 	lanes atomic.Pointer[map[string]*lane] // read on the request path
 
@@ -168,7 +156,7 @@ func (s *Service) newLane(e *experiments.Experiment, cfg *experiments.Config, up
 	if err != nil {
 		return nil, err
 	}
-	j, err := judge.New(jc, s.hc, s.jopts...)
+	j, err := judge.New(jc, s.hc)
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,6 @@ type app struct {
 type appOptions struct {
 	controller []rollout.Option
 	notify     rollout.Notifier // also hears every transition
-	shadow     []shadow.Option
 }
 
 // newApp builds the services from cfg and wires them together: the
@@ -95,7 +94,7 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	// Judge verdicts are feedback: they go straight to the recorder.
-	if a.shadow, err = shadow.New(cfg, a.recorder, append([]shadow.Option{shadow.WithLogger(log)}, o.shadow...)...); err != nil {
+	if a.shadow, err = shadow.New(cfg, a.recorder, shadow.WithLogger(log)); err != nil {
 		return nil, fmt.Errorf("shadow: %w", err)
 	}
 	if a.gateway, err = gateway.New(cfg, a.signer, gateway.WithRecorder(outcomes), gateway.WithLogger(log), gateway.WithShadow(a.shadow)); err != nil {
