@@ -415,8 +415,12 @@ func printProgress(ctx context.Context, w io.Writer, a *app, s *simulator, every
 			users := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}]
 			thumbs := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricThumbs}]
 			lat := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricLatencyMS}]
-			fmt.Fprintf(w, "    %-6s users %5.0f  requests %6.0f  thumbs-up %s  mean latency %s\n",
+			fmt.Fprintf(w, "    %-6s users %5.0f  requests %6.0f  thumbs-up %s  mean latency %s",
 				exp.Variants[v].Name, users.N, users.SumX, rate(thumbs), mean(lat, "ms"))
+			if j := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricJudgeScore}]; j.N > 0 {
+				fmt.Fprintf(w, "  judged %.0f users, judge win rate %s", j.N, rate(j))
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }
