@@ -75,6 +75,10 @@ type Allocation struct {
 	// Serve, when >= 0, sends every unit to that variant (promotion,
 	// rollback, stop). -1 means split by the hash.
 	Serve int
+	// Shadow: the experiment is in its shadow stage (StatusShadow): the
+	// gateway replays a sample of the base's requests to the candidates
+	// for the judge. Serve is 0.
+	Shadow bool
 	// Period is the data period outcomes and tokens are recorded under
 	// (Outcome.Phase, Token.Phase). It changes whenever the split changes
 	// (a ramp step, a new phase), so data of different splits is never

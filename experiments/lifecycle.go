@@ -43,13 +43,17 @@ const (
 	// StatusStopped: ended without a winner (futility, a broken split or an
 	// operator); the base serves everyone.
 	StatusStopped Status = "stopped"
+	// StatusShadow: the stage before ramp step 1 of an experiment with a
+	// shadow block: the base serves everyone while a sample of its
+	// requests is replayed to the candidates and judged (see Shadow).
+	StatusShadow Status = "shadow"
 )
 
 // Action is what a Transition did.
 type Action string
 
 const (
-	ActionStart     Action = "start"     // draft/stopped/rolled_back -> running at step 0
+	ActionStart     Action = "start"     // draft/stopped/rolled_back -> running at step 0 (shadow first with a shadow block)
 	ActionAdvance   Action = "advance"   // running -> running at the next step (controller)
 	ActionPause     Action = "pause"     // running -> paused
 	ActionResume    Action = "resume"    // paused -> running
@@ -60,6 +64,9 @@ const (
 	ActionHaltSRM   Action = "halt_srm"  // running -> stopped: the split is broken (controller)
 	ActionFutility  Action = "futility"  // running -> stopped: max users without a conclusion (controller)
 	ActionReshuffle Action = "reshuffle" // running/paused -> same status, new salt phase (config phase raised)
+	// ActionShadowPass: shadow -> running at step 0 (the judge gate
+	// passed, or an operator skipped the rest of the stage).
+	ActionShadowPass Action = "shadow_pass"
 	// ActionRestore puts back a state the store lost (a Redis restarted
 	// without persistence): same status, step and period, a new version.
 	// Only StateRestorer.Restore writes it, never Next.
@@ -129,6 +136,9 @@ type Transition struct {
 	// Fence is the lease fence of the controller that wrote it (0 for
 	// API commands, which are not fenced).
 	Fence int64 `json:"fence,omitempty"`
+	// Judge holds the shadow judge gate's decisions behind a controller
+	// transition out of shadow, one per candidate (variant i+1).
+	Judge []stats.JudgeDecision `json:"judge,omitempty"`
 }
 
 // Recommendation is the controller's latest evaluation of an experiment,
@@ -146,6 +156,9 @@ type Recommendation struct {
 	// Note explains a wait (e.g. "step min_duration not reached").
 	Note     string          `json:"note,omitempty"`
 	Decision *stats.Decision `json:"decision"`
+	// Judge holds the shadow judge gate's decisions while in shadow, one
+	// per candidate (Decision is then nil).
+	Judge []stats.JudgeDecision `json:"judge,omitempty"`
 	// Fence is the lease fence of the controller that evaluated (0: not
 	// fenced). PutRecommendation refuses it with ErrFenced once it is no
 	// longer the current lease's, so a leader that lost its lease can't
@@ -227,6 +240,7 @@ func Draft(e *Experiment) State {
 //   - running, paused: every candidate's share is the current step's
 //     percent (capped at MaxShare);
 //   - promoted: Serve = s.Winner;
+//   - shadow: Serve = 0 (the base) and Shadow set;
 //   - draft, rolled back, stopped: Serve = 0 (the base).
 //
 // Salt comes from s.SaltPhase and Period from s.Period; coverage, holdout
@@ -256,6 +270,8 @@ func (e *Experiment) AllocationFor(s State) *Allocation {
 		a.Serve = -1
 	case StatusPromoted:
 		a.Serve = s.Winner
+	case StatusShadow:
+		a.Serve, a.Shadow = 0, true
 	default:
 		a.Serve = 0
 	}
@@ -275,6 +291,8 @@ type Command struct {
 	Codes  []string
 	// Decision is the statistics behind a controller command.
 	Decision *stats.Decision
+	// Judge is the judge gate's decisions behind a shadow verdict.
+	Judge []stats.JudgeDecision
 	// Fence, when not 0, makes the write conditional on the lease.
 	Fence int64
 	// IfVersion, when not 0 (or with Conditional), applies the command
@@ -289,17 +307,18 @@ type Command struct {
 
 // allowed lists the statuses each action may start from.
 var allowed = map[Action][]Status{
-	ActionStart:     {StatusDraft, StatusStopped, StatusRolledBack},
-	ActionAdvance:   {StatusRunning},
-	ActionPause:     {StatusRunning},
-	ActionResume:    {StatusPaused},
-	ActionSetStep:   {StatusRunning, StatusPaused},
-	ActionPromote:   {StatusRunning, StatusPaused},
-	ActionRollback:  {StatusRunning, StatusPaused, StatusPromoted},
-	ActionStop:      {StatusRunning, StatusPaused},
-	ActionHaltSRM:   {StatusRunning},
-	ActionFutility:  {StatusRunning},
-	ActionReshuffle: {StatusRunning, StatusPaused},
+	ActionStart:      {StatusDraft, StatusStopped, StatusRolledBack},
+	ActionAdvance:    {StatusRunning},
+	ActionPause:      {StatusRunning},
+	ActionResume:     {StatusPaused},
+	ActionSetStep:    {StatusRunning, StatusPaused},
+	ActionPromote:    {StatusRunning, StatusPaused},
+	ActionRollback:   {StatusRunning, StatusPaused, StatusPromoted, StatusShadow},
+	ActionStop:       {StatusRunning, StatusPaused, StatusShadow},
+	ActionHaltSRM:    {StatusRunning},
+	ActionFutility:   {StatusRunning},
+	ActionReshuffle:  {StatusRunning, StatusPaused},
+	ActionShadowPass: {StatusShadow},
 }
 
 // Next computes the state after applying c to s (the stored state, or
@@ -331,11 +350,15 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 	}
 	switch c.Action {
 	case ActionStart:
-		n.Status, n.Step, n.Winner = StatusRunning, 0, 0
+		n.Status, n.Step, n.Winner = e.startStatus(), 0, 0
 		n.SaltPhase = max(s.SaltPhase, e.PhaseOrOne())
 		// Even a first start takes a fresh period: the configured phase's
 		// period may hold data of the static weights served before the
 		// rollout was configured.
+		newPeriod()
+	case ActionShadowPass:
+		// Ramp data never pool with the shadow stage's judge data.
+		n.Status, n.Step = StatusRunning, 0
 		newPeriod()
 	case ActionAdvance:
 		if s.Step+1 >= len(steps) {
@@ -378,7 +401,7 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 	t := Transition{
 		Seq: n.Version, Experiment: e.ID, At: now, Actor: c.Actor, Action: c.Action,
 		From: s.Status, To: n.Status, FromStep: s.Step, ToStep: n.Step, Period: n.Period,
-		Reason: c.Reason, Codes: c.Codes, Decision: c.Decision, Fence: c.Fence,
+		Reason: c.Reason, Codes: c.Codes, Decision: c.Decision, Fence: c.Fence, Judge: c.Judge,
 	}
 	if c.Action == ActionPromote {
 		w := c.Winner

@@ -52,6 +52,16 @@ const (
 	// The recorder derives it from outcomes (cost) and feedback
 	// (successes) of experiments that declare a success signal.
 	MetricCostPerSuccess = "cost_per_success"
+	// MetricJudgeScore is the LLM judge's preference for a candidate's
+	// answer over the base's to the same prompt: 1 win, ½ tie, 0 loss (the
+	// mean of the two verdicts when both orders were asked). Recorded on
+	// the candidate's variant by the shadow replay, never by the feedback
+	// API; per user it is stats.JudgeInput.Preference.
+	MetricJudgeScore = "judge_score"
+	// MetricJudgeFirst is, for a comparison asked in both orders, the
+	// share of the verdicts that preferred the first-shown answer (0, ¼,
+	// ½, ¾, 1): stats.JudgeInput.FirstShown, the judge's position bias.
+	MetricJudgeFirst = "judge_first"
 
 	// CounterUnanalysed counts Outcomes with Analysed=false per variant.
 	// It is an operations counter, not a statistic: no per-user state.
@@ -71,6 +81,9 @@ const (
 	// (cost per success); neither the gateway nor the API takes it
 	// directly.
 	SourceDerived MetricSource = "derived"
+	// SourceJudge: the shadow replay records the LLM judge's verdicts as
+	// feedback; the feedback API refuses it from applications.
+	SourceJudge MetricSource = "judge"
 )
 
 // Direction says which way a metric is better.
@@ -136,7 +149,7 @@ var inf = math.Inf(1)
 
 // builtinMetrics declares every built-in metric, in the documented order:
 // the request metrics in the order of the recorder's aggregation, then the
-// feedback metrics, then the derived ones.
+// feedback metrics, then the derived ones, then the judge's.
 var builtinMetrics = [...]MetricInfo{
 	{Name: MetricRequests, Source: SourceRequest, Kind: MetricCount, Estimator: stats.Mean, Better: NoDirection,
 		Min: 0, Max: inf, Unit: UnitNone, Label: "requests per user", Noun: "requests per user"},
@@ -177,6 +190,10 @@ var builtinMetrics = [...]MetricInfo{
 
 	{Name: MetricCostPerSuccess, Source: SourceDerived, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
 		Min: 0, Max: inf, Unit: UnitCost, Label: "cost per success", Noun: "cost per successful outcome"},
+	{Name: MetricJudgeScore, Source: SourceJudge, Kind: MetricContinuous, Estimator: stats.Ratio, Better: HigherIsBetter,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "judge win rate (ties half)", Noun: "judge win rate"},
+	{Name: MetricJudgeFirst, Source: SourceJudge, Kind: MetricContinuous, Estimator: stats.Ratio, Better: NoDirection,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "judge first-position preference", Noun: "judge first-position preference"},
 }
 
 // BuiltinMetrics returns every built-in metric in the documented order:

@@ -44,6 +44,10 @@ func TestMetricRegistryConsistent(t *testing.T) {
 			if !feedback {
 				t.Errorf("%s: derived metric before the feedback metrics", m.Name)
 			}
+		case experiments.SourceJudge:
+			if !feedback || math.IsInf(m.Min, 0) || math.IsInf(m.Max, 0) {
+				t.Errorf("%s: judge metrics come last, with finite bounds", m.Name)
+			}
 		case experiments.SourceFeedback:
 			feedback = true
 			// The feedback API refuses values outside these.

@@ -61,6 +61,7 @@ func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
 type Handler struct {
 	signer *experiments.Signer
 	rec    Recorder
+	shadow Shadower // nil: no shadow replay (shadow.go)
 	tp     trace.TracerProvider
 	tracer trace.Tracer
 	now    func() time.Time

@@ -89,6 +89,7 @@ type exchange struct {
 	failed  bool // upstream 5xx, timeout or connection error
 	errKind string
 	meter   bodyMeter
+	tap     *answerTap // non-nil when the shadow replay sampled the request (shadow.go)
 }
 
 type exchangeKey struct{}
@@ -253,6 +254,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.usage = ed
 		}
 	}
+	x.tap = h.shadowTap(alloc, e.id, unit, r)
 	x.Context, x.cancel = context.WithTimeout(ctx, v.up.total)
 	x.in = r.WithContext(x)
 	if _, ok := r.Header["Upgrade"]; ok {
@@ -283,6 +285,7 @@ func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, k
 	// again (Issue 46866: RoundTrip may outlive the handler), so its
 	// buffer can go back to the pool.
 	x.guard.close()
+	h.offerShadow(x, key) // before the body's buffer goes back to the pool
 	h.releaseBody(x.bodyBuf, x.held)
 
 	if m.readErr && x.client.Err() == nil {
@@ -512,8 +515,9 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	}
 	// No fallback is possible from here on, and an inline body was sent
 	// as its own copy: the pooled request body can go back now instead of
-	// being held for the life of a stream.
-	if x.inline {
+	// being held for the life of a stream. A request the shadow replay
+	// sampled keeps it: finish offers it for replay (offerShadow).
+	if x.inline && x.tap == nil {
 		h.releaseBody(x.bodyBuf, x.held)
 		x.body, x.bodyBuf, x.held = nil, nil, 0
 	}
@@ -524,7 +528,7 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 		delete(hdr, "Content-Length")
 		res.ContentLength = -1
 	}
-	res.Body = &x.meter
+	res.Body = x.tap.wrap(&x.meter)
 	return nil
 }
 

@@ -273,6 +273,8 @@ func (c *Controller) Evaluate(ctx context.Context, id string, fence int64) (err 
 		cmd.Reason = fmt.Sprintf("config phase raised to %d: reshuffle with a new salt and data period", e.PhaseOrOne())
 		_, err = c.apply(ctx, cmd)
 		return err
+	case s.Status == experiments.StatusShadow:
+		return c.evaluateShadow(ctx, e, s, cmd, now)
 	case s.Status != experiments.StatusRunning:
 		return nil
 	}

@@ -80,18 +80,26 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	a.listeners = []net.Listener{ln}
 	base := &fakemodel.Model{Name: "base-model", Quality: 0.58, Latency: 40 * time.Millisecond, TokenDelay: 15 * time.Millisecond}
 	ft := &fakemodel.Model{Name: "support-ft-v2", Quality: 0.72, Latency: 35 * time.Millisecond, TokenDelay: 15 * time.Millisecond}
+	// The judge prefers the better answer, and (a little) the one shown
+	// first: the gate measures that bias on the comparisons asked twice.
+	jm := &fakemodel.Judge{Sensitivity: 2, PositionBias: 0.04, Latency: 20 * time.Millisecond}
 	a.extraRoutes = func(r *gin.Engine) {
 		// The simulated models live on the demo's own address, so
 		// everything it serves is on one port.
 		r.Any("/_demo/base/*path", gin.WrapH(http.StripPrefix("/_demo/base", base)))
 		r.Any("/_demo/ft/*path", gin.WrapH(http.StripPrefix("/_demo/ft", ft)))
+		r.Any("/_demo/judge/*path", gin.WrapH(http.StripPrefix("/_demo/judge", jm)))
 	}
 
 	url := "http://" + addr
 	fmt.Fprintf(stdout, `abgate demo: the gateway, two simulated models and synthetic users, all on %s
 
 The experiment "support-ft" compares the base model with a fine-tune whose
-answers are a little better. The rollout controller gives the fine-tune 10%%,
+answers are a little better. First, a shadow stage: every user gets the base,
+and half of the users' requests are replayed to the fine-tune after their
+answer was sent; an LLM judge (simulated) compares the two answers, blind.
+Only once the judge shows the fine-tune not worse does any user see it.
+Then the rollout controller gives the fine-tune 10%%,
 then 25%%, then 50%% of the users while the error and latency guardrails hold,
 and promotes it once the thumbs-up rate shows it is better: watch it below,
 usually within two or three minutes. Point any OpenAI client at %s/v1 with
@@ -159,7 +167,17 @@ func (p transitionPrinter) Notify(t experiments.Transition, s experiments.State)
 		what += " → " + string(s.Status)
 	}
 	fmt.Fprintf(p.w, "[%s] %s (by %s): %s\n", since(p.start), what, t.Actor, t.Reason)
+	for i, d := range t.Judge {
+		if d.WinRate != nil {
+			fmt.Fprintf(p.w, "    judge result for %s: %s, win rate %.1f%% [%.1f%%, %.1f%%] over %.0f users (%.0f compared in both orders)\n",
+				p.exp.Variants[i+1].Name, d.Verdict, 100**d.WinRate, 100*d.WinRateCI.Low, 100*d.WinRateCI.High, d.Users, d.BothOrders)
+		}
+	}
 }
+
+// demoBothOrders is the demo judge's share of comparisons asked in both
+// orders (position bias).
+var demoBothOrders = 0.25
 
 // demoConfig is the demo's config: two upstreams on the demo's own
 // address, one experiment, one route, reads and feedback open on
@@ -201,6 +219,12 @@ func demoConfig(addr, adminToken string) *experiments.Config {
 				MinUsers: 200,
 				MaxUsers: 4000,
 			},
+			// The shadow stage before step 1: half of the users (by hash)
+			// are replayed and judged, 150 of them at least (about 10 s).
+			Judge: &experiments.Judge{URL: "http://" + addr + "/_demo/judge", Model: "fake-judge",
+				RatePerSecond: 20, MaxConcurrency: 8, BothOrdersShare: &demoBothOrders,
+				PromptPrice: 0.5, CompletionPrice: 1.5},
+			Shadow: &experiments.Shadow{Percent: 50, MinUsers: 150},
 		}},
 		Routes: []experiments.Route{{Alias: "demo", Experiment: demoExperiment}},
 		// Reads and feedback are open on loopback; changes need the
@@ -391,8 +415,12 @@ func printProgress(ctx context.Context, w io.Writer, a *app, s *simulator, every
 			users := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}]
 			thumbs := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricThumbs}]
 			lat := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricLatencyMS}]
-			fmt.Fprintf(w, "    %-6s users %5.0f  requests %6.0f  thumbs-up %s  mean latency %s\n",
+			fmt.Fprintf(w, "    %-6s users %5.0f  requests %6.0f  thumbs-up %s  mean latency %s",
 				exp.Variants[v].Name, users.N, users.SumX, rate(thumbs), mean(lat, "ms"))
+			if j := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricJudgeScore}]; j.N > 0 {
+				fmt.Fprintf(w, "  judged %.0f users, judge win rate %s", j.N, rate(j))
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }

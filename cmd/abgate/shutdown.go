@@ -54,6 +54,9 @@ func (a *app) shutdown(servers []*http.Server, stopBackground func()) {
 		a.log.Warn("controller lease not released", "err", err)
 	}
 	lcancel()
+	// The shadow replay stops before the recorder flushes: replays in
+	// flight are cancelled, so no verdict arrives after the flush.
+	a.shadow.Close()
 	var drain sync.WaitGroup
 	drain.Add(2)
 	go func() {

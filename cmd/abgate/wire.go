@@ -18,6 +18,7 @@ import (
 	"github.com/abgate/abgate/gateway"
 	"github.com/abgate/abgate/recorder"
 	"github.com/abgate/abgate/rollout"
+	"github.com/abgate/abgate/shadow"
 	"github.com/abgate/abgate/telemetry"
 	"github.com/abgate/abgate/webhook"
 )
@@ -31,10 +32,13 @@ type app struct {
 	stores   *stores
 	recorder *recorder.Recorder
 	gateway  *gateway.Handler
-	tokens   *api.Tokens
-	tracing  *tracing
-	ready    atomic.Bool
-	started  atomic.Bool // ready has been true once: a 503 now is draining
+	// shadow replays sampled requests of experiments in their shadow
+	// stage to the candidates and records the judge's verdicts.
+	shadow  *shadow.Service
+	tokens  *api.Tokens
+	tracing *tracing
+	ready   atomic.Bool
+	started atomic.Bool // ready has been true once: a 503 now is draining
 	// The last store ping, for /readyz.
 	pingMu  sync.Mutex
 	pingAt  time.Time
@@ -96,7 +100,11 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	if a.gateway, err = gateway.New(cfg, a.signer, gateway.WithRecorder(outcomes), gateway.WithLogger(log)); err != nil {
+	// Judge verdicts are feedback: they go straight to the recorder.
+	if a.shadow, err = shadow.New(cfg, a.recorder, shadow.WithLogger(log)); err != nil {
+		return nil, fmt.Errorf("shadow: %w", err)
+	}
+	if a.gateway, err = gateway.New(cfg, a.signer, gateway.WithRecorder(outcomes), gateway.WithLogger(log), gateway.WithShadow(a.shadow)); err != nil {
 		return nil, err
 	}
 	lcs := a.stores.lifecycle
@@ -155,6 +163,9 @@ func (a *app) applyConfig(cfg *experiments.Config) {
 		return
 	}
 	a.cfg.Store(cfg)
+	if err := a.shadow.Update(cfg); err != nil {
+		a.log.Warn("shadow replay: some experiments' judges could not be set up", "err", err)
+	}
 	a.lifecycle.Update(cfg)
 	a.watcher.Update(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -35,6 +35,7 @@ func RunLifecycle(t *testing.T, newStore LifecycleFactory) {
 	t.Run("RecommendationFencing", func(t *testing.T) { testLCRecFence(t, newStore) })
 	t.Run("ChangeFeed", func(t *testing.T) { testLCFeed(t, newStore) })
 	t.Run("RestoreAndSeedFence", func(t *testing.T) { testLCRestore(t, newStore) })
+	t.Run("ShadowStage", func(t *testing.T) { testLCShadow(t, newStore) })
 }
 
 var t0 = time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)

@@ -30,12 +30,16 @@ var allowed = map[string][]string{
 	"api":                    {"experiments", "stats", "recorder", "rollout", "drift", "internal/oaierr"},
 	"telemetry":              {"experiments"},
 	// judge is a client service: it reads its config from experiments.
-	"judge":              {"experiments"},
+	"judge": {"experiments"},
+	// shadow is the shadow stage's replay service: it replays the
+	// gateway's samples to the candidates and asks the judge; verdicts go
+	// to the recorder through an interface.
+	"shadow":             {"experiments", "judge"},
 	"internal/deptest":   {},
 	"internal/fakemodel": {},
 	"internal/oaierr":    {},
 	"cmd/abgate": {"api", "gateway", "experiments", "experiments/memstore", "experiments/redisstore",
-		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel", "internal/oaierr"},
+		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel", "internal/oaierr", "shadow"},
 }
 
 // TestLayers: every package's direct imports of the module's packages are

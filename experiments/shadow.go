@@ -1,0 +1,79 @@
+package experiments
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/abgate/abgate/stats"
+)
+
+// This file holds what the shadow stage adds to the vocabulary: where
+// Start leads, the judge gate's policy, and the feedback group that caps
+// judged comparisons per user (docs/rollout.md, "Shadow stage").
+
+// startStatus is where ActionStart leads: shadow when the experiment has
+// a shadow block (no user sees a candidate until the judge passes it),
+// running otherwise.
+func (e *Experiment) startStatus() Status {
+	if e.Shadow != nil && e.Judge != nil {
+		return StatusShadow
+	}
+	return StatusRunning
+}
+
+// JudgePolicy is the shadow judge gate's policy from the experiment's
+// judge and shadow blocks (defaults applied): the one the controller
+// obeys and the reports show. Zero without a judge.
+func (e *Experiment) JudgePolicy() stats.JudgePolicy {
+	j := e.Judge
+	if j == nil {
+		return stats.JudgePolicy{}
+	}
+	p := stats.JudgePolicy{
+		Alpha: j.Alpha, SuperiorityMargin: j.SuperiorityMargin, RequireSuperiority: j.RequireSuperiority,
+		PositionBiasLimit: j.PositionBiasLimit, NonInferiorityMargin: DefaultJudgeNonInferiority,
+		MaxPerUser: DefaultShadowMaxPerUser, MinUsers: DefaultShadowMinUsers,
+	}
+	if j.NonInferiorityMargin != nil {
+		p.NonInferiorityMargin = *j.NonInferiorityMargin
+	}
+	if s := e.Shadow; s != nil {
+		p.MaxPerUser, p.MinUsers = float64(max(s.MaxPerUser, 1)), float64(max(s.MinUsers, 1))
+		p.MaxUsers, p.MinBothOrders = float64(s.MaxUsers), float64(s.MinBothOrders)
+	}
+	return p
+}
+
+// JudgeInput is one candidate's judge data in a period's snapshot: its
+// judge_score and judge_first summaries.
+func JudgeInput(snap Snapshot, candidate int) stats.JudgeInput {
+	return stats.JudgeInput{
+		Preference: snap.Stats[VariantMetric{candidate, MetricJudgeScore}],
+		FirstShown: snap.Stats[VariantMetric{candidate, MetricJudgeFirst}],
+	}
+}
+
+// ShadowVoteID is the RequestID judge feedback is recorded under in
+// period: with PerResponse = max_per_user, the store counts at most that
+// many judged comparisons per user and metric in the period, on every
+// replica (Feedback.Vote), which the gate's guarantee needs.
+func ShadowVoteID(period int) string {
+	return "judge-p" + strconv.Itoa(period)
+}
+
+// ShadowSample is one request the base answered, handed by the gateway
+// to the shadow replay after the answer went to the client: the request
+// body as the client sent it and the answer as the client got it (raw:
+// an SSE stream when Stream). The replay keeps it only in memory.
+type ShadowSample struct {
+	Experiment string
+	// Period is the data period of the allocation it was served under:
+	// the judge's verdicts are recorded in it.
+	Period int
+	Unit   UnitKey
+	Path   string
+	Body   []byte
+	Answer []byte
+	Stream bool
+	At     time.Time
+}
