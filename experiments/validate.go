@@ -159,6 +159,7 @@ func (c *Config) SetDefaults() {
 			cfgDefault(&r.MinUsers, DefaultRolloutMinUsers)
 		}
 		setJudgeDefaults(e)
+		setCapDefaults(e, c.Upstreams)
 		for j := range e.Metrics {
 			if e.Metrics[j].HigherIsBetter == nil {
 				yes := true
@@ -550,6 +551,7 @@ func (v *cfgValidator) experiment(e *Experiment, p string, upstreams map[string]
 		primaryOK = false
 	}
 	v.segments(e, p)
+	v.errs = append(v.errs, validateCaps(e, p)...)
 	for _, fe := range validateRollout(e, p) {
 		if fe.Field == p+".primary" && !primaryOK {
 			continue // reported above

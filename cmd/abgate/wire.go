@@ -83,6 +83,7 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 		return nil, err
 	}
 	a.recorder = recorder.New(a.stores.outcomes, cfg.Recording, recorder.WithLogger(log))
+	a.recorder.SetCaps(cfg.Experiments)
 	// Every outcome is counted for /metrics on its way to the recorder.
 	mp := otel.GetMeterProvider()
 	outcomes, err := telemetry.NewOutcomes(a.recorder, mp, a.cfg.Load)
@@ -148,6 +149,7 @@ func (a *app) applyConfig(cfg *experiments.Config) {
 		return
 	}
 	a.cfg.Store(cfg)
+	a.recorder.SetCaps(cfg.Experiments)
 	a.lifecycle.Update(cfg)
 	a.watcher.Update(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
