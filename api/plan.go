@@ -105,6 +105,10 @@ func PlanDefaults(req PlanRequest) PlanRequest {
 	return req
 }
 
+// minStdEffect is the smallest effect, in the metric's per-user standard
+// deviations, a plan is computed for.
+const minStdEffect = 1e-6
+
 func finiteNum(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 // validate checks req (after PlanDefaults), parameter by parameter.
@@ -141,6 +145,21 @@ func (req PlanRequest) validate() *ParamError {
 		}
 	default:
 		return badParam("method", "must be confidence-sequence, msprt or group-sequential")
+	}
+	// The standardised effect sets the users (about 16/d² per arm); below
+	// minStdEffect the plan would need more users than there are people
+	// (and the sequential tuning overflows: `abgate plan --mde 1e-300`
+	// panicked in stats.ConfSeqRho2).
+	sd := req.SD
+	if sd == 0 {
+		sd = math.Sqrt(req.Baseline * (1 - req.Baseline))
+	}
+	abs := req.MDE
+	if req.Relative {
+		abs = req.MDE * req.Baseline
+	}
+	if d := abs / sd; !(d >= minStdEffect) {
+		return badParam("mde", "is too small to plan for: the effect must be at least %g standard deviations of the metric (that already needs about 10^13 users per variant)", minStdEffect)
 	}
 	if req.SD == 0 {
 		target := req.Baseline + req.MDE

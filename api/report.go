@@ -352,7 +352,9 @@ func (a *analysis) lifts(ss []stats.Summary, m stats.Metric) []stats.MetricResul
 	for i := range users {
 		users[i] = 1
 	}
-	d := stats.Decide(stats.Input{Users: users, Metrics: map[string][]stats.Summary{m.Name: ss}}, p)
+	// The split matters to a bounded metric's test (issue 11), which
+	// is centred by the design's known traffic share.
+	d := stats.Decide(stats.Input{Users: users, ExpectedSplit: a.split, Metrics: map[string][]stats.Summary{m.Name: ss}}, p)
 	out := make([]stats.MetricResult, len(ss))
 	for _, vr := range d.Variants {
 		for _, mr := range vr.Metrics {
@@ -582,10 +584,12 @@ func (a *analysis) metrics(st map[experiments.VariantMetric]experiments.Summary,
 			row := ReportRow{Variant: v, Name: a.exp.Variants[v].Name, Users: s.N, Mean: fptr(stats.Ratio.Estimate(s).Value), Status: RowControl}
 			if v > 0 {
 				row.Status = RowNoData
-				if abs[v].Valid {
+				// A bounded test's interval can be open on one side early
+				// on (issue 11): no interval, no lift shown yet.
+				if abs[v].Valid && abs[v].CILow != nil && abs[v].CIHigh != nil {
 					row.AbsLift, row.AbsCILow, row.AbsCIHigh = abs[v].Lift, abs[v].CILow, abs[v].CIHigh
 				}
-				if rel[v].Valid {
+				if rel[v].Valid && rel[v].CILow != nil && rel[v].CIHigh != nil {
 					row.RelLift, row.RelCILow, row.RelCIHigh = rel[v].Lift, rel[v].CILow, rel[v].CIHigh
 				}
 				// The p-value of "no difference" is the same test on

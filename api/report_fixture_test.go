@@ -139,7 +139,7 @@ func fixtureReport(t testing.TB) Report {
 		exp:     exp,
 		arms:    []arm{{thumbs: 0.55, latencyMS: 820, errRate: 0.004}, {thumbs: 0.585, latencyMS: 790, errRate: 0.004}},
 		hours:   72,
-		perHour: 50,
+		perHour: 150, // the bounded error-rate test (issue 11) needs about 10k users per arm at 0.4% errors
 		seed:    1,
 	}
 	st := sim.run(t)
@@ -194,7 +194,7 @@ func fixtureServer(t testing.TB) (*Reports, *memstore.Store) {
 		exp:     exp,
 		arms:    []arm{{thumbs: 0.55, latencyMS: 820, errRate: 0.004}, {thumbs: 0.585, latencyMS: 790, errRate: 0.004}},
 		hours:   72,
-		perHour: 50,
+		perHour: 150, // the bounded error-rate test (issue 11) needs about 10k users per arm at 0.4% errors
 		seed:    1,
 	}.run(t)
 	fresh := &experiments.Experiment{

@@ -16,7 +16,7 @@ import (
 // the given arms, now minutes after the last hour began.
 func moneyReport(t *testing.T, exp *experiments.Experiment, arms []arm, hours int, now time.Time) Report {
 	t.Helper()
-	st := simulation{exp: exp, arms: arms, hours: hours, perHour: 50, seed: 1}.run(t)
+	st := simulation{exp: exp, arms: arms, hours: hours, perHour: 150, seed: 1}.run(t) // as the report fixture: the bounded error-rate test needs the users
 	snap, err := st.Summaries(context.Background(), exp.ID, 1)
 	if err != nil {
 		t.Fatal(err)

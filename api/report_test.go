@@ -128,13 +128,15 @@ func TestReportAgreesWithDecision(t *testing.T) {
 // binSum is a 0/1 metric with one observation per user.
 func binSum(n, rate float64) experiments.Summary {
 	k := math.Round(n * rate)
-	return experiments.Summary{N: n, SumX: k, SumX2: k, SumY: n, SumY2: n, SumXY: k}
+	// One observation per user: the user's own ratio is x (issue 11's SumR).
+	return experiments.Summary{N: n, SumX: k, SumX2: k, SumY: n, SumY2: n, SumXY: k, SumR: k, SumR2: k}
 }
 
 // contSum is a continuous metric with one observation per user.
 func contSum(n, mean, sd float64) experiments.Summary {
 	sx := n * mean
-	return experiments.Summary{N: n, SumX: sx, SumX2: (n-1)*sd*sd + n*mean*mean, SumY: n, SumY2: n, SumXY: sx}
+	sx2 := (n-1)*sd*sd + n*mean*mean
+	return experiments.Summary{N: n, SumX: sx, SumX2: sx2, SumY: n, SumY2: n, SumXY: sx, SumR: sx, SumR2: sx2}
 }
 
 type armData struct {

@@ -50,6 +50,10 @@ func startStack(t *testing.T, base, tuned *fakemodel.Model, r experiments.Rollou
 		Server: experiments.Server{TokenSecret: "0123456789abcdef0123456789abcdef"},
 		Experiments: []experiments.Experiment{{
 			ID: s.expID, Primary: experiments.MetricThumbs, Rollout: &r,
+			// Loopback fake models answer within milliseconds; with the default cap
+			// (10-minute total_timeout) the bounded latency test stays
+			// valid but needs far more users than the test sends (issue 11).
+			Caps: map[string]float64{experiments.MetricLatencyMS: 50, experiments.MetricTTFBMS: 50, experiments.MetricMaxGapMS: 50},
 			Variants: []experiments.Variant{
 				{Name: "base", Upstream: "base", Model: "m-base"},
 				{Name: "tuned", Upstream: "tuned", Model: "m-tuned"},

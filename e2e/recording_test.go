@@ -175,7 +175,7 @@ func TestTwoGatewaysOneRedisExact(t *testing.T) {
 		}
 		total += int(reqs)
 		got := snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}]
-		want := experiments.Summary{N: users, SumX: reqs, SumX2: sq, SumY: reqs, SumY2: sq, SumXY: sq}
+		want := experiments.Summary{N: users, SumX: reqs, SumX2: sq, SumY: reqs, SumY2: sq, SumXY: sq, SumR: users, SumR2: users} // each user's requests/requests = 1
 		if got != want {
 			t.Errorf("%s requests: stored %+v, sent %+v", name, got, want)
 		}

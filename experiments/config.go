@@ -99,6 +99,25 @@ type Rollout struct {
 	// MaxUsers per variant ends it for futility (0 = never).
 	MinUsers int `yaml:"min_users"`
 	MaxUsers int `yaml:"max_users"`
+	// ExpectedDailyUsers is the traffic the experiment's route gets, in
+	// users a day (0: unknown). With it the sequential test is tuned to
+	// the users each ramp step is planned to see (N* from
+	// stats.PlannedUsers over StepDays), and the plan endpoint reports
+	// days to a decision.
+	ExpectedDailyUsers float64 `yaml:"expected_daily_users"`
+	// StepDays is how long a ramp step is planned to run, in days, for
+	// the tuning above (default 7).
+	StepDays float64 `yaml:"step_days"`
+	// NStar overrides the confidence sequence's tuning N* (total users of
+	// the pair where it is tightest); Tau the mSPRT's mixing SD.
+	NStar float64 `yaml:"n_star"`
+	Tau   float64 `yaml:"tau"`
+	// MinEvents holds a bounded metric until the pair has this many
+	// events (the rarer outcome's count for a rate; default 0: off). The
+	// bounded test is valid without it; it keeps reports from showing
+	// calls made on a handful of events. Note that a metric with no
+	// events at all (an error-free pair) then never clears.
+	MinEvents float64 `yaml:"min_events"`
 	// Manual, when true, makes the controller record its recommendation
 	// without acting on it.
 	Manual bool `yaml:"manual"`
@@ -306,6 +325,14 @@ type Experiment struct {
 	// FeedbackTextRetention is how long stored text is kept (default
 	// 30 days).
 	FeedbackTextRetention Duration `yaml:"feedback_text_retention"`
+	// Caps bound per-request values of the unbounded request metrics
+	// (latency_ms, ttfb_ms, max_gap_ms, prompt_tokens, completion_tokens,
+	// cost): the recorder clamps each request's value at its cap, and the
+	// policy analyses the metric on [0, cap] with the bounded test
+	// (caps.go). Without a declared cap the time metrics are still
+	// clamped at the upstreams' total_timeout (RecordingCap), but keep
+	// the asymptotic test.
+	Caps map[string]float64 `yaml:"caps"`
 	// Judge, when set, configures an LLM judge comparing the candidates'
 	// answers with the base's (judge.go); Shadow, the judged stage before
 	// ramp step 1.

@@ -134,7 +134,8 @@ type MetricInfo struct {
 	Estimator stats.Kind
 	Better    Direction
 	// Min and Max bound one observation (±Inf: unbounded). The feedback
-	// API refuses feedback outside them.
+	// API refuses feedback outside them. A capped request metric
+	// (Experiment.Caps) has Max = its cap.
 	Min, Max float64
 	// UpDown: the feedback API also takes "up" (1) and "down" (0).
 	UpDown bool
@@ -228,6 +229,9 @@ func LookupMetric(e *Experiment, name string) (MetricInfo, bool) {
 		name = base
 	}
 	if m, ok := builtinMetric(name); ok {
+		if c, ok := MetricCap(e, name); ok {
+			m.Max = c // the recorder clamps each value at the cap (caps.go)
+		}
 		return m, true
 	}
 	if e == nil {

@@ -62,14 +62,68 @@ func RolloutSteps(e *Experiment) []RampStep {
 }
 
 // MetricSpec is how the policy analyses metric name, on the relative or
-// the absolute scale: its estimator and direction from the registry
-// (LookupMetric). Reports analyse the metrics they show with it too.
+// the absolute scale: its estimator, direction and bounds from the
+// registry (LookupMetric). Reports analyse the metrics they show with it
+// too.
+//
+// A metric whose per-observation values have known finite bounds (a 0/1
+// rate, a rating scale, a capped latency, tokens or cost, a custom
+// metric's min and max) gets them as stats.Metric.Bounds: each user's own
+// mean lies in the same range, and Decide then uses the bounded test,
+// valid at every sample size (docs/statistics.md §2.9, issue 11). A
+// relative comparison needs a range that starts at or above 0.
 func MetricSpec(e *Experiment, name string, relative bool) stats.Metric {
 	info, ok := LookupMetric(e, name)
 	if !ok {
 		info.Estimator = stats.Ratio // validation refuses unknown metrics
 	}
-	return stats.Metric{Name: name, Kind: info.Estimator, Better: info.Better.statsDirection(), Relative: relative}
+	m := stats.Metric{Name: name, Kind: info.Estimator, Better: info.Better.statsDirection(), Relative: relative}
+	if ok && !math.IsInf(info.Min, 0) && !math.IsInf(info.Max, 0) && info.Max > info.Min && (!relative || info.Min >= 0) {
+		m.Bounds = &stats.Bounds{Lo: info.Min, Hi: info.Max}
+	}
+	return m
+}
+
+// DefaultStepDays is Rollout.StepDays when unset: the days a ramp step is
+// planned to run when tuning the sequential test to the traffic.
+const DefaultStepDays = 7
+
+// plannedUsers is the users per arm the policy's sequential test is
+// tuned to at step (stats.PlannedUsers): the expected daily users over
+// the step's planned days at the step's candidate share, or, at the last
+// step and without steps, over the same days at the allocation's share.
+// Zero when the traffic is not configured.
+func (e *Experiment) plannedUsers(step int) float64 {
+	r := e.Rollout
+	if r == nil || !(r.ExpectedDailyUsers > 0) {
+		return 0
+	}
+	days := r.StepDays
+	if !(days > 0) {
+		days = DefaultStepDays
+	}
+	share := 0.5
+	if steps := RolloutSteps(e); step >= 0 && step < len(steps) {
+		share = steps[step].Percent / 100
+	}
+	if k := len(e.Variants) - 1; k > 1 {
+		// The pair of one candidate and the control: the control keeps
+		// what the k candidates leave.
+		share = share / (share + max(1-float64(k)*share, 0))
+	}
+	return stats.PlannedUsers(r.ExpectedDailyUsers, share, days)
+}
+
+// SegmentValueCount is the number of segment values the experiment
+// declares, each dimension's values plus its "other": the divisor of the
+// segment harm tests' level (stats.Policy.SegmentValues), fixed before
+// any value is seen.
+func (e *Experiment) SegmentValueCount() int {
+	n := 0
+	for _, s := range e.Segments {
+		n += len(s.Values) + 1
+	}
+	return n
 }
 
 // StepIndex is the ramp step a state's Step is judged at: Step clamped to
@@ -96,10 +150,22 @@ func (e *Experiment) Policy(step int) stats.Policy {
 		Mode:    stats.FullMode,
 		Primary: MetricSpec(e, orStr(e.Primary, DefaultPrimaryMetric), true),
 		Method:  stats.ConfidenceSequenceMethod,
+		// Every call the controller makes is one-sided ("harm < margin",
+		// "better than the base"); bounded metrics get the
+		// nonasymptotic test (MetricSpec). Issue 11.
+		OneSided:      true,
+		SegmentValues: e.SegmentValueCount(),
 	}
 	gs := DefaultGuardrails
 	if r := e.Rollout; r != nil {
 		p.Alpha, p.MinUsers, p.MaxUsers = r.Alpha, float64(r.MinUsers), float64(r.MaxUsers)
+		p.Tau, p.MinEvents = r.Tau, r.MinEvents
+		switch u := e.plannedUsers(step); {
+		case r.NStar > 0:
+			p.NStar = r.NStar
+		case u > 0:
+			p.NStar = stats.NStarFor(u)
+		}
 		if r.Method != "" {
 			p.Method = stats.Method(r.Method)
 		}
@@ -214,6 +280,14 @@ func validateRollout(e *Experiment, path string) []FieldError {
 	}
 	if r.MinUsers < 0 {
 		add(".min_users", "must not be negative")
+	}
+	for _, f := range []struct {
+		field string
+		v     float64
+	}{{".expected_daily_users", r.ExpectedDailyUsers}, {".step_days", r.StepDays}, {".n_star", r.NStar}, {".tau", r.Tau}, {".min_events", r.MinEvents}} {
+		if !(f.v >= 0) || math.IsInf(f.v, 0) {
+			add(f.field, "must be a finite number >= 0 (0: default)")
+		}
 	}
 	if r.MaxUsers < 0 || (r.MaxUsers > 0 && r.MaxUsers < r.MinUsers) {
 		add(".max_users", "must be 0 (unbounded) or at least min_users")

@@ -63,11 +63,15 @@ type Summary = stats.Summary
 
 // SummaryDelta is the change of a Summary when one user's totals go from
 // (x0, y0) to (x1, y1); isNew says the user had no observation before.
+// It includes the change of SumR and SumR2, the sums of each user's own
+// ratio x/y and its square (kept for every metric; only Ratio metrics
+// with bounds read them).
 func SummaryDelta(isNew bool, x0, y0, x1, y1 float64) Summary {
 	var n float64
 	if isNew {
 		n = 1
 	}
+	r0, r1 := userRatio(x0, y0), userRatio(x1, y1)
 	return Summary{
 		N:     n,
 		SumX:  x1 - x0,
@@ -75,7 +79,21 @@ func SummaryDelta(isNew bool, x0, y0, x1, y1 float64) Summary {
 		SumY:  y1 - y0,
 		SumY2: y1*y1 - y0*y0,
 		SumXY: x1*y1 - x0*y0,
+		SumR:  r1 - r0,
+		SumR2: r1*r1 - r0*r0,
 	}
+}
+
+// userRatio is a user's own ratio x/y (the mean of their observations:
+// their error rate, their mean latency), the per-user value the bounded
+// test analyses for a Ratio metric (docs/statistics.md §2.9). A user
+// without observations (y = 0) has none: 0. redisstore's apply script
+// computes the same in Lua; the storetest suite checks both stores.
+func userRatio(x, y float64) float64 {
+	if y == 0 {
+		return 0
+	}
+	return x / y
 }
 
 // Snapshot is the cumulative state of one experiment phase.

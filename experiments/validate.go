@@ -554,6 +554,7 @@ func (v *cfgValidator) experiment(e *Experiment, p string, upstreams map[string]
 	}
 	v.segments(e, p)
 	v.errs = append(v.errs, validateMoney(e, p)...)
+	v.errs = append(v.errs, validateCaps(e, p)...)
 	for _, fe := range validateRollout(e, p) {
 		if fe.Field == p+".primary" && !primaryOK {
 			continue // reported above

@@ -97,7 +97,9 @@ func hourOr(t time.Time, now experiments.Hour) experiments.Hour {
 	return experiments.HourOf(t)
 }
 
-func (a *aggregate) addOutcome(o *experiments.Outcome, now experiments.Hour) {
+// addOutcome adds o's metric values, clamped by capv (the recorder's
+// caps of o's experiment; nil: none), to its user's aggregate.
+func (a *aggregate) addOutcome(o *experiments.Outcome, now experiments.Hour, capv func(string, *[numOutcomeMetrics]float64)) {
 	a.count++
 	if !o.Recordable() {
 		// Unrecordable; in a batch it would make the store refuse the
@@ -120,6 +122,9 @@ func (a *aggregate) addOutcome(o *experiments.Outcome, now experiments.Hour) {
 	var vals [numOutcomeMetrics]float64
 	var has [numOutcomeMetrics]bool
 	outcomeValues(o, &vals, &has)
+	if capv != nil {
+		capv(o.Experiment, &vals)
+	}
 	for i := range vals {
 		if has[i] {
 			u.v[i][0] += vals[i]

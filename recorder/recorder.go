@@ -94,6 +94,7 @@ type Recorder struct {
 	wake chan struct{} // cap 1: a queue reached batchSize
 	work chan struct{} // cap 1: the flusher has batches
 
+	caps          atomic.Pointer[capTable] // SetCaps
 	closed        atomic.Bool
 	droppedFull   atomic.Int64 // Observe with a full queue
 	droppedClosed atomic.Int64 // Observe after Close
@@ -502,7 +503,7 @@ func (r *Recorder) drain(final bool) {
 	for n := len(r.obs); n > 0; n-- {
 		o := <-r.obs
 		r.received++
-		r.agg.addOutcome(&o, nowHour)
+		r.agg.addOutcome(&o, nowHour, r.capValues)
 	}
 	for n := len(r.fb); n > 0; n-- {
 		f := <-r.fb

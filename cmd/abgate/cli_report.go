@@ -113,7 +113,9 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	res, err := api.MakePlan(req)
 	if err != nil {
-		return err
+		// A parameter the plan can't use is a usage error (exit 2).
+		fmt.Fprintf(stderr, "abgate plan: %v\n", err)
+		return errUsage
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -76,3 +76,13 @@ func TestPlanCLI(t *testing.T) {
 		t.Error("a rate of 1.5 accepted")
 	}
 }
+
+// TestPlanTinyEffect: a vanishing effect is a usage error with a message,
+// not a panic (issue 11).
+func TestPlanTinyEffect(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"plan", "--baseline", "0.1", "--mde", "1e-300"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "mde") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}

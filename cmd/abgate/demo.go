@@ -206,6 +206,11 @@ func demoConfig(addr, adminToken string) *experiments.Config {
 			// margin a 10% step needs about 1,500 error-free users on the
 			// candidate), and max_users sets the sequential test's N* to
 			// the demo's scale.
+			// The fake models answer within ~100 ms: a 1 s cap is the
+			// tightest defensible one. The default, the upstreams' 10-minute
+			// total_timeout, keeps the bounded latency test valid but would
+			// need far more users than the demo has (issue 11).
+			Caps: map[string]float64{experiments.MetricLatencyMS: 1000, experiments.MetricTTFBMS: 1000, experiments.MetricMaxGapMS: 1000},
 			Rollout: &experiments.Rollout{
 				Steps: []experiments.RampStep{
 					{Percent: 10, MinDuration: experiments.Duration(10 * time.Second), MinUsers: 50},

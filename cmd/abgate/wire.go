@@ -94,6 +94,7 @@ func newApp(ctx context.Context, cfg *experiments.Config, log *slog.Logger, opts
 	}
 	a.recorder = recorder.New(a.stores.outcomes, cfg.Recording, recorder.WithLogger(log),
 		recorder.WithExperiments(func(id string) *experiments.Experiment { return a.cfg.Load().Experiment(id) }))
+	a.recorder.SetCaps(cfg)
 	// Every outcome is counted for /metrics on its way to the recorder.
 	mp := otel.GetMeterProvider()
 	outcomes, err := telemetry.NewOutcomes(a.recorder, mp, a.cfg.Load)
@@ -166,6 +167,7 @@ func (a *app) applyConfig(cfg *experiments.Config) {
 	if err := a.shadow.Update(cfg); err != nil {
 		a.log.Warn("shadow replay: some experiments' judges could not be set up", "err", err)
 	}
+	a.recorder.SetCaps(cfg)
 	a.lifecycle.Update(cfg)
 	a.watcher.Update(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

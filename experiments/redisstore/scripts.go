@@ -107,7 +107,10 @@ for k = 1, D do
   i = i + 3
 end
 
-local VM6 = V * M * 6
+-- NF sums per (variant, metric): n, Σx, Σx², Σy, Σy², Σxy, Σr, Σr²
+-- (r = the user's own ratio x/y, 0 while y = 0: experiments.SummaryDelta).
+local NF = 8
+local VM6 = V * M * NF
 local acc, hacc = {}, {}
 for k = 1, VM6 do acc[k] = 0 end
 if H > 1 then
@@ -163,13 +166,19 @@ for g = 1, G do
       local x1, y1 = x0 + dx, y0 + dy
       sx[c] = x1; sy[c] = y1
       local d2, e2, xy = x1 * x1 - x0 * x0, y1 * y1 - y0 * y0, x1 * y1 - x0 * y0
-      local o = (vo + ms - 1) * 6
+      local r0, r1 = 0, 0
+      if y0 ~= 0 then r0 = x0 / y0 end
+      if y1 ~= 0 then r1 = x1 / y1 end
+      local dr, dr2 = r1 - r0, r1 * r1 - r0 * r0
+      local o = (vo + ms - 1) * NF
       acc[o + 1] = acc[o + 1] + nn
       acc[o + 2] = acc[o + 2] + dx
       acc[o + 3] = acc[o + 3] + d2
       acc[o + 4] = acc[o + 4] + dy
       acc[o + 5] = acc[o + 5] + e2
       acc[o + 6] = acc[o + 6] + xy
+      acc[o + 7] = acc[o + 7] + dr
+      acc[o + 8] = acc[o + 8] + dr2
       if not oneHour and not mseg[ms] then
         o = o + (a[i + 3] - 1) * VM6
         hacc[o + 1] = hacc[o + 1] + nn
@@ -178,6 +187,8 @@ for g = 1, G do
         hacc[o + 4] = hacc[o + 4] + dy
         hacc[o + 5] = hacc[o + 5] + e2
         hacc[o + 6] = hacc[o + 6] + xy
+        hacc[o + 7] = hacc[o + 7] + dr
+        hacc[o + 8] = hacc[o + 8] + dr2
       end
       changed = true
     elseif eid ~= '=' then
@@ -195,7 +206,7 @@ for g = 1, G do
   end
 end
 
-local fields = {'n', 'sx', 'sx2', 'sy', 'sy2', 'sxy'}
+local fields = {'n', 'sx', 'sx2', 'sy', 'sy2', 'sxy', 'sr', 'sr2'}
 -- addFields adds deltas to float fields of one hash: one HMGET and one
 -- HSET per hash and call (per 1000 fields). Values are written with %.17g, which round-trips
 -- a double exactly (HINCRBYFLOAT would round to 17 decimal places, losing
@@ -220,8 +231,8 @@ for hs = 1, H do hnames[hs] = {}; hdeltas[hs] = {} end
 for vs = 1, V do
   local names, deltas = {}, {}
   for ms = 1, M do
-    local o = ((vs - 1) * M + ms - 1) * 6
-    for f = 1, 6 do
+    local o = ((vs - 1) * M + ms - 1) * NF
+    for f = 1, NF do
       local v = acc[o + f]
       if v ~= 0 then
         names[#names + 1] = mname[ms] .. ':' .. fields[f]
@@ -232,7 +243,7 @@ for vs = 1, V do
       if mseg[ms] then break end -- segment statistics have no hourly buckets
       local ho = o + (hs - 1) * VM6
       local hn, hd = hnames[hs], hdeltas[hs]
-      for f = 1, 6 do
+      for f = 1, NF do
         local v = hacc[ho + f]
         if v ~= 0 then
           hn[#hn + 1] = vid[vs] .. ':' .. mname[ms] .. ':' .. fields[f]

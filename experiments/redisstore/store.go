@@ -551,6 +551,10 @@ func addStats(dst map[experiments.VariantMetric]experiments.Summary, v int, fiel
 			sum.SumY2 = x
 		case "sxy":
 			sum.SumXY = x
+		case "sr":
+			sum.SumR = x
+		case "sr2":
+			sum.SumR2 = x
 		default:
 			return fmt.Errorf("bad stats field %q", f)
 		}

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) experiments.Store, opts ...Op
 	}
 	t.Run("StatsMath", func(t *testing.T) { testStatsMath(t, newStore(t)) })
 	t.Run("FloatValues", func(t *testing.T) { testFloats(t, newStore(t)) })
+	t.Run("UserRatios", func(t *testing.T) { testUserRatios(t, newStore(t)) })
 	t.Run("PhasesApart", func(t *testing.T) { testPhases(t, newStore(t)) })
 	t.Run("HourlyPrefixSums", func(t *testing.T) { testHourly(t, newStore(t)) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, newStore(t)) })
@@ -110,6 +111,10 @@ func Expected(obs []Obs) map[experiments.VariantMetric]experiments.Summary {
 		s.SumY += y
 		s.SumY2 += y * y
 		s.SumXY += x * y
+		if y != 0 {
+			s.SumR += x / y
+			s.SumR2 += (x / y) * (x / y)
+		}
 		out[vm] = s
 	}
 	return out
@@ -180,13 +185,8 @@ func compare(t testing.TB, got, want map[experiments.VariantMetric]experiments.S
 			t.Errorf("%v: missing, want %+v", k, w)
 			continue
 		}
-		gs := [6]float64{g.N, g.SumX, g.SumX2, g.SumY, g.SumY2, g.SumXY}
-		ws := [6]float64{w.N, w.SumX, w.SumX2, w.SumY, w.SumY2, w.SumXY}
-		for i := range gs {
-			if !near(gs[i], ws[i], rel) {
-				t.Errorf("%v field %d: got %v, want %v (rel %g)\n got  %+v\n want %+v", k, i, gs[i], ws[i], rel, g, w)
-				break
-			}
+		if i, ok := SummaryNear(g, w, rel); !ok {
+			t.Errorf("%v field %d differs (rel %g)\n got  %+v\n want %+v", k, i, rel, g, w)
 		}
 	}
 	for k, g := range got {
@@ -194,6 +194,29 @@ func compare(t testing.TB, got, want map[experiments.VariantMetric]experiments.S
 			t.Errorf("%v: unexpected %+v", k, g)
 		}
 	}
+}
+
+// ratioRel is the relative tolerance of SumR and SumR2.
+const ratioRel = 1e-9
+
+// SummaryNear reports whether g equals w within rel, relative, field by
+// field, and the first field that differs. SumR and SumR2 are compared
+// within at least 1e-9: a user's ratio x/y is not an integer, and each
+// store sums its changes r1−r0 in its own order, so they equal the
+// direct Σr only within rounding.
+func SummaryNear(g, w experiments.Summary, rel float64) (int, bool) {
+	gs := [8]float64{g.N, g.SumX, g.SumX2, g.SumY, g.SumY2, g.SumXY, g.SumR, g.SumR2}
+	ws := [8]float64{w.N, w.SumX, w.SumX2, w.SumY, w.SumY2, w.SumXY, w.SumR, w.SumR2}
+	for i := range gs {
+		r := rel
+		if i >= 6 {
+			r = max(rel, ratioRel)
+		}
+		if !near(gs[i], ws[i], r) {
+			return i, false
+		}
+	}
+	return -1, g.SumZ == w.SumZ && g.SumZ2 == w.SumZ2 && g.SumXZ == w.SumXZ
 }
 
 func near(a, b, rel float64) bool {
@@ -514,6 +537,32 @@ func testInvalid(t *testing.T, s experiments.Store) {
 	} {
 		if _, err := s.Apply(context.Background(), b); err == nil {
 			t.Errorf("%s: Apply accepted an invalid batch", name)
+		}
+	}
+}
+
+// testUserRatios: SumR and SumR2, the sums of each user's own ratio x/y
+// and its square (issue 11: the bounded test reads them), match the
+// direct computation when users come back in later batches with other
+// request counts, their ratios going up and down.
+func testUserRatios(t *testing.T, s experiments.Store) {
+	r := rand.New(rand.NewPCG(5, 8))
+	exp := NewID("ratios")
+	h0 := experiments.HourOf(time.Now())
+	var obs []Obs
+	for i := 0; i < 6000; i++ {
+		u := r.IntN(300)
+		obs = append(obs,
+			Obs{Variant: u % 2, Unit: Unit(u), Metric: experiments.MetricLatencyMS, Hour: h0, X: 1 + 3000*r.Float64(), Y: 1},
+			Obs{Variant: u % 2, Unit: Unit(u), Metric: experiments.MetricError, Hour: h0, X: float64(r.IntN(2)), Y: 1})
+	}
+	apply(t, s, ToBatches(exp, 1, obs, 700)...)
+	got := summaries(t, s, exp, 1).Stats
+	want := Expected(obs)
+	CompareApprox(t, got, want, 1e-12)
+	for _, m := range []string{experiments.MetricLatencyMS, experiments.MetricError} {
+		if g := got[experiments.VariantMetric{Variant: 1, Metric: m}]; !(g.SumR > 0 && g.SumR2 > 0) {
+			t.Errorf("%s: no user ratios kept: %+v", m, g)
 		}
 	}
 }

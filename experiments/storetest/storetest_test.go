@@ -17,7 +17,8 @@ func TestExpected(t *testing.T) {
 		{Unit: b, Metric: "m", X: 7, Y: 1, EventID: "e"}, // duplicate
 	})
 	// a: x=3 y=2; b: x=12 y=2
-	want := experiments.Summary{N: 2, SumX: 15, SumX2: 9 + 144, SumY: 4, SumY2: 8, SumXY: 6 + 24}
+	want := experiments.Summary{N: 2, SumX: 15, SumX2: 9 + 144, SumY: 4, SumY2: 8, SumXY: 6 + 24,
+		SumR: 1.5 + 6, SumR2: 1.5*1.5 + 36}
 	if s := got[experiments.VariantMetric{Metric: "m"}]; s != want {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
@@ -32,8 +33,9 @@ func TestSummaryDeltaTelescopes(t *testing.T) {
 		s = s.Add(experiments.SummaryDelta(i == 0, x, y, x+v, y+1))
 		x, y = x+v, y+1
 	}
-	want := experiments.Summary{N: 1, SumX: x, SumX2: x * x, SumY: y, SumY2: y * y, SumXY: x * y}
-	if s != want {
+	want := experiments.Summary{N: 1, SumX: x, SumX2: x * x, SumY: y, SumY2: y * y, SumXY: x * y,
+		SumR: x / y, SumR2: (x / y) * (x / y)}
+	if _, ok := SummaryNear(s, want, 0); !ok {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
 }

@@ -55,8 +55,8 @@ func testOneVote(t *testing.T, s experiments.Store) {
 	}
 	snap := summaries(t, s, exp, 1)
 	want := map[experiments.VariantMetric]experiments.Summary{
-		{Variant: 0, Metric: experiments.MetricThumbs}: {N: 1, SumX: 1, SumX2: 1, SumY: 1, SumY2: 1, SumXY: 1},
-		{Variant: 0, Metric: "copies"}:                 {N: 1, SumX: 3, SumX2: 9, SumY: 3, SumY2: 9, SumXY: 9},
+		{Variant: 0, Metric: experiments.MetricThumbs}: {N: 1, SumX: 1, SumX2: 1, SumY: 1, SumY2: 1, SumXY: 1, SumR: 1, SumR2: 1},
+		{Variant: 0, Metric: "copies"}:                 {N: 1, SumX: 3, SumX2: 9, SumY: 3, SumY2: 9, SumXY: 9, SumR: 1, SumR2: 1},
 	}
 	CompareExact(t, snap.Stats, want)
 	for vm, w := range want {
