@@ -76,9 +76,7 @@ func gateOf(r Report) Gate {
 		Decision: string(r.Decision.Verdict), Reason: r.Verdict.Sentence,
 		ReasonCodes: []string{}, GeneratedAt: r.GeneratedAt,
 	}
-	if r.Steps > 0 && r.Step >= 0 {
-		g.Step = r.Step + 1
-	}
+	g.Step = r.Step
 	for _, rs := range r.Decision.Reasons {
 		g.ReasonCodes = append(g.ReasonCodes, string(rs.Code))
 	}

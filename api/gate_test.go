@@ -35,7 +35,7 @@ func TestGateOf(t *testing.T) {
 		{stats.Promote, "rolled_back", GateRollback},
 		{stats.Promote, "stopped", GateRollback},
 	} {
-		r := Report{Experiment: "e", Status: tc.status, Step: 1, Steps: 4,
+		r := Report{Experiment: "e", Status: tc.status, Step: 2, Steps: 4, // the report counts steps from 1
 			Variants: []ReportVariant{{Name: "base"}, {Name: "ft"}},
 			Decision: stats.Decision{Verdict: tc.decision, Winner: &winner,
 				Reasons:  []stats.Reason{{Code: stats.ReasonGuardrailOK}},

@@ -87,7 +87,7 @@ type Report struct {
 	Status      string             `json:"status"`
 	Ended       bool               `json:"ended"`
 	EndedAt     time.Time          `json:"ended_at,omitzero"`
-	Step        int                `json:"step"`  // current ramp step, -1 without rollout
+	Step        int                `json:"step"`  // current ramp step, counted from 1 ("step 2 of 4"); 0 without rollout
 	Steps       int                `json:"steps"` // number of ramp steps, 0 without rollout
 	Period      int                `json:"period"`
 	Started     time.Time          `json:"started,omitzero"`
@@ -418,10 +418,12 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	if r.Period == 0 {
 		r.Period = exp.PhaseOrOne()
 	}
+	r.Step = 0
 	if exp.Rollout != nil {
 		r.Steps = len(experiments.RolloutSteps(exp))
-	} else {
-		r.Step = -1
+		if status.Step >= 0 {
+			r.Step = experiments.StepNumber(exp.StepIndex(status.Step))
+		}
 	}
 	p := a.policy
 	r.Policy = ReportPolicy{

@@ -228,7 +228,7 @@ func TestReportSaysWhatTheControllerDecides(t *testing.T) {
 			if tc.verdict == stats.Advance {
 				// A new step, a new period: nothing to present yet, and the
 				// policy is now the full one of the last step.
-				if after.Step != 1 || after.Policy.Mode != stats.FullMode || after.Verdict.Kind != VerdictNoData {
+				if after.Step != 2 || after.Policy.Mode != stats.FullMode || after.Verdict.Kind != VerdictNoData { // step 2 of 2, counted from 1
 					t.Errorf("after advancing: step %d, mode %s, verdict %s", after.Step, after.Policy.Mode, after.Verdict.Kind)
 				}
 				return

@@ -103,8 +103,8 @@ func (r *Report) statusLine() string {
 		s = "unknown"
 	}
 	s = strings.ReplaceAll(s, "_", " ")
-	if r.Steps > 0 && r.Step >= 0 && !r.Ended {
-		s += fmt.Sprintf(", ramp step %d of %d", r.Step+1, r.Steps)
+	if r.Steps > 0 && r.Step >= 1 && !r.Ended {
+		s += fmt.Sprintf(", ramp step %d of %d", r.Step, r.Steps)
 	}
 	s += fmt.Sprintf(", period %d", r.Period)
 	if !r.Started.IsZero() {
