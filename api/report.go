@@ -58,6 +58,9 @@ type ReportTransition struct {
 	// keep only its verdict (in Verdict) to stay small.
 	Decision *stats.Decision `json:"decision,omitempty"`
 	Verdict  stats.Verdict   `json:"verdict,omitempty"`
+	// Judge is the judge gate's decisions behind a transition out of the
+	// shadow stage; reports move them to the judge section.
+	Judge []stats.JudgeDecision `json:"judge,omitempty"`
 }
 
 // ReportTransitions turns the lifecycle's audit trail into the report's,
@@ -68,7 +71,7 @@ func ReportTransitions(ts []experiments.Transition) []ReportTransition {
 	for _, t := range ts {
 		rt := ReportTransition{
 			Seq: t.Seq, At: t.At, Actor: t.Actor, Action: string(t.Action),
-			From: string(t.From), To: string(t.To), Reason: t.Reason, Codes: t.Codes, Decision: t.Decision,
+			From: string(t.From), To: string(t.To), Reason: t.Reason, Codes: t.Codes, Decision: t.Decision, Judge: t.Judge,
 		}
 		if t.Decision != nil {
 			rt.Verdict = t.Decision.Verdict
@@ -116,6 +119,9 @@ type Report struct {
 	// TimeToDecision estimates when the primary metric will be decided,
 	// while the experiment runs.
 	TimeToDecision *ReportETA `json:"time_to_decision,omitempty"`
+	// Judge is the shadow stage's LLM judge section (issue 14), for an
+	// experiment with a judge.
+	Judge *ReportJudge `json:"judge,omitempty"`
 	// Glossary explains the report's terms for a non-statistician.
 	Glossary []ReportTerm `json:"glossary"`
 }
@@ -316,6 +322,8 @@ func newAnalysis(exp *experiments.Experiment, st ReportStatus) *analysis {
 	a.split = a.alloc.Split(n)
 	if len(st.Split) == n {
 		a.split = append([]float64(nil), st.Split...)
+	} else if st.Status == string(experiments.StatusShadow) {
+		a.split = shadowSplit(n) // the base serves everyone
 	}
 	return a
 }
@@ -478,6 +486,10 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	r.Money = a.money(&r, snap, days)
 	r.TimeToDecision = a.eta(&r, snap.Stats, in, days)
 	r.Verdict = a.verdict(&r, in, snap.Stats)
+	r.Judge = a.judgeSection(status.Status, transitions, snap)
+	if v, ok := judgeVerdict(&r, transitions); ok {
+		r.Verdict = v // the judge gate, not Decide, rules the shadow stage
+	}
 	r.Verdict.Sentence = outcome(&r) + r.Verdict.Sentence
 
 	for _, t := range transitions {
@@ -485,6 +497,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 			t.Verdict = t.Decision.Verdict
 			t.Decision = nil
 		}
+		t.Judge = nil
 		r.Transitions = append(r.Transitions, t)
 	}
 	r.Hourly = a.hourly(hourly, r.GeneratedAt)
