@@ -83,14 +83,20 @@ func (h *Reports) addShadowSpend(r *Report, exp *experiments.Experiment, full bo
 	r.Judge.Spend = &s
 }
 
-// judgeSection is the report's judge section: the decisions recorded
-// with the transition out of shadow once the experiment has left it,
-// otherwise the gate on the current period's data while the experiment
-// is in shadow or has judge data. Nil for an experiment without a judge
-// that never had judge data.
+// judgeSection is the report's judge section: the gate on the current
+// period's judge data when it has any (the shadow stage, or the live
+// judge during a ramp step, shadow.live_percent); otherwise, once the
+// experiment has left shadow, the decisions recorded with the transition
+// that ended it. Nil for an experiment without a judge that never had
+// judge data.
 func (a *analysis) judgeSection(status string, transitions []ReportTransition, snap experiments.Snapshot) *ReportJudge {
 	j := &ReportJudge{Policy: a.exp.JudgePolicy(), Candidates: []ReportJudgeCandidate{}}
-	if status != string(experiments.StatusShadow) {
+	has := false
+	for v := 1; v < len(a.exp.Variants); v++ {
+		has = has || snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricJudgeScore}].N > 0
+	}
+	inShadow := status == string(experiments.StatusShadow)
+	if !has && !inShadow {
 		for i := len(transitions) - 1; i >= 0; i-- {
 			if t := transitions[i]; len(t.Judge) > 0 {
 				j.Source, j.At = JudgeRecorded, t.At
@@ -101,11 +107,7 @@ func (a *analysis) judgeSection(status string, transitions []ReportTransition, s
 			}
 		}
 	}
-	has := false
-	for v := 1; v < len(a.exp.Variants); v++ {
-		has = has || snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricJudgeScore}].N > 0
-	}
-	if !has && (a.exp.Judge == nil || status != string(experiments.StatusShadow)) {
+	if !has && (a.exp.Judge == nil || !inShadow) {
 		return nil
 	}
 	j.Source = JudgeLive
@@ -189,7 +191,7 @@ func judgeReasonsText(d stats.JudgeDecision) string {
 
 // judgeNote says where the section's numbers come from.
 func (j *ReportJudge) note() string {
-	s := fmt.Sprintf("Live: the gate on the shadow stage's data so far (pass when the win rate is shown above %s, stop when shown below it; position bias limit ±%s points).",
+	s := fmt.Sprintf("Live: the gate on this period's judge data so far (pass when the win rate is shown above %s, stop when shown below it; position bias limit ±%s points).",
 		fmtPct(0.5-j.Policy.NonInferiorityMargin), fmtNum(100*j.Policy.PositionBiasLimit))
 	if j.Source == JudgeRecorded {
 		s = "Recorded: the decision the controller made when the shadow stage ended, " + fmtTime(j.At) + "."

@@ -135,6 +135,23 @@ func TestReportJudgeRecorded(t *testing.T) {
 	}
 }
 
+// During a ramp step with the live judge (shadow.live_percent), the
+// period's own judge data replace the recorded shadow decision.
+func TestReportJudgeLiveDuringRamp(t *testing.T) {
+	exp := shadowExperiment()
+	dec := stats.JudgeDecision{Verdict: stats.JudgePass}
+	trans := append(shadowTransitions(), ReportTransition{Seq: 2, At: reportT0, Actor: "controller", Action: "shadow_pass", From: "shadow", To: "running", Judge: []stats.JudgeDecision{dec}})
+	snap := shadowSnapshot()
+	r := BuildReport(exp, ReportStatus{Status: "running", Step: 0, Period: 2, Started: reportT0}, trans, snap, nil, reportT0.Add(time.Hour))
+	want := stats.JudgeGate(experiments.JudgeInput(snap, 1), exp.JudgePolicy())
+	if j := r.Judge; j == nil || j.Source != JudgeLive || j.Candidates[0].Decision.WinRate == nil || *j.Candidates[0].Decision.WinRate != *want.WinRate {
+		t.Fatalf("judge section %+v", j)
+	}
+	if r.Verdict.Kind == VerdictShadow {
+		t.Error("a ramp step's verdict is the controller's, not the judge gate's")
+	}
+}
+
 // No judge, no judge data: no section.
 func TestReportWithoutJudge(t *testing.T) {
 	r := BuildReport(reportExperiment(), fixtureStatus(), fixtureTransitions(), experiments.Snapshot{}, nil, reportT0)
