@@ -91,6 +91,7 @@ func (h *Reports) addShadowSpend(r *Report, exp *experiments.Experiment, full bo
 // judge data.
 func (a *analysis) judgeSection(status string, transitions []ReportTransition, snap experiments.Snapshot) *ReportJudge {
 	j := &ReportJudge{Policy: a.exp.JudgePolicy(), Candidates: []ReportJudgeCandidate{}}
+	j.Policy.Alpha = orDefault(j.Policy.Alpha, stats.DefaultAlpha) // JudgeGate's default, shown
 	has := false
 	for v := 1; v < len(a.exp.Variants); v++ {
 		has = has || snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricJudgeScore}].N > 0
@@ -133,7 +134,7 @@ func judgeSentence(name string, d stats.JudgeDecision, p stats.JudgePolicy) stri
 	if d.WinRate == nil {
 		fmt.Fprintf(&b, "The judge has compared no answers of %q yet", name)
 	} else {
-		fmt.Fprintf(&b, "The judge preferred %q's answer in %s of %s comparisons over %s users (ties half; anytime-valid %s CI %s to %s)",
+		fmt.Fprintf(&b, "The judge preferred the answer of %q in %s of %s comparisons over %s users (ties half; anytime-valid %s CI %s to %s)",
 			name, fmtPct(*d.WinRate), fmtCount(d.Comparisons), fmtCount(d.Users), conf, fmtPct(d.WinRateCI.Low), fmtPct(d.WinRateCI.High))
 	}
 	bar := 0.5 - p.NonInferiorityMargin

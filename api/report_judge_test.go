@@ -25,13 +25,14 @@ func shadowExperiment() *experiments.Experiment {
 
 // shadowSnapshot is a shadow stage's data: the base served 400 users;
 // 240 of them were judged once each: the candidate won 132, tied 36 and
-// lost 72 (win rate 62.5%); 24 comparisons were asked in both orders
+// lost 72 (win rate 62.5%); 120 comparisons were asked in both orders
 // and the first-shown answer was preferred a little more than half the
 // time.
 func shadowSnapshot() experiments.Snapshot {
 	score := stats.Summary{N: 240, SumX: 132 + 18, SumX2: 132 + 36*0.25, SumY: 240, SumY2: 240, SumXY: 132 + 18}
-	// judge_first per user: 8 users at 1/2, 10 at 3/4, 6 at 1/4.
-	first := stats.Summary{N: 24, SumX: 8*0.5 + 10*0.75 + 6*0.25, SumX2: 8*0.25 + 10*0.5625 + 6*0.0625, SumY: 24, SumY2: 24, SumXY: 8*0.5 + 10*0.75 + 6*0.25}
+	// judge_first per user: 40 users at 1/2, 50 at 3/4, 30 at 1/4.
+	fx := 40*0.5 + 50*0.75 + 30*0.25
+	first := stats.Summary{N: 120, SumX: fx, SumX2: 40*0.25 + 50*0.5625 + 30*0.0625, SumY: 120, SumY2: 120, SumXY: fx}
 	return experiments.Snapshot{Stats: map[experiments.VariantMetric]experiments.Summary{
 		{Variant: 0, Metric: experiments.MetricRequests}:   {N: 400, SumX: 1000, SumX2: 3000, SumY: 1000, SumY2: 3000, SumXY: 3000},
 		{Variant: 1, Metric: experiments.MetricJudgeScore}: score,
