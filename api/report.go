@@ -322,8 +322,6 @@ func newAnalysis(exp *experiments.Experiment, st ReportStatus) *analysis {
 	a.split = a.alloc.Split(n)
 	if len(st.Split) == n {
 		a.split = append([]float64(nil), st.Split...)
-	} else if st.Status == string(experiments.StatusShadow) {
-		a.split = shadowSplit(n) // the base serves everyone
 	}
 	return a
 }
@@ -399,6 +397,9 @@ func recordedDecision(status string, transitions []ReportTransition) *stats.Deci
 // transition; otherwise stats.Decide with the controller's policy and
 // input for the current step.
 func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions []ReportTransition, snap experiments.Snapshot, hourly []experiments.HourSummaries, now time.Time) Report {
+	if inShadowPeriod(status.Status, transitions) && len(status.Split) != len(exp.Variants) {
+		status.Split = shadowSplit(len(exp.Variants)) // the base served everyone
+	}
 	a := newAnalysis(exp, status)
 	n := len(exp.Variants)
 	in := a.input(snap)

@@ -97,7 +97,7 @@ func (a *analysis) judgeSection(status string, transitions []ReportTransition, s
 		has = has || snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricJudgeScore}].N > 0
 	}
 	inShadow := status == string(experiments.StatusShadow)
-	if !has && !inShadow {
+	if (!has && !inShadow) || isEnded(status) {
 		for i := len(transitions) - 1; i >= 0; i-- {
 			if t := transitions[i]; len(t.Judge) > 0 {
 				j.Source, j.At = JudgeRecorded, t.At
@@ -109,7 +109,7 @@ func (a *analysis) judgeSection(status string, transitions []ReportTransition, s
 		}
 	}
 	if !has && (a.exp.Judge == nil || !inShadow) {
-		return nil
+		return nil // (an ended experiment without a recorded gate and no judge data)
 	}
 	j.Source = JudgeLive
 	for v := 1; v < len(a.exp.Variants); v++ {
@@ -243,6 +243,17 @@ func (j *ReportJudge) view() *judgeView {
 // the judge gate, not stats.Decide, decides (docs/rollout.md).
 const VerdictShadow = "shadow"
 
+// inShadowPeriod reports whether the report's period is a shadow
+// stage's: the experiment is in shadow, or ended there (its last
+// transition left shadow for the ended status).
+func inShadowPeriod(status string, transitions []ReportTransition) bool {
+	if status == string(experiments.StatusShadow) {
+		return true
+	}
+	n := len(transitions)
+	return isEnded(status) && n > 0 && transitions[n-1].From == string(experiments.StatusShadow) && transitions[n-1].To == status
+}
+
 // shadowSplit is the shadow stage's expected split: the base serves
 // everyone.
 func shadowSplit(n int) []float64 {
@@ -259,15 +270,10 @@ func judgeVerdict(r *Report, transitions []ReportTransition) (ReportVerdict, boo
 	if j == nil {
 		return ReportVerdict{}, false
 	}
-	inShadow := r.Status == string(experiments.StatusShadow)
-	endedThere := false
-	if n := len(transitions); r.Ended && n > 0 {
-		t := transitions[n-1]
-		endedThere = t.From == string(experiments.StatusShadow) && t.To == r.Status
-	}
-	if !inShadow && !endedThere {
+	if !inShadowPeriod(r.Status, transitions) {
 		return ReportVerdict{}, false
 	}
+	endedThere := r.Ended
 	v := ReportVerdict{Kind: VerdictShadow, Recommendation: "keep judging"}
 	pass, worse := true, false
 	var parts []string
@@ -279,6 +285,8 @@ func judgeVerdict(r *Report, transitions []ReportTransition) (ReportVerdict, boo
 	switch {
 	case worse:
 		v.Recommendation = "stop: no user was exposed to the candidate"
+	case endedThere:
+		v.Recommendation = "none: the experiment has ended"
 	case pass && len(j.Candidates) > 0:
 		v.Recommendation = "advance to ramp step 1"
 	}

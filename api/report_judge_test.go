@@ -153,6 +153,32 @@ func TestReportJudgeLiveDuringRamp(t *testing.T) {
 	}
 }
 
+// Stopped by the gate in shadow: the section and the verdict are the
+// recorded decision, and the base serving everyone is no sample ratio
+// mismatch.
+func TestReportJudgeStoppedInShadow(t *testing.T) {
+	exp := shadowExperiment()
+	snap := shadowSnapshot()
+	worse := stats.Summary{N: 100, SumX: 20, SumX2: 20, SumY: 100, SumY2: 100, SumXY: 20}
+	dec := stats.JudgeGate(stats.JudgeInput{Preference: worse}, exp.JudgePolicy())
+	at := reportT0.Add(3 * time.Hour)
+	trans := append(shadowTransitions(), ReportTransition{Seq: 2, At: at, Actor: "controller", Action: "stop", From: "shadow", To: "stopped",
+		Reason: "candidate worse on the judge: fine-tuned stop_worse; no user was exposed to it", Codes: []string{"judge_worse"}, Judge: []stats.JudgeDecision{dec}})
+	r := BuildReport(exp, ReportStatus{Status: "stopped", Period: 1, Ended: at}, trans, snap, nil, at.Add(time.Hour))
+	if dec.Verdict != stats.JudgeStopWorse {
+		t.Fatalf("fixture verdict %s", dec.Verdict)
+	}
+	if j := r.Judge; j == nil || j.Source != JudgeRecorded || j.Candidates[0].Decision.Verdict != stats.JudgeStopWorse {
+		t.Fatalf("judge section %+v", j)
+	}
+	if r.Verdict.Kind != VerdictShadow || !strings.HasPrefix(r.Verdict.Sentence, "Stopped on") || !strings.Contains(r.Verdict.Sentence, "worse than the base") {
+		t.Errorf("verdict %+v", r.Verdict)
+	}
+	if r.SRM.Status == "mismatch" {
+		t.Errorf("SRM %+v: the base served everyone in shadow", r.SRM)
+	}
+}
+
 // No judge, no judge data: no section.
 func TestReportWithoutJudge(t *testing.T) {
 	r := BuildReport(reportExperiment(), fixtureStatus(), fixtureTransitions(), experiments.Snapshot{}, nil, reportT0)
