@@ -58,6 +58,9 @@ type ReportTransition struct {
 	// keep only its verdict (in Verdict) to stay small.
 	Decision *stats.Decision `json:"decision,omitempty"`
 	Verdict  stats.Verdict   `json:"verdict,omitempty"`
+	// Judge is the judge gate's decisions behind a transition out of the
+	// shadow stage; reports move them to the judge section.
+	Judge []stats.JudgeDecision `json:"judge,omitempty"`
 }
 
 // ReportTransitions turns the lifecycle's audit trail into the report's,
@@ -68,7 +71,7 @@ func ReportTransitions(ts []experiments.Transition) []ReportTransition {
 	for _, t := range ts {
 		rt := ReportTransition{
 			Seq: t.Seq, At: t.At, Actor: t.Actor, Action: string(t.Action),
-			From: string(t.From), To: string(t.To), Reason: t.Reason, Codes: t.Codes, Decision: t.Decision,
+			From: string(t.From), To: string(t.To), Reason: t.Reason, Codes: t.Codes, Decision: t.Decision, Judge: t.Judge,
 		}
 		if t.Decision != nil {
 			rt.Verdict = t.Decision.Verdict
@@ -116,6 +119,9 @@ type Report struct {
 	// TimeToDecision estimates when the primary metric will be decided,
 	// while the experiment runs.
 	TimeToDecision *ReportETA `json:"time_to_decision,omitempty"`
+	// Judge is the shadow stage's LLM judge section (issue 14), for an
+	// experiment with a judge.
+	Judge *ReportJudge `json:"judge,omitempty"`
 	// Glossary explains the report's terms for a non-statistician.
 	Glossary []ReportTerm `json:"glossary"`
 }
@@ -391,6 +397,9 @@ func recordedDecision(status string, transitions []ReportTransition) *stats.Deci
 // transition; otherwise stats.Decide with the controller's policy and
 // input for the current step.
 func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions []ReportTransition, snap experiments.Snapshot, hourly []experiments.HourSummaries, now time.Time) Report {
+	if inShadowPeriod(status.Status, transitions) && len(status.Split) != len(exp.Variants) {
+		status.Split = shadowSplit(len(exp.Variants)) // the base served everyone
+	}
 	a := newAnalysis(exp, status)
 	n := len(exp.Variants)
 	in := a.input(snap)
@@ -480,6 +489,10 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	r.Money = a.money(&r, snap, days)
 	r.TimeToDecision = a.eta(&r, snap.Stats, in, days)
 	r.Verdict = a.verdict(&r, in, snap.Stats)
+	r.Judge = a.judgeSection(status.Status, transitions, snap)
+	if v, ok := judgeVerdict(&r, transitions); ok {
+		r.Verdict = v // the judge gate, not Decide, rules the shadow stage
+	}
 	r.Verdict.Sentence = outcome(&r) + r.Verdict.Sentence
 
 	for _, t := range transitions {
@@ -487,6 +500,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 			t.Verdict = t.Decision.Verdict
 			t.Decision = nil
 		}
+		t.Judge = nil
 		r.Transitions = append(r.Transitions, t)
 	}
 	r.Hourly = a.hourly(hourly, r.GeneratedAt)

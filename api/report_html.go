@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/url"
 	"strings"
+
+	"github.com/abgate/abgate/stats"
 )
 
 //go:embed web/*.tmpl
@@ -17,9 +19,9 @@ var pageTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 	"sub": func(a, b float64) float64 { return a - b },
 	"statusClass": func(s string) string {
 		switch s {
-		case RowBetter, RowNonInferior, "ok", "running", "promoted", DriftStable:
+		case RowBetter, RowNonInferior, "ok", "running", "promoted", DriftStable, string(stats.JudgePass):
 			return "good"
-		case RowWorse, RowHarmful, "mismatch", "rolled_back", "HARMED", DriftDrifted:
+		case RowWorse, RowHarmful, "mismatch", "rolled_back", "HARMED", DriftDrifted, string(stats.JudgeStopWorse):
 			return "bad"
 		case "paused", "not checked":
 			return "warn"
@@ -54,6 +56,7 @@ type pageData struct {
 	Segments     []segmentRowView
 	SegmentsNote string
 	Drift        *driftView
+	Judge        *judgeView
 }
 
 type driftView struct {
@@ -113,6 +116,7 @@ func renderPage(w io.Writer, r Report, base string) error {
 		SRMStatus:    strings.ReplaceAll(r.SRM.Status, "_", " "),
 		SRMLine:      r.srmLine(),
 		PolicyLine:   r.policyLine(),
+		Judge:        r.Judge.view(),
 	}
 	if !r.Ended {
 		d.Refresh = refreshSeconds

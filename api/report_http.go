@@ -35,6 +35,7 @@ type Reports struct {
 	lookback  time.Duration
 	drift     *drift.Monitor
 	integrity IntegritySource
+	shadow    func(experiment string) (ShadowSpend, bool)
 }
 
 // ReportsOption configures Reports.
@@ -125,6 +126,7 @@ func (h *Reports) build(ctx context.Context, exp *experiments.Experiment, full b
 		}
 	}
 	h.addIntegrity(&r, full)
+	h.addShadowSpend(&r, exp, full)
 	return r, nil
 }
 

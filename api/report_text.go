@@ -103,7 +103,13 @@ func (r *Report) statusLine() string {
 		s = "unknown"
 	}
 	s = strings.ReplaceAll(s, "_", " ")
-	if r.Steps > 0 && r.Step >= 1 && !r.Ended {
+	if r.Status == string(experiments.StatusShadow) {
+		// The base serves everyone; the step is the one shadow leads to.
+		s = "shadow stage (the base serves everyone; a judge compares the candidate's answers)"
+		if r.Steps > 0 {
+			s += fmt.Sprintf(", before ramp step 1 of %d", r.Steps)
+		}
+	} else if r.Steps > 0 && r.Step >= 1 && !r.Ended {
 		s += fmt.Sprintf(", ramp step %d of %d", r.Step, r.Steps)
 	}
 	s += fmt.Sprintf(", period %d", r.Period)
@@ -221,6 +227,20 @@ func RenderText(w io.Writer, r Report) error {
 	}
 	if e := r.TimeToDecision; e != nil {
 		p("\nTIME TO DECISION\n  %s\n", e.Sentence)
+	}
+	if j := r.Judge; j != nil {
+		p("\nSHADOW JUDGE (%s)\n  %s\n", j.Source, j.note())
+		for _, c := range j.Candidates {
+			p("  %s\n", c.Sentence)
+			p("    gate: %s", c.Decision.Verdict)
+			if rs := judgeReasonsText(c.Decision); rs != "" {
+				p(" (%s)", rs)
+			}
+			p("\n    position bias: %s\n", judgeBiasText(c.Decision))
+		}
+		if s := j.Spend; s != nil {
+			p("  spend: %s\n", s.text())
+		}
 	}
 
 	p("\nTRAFFIC\n")
@@ -358,6 +378,20 @@ func RenderMarkdown(w io.Writer, r Report) error {
 	}
 	if t := r.TimeToDecision; t != nil {
 		p("\n## Time to decision\n\n%s See [time to decision](#glossary).\n", e(t.Sentence))
+	}
+	if j := r.Judge; j != nil {
+		p("\n## Shadow judge\n\n_%s_\n\n", e(j.note()))
+		for _, c := range j.Candidates {
+			p("- %s\n", e(c.Sentence))
+		}
+		p("\n| candidate | users | comparisons | win rate (CI) | position bias | gate | reasons |\n|---|--:|--:|---|---|---|---|\n")
+		for _, c := range j.Candidates {
+			d := c.Decision
+			p("| %s | %s | %s | %s | %s | `%s` | %s |\n", e(c.Name), fmtCount(d.Users), fmtCount(d.Comparisons), e(judgeWinText(d)), e(judgeBiasText(d)), d.Verdict, e(judgeReasonsText(d)))
+		}
+		if s := j.Spend; s != nil {
+			p("\nSpend: %s.\n", e(s.text()))
+		}
 	}
 
 	p("\n## Traffic\n\n| variant | model | users | expected | observed |\n|---|---|--:|--:|--:|\n")

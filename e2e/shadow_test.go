@@ -22,6 +22,7 @@ import (
 	"github.com/abgate/abgate/recorder"
 	"github.com/abgate/abgate/rollout"
 	"github.com/abgate/abgate/shadow"
+	"github.com/abgate/abgate/stats"
 )
 
 // shadowStack is one replica as cmd/abgate wires it, with the shadow
@@ -235,6 +236,60 @@ func TestShadowPassesBetterCandidate(t *testing.T) {
 		t.Fatalf("state %+v; last transition %+v", st, last)
 	}
 	t.Logf("passed: %s", last.Reason)
+}
+
+// TestLiveJudgeDuringRamp: with shadow.live_percent, the judge keeps
+// judging after the shadow stage: during ramp step 1, requests the
+// candidate serves are replayed to the base, judged, and recorded as the
+// users' judge_score on the candidate in the step's period; the base's
+// users get none.
+func TestLiveJudgeDuringRamp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end through the gateway")
+	}
+	t.Parallel()
+	s := startShadowStack(t, 0.5, 0.75, true, func(e *experiments.Experiment) { e.Shadow.LivePercent = 100 })
+	ctx := context.Background()
+	if _, err := s.lc.Start(ctx, s.exp.ID, "api:test", "go"); err != nil {
+		t.Fatal(err)
+	}
+	st := s.untilLeavesShadow(t)
+	if st.Status != experiments.StatusRunning {
+		t.Fatalf("left shadow to %s", st.Status)
+	}
+	before, _ := s.sh.Stats(s.exp.ID)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		snap, err := s.store.Summaries(ctx, s.exp.ID, st.Period)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cand := snap.Stats[experiments.VariantMetric{Variant: 1, Metric: experiments.MetricJudgeScore}]
+		if b := snap.Stats[experiments.VariantMetric{Variant: 0, Metric: experiments.MetricJudgeScore}]; b.N != 0 {
+			t.Fatalf("base users got judge scores: %+v", b)
+		}
+		if cand.N >= 5 {
+			served := snap.Stats[experiments.VariantMetric{Variant: 1, Metric: experiments.MetricRequests}].N
+			if cand.N > served {
+				t.Fatalf("%v judged users on the candidate, only %v served by it", cand.N, served)
+			}
+			d := stats.JudgeGate(experiments.JudgeInput(snap, 1), s.exp.JudgePolicy())
+			after, _ := s.sh.Stats(s.exp.ID)
+			if after.Replayed <= before.Replayed || after.Judged <= before.Judged {
+				t.Fatalf("replay stats before %+v, after %+v", before, after)
+			}
+			t.Logf("ramp step %d, period %d: %v judged users, win rate %v; %d replays to the base", st.Step+1, st.Period, cand.N, *d.WinRate, after.Replayed-before.Replayed)
+			return
+		}
+		if time.Now().After(deadline) {
+			sst, _ := s.sh.Stats(s.exp.ID)
+			t.Fatalf("after %d requests: %v judged users in period %d; replay %+v", i, cand.N, st.Period, sst)
+		}
+		if _, err := s.ask(client, fmt.Sprintf("ramp%d", i), i%2 == 1); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkShadowLatency: a user's request through the gateway with the

@@ -93,6 +93,14 @@ type Shadow struct {
 	// QueueSize bounds replays waiting for the candidate and the judge;
 	// beyond it, replays are dropped and counted (default 256).
 	QueueSize int `yaml:"queue_size"`
+	// LivePercent of units (by their own unit hash) whose requests a
+	// candidate serves during the ramp steps are judged live: the
+	// request is replayed to the base after the candidate's answer went
+	// to the client, and the verdict is the user's judge_score on the
+	// serving candidate (0..100, default 0: no live judge). Requests
+	// the base serves are not judged. MaxPerUser caps each user per
+	// period (each ramp step is one).
+	LivePercent float64 `yaml:"live_percent"`
 }
 
 // Judge and shadow defaults (see docs/config.md).
@@ -176,6 +184,9 @@ func (v *cfgValidator) judge(e *Experiment, p string, ups []Upstream) {
 		}
 		if s.QueueSize < 1 {
 			v.add(sp+".queue_size", "must be at least 1")
+		}
+		if !(s.LivePercent >= 0 && s.LivePercent <= 100) || !cfgTwoDecimals(s.LivePercent) {
+			v.add(sp+".live_percent", "must be a percentage between 0 and 100 in steps of 0.01")
 		}
 	}
 	j := e.Judge

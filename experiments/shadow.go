@@ -65,8 +65,15 @@ func ShadowVoteID(period int) string {
 // to the shadow replay after the answer went to the client: the request
 // body as the client sent it and the answer as the client got it (raw:
 // an SSE stream when Stream). The replay keeps it only in memory.
+//
+// During a ramp step (Shadow.LivePercent) it is a request a candidate
+// answered instead: Variant is that candidate, and the replay goes to
+// the base.
 type ShadowSample struct {
 	Experiment string
+	// Variant served the answer: 0 in the shadow stage, the candidate
+	// for a live judgment during a ramp step.
+	Variant int
 	// Period is the data period of the allocation it was served under:
 	// the judge's verdicts are recorded in it.
 	Period int

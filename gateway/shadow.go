@@ -11,17 +11,20 @@ import (
 // This file is the gateway's side of the shadow stage (issue 14): for an
 // experiment whose allocation is in shadow, a sampled request's body and
 // the base's answer are copied, after the answer went to the client, and
-// offered to the replay (package shadow) without blocking. Nothing here
-// runs for an experiment that is not in shadow, and nothing changes what
-// the client gets.
+// offered to the replay (package shadow) without blocking. During a ramp
+// step, a request a candidate serves may be offered the same way for the
+// live judge (shadow.live_percent): the replay then asks the base.
+// Nothing changes what the client gets.
 
 // Shadower is the shadow replay, as the gateway sees it.
 type Shadower interface {
 	// Sample reports whether the request of unit, with headers hdr, to
 	// experiment (allocation salt) is to be replayed: the unit's shadow
-	// hash is within the stage's share and the request does not carry
-	// the private header. It runs on the request path: fast, no I/O.
-	Sample(experiment, salt, unit string, hdr http.Header) bool
+	// hash is within the stage's share (live: a candidate serves it
+	// during a ramp step, and the live judge's share) and the request
+	// does not carry the private header. It runs on the request path:
+	// fast, no I/O.
+	Sample(experiment, salt, unit string, live bool, hdr http.Header) bool
 	// Offer hands a sample to the replay without blocking; it returns
 	// false when the sample was dropped (queue full, user capped).
 	Offer(experiments.ShadowSample) bool
@@ -47,9 +50,11 @@ type answerTap struct {
 }
 
 // shadowTap returns a tap when the request is to be replayed: the
-// experiment's allocation is in shadow and the shadower samples it.
-func (h *Handler) shadowTap(a *experiments.Allocation, exp, unit string, r *http.Request) *answerTap {
-	if h.shadow == nil || !a.Shadow || unit == "" || !h.shadow.Sample(exp, a.Salt, unit, r.Header) {
+// experiment's allocation is in shadow, or splits traffic (a ramp step)
+// and candidate v serves the request, and the shadower samples it.
+func (h *Handler) shadowTap(a *experiments.Allocation, exp, unit string, v int, r *http.Request) *answerTap {
+	live := !a.Shadow && a.Serve < 0 && v > 0
+	if h.shadow == nil || !(a.Shadow || live) || unit == "" || !h.shadow.Sample(exp, a.Salt, unit, live, r.Header) {
 		return nil
 	}
 	return &answerTap{}
@@ -90,7 +95,7 @@ func (h *Handler) offerShadow(x *exchange, key experiments.UnitKey) {
 		return
 	}
 	h.shadow.Offer(experiments.ShadowSample{
-		Experiment: x.exp.id, Period: x.period, Unit: key, Path: x.in.URL.Path,
+		Experiment: x.exp.id, Variant: x.serving.idx, Period: x.period, Unit: key, Path: x.in.URL.Path,
 		Body: bytes.Clone(x.body), Answer: t.buf, Stream: m.stream, At: x.start,
 	})
 }

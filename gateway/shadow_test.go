@@ -19,7 +19,7 @@ type stubShadower struct {
 	keep bool
 }
 
-func (s *stubShadower) Sample(_, _, _ string, hdr http.Header) bool {
+func (s *stubShadower) Sample(_, _, _ string, _ bool, hdr http.Header) bool {
 	_, private := hdr["X-Abgate-Private"]
 	return !private
 }
@@ -91,6 +91,38 @@ func TestShadowOffer(t *testing.T) {
 	send(false)
 	if len(sh.got) != 1 {
 		t.Fatal("offered a sample of an experiment not in shadow")
+	}
+}
+
+// TestShadowOfferLive: during a ramp step (the allocation splits
+// traffic), a request the candidate serves is offered for the live judge
+// with its variant; one the base serves is not.
+func TestShadowOfferLive(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(reply)
+	}))
+	t.Cleanup(up.Close)
+	sh := &stubShadower{keep: true}
+	h := shadowHandler(t, up.URL, sh)
+	a := testConfig(up.URL, up.URL).Experiments[0].Allocation()
+	a.Serve, a.Shadow = -1, false
+	a.Allowlist = map[string]int{"user-cand": 1, "user-base": 0}
+	if err := h.SetAllocation(testExp, a); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"user-cand", "user-base"} {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"`+testAlias+`","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("X-User-ID", u)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", u, w.Code, w.Body)
+		}
+	}
+	if len(sh.got) != 1 || sh.got[0].Variant != 1 || !bytes.Equal(sh.got[0].Answer, reply) {
+		t.Fatalf("offered %+v, want the candidate's request only, as variant 1", sh.got)
 	}
 }
 

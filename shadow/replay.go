@@ -273,7 +273,8 @@ type Stats struct {
 	JudgeRefused int64 `json:"judge_refused"`
 	JudgeFailed  int64 `json:"judge_failed"`
 	RecordFailed int64 `json:"record_failed"`
-	// ReplayCost is the candidates' replays at their prices; JudgeCost
+	// ReplayCost is the replays at the replayed variant's prices (the
+	// base's for live judgments during a ramp step); JudgeCost
 	// the judge's calls at the judge's prices.
 	ReplayPromptTokens     int64       `json:"replay_prompt_tokens"`
 	ReplayCompletionTokens int64       `json:"replay_completion_tokens"`

@@ -88,6 +88,7 @@ type lane struct {
 	judge  *judge.Judge
 	q      chan experiments.ShadowSample
 	shareB uint16 // of experiments.Buckets
+	liveB  uint16 // the live judge's share during ramp steps
 	header string
 	st     *counters
 	cancel context.CancelFunc
@@ -173,6 +174,7 @@ func (s *Service) newLane(e *experiments.Experiment, cfg *experiments.Config, up
 		exp: *e, ups: ups, unitF: cfg.Server.UnitBodyField, judge: j,
 		q:      make(chan experiments.ShadowSample, max(e.Shadow.QueueSize, 1)),
 		shareB: uint16(e.Shadow.Percent * experiments.Buckets / 100),
+		liveB:  uint16(e.Shadow.LivePercent * experiments.Buckets / 100),
 		header: e.Judge.PrivateHeader, st: st, cancel: cancel,
 		judged: map[capKey]int{},
 	}
@@ -207,16 +209,20 @@ func (s *Service) Close() {
 }
 
 // Sample implements gateway.Shadower: the unit's shadow hash,
-// experiments.Bucket(salt, "shadow", unit), is below the stage's share,
+// experiments.Bucket(salt, "shadow", unit), is below the stage's share
+// (live, during a ramp step: its "judge-live" hash below live_percent),
 // and the request does not carry the private header.
-func (s *Service) Sample(experiment, salt, unit string, hdr http.Header) bool {
+func (s *Service) Sample(experiment, salt, unit string, live bool, hdr http.Header) bool {
 	l := (*s.lanes.Load())[experiment]
-	if l == nil || unit == "" {
+	if l == nil || unit == "" || (live && l.liveB == 0) {
 		return false
 	}
 	if _, private := hdr[l.header]; private {
 		l.st.private.Add(1)
 		return false
+	}
+	if live {
+		return experiments.Bucket(salt, "judge-live", unit) < l.liveB
 	}
 	return experiments.Bucket(salt, "shadow", unit) < l.shareB
 }
@@ -277,15 +283,20 @@ func (s *Service) work(ctx context.Context, l *lane) {
 	}
 }
 
-// one replays a sample to every candidate and records the verdicts; it
-// reports whether any verdict was recorded.
+// one replays a sample to every candidate (a live sample, which a
+// candidate answered: to the base) and records the verdicts; it reports
+// whether any verdict was recorded.
 func (s *Service) one(ctx context.Context, l *lane, smp experiments.ShadowSample) bool {
 	prompt, ok := promptText(smp.Body)
-	base, ok2 := answerText(smp.Answer, smp.Stream)
-	if !ok || !ok2 || base == "" {
+	served, ok2 := answerText(smp.Answer, smp.Stream)
+	if !ok || !ok2 || served == "" || smp.Variant < 0 || smp.Variant >= len(l.exp.Variants) {
 		l.st.skipped.Add(1)
 		return false
 	}
+	if smp.Variant > 0 {
+		return s.live(ctx, l, smp, prompt, served)
+	}
+	base := served
 	recorded := false
 	for v := 1; v < len(l.exp.Variants); v++ {
 		cand, err := s.replay(ctx, l, v, smp)
@@ -297,20 +308,43 @@ func (s *Service) one(ctx context.Context, l *lane, smp experiments.ShadowSample
 			continue
 		}
 		l.st.replayed.Add(1)
-		verdict, err := l.judge.Compare(ctx, prompt, cand, base)
-		if err != nil {
-			if errors.Is(err, judge.ErrBusy) || errors.Is(err, judge.ErrRateLimited) || errors.Is(err, judge.ErrBudget) {
-				l.st.judgeRefused.Add(1)
-			} else {
-				l.st.judgeFailed.Add(1)
-			}
-			continue
-		}
-		if s.record(l, v, smp, prompt, base, cand, verdict) {
+		verdict, ok := s.compare(ctx, l, prompt, cand, base)
+		if ok && s.record(l, v, smp, prompt, base, cand, verdict) {
 			recorded = true
 		}
 	}
 	return recorded
+}
+
+// live judges a request candidate smp.Variant served during a ramp step
+// against the base's answer to the same request, replayed now, and
+// records the verdict on the serving candidate.
+func (s *Service) live(ctx context.Context, l *lane, smp experiments.ShadowSample, prompt, cand string) bool {
+	base, err := s.replay(ctx, l, 0, smp)
+	if err != nil {
+		l.st.replayFailed.Add(1)
+		if ctx.Err() == nil {
+			s.log.Debug("shadow: live replay to the base failed", "experiment", l.exp.ID, "err", err)
+		}
+		return false
+	}
+	l.st.replayed.Add(1)
+	verdict, ok := s.compare(ctx, l, prompt, cand, base)
+	return ok && s.record(l, smp.Variant, smp, prompt, base, cand, verdict)
+}
+
+// compare asks the judge, counting refusals and failures.
+func (s *Service) compare(ctx context.Context, l *lane, prompt, cand, base string) (judge.Verdict, bool) {
+	verdict, err := l.judge.Compare(ctx, prompt, cand, base)
+	if err != nil {
+		if errors.Is(err, judge.ErrBusy) || errors.Is(err, judge.ErrRateLimited) || errors.Is(err, judge.ErrBudget) {
+			l.st.judgeRefused.Add(1)
+		} else {
+			l.st.judgeFailed.Add(1)
+		}
+		return judge.Verdict{}, false
+	}
+	return verdict, true
 }
 
 // record writes one verdict as the user's judge feedback on candidate v.

@@ -65,3 +65,20 @@ func (s reportSource) Transitions(ctx context.Context, id string) ([]api.ReportT
 	}
 	return api.ReportTransitions(ts), nil
 }
+
+// shadowSpend adapts the shadow replay's counts to the reports' judge
+// section (api.WithReportsShadow).
+func (a *app) shadowSpend(exp string) (api.ShadowSpend, bool) {
+	if a.shadow == nil {
+		return api.ShadowSpend{}, false
+	}
+	st, ok := a.shadow.Stats(exp)
+	if !ok {
+		return api.ShadowSpend{}, false
+	}
+	return api.ShadowSpend{
+		Replayed: st.Replayed, Judged: st.Judged,
+		Dropped:    st.DroppedFull + st.ReplayFailed + st.JudgeFailed + st.RecordFailed,
+		ReplayCost: st.ReplayCost, JudgeCost: st.JudgeCost,
+	}, true
+}

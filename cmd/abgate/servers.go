@@ -204,7 +204,7 @@ func (a *app) registerAPI(r *gin.Engine) {
 	r.GET("/api/v1/recorder", a.tokens.RequireRead(), func(c *gin.Context) {
 		c.JSON(http.StatusOK, a.recorder.Stats())
 	})
-	ropts := []api.ReportsOption{api.WithReportsIntegrity(integrity{a})}
+	ropts := []api.ReportsOption{api.WithReportsIntegrity(integrity{a}), api.WithReportsShadow(a.shadowSpend)}
 	if a.drift != nil {
 		ropts = append(ropts, api.WithReportsDrift(a.drift))
 	}
