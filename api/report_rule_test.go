@@ -1,0 +1,26 @@
+package api
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abgate/abgate/stats"
+)
+
+// TestRuleNamedInVerdict: a trade-off rule's promotion is named in the
+// verdict sentence (issue 15). The fine-tune is better on thumbs at
+// twice the cost, within a budget of +150%.
+func TestRuleNamedInVerdict(t *testing.T) {
+	t.Parallel()
+	exp := reportExperiment()
+	exp.Rollout.Rule, exp.Rollout.CostMargin = string(stats.QualityWithinBudgetRule), 1.5
+	now := reportT0.Add(72*time.Hour + 5*time.Minute)
+	r := moneyReport(t, exp, []arm{{thumbs: 0.55, latencyMS: 820, errRate: 0.004}, {thumbs: 0.585, latencyMS: 790, errRate: 0.004, costMul: 2}}, 72, now)
+	if r.Verdict.Kind != VerdictPromote {
+		t.Fatalf("verdict %s: %s", r.Verdict.Kind, r.Verdict.Sentence)
+	}
+	if want := "the quality_within_budget rule promotes it"; !strings.Contains(r.Verdict.Sentence, want) {
+		t.Errorf("verdict lacks %q:\n%s", want, r.Verdict.Sentence)
+	}
+}
