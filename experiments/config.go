@@ -373,6 +373,10 @@ type Variant struct {
 	// Prices per 1,000 tokens, in any currency, for the cost metric.
 	PromptPrice     float64 `yaml:"prompt_price_per_1k"`
 	CompletionPrice float64 `yaml:"completion_price_per_1k"`
+	// CachedPromptPrice prices the prompt tokens the upstream served from
+	// its prompt cache (Outcome.CachedTokens); the rest are priced at
+	// PromptPrice. Nil: PromptPrice (no discount).
+	CachedPromptPrice *float64 `yaml:"cached_prompt_price_per_1k"`
 }
 
 // MetricKind is the type of a custom feedback metric.
