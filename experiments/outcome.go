@@ -46,7 +46,7 @@ type Outcome struct {
 	// (issue "Decision integrity"). The zero value means known, so
 	// Outcomes built before this field existed keep their meaning. It
 	// sits with the other bools, in what would be padding.
-	UsageMissing     bool
+	UsageMissing bool
 	PromptTokens int
 	// CachedTokens is the part of PromptTokens the upstream served from
 	// its prompt cache (usage.prompt_tokens_details.cached_tokens, or

@@ -70,7 +70,7 @@ type bodyMeter struct {
 	closed    bool
 
 	prompt, completion int
-	cached             int // prompt tokens served from the upstream's cache
+	cached             int  // prompt tokens served from the upstream's cache
 	usage              bool // the upstream reported usage
 
 	// buf is pooled (getMeterBuf), nil when nothing is kept: the JSON

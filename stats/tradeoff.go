@@ -23,7 +23,7 @@ const (
 )
 
 // Role of the cost metric's MetricResult under a trade-off rule.
-const RoleCost = "cost"
+const RoleCost = "rule_cost"
 
 // ReasonRulePromote: a trade-off rule promoted the winner.
 const ReasonRulePromote ReasonCode = "rule_promote"
