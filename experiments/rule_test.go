@@ -100,3 +100,18 @@ func TestRuleValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheHitRatioGuardrail: cache_hit_ratio is a higher-is-better
+// ratio in [0, 1], usable as a guardrail (issue 15).
+func TestCacheHitRatioGuardrail(t *testing.T) {
+	t.Parallel()
+	cfg, err := experiments.Parse([]byte(ruleConfig("", "{guardrails: [{metric: cache_hit_ratio, margin: 0.05}]}")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Experiments[0].Policy(-1)
+	g := p.Guardrails[0]
+	if g.Name != experiments.MetricCacheHitRatio || g.Kind != stats.Ratio || g.Better != stats.HigherIsBetter || g.Bounds == nil || *g.Bounds != (stats.Bounds{Lo: 0, Hi: 1}) {
+		t.Errorf("guardrail %+v", g)
+	}
+}
