@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"io"
 	"math"
 	"net/http"
@@ -70,3 +71,48 @@ func TestVariantCost(t *testing.T) {
 }
 
 func ptr(x float64) *float64 { return &x }
+
+// TestMeterSSECached: a chat stream's usage-only chunk carries the cached
+// tokens too (the strip path's usageFields, whatever the read split).
+func TestMeterSSECached(t *testing.T) {
+	t.Parallel()
+	stream := "data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}]}\n\n" +
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":4,\"prompt_tokens_details\":{\"cached_tokens\":16}}}\n\n" +
+		"data: [DONE]\n\n"
+	for i := 0; i <= len(stream); i++ {
+		var m bodyMeter
+		m.stream = true
+		m.sse([]byte(stream[:i]))
+		m.sse([]byte(stream[i:]))
+		if m.prompt != 30 || m.cached != 16 {
+			t.Fatalf("split at %d: prompt %d cached %d", i, m.prompt, m.cached)
+		}
+		m.Close()
+	}
+}
+
+// FuzzParseUsageCached: usage objects written by encoding/json, in
+// either API's shape, parse back to the same counts, cached included.
+func FuzzParseUsageCached(f *testing.F) {
+	f.Add(uint32(1000), uint32(10), uint32(800), true, false)
+	f.Add(uint32(0), uint32(0), uint32(0), false, true)
+	f.Fuzz(func(t *testing.T, prompt, completion, cached uint32, responses, wrap bool) {
+		in, out, details := "prompt_tokens", "completion_tokens", "prompt_tokens_details"
+		if responses {
+			in, out, details = "input_tokens", "output_tokens", "input_tokens_details"
+		}
+		u := map[string]any{in: prompt, out: completion, details: map[string]any{"cached_tokens": cached, "audio_tokens": 0}}
+		var doc any = map[string]any{"id": "x", "usage": u}
+		if wrap {
+			doc = map[string]any{"type": "response.completed", "response": doc}
+		}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := parseUsage(b)
+		if !ok || got != (tokenUsage{prompt: int(prompt), completion: int(completion), cached: int(cached)}) {
+			t.Fatalf("%s: got %+v ok %v", b, got, ok)
+		}
+	})
+}
