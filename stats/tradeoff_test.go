@@ -225,3 +225,25 @@ func FuzzDecideTradeOff(f *testing.F) {
 		}
 	})
 }
+
+// TestDecideTradeOffWinner: among candidates the rule promotes, the
+// winner is the one with the largest improvement the rule is after.
+func TestDecideTradeOffWinner(t *testing.T) {
+	t.Parallel()
+	const n = 20000
+	in := Input{Users: []float64{n, n, n}, Metrics: map[string][]Summary{
+		// Candidate 1 has the better quality, candidate 2 the larger saving.
+		"quality": {meanSummary(n, 0.7, 0.4), meanSummary(n, 0.75, 0.4), meanSummary(n, 0.7, 0.4)},
+		"cost":    {meanSummary(n, 1, 0.5), meanSummary(n, 0.9, 0.5), meanSummary(n, 0.7, 0.5)},
+		"error":   {meanSummary(n, 0.01, 0.1), meanSummary(n, 0.01, 0.1), meanSummary(n, 0.01, 0.1)},
+	}}
+	d := Decide(in, tradeOffPolicy(CostSavingRule))
+	if d.Verdict != Promote || *d.Winner != 2 {
+		t.Errorf("cost_saving: verdict %s winner %v, want promote 2", d.Verdict, d.Winner)
+	}
+	p := tradeOffPolicy(QualityWithinBudgetRule)
+	d = Decide(in, p)
+	if d.Verdict != Promote || *d.Winner != 1 {
+		t.Errorf("quality_within_budget: verdict %s winner %v, want promote 1", d.Verdict, d.Winner)
+	}
+}
