@@ -641,6 +641,10 @@ func (a *analysis) metrics(st map[experiments.VariantMetric]experiments.Summary,
 							row.Status = RowBetter
 						case mr.Worse:
 							row.Status = RowWorse
+						case mr.NonInferior: // cost_saving judges quality by non-inferiority (issue 15)
+							row.Status = RowNonInferior
+						case mr.Harmful:
+							row.Status = RowHarmful
 						default:
 							row.Status = RowInconclusive
 						}

@@ -177,6 +177,10 @@ func (a *analysis) decisionVerdict(r *Report, in stats.Input, st map[experiments
 	case stats.Promote:
 		v.Kind, v.Recommendation = VerdictPromote, "promote"
 		v.Sentence = capitalize(liftPhrase(*d.Winner, false)) + "; guardrails hold; recommendation: promote."
+		if d.Rule != stats.PrimaryRule { // the trade-off rule that promoted (issue 15)
+			v.Sentence = fmt.Sprintf("%s; guardrails hold; the %s rule promotes it (%s); recommendation: promote.",
+				capitalize(liftPhrase(*d.Winner, false)), d.Rule, d.Rule.Summary())
+		}
 	case stats.StopFutility:
 		v.Kind, v.Recommendation = VerdictFutility, "stop and keep the base model"
 		v.Sentence = fmt.Sprintf("No clear difference after the maximum of %s users per variant: %s; recommendation: stop and keep the base model.",

@@ -118,6 +118,19 @@ type Rollout struct {
 	// calls made on a handful of events. Note that a metric with no
 	// events at all (an error-free pair) then never clears.
 	MinEvents float64 `yaml:"min_events"`
+	// Rule replaces the promote rule of the full decision (issue 15):
+	// "cost_saving" promotes when the primary (quality) is non-inferior
+	// within QualityMargin and CostMetric is significantly lower;
+	// "quality_within_budget" when the primary is significantly better
+	// and CostMetric is non-inferior within CostMargin. Empty: the primary
+	// must be better. Both margins are relative (0.02 = 2%), as both
+	// metrics are judged on their relative lift. CostMetric defaults to
+	// cost_per_success with a success signal, else cost
+	// (Experiment.RuleCostMetric).
+	Rule          string  `yaml:"rule"`
+	QualityMargin float64 `yaml:"quality_margin"`
+	CostMetric    string  `yaml:"cost_metric"`
+	CostMargin    float64 `yaml:"cost_margin"`
 	// Manual, when true, makes the controller record its recommendation
 	// without acting on it.
 	Manual bool `yaml:"manual"`
@@ -360,6 +373,10 @@ type Variant struct {
 	// Prices per 1,000 tokens, in any currency, for the cost metric.
 	PromptPrice     float64 `yaml:"prompt_price_per_1k"`
 	CompletionPrice float64 `yaml:"completion_price_per_1k"`
+	// CachedPromptPrice prices the prompt tokens the upstream served from
+	// its prompt cache (Outcome.CachedTokens); the rest are priced at
+	// PromptPrice. Nil: PromptPrice (no discount).
+	CachedPromptPrice *float64 `yaml:"cached_prompt_price_per_1k"`
 }
 
 // MetricKind is the type of a custom feedback metric.

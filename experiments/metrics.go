@@ -52,6 +52,13 @@ const (
 	// The recorder derives it from outcomes (cost) and feedback
 	// (successes) of experiments that declare a success signal.
 	MetricCostPerSuccess = "cost_per_success"
+	// MetricCacheHitRatio is the share of prompt tokens the upstream
+	// served from its prompt cache (issue 15): per user x = cached prompt
+	// tokens (Outcome.CachedTokens), y = prompt tokens, analysed as the
+	// ratio Σx/Σy. Higher is better (cached tokens are cheaper and
+	// faster); usable as an optional guardrail. The recorder derives it
+	// from outcomes with known usage and a prompt.
+	MetricCacheHitRatio = "cache_hit_ratio"
 	// MetricJudgeScore is the LLM judge's preference for a candidate's
 	// answer over the base's to the same prompt: 1 win, ½ tie, 0 loss (the
 	// mean of the two verdicts when both orders were asked). Recorded on
@@ -191,6 +198,8 @@ var builtinMetrics = [...]MetricInfo{
 
 	{Name: MetricCostPerSuccess, Source: SourceDerived, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
 		Min: 0, Max: inf, Unit: UnitCost, Label: "cost per success", Noun: "cost per successful outcome"},
+	{Name: MetricCacheHitRatio, Source: SourceDerived, Kind: MetricContinuous, Estimator: stats.Ratio, Better: HigherIsBetter,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "prompt cache hit ratio", Noun: "prompt cache hit ratio"},
 	{Name: MetricJudgeScore, Source: SourceJudge, Kind: MetricContinuous, Estimator: stats.Ratio, Better: HigherIsBetter,
 		Min: 0, Max: 1, Unit: UnitRate, Label: "judge win rate (ties half)", Noun: "judge win rate"},
 	{Name: MetricJudgeFirst, Source: SourceJudge, Kind: MetricContinuous, Estimator: stats.Ratio, Better: NoDirection,

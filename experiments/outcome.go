@@ -22,7 +22,7 @@ type Outcome struct {
 	Analysed bool
 	// Segments is the request's value in each of the experiment's
 	// segment dimensions (issue #7). It sits after Analysed, in what
-	// would be padding, so an Outcome stays 144 bytes.
+	// would be padding, so it costs no bytes.
 	Segments SegmentValues
 	At       time.Time // when the request arrived
 
@@ -46,8 +46,13 @@ type Outcome struct {
 	// (issue "Decision integrity"). The zero value means known, so
 	// Outcomes built before this field existed keep their meaning. It
 	// sits with the other bools, in what would be padding.
-	UsageMissing     bool
-	PromptTokens     int
+	UsageMissing bool
+	PromptTokens int
+	// CachedTokens is the part of PromptTokens the upstream served from
+	// its prompt cache (usage.prompt_tokens_details.cached_tokens, or
+	// input_tokens_details for the Responses API; 0 when not reported),
+	// priced at the variant's cached prompt price.
+	CachedTokens     int
 	CompletionTokens int
 	Cost             float64 // from the variant's prices
 }

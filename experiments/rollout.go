@@ -175,6 +175,10 @@ func (e *Experiment) Policy(step int) stats.Policy {
 		if step >= 0 && step < len(RolloutSteps(e))-1 {
 			p.Mode = stats.RampMode
 		}
+		if r.Rule != "" {
+			p.Rule, p.QualityMargin, p.CostMargin = stats.Rule(r.Rule), r.QualityMargin, r.CostMargin
+			p.CostMetric = MetricSpec(e, e.RuleCostMetric(), true)
+		}
 	}
 	for _, g := range gs {
 		p.Guardrails = append(p.Guardrails, stats.Guardrail{Metric: MetricSpec(e, g.Metric, g.Relative), Margin: g.Margin})
@@ -210,6 +214,9 @@ func RolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) s
 	}
 	if p.Mode != stats.RampMode {
 		add(p.Primary.Name)
+		if p.Rule != stats.PrimaryRule {
+			add(p.CostMetric.Name)
+		}
 	}
 	for _, g := range p.Guardrails {
 		add(g.Name)
@@ -289,6 +296,7 @@ func validateRollout(e *Experiment, path string) []FieldError {
 			add(f.field, "must be a finite number >= 0 (0: default)")
 		}
 	}
+	errs = append(errs, validateRule(e, path)...)
 	if r.MaxUsers < 0 || (r.MaxUsers > 0 && r.MaxUsers < r.MinUsers) {
 		add(".max_users", "must be 0 (unbounded) or at least min_users")
 	}

@@ -522,6 +522,9 @@ func (v *cfgValidator) experiment(e *Experiment, p string, upstreams map[string]
 		}
 		v.price(vp+".prompt_price_per_1k", vr.PromptPrice)
 		v.price(vp+".completion_price_per_1k", vr.CompletionPrice)
+		if vr.CachedPromptPrice != nil {
+			v.price(vp+".cached_prompt_price_per_1k", *vr.CachedPromptPrice)
+		}
 	}
 
 	metrics := make(map[string]int, len(e.Metrics))

@@ -70,6 +70,7 @@ type bodyMeter struct {
 	closed    bool
 
 	prompt, completion int
+	cached             int  // prompt tokens served from the upstream's cache
 	usage              bool // the upstream reported usage
 
 	// buf is pooled (getMeterBuf), nil when nothing is kept: the JSON
@@ -312,8 +313,8 @@ func (m *bodyMeter) decide(buf []byte) {
 		if usage > 0 { // one scan finds the member and reads it
 			u := objScanner{b: l, i: usage}
 			if u.open() {
-				if p, c, ok := usageFields(&u); ok {
-					m.prompt, m.completion, m.usage = p, c, true
+				if tu, ok := usageFields(&u); ok {
+					m.prompt, m.completion, m.cached, m.usage = tu.prompt, tu.completion, tu.cached, true
 				}
 			}
 		}
@@ -566,8 +567,8 @@ func (m *bodyMeter) event(l []byte) (d []byte, ok bool) {
 }
 
 func (m *bodyMeter) parseUsage(b []byte) {
-	if p, c, ok := parseUsage(b); ok {
-		m.prompt, m.completion, m.usage = p, c, true
+	if tu, ok := parseUsage(b); ok {
+		m.prompt, m.completion, m.cached, m.usage = tu.prompt, tu.completion, tu.cached, true
 	}
 }
 

@@ -690,7 +690,7 @@ func hex4(b []byte) (rune, bool) {
 // Responses API names (input_tokens, output_tokens). A raw `"usage"`
 // followed by ':' can't occur inside a JSON string (its quotes would be
 // escaped), so searching bytes is safe enough for a measurement.
-func parseUsage(b []byte) (prompt, completion int, ok bool) {
+func parseUsage(b []byte) (u tokenUsage, ok bool) {
 	i := bytes.LastIndex(b, []byte(`"usage"`))
 	for i >= 0 {
 		s := objScanner{b: b, i: i + len(`"usage"`)}
@@ -703,22 +703,44 @@ func parseUsage(b []byte) (prompt, completion int, ok bool) {
 		}
 		i = bytes.LastIndex(b[:i], []byte(`"usage"`))
 	}
-	return 0, 0, false
+	return tokenUsage{}, false
 }
 
-func usageFields(s *objScanner) (prompt, completion int, ok bool) {
+// tokenUsage is what a response's "usage" object reports.
+type tokenUsage struct {
+	prompt, completion int
+	// cached is prompt_tokens_details.cached_tokens (chat completions)
+	// or input_tokens_details.cached_tokens (Responses API): the prompt
+	// tokens served from the upstream's prompt cache.
+	cached int
+}
+
+func usageFields(s *objScanner) (u tokenUsage, ok bool) {
 	for {
 		key, _, vs, ve, more := s.next()
 		if !more {
-			return prompt, completion, ok
+			return u, ok
 		}
 		switch string(key) {
 		case "prompt_tokens", "input_tokens":
-			prompt = atoi(s.b[vs:ve])
+			u.prompt = atoi(s.b[vs:ve])
 			ok = true
 		case "completion_tokens", "output_tokens":
-			completion = atoi(s.b[vs:ve])
+			u.completion = atoi(s.b[vs:ve])
 			ok = true
+		case "prompt_tokens_details", "input_tokens_details":
+			d := objScanner{b: s.b[vs:ve]}
+			if d.open() {
+				for {
+					k, _, dvs, dve, more := d.next()
+					if !more {
+						break
+					}
+					if string(k) == "cached_tokens" {
+						u.cached = atoi(d.b[dvs:dve])
+					}
+				}
+			}
 		}
 	}
 }

@@ -86,20 +86,27 @@ func TestParseUsage(t *testing.T) {
 		body       string
 		prompt     int
 		completion int
+		cached     int
 		ok         bool
 	}{
-		{"chat", `{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":3}}}`, 10, 5, true},
-		{"responses", `{"response":{"usage":{"input_tokens":7,"output_tokens":9,"output_tokens_details":{"reasoning_tokens":2}}}}`, 7, 9, true},
-		{"null", `{"usage":null}`, 0, 0, false},
-		{"last wins", `{"a":{"usage":{"prompt_tokens":1}},"usage":{"prompt_tokens":2,"completion_tokens":3}}`, 2, 3, true},
-		{"none", `{"choices":[{"message":{"content":"the \"usage\": {\"prompt_tokens\":9}"}}]}`, 0, 0, false},
-		{"truncated head", `ns":4},"usage":{"prompt_tokens":4,"completion_tokens":1}}`, 4, 1, true},
+		{"chat", `{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":3}}}`, 10, 5, 3, true},
+		{"chat, details first", `{"usage":{"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":1024},"prompt_tokens":2000,"completion_tokens":5}}`, 2000, 5, 1024, true},
+		{"responses", `{"response":{"usage":{"input_tokens":7,"output_tokens":9,"output_tokens_details":{"reasoning_tokens":2}}}}`, 7, 9, 0, true},
+		{"responses, cached", `{"response":{"usage":{"input_tokens":700,"input_tokens_details":{"cached_tokens":512},"output_tokens":9}}}`, 700, 9, 512, true},
+		{"completion details are not cached", `{"usage":{"prompt_tokens":8,"completion_tokens_details":{"cached_tokens":5}}}`, 8, 0, 0, true},
+		{"null details", `{"usage":{"prompt_tokens":8,"prompt_tokens_details":null}}`, 8, 0, 0, true},
+		{"bad cached", `{"usage":{"prompt_tokens":8,"prompt_tokens_details":{"cached_tokens":-3}}}`, 8, 0, 0, true},
+		{"null", `{"usage":null}`, 0, 0, 0, false},
+		{"last wins", `{"a":{"usage":{"prompt_tokens":1}},"usage":{"prompt_tokens":2,"completion_tokens":3}}`, 2, 3, 0, true},
+		{"none", `{"choices":[{"message":{"content":"the \"usage\": {\"prompt_tokens\":9}"}}]}`, 0, 0, 0, false},
+		{"truncated head", `ns":4},"usage":{"prompt_tokens":4,"completion_tokens":1}}`, 4, 1, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, c, ok := parseUsage([]byte(tc.body))
+			u, ok := parseUsage([]byte(tc.body))
 			mustEqual(t, "ok", ok, tc.ok)
-			mustEqual(t, "prompt", p, tc.prompt)
-			mustEqual(t, "completion", c, tc.completion)
+			mustEqual(t, "prompt", u.prompt, tc.prompt)
+			mustEqual(t, "completion", u.completion, tc.completion)
+			mustEqual(t, "cached", u.cached, tc.cached)
 		})
 	}
 }

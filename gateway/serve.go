@@ -318,6 +318,7 @@ func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, k
 		Error:            x.failed || x.status >= 500,
 		Fallback:         x.fallback,
 		PromptTokens:     m.prompt,
+		CachedTokens:     min(m.cached, m.prompt),
 		CompletionTokens: m.completion,
 		Segments:         x.segs,
 	}
@@ -331,7 +332,7 @@ func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, k
 	o.UsageMissing = !m.usage && x.status >= 200 && x.status < 300
 	// Cost at the prices of the variant that actually served: on a
 	// fallback that is the base, and the candidate's arm really paid it.
-	o.Cost = (float64(m.prompt)*x.serving.promptPrice + float64(m.completion)*x.serving.completionPrice) / 1000
+	o.Cost = x.serving.cost(m.prompt, m.cached, m.completion)
 	h.rec.Observe(o)
 }
 

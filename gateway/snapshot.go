@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +61,7 @@ type variant struct {
 	model           []byte // the real model name as a JSON string, quotes included
 	up              *upstream
 	promptPrice     float64
+	cachedPrice     float64 // cached prompt tokens: the variant's cached price, else promptPrice
 	completionPrice float64
 	hdr             []string // X-Abgate-Variant value, shared (cap 1)
 }
@@ -178,6 +180,7 @@ func (h *Handler) build(cfg *experiments.Config, old *snapshot) (*snapshot, erro
 				model:           model,
 				up:              up,
 				promptPrice:     v.PromptPrice,
+				cachedPrice:     *cmp.Or(v.CachedPromptPrice, &v.PromptPrice),
 				completionPrice: v.CompletionPrice,
 				hdr:             []string{v.Name},
 			})
@@ -349,4 +352,12 @@ func newTransport(k transportKey) *http.Transport {
 		ForceAttemptHTTP2:     true,
 		DisableCompression:    true,
 	}
+}
+
+// cost prices a request's usage at the variant's prices per 1,000
+// tokens: cached prompt tokens (at most the prompt's) at the cached
+// price, the rest of the prompt at the prompt price (issue 15).
+func (v *variant) cost(prompt, cached, completion int) float64 {
+	cached = min(max(cached, 0), prompt)
+	return (float64(prompt-cached)*v.promptPrice + float64(cached)*v.cachedPrice + float64(completion)*v.completionPrice) / 1000
 }

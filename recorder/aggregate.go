@@ -137,6 +137,10 @@ func (a *aggregate) addOutcome(o *experiments.Outcome, now experiments.Hour, cap
 	if !o.UsageMissing && a.successSignal(o.Experiment) != nil {
 		u.addFB(experiments.MetricCostPerSuccess, o.Cost, 0)
 	}
+	// Cache hit ratio: cached prompt tokens over prompt tokens (issue 15).
+	if !o.UsageMissing && o.PromptTokens > 0 {
+		u.addFB(experiments.MetricCacheHitRatio, float64(min(max(o.CachedTokens, 0), o.PromptTokens)), float64(o.PromptTokens))
+	}
 }
 
 // successSignal is the experiment's cost-per-success config, or nil.

@@ -66,6 +66,7 @@ func TestRecorderExact(t *testing.T) {
 					At: at, Latency: time.Duration(r.IntN(5000)) * time.Millisecond, TTFB: time.Duration(r.IntN(300)+1) * time.Millisecond,
 					Error: r.IntN(20) == 0, PromptTokens: r.IntN(1000), CompletionTokens: r.IntN(500),
 				}
+				o.CachedTokens = o.PromptTokens / 3
 				rec.Observe(o)
 				if !o.Analysed {
 					un[v]++
@@ -82,6 +83,9 @@ func TestRecorderExact(t *testing.T) {
 						"completion_tokens": float64(o.CompletionTokens), "cost": 0,
 					} {
 						mine = append(mine, storetest.Obs{Variant: v, Unit: o.Unit, Metric: m, X: x, Y: 1})
+					}
+					if o.PromptTokens > 0 { // issue 15: cached over prompt tokens
+						mine = append(mine, storetest.Obs{Variant: v, Unit: o.Unit, Metric: experiments.MetricCacheHitRatio, X: float64(o.CachedTokens), Y: float64(o.PromptTokens)})
 					}
 				}
 				if i%5 == 0 {

@@ -148,6 +148,17 @@ type Policy struct {
 	// MinEvents events (see Events: the rarer outcome's count for a 0/1
 	// metric). 0 = no event burn-in.
 	MinEvents float64 `json:"min_events,omitempty"`
+	// Rule, when set, replaces rule 4's promote condition by a trade-off
+	// between quality (the primary) and CostMetric, tested as an
+	// intersection-union test at level Alpha/candidates (tradeoff.go,
+	// docs/statistics.md). QualityMargin is CostSavingRule's
+	// non-inferiority margin on the primary, CostMargin
+	// QualityWithinBudgetRule's on the cost, both in the metric's scale
+	// (a fraction when Relative).
+	Rule          Rule    `json:"rule,omitempty"`
+	QualityMargin float64 `json:"quality_margin,omitempty"`
+	CostMetric    Metric  `json:"cost_metric,omitzero"`
+	CostMargin    float64 `json:"cost_margin,omitempty"`
 }
 
 // Input is an experiment's data: variant 0 is the control, 1..k the
@@ -264,6 +275,9 @@ type Decision struct {
 	// Segments holds every candidate's per-segment results when
 	// Input.Segments is set.
 	Segments []SegmentResult `json:"segments,omitempty"`
+	// Rule is the trade-off rule that promoted Winner (empty for the
+	// primary rule).
+	Rule Rule `json:"rule,omitempty"`
 }
 
 func fp(x float64) *float64 {
@@ -291,8 +305,10 @@ func orDefault(x, d float64) float64 {
 //     margin: Rollback.
 //  4. Full mode: any candidate significantly better on the primary with
 //     every guardrail non-inferior: Promote the best such candidate (largest
-//     estimated improvement). Ramp mode: every candidate non-inferior on
-//     every guardrail: Advance.
+//     estimated improvement). With Policy.Rule, the rule's
+//     intersection-union test replaces "better on the primary"
+//     (TradeOff). Ramp mode: every candidate non-inferior on every
+//     guardrail: Advance.
 //  5. Full mode: every candidate significantly worse on the primary: Rollback.
 //  6. Every variant at or above MaxUsers (or past the last planned look):
 //     StopFutility.
@@ -368,6 +384,11 @@ func Decide(in Input, p Policy) Decision {
 		return d
 	}
 
+	if why := checkRule(p); why != "" && p.Mode != RampMode {
+		d.Reasons = append(d.Reasons, Reason{Code: ReasonInvalidPolicy, Message: why})
+		return d
+	}
+
 	// Method set-up.
 	ac, gc := alpha/float64(k), galpha/float64(k)
 	var design *Design
@@ -440,7 +461,35 @@ func Decide(in Input, p Policy) Decision {
 		if !ni || harm {
 			allNI = false
 		}
-		if p.Mode != RampMode {
+		if p.Mode != RampMode && p.Rule != PrimaryRule {
+			// A trade-off rule replaces rule 4's promote condition.
+			q, c, qbad, cbad, call := evalTradeOff(in, p, j, ac, ec)
+			vr.Metrics = append(vr.Metrics, q, c)
+			for _, b := range []struct {
+				bad  ReasonCode
+				name string
+			}{{qbad, p.Primary.Name}, {cbad, p.CostMetric.Name}} {
+				if b.bad != "" {
+					d.Reasons = append(d.Reasons, Reason{Code: b.bad, Metric: b.name, Variant: ip(j), Message: "rule metric " + string(b.bad)})
+				}
+			}
+			if !call.Worse {
+				allWorse = false
+			}
+			switch {
+			case harm:
+			case call.Worse:
+				vr.Verdict = Rollback
+				d.Reasons = append(d.Reasons, Reason{Code: ReasonPrimaryWorse, Metric: p.Primary.Name, Variant: ip(j), Message: fmt.Sprintf("variant %d significantly fails rule %s (%s)", j, p.Rule, p.Rule.Summary())})
+			case call.Promote && ni && harmedSegment(j) != nil:
+				d.Reasons = append(d.Reasons, segmentHarmReason(harmedSegment(j)))
+			case call.Promote && ni:
+				vr.Verdict = Promote
+				if call.Score > bestScore || best < 0 {
+					best, bestScore = j, call.Score
+				}
+			}
+		} else if p.Mode != RampMode {
 			mr, bad := evalMetric(in, p.Primary, j, "primary", 0, ac, ec)
 			vr.Metrics = append(vr.Metrics, mr)
 			switch {
@@ -481,6 +530,9 @@ func Decide(in Input, p Policy) Decision {
 	switch {
 	case anyHarm:
 		d.Verdict = Rollback
+	case p.Mode != RampMode && best > 0 && p.Rule != PrimaryRule:
+		d.Verdict, d.Winner, d.Rule = Promote, ip(best), p.Rule
+		d.Reasons = append(d.Reasons, Reason{Code: ReasonRulePromote, Metric: p.CostMetric.Name, Variant: ip(best), Message: fmt.Sprintf("variant %d is promoted by rule %s: %s on %s and %s, and non-inferior on all guardrails", best, p.Rule, p.Rule.Summary(), p.Primary.Name, p.CostMetric.Name)})
 	case p.Mode != RampMode && best > 0:
 		d.Verdict = Promote
 		d.Winner = ip(best)

@@ -61,6 +61,10 @@ func (g *gen) outcome(users int) experiments.Outcome {
 	} {
 		g.obs = append(g.obs, storetest.Obs{Variant: o.Variant, Unit: o.Unit, Metric: m, X: x, Y: 1})
 	}
+	if o.PromptTokens > 0 { // issue 15: cached over prompt tokens
+		o.CachedTokens = o.PromptTokens / 4
+		g.obs = append(g.obs, storetest.Obs{Variant: o.Variant, Unit: o.Unit, Metric: experiments.MetricCacheHitRatio, X: float64(o.CachedTokens), Y: float64(o.PromptTokens)})
+	}
 	return o
 }
 
