@@ -150,6 +150,16 @@ func (a *aggregate) successSignal(exp string) *experiments.Experiment {
 	return nil
 }
 
+// covariates says whether the store should keep CUPED's covariate sums
+// for the experiment (Experiment.CUPED; needs WithExperiments).
+func (a *aggregate) covariates(exp string) bool {
+	if a.lookup == nil {
+		return false
+	}
+	e := a.lookup(exp)
+	return e != nil && e.CUPED
+}
+
 func (u *userAgg) addFB(metric string, dx, dy float64) {
 	for i := range u.fb {
 		if u.fb[i].metric == metric {
@@ -215,7 +225,8 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb
 	fb = make([]int64, len(a.list))
 	for i, e := range a.list {
 		fb[i] = e.fbCount
-		b := &experiments.Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events, Hist: e.driftDeltas(), Records: e.records}
+		b := &experiments.Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events, Hist: e.driftDeltas(), Records: e.records,
+			Covariates: a.covariates(e.exp)}
 		for v, n := range e.counters {
 			b.Counters = append(b.Counters, experiments.Counter{Variant: v, Name: experiments.CounterUnanalysed, N: n})
 		}
@@ -255,7 +266,7 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb
 // had applied of b the store skips.
 func feedbackOnly(b *experiments.Batch, fb int64) *experiments.Batch {
 	out := &experiments.Batch{ID: b.ID + "-fb", Experiment: b.Experiment, Phase: b.Phase, Count: fb,
-		Events: b.Events, Records: b.Records}
+		Events: b.Events, Records: b.Records, Covariates: b.Covariates}
 	for _, d := range b.Deltas {
 		if !isOutcomeMetric(d.Metric) {
 			out.Deltas = append(out.Deltas, d)
