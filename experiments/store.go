@@ -174,8 +174,10 @@ type Batch struct {
 	// phase Phase−1 (summed over the variants they had there, 0 if none),
 	// and kept with their totals; SummaryDelta then adds SumZ, SumZ2 and
 	// SumXZ. Without it z is 0. Fixing z at first appearance keeps it out
-	// of reach of this phase's assignment. Toggle it only with a new
-	// phase: users who appeared while it was off keep z = 0.
+	// of reach of this phase's data; it is a valid CUPED covariate only if
+	// the users' arms in Phase are independent of their arms in Phase−1
+	// (the recorder asks only in the first period of a reshuffled phase).
+	// Users who appeared in Phase while it was off keep z = 0.
 	Covariates bool
 }
 

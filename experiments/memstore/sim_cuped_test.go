@@ -55,8 +55,9 @@ func poisson(r *rand.Rand, l float64) float64 {
 
 // simCUPED runs one experiment. sticky: users keep their arm from the
 // previous period, which had the same effect (a ramp step after
-// another); otherwise the previous period's arm is independent (a
-// reshuffled phase, or base-only traffic before the experiment).
+// another, where the recorder asks for no covariates); otherwise the
+// previous period's arm is independent (the first period of a raised
+// phase, the only one the recorder asks for covariates in).
 func simCUPED(t *testing.T, r *rand.Rand, delta float64, sticky bool) cupedRun {
 	ctx := context.Background()
 	s := memstore.New()
