@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -30,7 +31,14 @@ func ExpectedCovariates(obs, prev []Obs) map[experiments.VariantMetric]experimen
 		m string
 	}
 	tot := map[uk]float64{}
+	seen := map[string]bool{}
 	for _, o := range obs {
+		if o.EventID != "" {
+			if seen[o.EventID] {
+				continue
+			}
+			seen[o.EventID] = true
+		}
 		tot[uk{o.Variant, o.Unit, o.Metric}] += o.X
 	}
 	for k, x := range tot {
@@ -50,7 +58,8 @@ func ExpectedCovariates(obs, prev []Obs) map[experiments.VariantMetric]experimen
 // total of the metric, fixed when they first appear in phase 2: late
 // phase-1 data arriving afterwards does not move it, but it counts for
 // users who appear later. One user had both variants in phase 1 (z sums
-// them). Integer data, so every sum is exact in both stores.
+// them). Some phase-2 observations are feedback events, one of them sent
+// twice. Integer data, so every sum is exact in both stores.
 func testCovariates(t *testing.T, s experiments.Store) {
 	r := rand.New(rand.NewPCG(11, 4))
 	exp := NewID("cuped")
@@ -71,6 +80,12 @@ func testCovariates(t *testing.T, s experiments.Store) {
 
 	// Phase 2: users 100..299 (100..199 return), another split, two hours.
 	p2 := obs(4000, 100, 300, func(u int) int { return (u / 3) % 2 }, 2)
+	for i := range p2 {
+		if i%10 == 3 {
+			p2[i].EventID = fmt.Sprint("ev", i)
+		}
+	}
+	p2 = append(p2, p2[13]) // a retried event
 	p2 = append([]Obs{{Variant: 0, Unit: Unit(0), Metric: experiments.MetricRequests, Hour: h0, X: 2, Y: 1}}, p2...)
 	first := p2[:501]
 	bs := ToBatches(exp, 2, first, 501)
