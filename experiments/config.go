@@ -335,6 +335,14 @@ type Experiment struct {
 	// FeedbackText opts in to storing free-text feedback (comment,
 	// correction_text) for export; without it such text is discarded.
 	FeedbackText bool `yaml:"feedback_text"`
+	// CUPED adjusts the Mean metrics (requests per user) by a covariate:
+	// in the first data period of a phase (the period a phase raise
+	// reshuffles into), each user's total of the same metric in the
+	// period before, under the old salt (0 for users new to the
+	// experiment). Later periods of the phase (ramp steps, same arms)
+	// are analysed unadjusted. The stores keep the covariate sums, and
+	// MetricSpec sets stats.Metric.CUPED (docs/statistics.md §9.1).
+	CUPED bool `yaml:"cuped"`
 	// FeedbackTextRetention is how long stored text is kept (default
 	// 30 days).
 	FeedbackTextRetention Duration `yaml:"feedback_text_retention"`

@@ -65,11 +65,14 @@ type Summary = stats.Summary
 // (x0, y0) to (x1, y1); isNew says the user had no observation before.
 // It includes the change of SumR and SumR2, the sums of each user's own
 // ratio x/y and its square (kept for every metric; only Ratio metrics
-// with bounds read them).
-func SummaryDelta(isNew bool, x0, y0, x1, y1 float64) Summary {
-	var n float64
+// with bounds read them), and of the covariate sums SumZ, SumZ2, SumXZ
+// for the user's covariate z (Batch.Covariates; 0 without one): z and z²
+// when the user is new, (x1 − x0)·z on every change, so SumXZ telescopes
+// to Σ x·z over users.
+func SummaryDelta(isNew bool, x0, y0, x1, y1, z float64) Summary {
+	var n, sz, sz2 float64
 	if isNew {
-		n = 1
+		n, sz, sz2 = 1, z, z*z
 	}
 	r0, r1 := userRatio(x0, y0), userRatio(x1, y1)
 	return Summary{
@@ -81,6 +84,9 @@ func SummaryDelta(isNew bool, x0, y0, x1, y1 float64) Summary {
 		SumXY: x1*y1 - x0*y0,
 		SumR:  r1 - r0,
 		SumR2: r1*r1 - r0*r0,
+		SumZ:  sz,
+		SumZ2: sz2,
+		SumXZ: (x1 - x0) * z,
 	}
 }
 
@@ -162,6 +168,17 @@ type Batch struct {
 	// Count is the number of recorder events the batch carries (for
 	// accounting; stores ignore it).
 	Count int64
+	// Covariates asks the store for CUPED's covariate sums (Experiment.
+	// CUPED): when a user first has data of a metric in this phase, their
+	// covariate z for it is fixed at their total x of the same metric in
+	// phase Phase−1 (summed over the variants they had there, 0 if none),
+	// and kept with their totals; SummaryDelta then adds SumZ, SumZ2 and
+	// SumXZ. Without it z is 0. Fixing z at first appearance keeps it out
+	// of reach of this phase's data; it is a valid CUPED covariate only if
+	// the users' arms in Phase are independent of their arms in Phase−1
+	// (the recorder asks only in the first period of a reshuffled phase).
+	// Users who appeared in Phase while it was off keep z = 0.
+	Covariates bool
 }
 
 // Delta adds (DX, DY) to one user's totals of one metric; Hour says which

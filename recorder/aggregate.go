@@ -154,6 +154,23 @@ func (a *aggregate) successSignal(exp string) *experiments.Experiment {
 	return nil
 }
 
+// covariates says whether the store should fix CUPED covariates from
+// the previous period for a batch of exp's period (Experiment.CUPED;
+// needs WithExperiments): only in the first period of the config's
+// phase, whose salt differs from the period before it, so a user's arm
+// there is independent of the arm their covariate was recorded under.
+// A later ramp step keeps each user's arm (sticky cohorts): a covariate
+// from the step before would carry the candidate's effect and shrink the
+// adjusted effect toward 0 (docs/statistics.md §9.1, TestSimCUPEDAB), so
+// those periods get none and Decide analyses them unadjusted.
+func (a *aggregate) covariates(exp string, period int) bool {
+	if a.lookup == nil {
+		return false
+	}
+	e := a.lookup(exp)
+	return e != nil && e.CUPED && period > 1 && period == e.PhaseOrOne()
+}
+
 func (u *userAgg) addFB(metric string, dx, dy float64) {
 	for i := range u.fb {
 		if u.fb[i].metric == metric {
@@ -219,7 +236,8 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb
 	fb = make([]int64, len(a.list))
 	for i, e := range a.list {
 		fb[i] = e.fbCount
-		b := &experiments.Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events, Hist: e.driftDeltas(), Records: e.records}
+		b := &experiments.Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events, Hist: e.driftDeltas(), Records: e.records,
+			Covariates: a.covariates(e.exp, e.phase)}
 		for v, n := range e.counters {
 			b.Counters = append(b.Counters, experiments.Counter{Variant: v, Name: experiments.CounterUnanalysed, N: n})
 		}
@@ -259,7 +277,7 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb
 // had applied of b the store skips.
 func feedbackOnly(b *experiments.Batch, fb int64) *experiments.Batch {
 	out := &experiments.Batch{ID: b.ID + "-fb", Experiment: b.Experiment, Phase: b.Phase, Count: fb,
-		Events: b.Events, Records: b.Records}
+		Events: b.Events, Records: b.Records, Covariates: b.Covariates}
 	for _, d := range b.Deltas {
 		if !isOutcomeMetric(d.Metric) {
 			out.Deltas = append(out.Deltas, d)

@@ -151,8 +151,9 @@ func WithClock(now func() time.Time) Option { return func(r *Recorder) { r.now =
 
 // WithExperiments lets the recorder read experiments' configs (the live
 // one, after reloads): an experiment with a success signal gets the
-// derived cost-per-success metric (experiments.MetricCostPerSuccess).
-// Without it no derived metric is recorded.
+// derived cost-per-success metric (experiments.MetricCostPerSuccess), and
+// one with cuped gets its covariate sums (experiments.Batch.Covariates).
+// Without it neither is recorded.
 func WithExperiments(lookup func(id string) *experiments.Experiment) Option {
 	return func(r *Recorder) { r.agg.lookup = lookup }
 }

@@ -143,7 +143,7 @@ func TestSimPolicyAtMargin(t *testing.T) {
 						v = 1
 					}
 					x, y := sh.user(r, v == 1)
-					ss[v] = ss[v].Add(experiments.SummaryDelta(true, 0, 0, x, y))
+					ss[v] = ss[v].Add(experiments.SummaryDelta(true, 0, 0, x, y, 0))
 					if ss[1].N < next || ss[0].N < 100 {
 						continue
 					}

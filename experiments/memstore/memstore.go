@@ -64,7 +64,9 @@ type userKey struct {
 	unit    experiments.UnitKey
 }
 
-type totals struct{ x, y float64 }
+// totals are a user's running sums of one metric in a phase, and z the
+// covariate fixed when they first had data of it (Batch.Covariates).
+type totals struct{ x, y, z float64 }
 
 type phase struct {
 	stats    map[experiments.VariantMetric]experiments.Summary
@@ -150,12 +152,16 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 		entries = append(entries, entry{d: &ev.Delta, id: ev.ID, group: ev.Group, cap: ev.Cap, event: true})
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].d.Hour < entries[j].d.Hour })
+	var cov covariates
+	if b.Covariates {
+		cov = newCovariates(e.phases[b.Phase-1])
+	}
 	for _, en := range entries {
 		if en.event && !e.admit(en.id, en.group, en.cap) {
 			res.DuplicateEvents++
 			continue
 		}
-		p.apply(en.d)
+		p.apply(en.d, cov)
 	}
 	for _, c := range b.Counters {
 		p.counters[experiments.VariantMetric{Variant: c.Variant, Metric: c.Name}] += c.N
@@ -203,19 +209,53 @@ func (e *experiment) admit(id, group string, capN int) bool {
 	return true
 }
 
-func (p *phase) apply(d *experiments.Delta) {
+// covariates finds users' covariates in the previous phase
+// (Batch.Covariates); the zero value finds none.
+type covariates struct {
+	prev     *phase
+	variants []int // of prev, ascending
+}
+
+func newCovariates(prev *phase) covariates {
+	if prev == nil {
+		return covariates{}
+	}
+	seen := map[int]bool{}
+	c := covariates{prev: prev}
+	for vm := range prev.stats { // every user with data is in one
+		if !seen[vm.Variant] {
+			seen[vm.Variant] = true
+			c.variants = append(c.variants, vm.Variant)
+		}
+	}
+	sort.Ints(c.variants)
+	return c
+}
+
+// z is the unit's total of metric in the previous phase, summed over the
+// variants they had there in ascending order (redisstore's script sums
+// in the same order, so both stores agree to the bit).
+func (c covariates) z(unit experiments.UnitKey, metric string) float64 {
+	var z float64
+	for _, v := range c.variants {
+		z += c.prev.users[userKey{v, unit}][metric].x
+	}
+	return z
+}
+
+func (p *phase) apply(d *experiments.Delta, cov covariates) {
 	uk := userKey{d.Variant, d.Unit}
 	u := p.users[uk]
 	if u == nil {
 		u = make(map[string]totals, 4)
 		p.users[uk] = u
 	}
-	delta := userDelta(u, d.Metric, d.DX, d.DY)
+	delta := userDelta(u, d.Metric, d.DX, d.DY, cov, d.Unit)
 	// Segment statistics: the user's totals within each segment value
 	// are kept under the segment metric name, like any other metric.
 	d.ForEachSegment(func(dim, value int, name string) {
 		sk := experiments.SegmentKey{Variant: d.Variant, Metric: d.Metric, Dimension: dim, Value: value}
-		p.segs[sk] = p.segs[sk].Add(userDelta(u, name, d.DX, d.DY))
+		p.segs[sk] = p.segs[sk].Add(userDelta(u, name, d.DX, d.DY, cov, d.Unit))
 	})
 	vm := experiments.VariantMetric{Variant: d.Variant, Metric: d.Metric}
 	p.stats[vm] = p.stats[vm].Add(delta)
@@ -302,12 +342,15 @@ func (s *Store) FeedbackRecords(ctx context.Context, exp string, since time.Time
 }
 
 // userDelta adds (dx, dy) to the user's totals of metric and returns the
-// change of the Summary.
-func userDelta(u map[string]totals, metric string, dx, dy float64) experiments.Summary {
+// change of the Summary. A user new to metric gets their covariate.
+func userDelta(u map[string]totals, metric string, dx, dy float64, cov covariates, unit experiments.UnitKey) experiments.Summary {
 	t0, seen := u[metric]
-	t1 := totals{t0.x + dx, t0.y + dy}
+	if !seen && cov.prev != nil {
+		t0.z = cov.z(unit, metric)
+	}
+	t1 := totals{t0.x + dx, t0.y + dy, t0.z}
 	u[metric] = t1
-	return experiments.SummaryDelta(!seen, t0.x, t0.y, t1.x, t1.y)
+	return experiments.SummaryDelta(!seen, t0.x, t0.y, t1.x, t1.y, t0.z)
 }
 
 // Summaries implements experiments.Store.

@@ -15,8 +15,8 @@ import (
 //	abgate:{exp:<id>}:metrics            HASH  metric name -> small integer code (packs user state)
 //	abgate:{exp:<id>}:batch:<batch id>   SET   applied chunk indexes of a batch (own TTL, dedup window)
 //	abgate:{exp:<id>}:p<n>:variants      SET   variant indexes with data in phase n
-//	abgate:{exp:<id>}:p<n>:stats:<v>     HASH  "<metric>:<n|sx|sx2|sy|sy2|sxy|sr|sr2>" -> float
-//	abgate:{exp:<id>}:p<n>:u:<v>         HASH  unit key (hex) -> msgpack [code, x, y, code, x, y, ...]
+//	abgate:{exp:<id>}:p<n>:stats:<v>     HASH  "<metric>:<n|sx|sx2|sy|sy2|sxy|sr|sr2|sz|sz2|sxz>" -> float
+//	abgate:{exp:<id>}:p<n>:u:<v>         HASH  unit key (hex) -> msgpack [code, x, y, ..., -code, z, 0, ...]
 //	abgate:{exp:<id>}:p<n>:hours         ZSET  hour (since epoch) scored by itself
 //	abgate:{exp:<id>}:p<n>:h:<hour>      HASH  "<v>:<metric>:<stat>" -> float (that hour's change)
 //	abgate:{exp:<id>}:p<n>:counters      HASH  "<v>:<counter>" -> int
@@ -49,9 +49,13 @@ func (k keys) stats(id string, phase, variant int) string {
 }
 
 func (k keys) users(id string, phase, variant int) string {
-	return k.phase(id, phase) + ":u:" + strconv.Itoa(variant)
+	return k.usersPrefix(id, phase) + strconv.Itoa(variant)
 }
-func (k keys) hours(id string, phase int) string { return k.phase(id, phase) + ":hours" }
+
+// usersPrefix is users' key without the variant: the apply script builds
+// the previous phase's users keys from it (covariates).
+func (k keys) usersPrefix(id string, phase int) string { return k.phase(id, phase) + ":u:" }
+func (k keys) hours(id string, phase int) string       { return k.phase(id, phase) + ":hours" }
 func (k keys) hour(id string, phase int, h experiments.Hour) string {
 	return k.phase(id, phase) + ":h:" + strconv.FormatInt(int64(h), 10)
 }

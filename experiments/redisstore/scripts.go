@@ -21,6 +21,8 @@ import "github.com/redis/go-redis/v9"
 //	KEYS[8+2V+H+j] -> drift histogram hash of drift hour slot j (1..DH)
 //	KEYS[9+2V+H+DH] -> abgate:{exp:<id>}:groups (HASH capped event group
 //	                   -> events applied)
+//	KEYS[10+2V+H+DH] -> abgate:{exp:<id>}:p<n-1>:variants, only with
+//	                   covariates (ARGV[4])
 //
 //	ARGV[1] -> chunk index within the batch
 //	ARGV[2] -> TTL of the batch marker in ms (the dedup window)
@@ -38,6 +40,9 @@ import "github.com/redis/go-redis/v9"
 //	           segment copy) only if the entry before it was applied;
 //	           metrics whose name holds "@" are segment statistics and get
 //	           no hourly buckets
+//	ARGV[4] -> "1": keep CUPED covariates (experiments.Batch.Covariates)
+//	ARGV[5] -> with ARGV[4]: the users hash prefix of phase n−1,
+//	           abgate:{exp:<id>}:p<n-1>:u: (the variant follows)
 //
 // Output: {1, duplicate events} when applied, {0, 0} when this chunk of
 // this batch had already been applied (nothing changed).
@@ -48,7 +53,14 @@ import "github.com/redis/go-redis/v9"
 // noeviction (evicting user state would corrupt the statistics anyway).
 //
 // A user's state for all metrics is one hash field, so each user costs one
-// HGET and one HSET. Statistic deltas accumulate in Lua locals and each
+// HGET and one HSET. Its msgpack array holds (code, x, y) per metric and,
+// for a metric with a covariate z ≠ 0, (−code, z, 0). With covariates, a
+// user's first entry of a metric in the phase fixes z at their total x of
+// it in phase n−1, summed over that phase's variants in ascending order
+// (as memstore does): one HGET per variant of n−1, once per user with a
+// new metric. Those users hashes are not declared in KEYS; they carry the
+// experiment's hash tag, so they live in this call's slot (as in
+// expireScript). Statistic deltas accumulate in Lua locals and each
 // stats hash is read once (HMGET) and written once (HSET) per call, the
 // values formatted with %.17g so doubles round-trip exactly. (HINCRBYFLOAT
 // would round its result to 17 decimal places: 1.2345e-12 keeps six
@@ -62,6 +74,14 @@ end
 redis.call('PEXPIRE', KEYS[4], ARGV[2])
 
 local a = cmsgpack.unpack(ARGV[3])
+local NK = #KEYS
+local cov = ARGV[4] == '1'
+local pvars = {}
+if cov then
+  for _, v in ipairs(redis.call('SMEMBERS', KEYS[NK])) do pvars[#pvars + 1] = tonumber(v) end
+  table.sort(pvars)
+  NK = NK - 1
+end
 local i = 1
 local V = a[i]; i = i + 1
 local vid = {}
@@ -108,8 +128,9 @@ for k = 1, D do
 end
 
 -- NF sums per (variant, metric): n, Σx, Σx², Σy, Σy², Σxy, Σr, Σr²
--- (r = the user's own ratio x/y, 0 while y = 0: experiments.SummaryDelta).
-local NF = 8
+-- (r = the user's own ratio x/y, 0 while y = 0: experiments.SummaryDelta),
+-- Σz, Σz², Σxz (z the user's covariate, 0 without one).
+local NF = 11
 local VM6 = V * M * NF
 local acc, hacc = {}, {}
 for k = 1, VM6 do acc[k] = 0 end
@@ -127,12 +148,16 @@ for g = 1, G do
   local vs, unit = a[i], a[i + 1]
   i = i + 2
   local ukey = KEYS[7 + 2 * vs]
-  local sx, sy = {}, {}
+  local sx, sy, sz = {}, {}, {}
   local raw = redis.call('HGET', ukey, unit)
   if raw then
     local st = cmsgpack.unpack(raw)
-    for k = 1, #st, 3 do sx[st[k]] = st[k + 1]; sy[st[k]] = st[k + 2] end
+    for k = 1, #st, 3 do
+      local c = st[k]
+      if c < 0 then sz[-c] = st[k + 1] else sx[c] = st[k + 1]; sy[c] = st[k + 2] end
+    end
   end
+  local prev -- metric code -> the user's x in phase n-1, read at first need
   local changed = false
   local E = a[i]; i = i + 1
   local vo = (vs - 1) * M
@@ -163,6 +188,24 @@ for g = 1, G do
       local x0 = sx[c]
       local y0, nn = 0, 0
       if x0 then y0 = sy[c] else x0 = 0; nn = 1 end
+      if nn == 1 and cov then
+        if not prev then
+          prev = {}
+          for _, v in ipairs(pvars) do
+            local pr = redis.call('HGET', ARGV[5] .. v, unit)
+            if pr then
+              local pst = cmsgpack.unpack(pr)
+              for k = 1, #pst, 3 do
+                local pc = pst[k]
+                if pc > 0 then prev[pc] = (prev[pc] or 0) + pst[k + 1] end
+              end
+            end
+          end
+        end
+        local z = prev[c] or 0
+        if z ~= 0 then sz[c] = z end
+      end
+      local z = sz[c] or 0
       local x1, y1 = x0 + dx, y0 + dy
       sx[c] = x1; sy[c] = y1
       local d2, e2, xy = x1 * x1 - x0 * x0, y1 * y1 - y0 * y0, x1 * y1 - x0 * y0
@@ -170,6 +213,7 @@ for g = 1, G do
       if y0 ~= 0 then r0 = x0 / y0 end
       if y1 ~= 0 then r1 = x1 / y1 end
       local dr, dr2 = r1 - r0, r1 * r1 - r0 * r0
+      local dz, dz2, dxz = nn * z, nn * z * z, (x1 - x0) * z
       local o = (vo + ms - 1) * NF
       acc[o + 1] = acc[o + 1] + nn
       acc[o + 2] = acc[o + 2] + dx
@@ -179,6 +223,9 @@ for g = 1, G do
       acc[o + 6] = acc[o + 6] + xy
       acc[o + 7] = acc[o + 7] + dr
       acc[o + 8] = acc[o + 8] + dr2
+      acc[o + 9] = acc[o + 9] + dz
+      acc[o + 10] = acc[o + 10] + dz2
+      acc[o + 11] = acc[o + 11] + dxz
       if not oneHour and not mseg[ms] then
         o = o + (a[i + 3] - 1) * VM6
         hacc[o + 1] = hacc[o + 1] + nn
@@ -189,6 +236,9 @@ for g = 1, G do
         hacc[o + 6] = hacc[o + 6] + xy
         hacc[o + 7] = hacc[o + 7] + dr
         hacc[o + 8] = hacc[o + 8] + dr2
+        hacc[o + 9] = hacc[o + 9] + dz
+        hacc[o + 10] = hacc[o + 10] + dz2
+        hacc[o + 11] = hacc[o + 11] + dxz
       end
       changed = true
     elseif eid ~= '=' then
@@ -202,11 +252,15 @@ for g = 1, G do
       st[n + 1] = c; st[n + 2] = x; st[n + 3] = sy[c]
       n = n + 3
     end
+    for c, z in pairs(sz) do
+      st[n + 1] = -c; st[n + 2] = z; st[n + 3] = 0
+      n = n + 3
+    end
     redis.call('HSET', ukey, unit, cmsgpack.pack(st))
   end
 end
 
-local fields = {'n', 'sx', 'sx2', 'sy', 'sy2', 'sxy', 'sr', 'sr2'}
+local fields = {'n', 'sx', 'sx2', 'sy', 'sy2', 'sxy', 'sr', 'sr2', 'sz', 'sz2', 'sxz'}
 -- addFields adds deltas to float fields of one hash: one HMGET and one
 -- HSET per hash and call (per 1000 fields). Values are written with %.17g, which round-trips
 -- a double exactly (HINCRBYFLOAT would round to 17 decimal places, losing
@@ -259,7 +313,7 @@ for hs = 1, H do addFields(KEYS[7 + 2 * V + hs], hnames[hs], hdeltas[hs]) end
 for hs = 1, H do redis.call('ZADD', KEYS[6], hid[hs], hid[hs]) end
 
 local pttl = redis.call('PTTL', KEYS[1])
-for k = 2, #KEYS do
+for k = 2, NK do
   if k ~= 4 then
     redis.call('SADD', KEYS[1], KEYS[k])
     if pttl > 0 and redis.call('PTTL', KEYS[k]) == -1 then redis.call('PEXPIRE', KEYS[k], pttl) end

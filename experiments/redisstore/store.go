@@ -366,7 +366,12 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 		ks = append(ks, s.k.drift(id, h))
 	}
 	ks = append(ks, s.k.groups(id))
-	return chunk{keys: ks, args: []any{n, s.dedupWindow.Milliseconds(), p.b}}
+	args := []any{n, s.dedupWindow.Milliseconds(), p.b}
+	if b.Covariates && ph > 1 {
+		ks = append(ks, s.k.variants(id, ph-1))
+		args = append(args, "1", s.k.usersPrefix(id, ph-1))
+	}
+	return chunk{keys: ks, args: args}
 }
 
 // runChunks runs the chunks in one pipeline of EVALSHA. If Redis doesn't
@@ -555,6 +560,12 @@ func addStats(dst map[experiments.VariantMetric]experiments.Summary, v int, fiel
 			sum.SumR = x
 		case "sr2":
 			sum.SumR2 = x
+		case "sz":
+			sum.SumZ = x
+		case "sz2":
+			sum.SumZ2 = x
+		case "sxz":
+			sum.SumXZ = x
 		default:
 			return fmt.Errorf("bad stats field %q", f)
 		}

@@ -42,7 +42,7 @@ func ExpectedSegments(obs []SegObs) map[experiments.SegmentKey]experiments.Summa
 	}
 	out := map[experiments.SegmentKey]experiments.Summary{}
 	for k, t := range tot {
-		out[k.k] = out[k.k].Add(experiments.SummaryDelta(true, 0, 0, t[0], t[1]))
+		out[k.k] = out[k.k].Add(experiments.SummaryDelta(true, 0, 0, t[0], t[1], 0))
 	}
 	return out
 }

@@ -30,7 +30,7 @@ func TestSummaryDeltaTelescopes(t *testing.T) {
 	var s experiments.Summary
 	x, y := 0.0, 0.0
 	for i, v := range []float64{3, 1, 4, 1, 5, 9, 2, 6} {
-		s = s.Add(experiments.SummaryDelta(i == 0, x, y, x+v, y+1))
+		s = s.Add(experiments.SummaryDelta(i == 0, x, y, x+v, y+1, 0))
 		x, y = x+v, y+1
 	}
 	want := experiments.Summary{N: 1, SumX: x, SumX2: x * x, SumY: y, SumY2: y * y, SumXY: x * y,
