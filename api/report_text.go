@@ -252,6 +252,9 @@ func RenderText(w io.Writer, r Report) error {
 		p("  - %s: %s\n", rs.Code, rs.Message)
 	}
 	p("  policy: %s\n", r.policyLine())
+	if r.Policy.AlphaSpent > 0 {
+		p("  alpha spent so far on this step: %.4g (this test runs at %.4g; restarts share the rollout's alpha)\n", r.Policy.AlphaSpent, r.Policy.Alpha)
+	}
 
 	if len(r.Segments) > 0 {
 		p("\nSEGMENTS (%s)\n", r.segmentsNote())
