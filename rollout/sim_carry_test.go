@@ -24,10 +24,11 @@ import (
 //
 //   - At the margin (+2 points), 1 000 runs: the share of runs with any
 //     false advance, and with all three.
+//
 //   - No harm (equal rates), 300 runs: the users (both arms) needed to get
 //     through the three steps, and their ratio.
 //
-//	go test -tags simulation -run TestSimCarryOver -v ./rollout/
+//     go test -tags simulation -run TestSimCarryOver -v ./rollout/
 func TestSimCarryOver(t *testing.T) {
 	const (
 		p0, margin = 0.10, 0.02
