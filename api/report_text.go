@@ -117,7 +117,7 @@ func (r *Report) statusLine() string {
 }
 
 func (r *Report) policyLine() string {
-	s := fmt.Sprintf("primary %s (relative lift), method %s, alpha %g (%s confidence, Bonferroni over candidates), at least %s users per variant",
+	s := fmt.Sprintf("primary %s (relative lift), method %s, alpha %.4g (%s confidence, Bonferroni over candidates), at least %s users per variant",
 		r.Policy.Primary, r.Policy.Method, r.Policy.Alpha, fmtConfidence(r.Policy.Confidence), fmtCount(r.Policy.MinUsers))
 	if r.Policy.MaxUsers > 0 {
 		s += fmt.Sprintf(", at most %s", fmtCount(r.Policy.MaxUsers))
