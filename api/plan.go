@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/stats"
 )
 
@@ -44,6 +46,14 @@ type PlanRequest struct {
 	// Share is each candidate's percent of covered users; 0 means an
 	// equal split. The base gets the rest.
 	Share float64 `json:"share"`
+	// Experiment, when set, plans for that experiment's configured
+	// design (ForExperiment): the parameters not given are taken from its
+	// current step and policy, and the traffic from the users observed in
+	// its current period.
+	Experiment string `json:"experiment,omitempty"`
+	// NStar is the confidence sequence's tuning (stats.Policy.NStar) of
+	// the experiment's policy; 0 takes the default.
+	NStar float64 `json:"n_star,omitempty"`
 }
 
 // PlanResult answers a PlanRequest. Users are per variant; the sequential
@@ -58,7 +68,11 @@ type PlanResult struct {
 	// DailyUsersSmallest is the daily users of the smallest variant.
 	DailyUsersSmallest float64    `json:"daily_users_smallest_variant,omitempty"`
 	Days               *PlanUsers `json:"days,omitempty"`
-	Summary            string     `json:"summary"`
+	// Traffic says where DailyUsers came from: "given", "observed" (the
+	// experiment's current period) or "configured"
+	// (rollout.expected_daily_users); omitted without traffic.
+	Traffic string `json:"traffic,omitempty"`
+	Summary string `json:"summary"`
 }
 
 // PlanUsers holds a figure for the fixed and the sequential design.
@@ -190,10 +204,21 @@ func MakePlan(req PlanRequest) (PlanResult, error) {
 		}
 		design = stats.NewDesign(req.Alpha/float64(k), stats.OBrienFleming, fr)
 	}
-	pl := stats.SampleSize(stats.PlanInput{
+	// Every variant needs the planned users; the base gets what the
+	// candidates leave, and the smallest variant sets the pace.
+	baseShare := 100 - float64(k)*req.Share
+	smallest := math.Min(req.Share, baseShare)
+	if baseShare <= 0 {
+		smallest = req.Share // the base must keep some traffic; validate caps share at 100/k
+	}
+	// Days from stats.PlanSchedule: the covered users a day, with the
+	// smallest variant at its share (DaysToDecision paces by the smaller
+	// side of the pair).
+	sch := stats.PlanSchedule(stats.PlanInput{
 		BaselineMean: req.Baseline, BaselineSD: req.SD, Lift: req.MDE, Relative: req.Relative,
 		Alpha: req.Alpha, Power: req.Power, Candidates: k,
-	}, req.Method, 0, 0, design)
+	}, req.Method, 0, req.NStar, design, req.DailyUsers*req.Coverage/100, smallest/100)
+	pl := sch.Plan
 	if !(pl.Fixed > 0) || !(pl.Sequential > 0) {
 		return PlanResult{}, badParam("mde", "cannot plan for this effect: it is too small for the baseline")
 	}
@@ -209,13 +234,6 @@ func MakePlan(req PlanRequest) (PlanResult, error) {
 	res.AbsoluteEffect = roundSig(res.AbsoluteEffect)
 	res.Target = roundSig(req.Baseline + res.AbsoluteEffect)
 	res.Inflation = roundSig(res.Inflation)
-	// Every variant needs the planned users; the base gets what the
-	// candidates leave.
-	baseShare := 100 - float64(k)*req.Share
-	smallest := math.Min(req.Share, baseShare)
-	if baseShare <= 0 {
-		smallest = req.Share // the base must keep some traffic; validate caps share at 100/k
-	}
 	totalShare := (float64(k)*req.Share + math.Max(baseShare, 0)) / 100
 	users := func(n float64) float64 {
 		// The smallest variant sets the pace; total users follow from the split.
@@ -225,8 +243,9 @@ func MakePlan(req PlanRequest) (PlanResult, error) {
 	if req.DailyUsers > 0 && smallest > 0 {
 		perDay := req.DailyUsers * req.Coverage / 100 * smallest / 100
 		res.DailyUsersSmallest = perDay
-		days := func(n float64) float64 { return math.Ceil(n/perDay*10) / 10 }
-		res.Days = &PlanUsers{Fixed: days(pl.Fixed), Sequential: days(pl.Sequential)}
+		days := func(d float64) float64 { return math.Ceil(d*10) / 10 }
+		res.Days = &PlanUsers{Fixed: days(sch.DaysFixed), Sequential: days(sch.DaysSequential)}
+		res.Traffic = "given"
 	}
 	res.Summary = planSummary(res)
 	return res, nil
@@ -252,6 +271,50 @@ func planSummary(r PlanResult) string {
 var planParams = map[string]bool{
 	"baseline": true, "sd": true, "mde": true, "relative": true, "power": true, "alpha": true,
 	"method": true, "looks": true, "variants": true, "daily_users": true, "coverage": true, "share": true,
+	"experiment": true,
+}
+
+// ForExperiment fills the parameters req leaves unset from experiment
+// e's configured design in state st, as the controller tests it now
+// (Experiment.PolicyAt at the current step and test): alpha (the current
+// test's level), method, the variants, each candidate's share at the
+// step, the coverage and the policy's N*. Without given daily_users the
+// traffic is the observed one (users of the current period per day, when
+// over 0: they are covered users already), else
+// rollout.expected_daily_users. The answer's Traffic says which.
+func ForExperiment(req PlanRequest, e *experiments.Experiment, st ReportStatus, observedDaily float64) (PlanRequest, string) {
+	req.Experiment = e.ID
+	step := -1
+	if st.Step >= 0 {
+		step = e.StepIndex(st.Step)
+	}
+	p := e.PolicyAt(step, st.Test, nil)
+	if req.Alpha == 0 && p.Alpha > 0 {
+		req.Alpha = p.Alpha
+	}
+	if req.Method == "" {
+		req.Method = p.Method
+	}
+	if req.Variants == 0 {
+		req.Variants = len(e.Variants)
+	}
+	if steps := experiments.RolloutSteps(e); req.Share == 0 && step >= 0 && step < len(steps) {
+		req.Share = steps[step].Percent
+	}
+	req.NStar = p.NStar
+	traffic := ""
+	switch {
+	case req.DailyUsers > 0:
+		traffic = "given"
+	case observedDaily > 0:
+		req.DailyUsers, req.Coverage, traffic = observedDaily, 100, "observed"
+	case e.Rollout != nil && e.Rollout.ExpectedDailyUsers > 0:
+		req.DailyUsers, traffic = e.Rollout.ExpectedDailyUsers, "configured"
+	}
+	if req.Coverage == 0 && e.Coverage != nil {
+		req.Coverage = *e.Coverage
+	}
+	return req, traffic
 }
 
 // ParsePlanQuery reads a PlanRequest from URL query parameters named like
@@ -313,6 +376,7 @@ func ParsePlanQuery(q url.Values) (PlanRequest, error) {
 		req.Relative = v
 	}
 	req.Method = stats.Method(q.Get("method"))
+	req.Experiment = q.Get("experiment")
 	// Explicit zeros are errors, not "use the default".
 	for _, z := range []struct {
 		name string
@@ -330,9 +394,26 @@ func ParsePlanQuery(q url.Values) (PlanRequest, error) {
 
 func (h *Reports) plan(c *gin.Context) {
 	req, err := ParsePlanQuery(c.Request.URL.Query())
+	traffic := ""
+	if err == nil && req.Experiment != "" {
+		exp, ok := h.src.Experiment(req.Experiment)
+		if !ok || exp == nil {
+			abort(c, newError(http.StatusNotFound, "experiment_not_found", "experiment", fmt.Sprintf("experiment %q not found", req.Experiment)))
+			return
+		}
+		st, daily, oerr := h.observedTraffic(c.Request.Context(), exp)
+		if oerr != nil {
+			abort(c, newError(http.StatusInternalServerError, "plan_failed", "", oerr.Error()))
+			return
+		}
+		req, traffic = ForExperiment(req, exp, st, daily)
+	}
 	if err == nil {
 		var res PlanResult
 		if res, err = MakePlan(req); err == nil {
+			if res.Days != nil && traffic != "" {
+				res.Traffic = traffic
+			}
 			c.JSON(http.StatusOK, res)
 			return
 		}
@@ -343,6 +424,33 @@ func (h *Reports) plan(c *gin.Context) {
 		return
 	}
 	abort(c, newError(http.StatusBadRequest, "invalid_parameter", pe.Param, pe.Error()))
+}
+
+// observedTraffic is the experiment's state and the users a day its
+// current period has seen (0 when the period's start is unknown).
+func (h *Reports) observedTraffic(ctx context.Context, e *experiments.Experiment) (ReportStatus, float64, error) {
+	st, err := h.src.Status(ctx, e.ID)
+	if err != nil {
+		return st, 0, fmt.Errorf("status of %q: %w", e.ID, err)
+	}
+	period := st.Period
+	if period == 0 {
+		period = e.PhaseOrOne()
+	}
+	snap, err := h.store.Summaries(ctx, e.ID, period)
+	if err != nil {
+		return st, 0, fmt.Errorf("statistics of %q: %w", e.ID, err)
+	}
+	if st.Started.IsZero() {
+		return st, 0, nil
+	}
+	users := 0.0
+	for v := range e.Variants {
+		users += snap.Stats[experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}].N
+	}
+	// At least an hour, so a period minutes old does not extrapolate.
+	days := math.Max(h.now().Sub(st.Started).Hours(), 1) / 24
+	return st, users / days, nil
 }
 
 // roundSig rounds to 12 significant digits, so 0.1*0.05 prints as 0.005.

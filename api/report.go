@@ -42,6 +42,13 @@ type ReportStatus struct {
 	// period (any positive scale). Nil: derived from the rollout step or
 	// the configured weights.
 	Split []float64 `json:"split,omitempty"`
+	// Test is the index of the current step's test
+	// (experiments.State.TestIndex; 0 reads as 1) and CarriedLogE the
+	// guardrail evidence carried from earlier periods
+	// (experiments.CarriedLogE, with rollout.carry_over): the controller's
+	// policy is Experiment.PolicyAt(step, Test, CarriedLogE).
+	Test        int                  `json:"test,omitempty"`
+	CarriedLogE map[string][]float64 `json:"carried_log_e,omitempty"`
 }
 
 // ReportTransition is one entry of the audit trail.
@@ -174,6 +181,11 @@ type ReportPolicy struct {
 	MaxUsers   float64           `json:"max_users,omitempty"`
 	SRMAlpha   float64           `json:"srm_alpha"`
 	Guardrails []ReportGuardrail `json:"guardrails"`
+	// AlphaSpent is the α the current step's tests have spent so far,
+	// this one included (restarts, set_step and reshuffles each open one
+	// at stats.RestartAlpha): at most the rollout's alpha. Omitted
+	// without a rollout.
+	AlphaSpent float64 `json:"alpha_spent,omitempty"`
 }
 
 // ReportGuardrail is one guardrail of the policy.
@@ -299,7 +311,8 @@ type ReportPoint struct {
 type analysis struct {
 	exp    *experiments.Experiment
 	step   int          // exp.StepIndex(status.Step), or -1
-	policy stats.Policy // exp.Policy(step), untouched: what the controller passes to stats.Decide
+	policy stats.Policy // exp.PolicyAt(step, …), untouched: what the controller passes to stats.Decide
+	test   int          // the step's test index (ReportStatus.Test)
 	alloc  *experiments.Allocation
 	split  []float64 // the expected split: alloc's, or the status's
 }
@@ -311,7 +324,8 @@ func newAnalysis(exp *experiments.Experiment, st ReportStatus) *analysis {
 	if st.Step >= 0 {
 		a.step = exp.StepIndex(st.Step)
 	}
-	a.policy = exp.Policy(a.step)
+	a.test = max(st.Test, 1)
+	a.policy = exp.PolicyAt(a.step, a.test, st.CarriedLogE)
 	// The controller reads the allocation of its (running) state at the
 	// step; otherwise the configured weights are served.
 	a.alloc = exp.Allocation()
@@ -447,6 +461,9 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 		Guardrails: []ReportGuardrail{},
 	}
 	r.Policy.Confidence = 1 - r.Policy.Alpha
+	if exp.Rollout != nil {
+		r.Policy.AlphaSpent = exp.AlphaSpent(a.test)
+	}
 	for _, g := range p.Guardrails {
 		r.Policy.Guardrails = append(r.Policy.Guardrails, ReportGuardrail{Metric: g.Name, Margin: g.Margin, Relative: g.Relative, Better: string(describe(exp, g.Name).Better)})
 	}

@@ -123,7 +123,7 @@ func (r *Report) statusLine() string {
 }
 
 func (r *Report) policyLine() string {
-	s := fmt.Sprintf("primary %s (relative lift), method %s, alpha %g (%s confidence, Bonferroni over candidates), at least %s users per variant",
+	s := fmt.Sprintf("primary %s (relative lift), method %s, alpha %.4g (%s confidence, Bonferroni over candidates), at least %s users per variant",
 		r.Policy.Primary, r.Policy.Method, r.Policy.Alpha, fmtConfidence(r.Policy.Confidence), fmtCount(r.Policy.MinUsers))
 	if r.Policy.MaxUsers > 0 {
 		s += fmt.Sprintf(", at most %s", fmtCount(r.Policy.MaxUsers))
@@ -272,6 +272,9 @@ func RenderText(w io.Writer, r Report) error {
 		p("  - %s: %s\n", rs.Code, rs.Message)
 	}
 	p("  policy: %s\n", r.policyLine())
+	if r.Policy.AlphaSpent > 0 {
+		p("  alpha spent so far on this step: %.4g (this test runs at %.4g; restarts share the rollout's alpha)\n", r.Policy.AlphaSpent, r.Policy.Alpha)
+	}
 
 	if len(r.Segments) > 0 {
 		p("\nSEGMENTS (%s)\n", r.segmentsNote())

@@ -139,6 +139,14 @@ type Rollout struct {
 	// controller interval), so no "experiments start" command is needed.
 	// It never restarts a stopped, rolled-back or promoted experiment.
 	AutoStart bool `yaml:"auto_start"`
+	// CarryOver, when true, lets a guardrail's evidence from the periods
+	// the controller closed by advancing count at the next steps: the
+	// exact (bounded) e-values of those periods multiply with the
+	// current one's (stats.Guardrail.PriorLogE). A later step then loses
+	// its own protection against harm that grows with the share or time,
+	// and the product is an e-value only for independent periods, which
+	// returning users weaken (docs/statistics.md §2.12). Default off.
+	CarryOver bool `yaml:"carry_over"`
 }
 
 // RampStep is one step of a rollout.

@@ -108,7 +108,19 @@ type State struct {
 	// the fence counter is seeded above every fence already issued
 	// (see StateRestorer).
 	Fence int64 `json:"fence,omitempty"`
+	// StepTests counts the fresh tests opened since the rollout last
+	// advanced into its current step: an advance opens test 1 of the new
+	// step, and a restart (start from stopped or rolled back), a set_step
+	// and a reshuffle each open the next one on a new period. Test i runs
+	// at stats.RestartAlpha(α, i), so all of them together spend at most
+	// α (Experiment.TestAlpha, docs/rollout.md "α spent"). 0 (a state
+	// written before it existed) reads as test 1 (TestIndex).
+	StepTests int `json:"step_tests,omitempty"`
 }
+
+// TestIndex is the index (1, 2, …) of the step's current test: StepTests,
+// at least 1.
+func (s State) TestIndex() int { return max(s.StepTests, 1) }
 
 // Transition is one entry of an experiment's audit trail.
 type Transition struct {
@@ -139,6 +151,13 @@ type Transition struct {
 	// Judge holds the shadow judge gate's decisions behind a controller
 	// transition out of shadow, one per candidate (variant i+1).
 	Judge []stats.JudgeDecision `json:"judge,omitempty"`
+	// Test is the index of the step's test open after the transition
+	// (State.StepTests) and Alpha the level it runs at
+	// (Experiment.TestAlpha); a controller decision's own level is in
+	// Decision's metric results. Both are 0 for an experiment without a
+	// rollout.
+	Test  int     `json:"test,omitempty"`
+	Alpha float64 `json:"alpha,omitempty"`
 }
 
 // Recommendation is the controller's latest evaluation of an experiment,
@@ -352,6 +371,8 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 	case ActionStart:
 		n.Status, n.Step, n.Winner = e.startStatus(), 0, 0
 		n.SaltPhase = max(s.SaltPhase, e.PhaseOrOne())
+		// A restart tests the same question again on a new period.
+		n.StepTests = s.StepTests + 1
 		// Even a first start takes a fresh period: the configured phase's
 		// period may hold data of the static weights served before the
 		// rollout was configured.
@@ -359,12 +380,14 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 	case ActionShadowPass:
 		// Ramp data never pool with the shadow stage's judge data.
 		n.Status, n.Step = StatusRunning, 0
+		n.StepTests = max(s.StepTests, 1)
 		newPeriod()
 	case ActionAdvance:
 		if s.Step+1 >= len(steps) {
 			return s, Transition{}, fmt.Errorf("%w: experiment %q is at its last step (%d of %d)", ErrInvalidTransition, e.ID, StepNumber(s.Step), len(steps))
 		}
 		n.Step = s.Step + 1
+		n.StepTests = 1
 		newPeriod()
 	case ActionPause:
 		n.Status = StatusPaused
@@ -378,6 +401,7 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 			return s, Transition{}, fmt.Errorf("%w: experiment %q is already at step %d", ErrInvalidTransition, e.ID, StepNumber(c.Step))
 		}
 		n.Step = c.Step
+		n.StepTests = s.StepTests + 1
 		newPeriod()
 	case ActionPromote:
 		if c.Winner < 1 || c.Winner >= len(e.Variants) {
@@ -393,6 +417,7 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 			return s, Transition{}, fmt.Errorf("%w: experiment %q is already at salt phase %d", ErrInvalidTransition, e.ID, s.SaltPhase)
 		}
 		n.SaltPhase = e.PhaseOrOne()
+		n.StepTests = s.StepTests + 1
 		newPeriod()
 	}
 	n.Version = s.Version + 1
@@ -402,6 +427,7 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 		Seq: n.Version, Experiment: e.ID, At: now, Actor: c.Actor, Action: c.Action,
 		From: s.Status, To: n.Status, FromStep: s.Step, ToStep: n.Step, Period: n.Period,
 		Reason: c.Reason, Codes: c.Codes, Decision: c.Decision, Fence: c.Fence, Judge: c.Judge,
+		Test: n.TestIndex(), Alpha: e.TestAlpha(n.TestIndex()),
 	}
 	if c.Action == ActionPromote {
 		w := c.Winner

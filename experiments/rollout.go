@@ -189,6 +189,92 @@ func (e *Experiment) Policy(step int) stats.Policy {
 	return p
 }
 
+// RolloutAlpha is the rollout's α: rollout.alpha, else stats.DefaultAlpha.
+func (e *Experiment) RolloutAlpha() float64 {
+	if e.Rollout != nil && e.Rollout.Alpha > 0 {
+		return e.Rollout.Alpha
+	}
+	return stats.DefaultAlpha
+}
+
+// TestAlpha is the level of a step's test-th fresh test (State.TestIndex):
+// stats.RestartAlpha(RolloutAlpha, test), so the step's restarts, set_step
+// and reshuffles together spend at most α (issue 11). A test < 1 counts
+// as 1.
+func (e *Experiment) TestAlpha(test int) float64 {
+	return stats.RestartAlpha(e.RolloutAlpha(), max(test, 1))
+}
+
+// AlphaSpent is the α the step's tests 1..test have spent
+// (stats.AlphaSpent): at most RolloutAlpha.
+func (e *Experiment) AlphaSpent(test int) float64 {
+	return stats.AlphaSpent(e.RolloutAlpha(), max(test, 1))
+}
+
+// PolicyAt is the policy the controller decides with in a state at step
+// (StepIndex), running the step's test-th test: Policy(step) at
+// TestAlpha(test) and, with rollout.carry_over, each guardrail's log
+// e-values carried from earlier periods (CarriedLogE of the history).
+// Without a rollout it is Policy(step). Reports call it with the same
+// arguments, so they show what the controller does.
+func (e *Experiment) PolicyAt(step, test int, carried map[string][]float64) stats.Policy {
+	p := e.Policy(step)
+	if e.Rollout == nil {
+		return p
+	}
+	p.Alpha = e.TestAlpha(test)
+	if e.Rollout.CarryOver {
+		for i := range p.Guardrails {
+			if l := carried[p.Guardrails[i].Name]; len(l) > 0 {
+				p.Guardrails[i].PriorLogE = slices.Clone(l)
+			}
+		}
+	}
+	return p
+}
+
+// CarriedLogE sums, per guardrail metric and candidate (index variant−1),
+// the log e-values of the periods the controller closed by advancing into
+// the current one, in an unbroken chain: walking the history back from
+// the newest transition, each advance adds its decision's exact
+// (bounded) guardrail e-values, pause, resume and restore are passed
+// over, and anything else (start, set_step, reshuffle, shadow pass, an
+// ending) stops the walk, since the periods before it test another
+// question or another split of users (docs/statistics.md §2.12).
+func CarriedLogE(history []Transition) map[string][]float64 {
+	out := map[string][]float64{}
+	for i := len(history) - 1; i >= 0; i-- {
+		t := history[i]
+		switch t.Action {
+		case ActionPause, ActionResume, ActionRestore:
+			continue
+		case ActionAdvance:
+		default:
+			return out
+		}
+		if t.Decision == nil {
+			continue
+		}
+		for _, v := range t.Decision.Variants {
+			if v.Variant < 1 {
+				continue
+			}
+			for _, m := range v.Metrics {
+				if m.Role != "guardrail" || m.Method != "bounded" || m.LogE == nil {
+					continue
+				}
+				l := out[m.Metric]
+				for len(l) < v.Variant {
+					l = append(l, 0)
+				}
+				l[v.Variant-1] = stats.CombineLogE(l[v.Variant-1], *m.LogE)
+				out[m.Metric] = l
+			}
+		}
+	}
+	return out
+}
+
 func orStr(s, def string) string {
 	if s == "" {
 		return def

@@ -281,7 +281,17 @@ func (c *Controller) Evaluate(ctx context.Context, id string, fence int64) (err 
 
 	steps := experiments.RolloutSteps(e)
 	step := e.StepIndex(s.Step)
-	pol := e.Policy(step)
+	// The step's test-th test runs at its share of α (restarts), and with
+	// carry_over the guardrails start from the earlier periods' evidence.
+	var carried map[string][]float64
+	if e.Rollout.CarryOver {
+		hist, err := c.lc.History(ctx, id, 0)
+		if err != nil {
+			return fmt.Errorf("read history of %q: %w", id, err)
+		}
+		carried = experiments.CarriedLogE(hist)
+	}
+	pol := e.PolicyAt(step, s.TestIndex(), carried)
 	snap, err := c.stats.Summaries(ctx, id, s.Period)
 	if err != nil {
 		return fmt.Errorf("read statistics of %q period %d: %w", id, s.Period, err)

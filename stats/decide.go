@@ -83,6 +83,13 @@ type Metric struct {
 type Guardrail struct {
 	Metric
 	Margin float64 `json:"margin"`
+	// PriorLogE, per candidate (index variant−1), is the log of the
+	// product of this guardrail's e-values from earlier, independent
+	// periods against the same null (CombineLogE). When set, a bounded
+	// guardrail is also non-inferior once the product with the current
+	// period's e-value reaches 1/level (MetricResult.CombinedLogE).
+	// docs/statistics.md §2.12.
+	PriorLogE []float64 `json:"prior_log_e,omitempty"`
 }
 
 // Policy is an experiment's decision policy. Zero fields take the
@@ -240,6 +247,11 @@ type MetricResult struct {
 	// e-values of independent cohorts (fresh ramp periods) multiply
 	// (CombineLogE). Nil when not computed.
 	LogE *float64 `json:"log_e,omitempty"`
+	// CombinedLogE is LogE plus the guardrail's PriorLogE (carry-over
+	// across ramp periods); CarriedOver is set when only the combined
+	// e-value made the guardrail non-inferior.
+	CombinedLogE *float64 `json:"combined_log_e,omitempty"`
+	CarriedOver  bool     `json:"carried_over,omitempty"`
 	// Method is the test used when it is not the policy's method:
 	// "bounded", "one-sided-cs" or "one-sided-msprt".
 	Method string   `json:"method,omitempty"`
@@ -442,6 +454,9 @@ func Decide(in Input, p Policy) Decision {
 		harm, ni := false, true
 		for _, g := range p.Guardrails {
 			mr, bad := evalMetric(in, g.Metric, j, "guardrail", g.Margin, gc, ec)
+			if bad == "" {
+				mr = carryOver(mr, g, j, gc)
+			}
 			vr.Metrics = append(vr.Metrics, mr)
 			switch {
 			case bad != "":
@@ -694,6 +709,22 @@ func evalMetric(in Input, m Metric, j int, role string, margin, alpha float64, e
 		mr.Z = fp((tr.Estimate - theta0) / tr.StdErr)
 	}
 	return mr, ""
+}
+
+// carryOver combines a bounded guardrail's e-value with the candidate's
+// earlier periods' (g.PriorLogE) and calls it non-inferior when the
+// product reaches 1/alpha and the current period shows no harm. Only the
+// bounded test's e-values are exact, so only they are combined.
+func carryOver(mr MetricResult, g Guardrail, j int, alpha float64) MetricResult {
+	if mr.Method != "bounded" || mr.LogE == nil || j-1 >= len(g.PriorLogE) || g.PriorLogE[j-1] == 0 {
+		return mr
+	}
+	c := CombineLogE(g.PriorLogE[j-1], *mr.LogE)
+	mr.CombinedLogE = fp(c)
+	if !mr.NonInferior && !mr.Harmful && RejectLogE(c, alpha) {
+		mr.NonInferior, mr.CarriedOver = true, true
+	}
+	return mr
 }
 
 func methodShort(m Method) string {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/abgate/abgate/api"
+	"github.com/abgate/abgate/experiments"
 )
 
 // runReport prints an experiment's report from a running abgate.
@@ -94,13 +95,18 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.String("daily_users", "", "new users a day on the model alias (for the duration)")
 	fs.String("coverage", "", "percent of those users in the experiment")
 	fs.String("share", "", "each candidate's percent of covered users (default: equal split)")
+	fs.String("experiment", "", "plan for this experiment's configured design (read from --config): alpha, method, variants, the step's share, coverage, N* and rollout.expected_daily_users fill the flags not given")
+	cfgPath := fs.String("config", "abgate.yaml", "config file, with --experiment")
+	step := fs.Int("step", 0, "ramp step (from 1) to plan at, with --experiment; default the last (where the primary is decided)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	q := url.Values{}
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name != "json" {
+		switch f.Name {
+		case "json", "config", "step":
+		default:
 			q.Set(f.Name, f.Value.String())
 		}
 	})
@@ -111,7 +117,32 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "abgate plan: %v\n", err)
 		return errUsage
 	}
+	traffic := ""
+	if req.Experiment != "" {
+		cfg, err := experiments.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		e := cfg.Experiment(req.Experiment)
+		if e == nil {
+			fmt.Fprintf(stderr, "abgate plan: experiment %q is not in %s\n", req.Experiment, *cfgPath)
+			return errUsage
+		}
+		// No live state offline: the step asked for (default the last),
+		// its first test, and the configured traffic.
+		st := api.ReportStatus{Step: -1}
+		if n := len(experiments.RolloutSteps(e)); n > 0 {
+			st.Step = n - 1
+			if *step > 0 {
+				st.Step = min(*step, n) - 1
+			}
+		}
+		req, traffic = api.ForExperiment(req, e, st, 0)
+	}
 	res, err := api.MakePlan(req)
+	if err == nil && res.Days != nil && traffic != "" {
+		res.Traffic = traffic
+	}
 	if err != nil {
 		// A parameter the plan can't use is a usage error (exit 2).
 		fmt.Fprintf(stderr, "abgate plan: %v\n", err)

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/abgate/abgate/api"
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/stats"
 )
 
 func TestReportCLI(t *testing.T) {
@@ -84,5 +88,53 @@ func TestPlanTinyEffect(t *testing.T) {
 	code := run(context.Background(), []string{"plan", "--baseline", "0.1", "--mde", "1e-300"}, &out, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "mde") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestPlanCLIExperiment: `abgate plan --experiment` plans for the
+// configured design: the last step's share, the level of a step's first
+// test, and rollout.expected_daily_users for the days.
+func TestPlanCLIExperiment(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "abgate.yaml")
+	cfg := `
+upstreams:
+  - name: up
+    url: http://127.0.0.1:9
+experiments:
+  - id: file-exp
+    variants:
+      - {name: base, upstream: up, model: m0}
+      - {name: cand, upstream: up, model: m1}
+    rollout: {steps: [{percent: 5}, {percent: 25}], expected_daily_users: 8000}
+routes:
+  - {alias: file-alias, experiment: file-exp}
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(args ...string) api.PlanResult {
+		t.Helper()
+		var out, errb bytes.Buffer
+		args = append([]string{"plan", "--config", path, "--experiment", "file-exp", "--baseline", "0.10", "--mde", "0.10", "--json"}, args...)
+		if code := run(context.Background(), args, &out, &errb); code != 0 {
+			t.Fatalf("code %d: %s", code, errb.String())
+		}
+		var res api.PlanResult
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := plan()
+	q := res.Request
+	if q.Share != 25 || q.DailyUsers != 8000 || res.Traffic != "configured" || res.Days == nil || math.Abs(q.Alpha-0.05*6/(math.Pi*math.Pi)) > 1e-12 {
+		t.Fatalf("plan %+v, traffic %q, days %+v", q, res.Traffic, res.Days)
+	}
+	if want := stats.DaysToDecision(res.UsersPerVariant.Sequential, 8000, 0.25); math.Abs(res.Days.Sequential-math.Ceil(want*10)/10) > 1e-9 {
+		t.Errorf("days %v, want %.1f", res.Days.Sequential, want)
+	}
+	if res := plan("--step", "1"); res.Request.Share != 5 {
+		t.Errorf("--step 1: share %v, want 5", res.Request.Share)
 	}
 }

@@ -44,7 +44,14 @@ func (s reportSource) Status(ctx context.Context, id string) (api.ReportStatus, 
 	if err != nil {
 		return api.ReportStatus{}, err
 	}
-	rs := api.ReportStatus{Status: string(st.Status), Step: st.Step, Period: st.Period, Started: st.StepStarted}
+	rs := api.ReportStatus{Status: string(st.Status), Step: st.Step, Period: st.Period, Started: st.StepStarted, Test: st.TestIndex()}
+	if e.Rollout.CarryOver {
+		ts, err := lc.History(ctx, id, 0)
+		if err != nil {
+			return api.ReportStatus{}, err
+		}
+		rs.CarriedLogE = experiments.CarriedLogE(ts)
+	}
 	switch st.Status {
 	case experiments.StatusPromoted, experiments.StatusRolledBack, experiments.StatusStopped:
 		rs.Ended = st.UpdatedAt

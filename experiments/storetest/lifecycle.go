@@ -41,14 +41,17 @@ func RunLifecycle(t *testing.T, newStore LifecycleFactory) {
 var t0 = time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
 
 func lcState(exp string, v int64, st experiments.Status) experiments.State {
+	// StepTests (the α accounting of restarts, issue 11) must round-trip
+	// like every other field.
 	return experiments.State{Experiment: exp, Status: st, Step: int(v), Period: int(v), SaltPhase: 1,
-		Version: v, StepStarted: t0, UpdatedAt: t0.Add(time.Duration(v) * time.Second), UpdatedBy: "api:test"}
+		Version: v, StepStarted: t0, UpdatedAt: t0.Add(time.Duration(v) * time.Second), UpdatedBy: "api:test", StepTests: int(v) + 1}
 }
 
 func lcTrans(exp string, v int64, fence int64) experiments.Transition {
 	return experiments.Transition{Seq: v, Experiment: exp, At: t0.Add(time.Duration(v) * time.Second), Actor: "api:test",
 		Action: experiments.ActionAdvance, From: experiments.StatusRunning, To: experiments.StatusRunning,
-		FromStep: int(v - 1), ToStep: int(v), Period: int(v), Reason: "test", Codes: []string{"x"}, Fence: fence}
+		FromStep: int(v - 1), ToStep: int(v), Period: int(v), Reason: "test", Codes: []string{"x"}, Fence: fence,
+		Test: int(v) + 1, Alpha: 0.05 / float64(v+1)}
 }
 
 func testLCCommit(t *testing.T, newStore LifecycleFactory) {
