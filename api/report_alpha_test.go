@@ -24,13 +24,13 @@ func TestReportAlphaSpent(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := BuildReport(exp, status, nil, snap, nil, reportT0)
-	base := 0.05 * 6 / (math.Pi * math.Pi)
-	if math.Abs(r.Policy.Alpha-base/9) > 1e-15 || math.Abs(r.Policy.AlphaSpent-stats.AlphaSpent(0.05, 3)) > 1e-15 || !(r.Policy.AlphaSpent < 0.05) {
-		t.Fatalf("policy alpha %g, spent %g; want %g and %g", r.Policy.Alpha, r.Policy.AlphaSpent, base/9, stats.AlphaSpent(0.05, 3))
+	third := stats.RestartAlpha(0.05, 3) // the second restart
+	if math.Abs(r.Policy.Alpha-third) > 1e-15 || math.Abs(r.Policy.AlphaSpent-stats.AlphaSpent(0.05, 3)) > 1e-15 || !(r.Policy.AlphaSpent < 0.05) {
+		t.Fatalf("policy alpha %g, spent %g; want %g and %g", r.Policy.Alpha, r.Policy.AlphaSpent, third, stats.AlphaSpent(0.05, 3))
 	}
 	for _, m := range r.Decision.Variants[0].Metrics {
-		if math.Abs(m.Alpha-base/9) > 1e-15 {
-			t.Errorf("%s decided at %g, want %g", m.Metric, m.Alpha, base/9)
+		if math.Abs(m.Alpha-third) > 1e-15 {
+			t.Errorf("%s decided at %g, want %g", m.Metric, m.Alpha, third)
 		}
 	}
 	var b strings.Builder

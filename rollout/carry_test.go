@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/stats"
 )
 
 // TestControllerCarryOver: with rollout.carry_over the controller reads
@@ -43,7 +44,7 @@ func TestControllerCarryOver(t *testing.T) {
 		t.Fatalf("without carry-over the 30%% step advanced on 600 users: %+v", s)
 	}
 	adv := h[len(h)-1]
-	alpha1 := 0.05 * 6 / (math.Pi * math.Pi)
+	alpha1 := stats.RestartAlpha(0.05, 1)
 	if adv.Action != experiments.ActionAdvance || adv.Test != 1 || math.Abs(adv.Alpha-alpha1) > 1e-15 {
 		t.Fatalf("advance transition %+v: want test 1 at %g", adv, alpha1)
 	}

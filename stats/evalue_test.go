@@ -8,7 +8,9 @@ import (
 
 func TestAlphaAccounting(t *testing.T) {
 	t.Parallel()
-	near(t, "first restart", RestartAlpha(0.05, 1), 0.05*6/(math.Pi*math.Pi), 1e-15)
+	near(t, "first test", RestartAlpha(0.05, 1), 0.9*0.05, 1e-15)
+	near(t, "first restart", RestartAlpha(0.05, 2), 0.1*0.05*6/(math.Pi*math.Pi), 1e-15)
+	near(t, "second restart", RestartAlpha(0.05, 3), 0.1*0.05*6/(math.Pi*math.Pi)/4, 1e-15)
 	if s := AlphaSpent(0.05, 100000); !(s < 0.05 && s > 0.04999) {
 		t.Errorf("spent after 1e5 restarts %g", s)
 	}

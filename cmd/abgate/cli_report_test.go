@@ -128,7 +128,7 @@ routes:
 	}
 	res := plan()
 	q := res.Request
-	if q.Share != 25 || q.DailyUsers != 8000 || res.Traffic != "configured" || res.Days == nil || math.Abs(q.Alpha-0.05*6/(math.Pi*math.Pi)) > 1e-12 {
+	if q.Share != 25 || q.DailyUsers != 8000 || res.Traffic != "configured" || res.Days == nil || math.Abs(q.Alpha-stats.RestartAlpha(0.05, 1)) > 1e-12 {
 		t.Fatalf("plan %+v, traffic %q, days %+v", q, res.Traffic, res.Days)
 	}
 	if want := stats.DaysToDecision(res.UsersPerVariant.Sequential, 8000, 0.25); math.Abs(res.Days.Sequential-math.Ceil(want*10)/10) > 1e-9 {
