@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-.PHONY: demo test chart-test build bench bench-streams fuzz sim-judge fault
+.PHONY: demo test chart-test build bench bench-streams fuzz sim sim-judge fault
 
 demo:
 	go run ./cmd/abgate demo
@@ -36,6 +36,12 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzJudgeGate -fuzztime $(FUZZTIME) ./stats/
 	go test -run '^$$' -fuzz FuzzPPI -fuzztime $(FUZZTIME) ./stats/
 	go test -run '^$$' -fuzz FuzzParseVerdict -fuzztime $(FUZZTIME) ./judge/
+
+# Every seeded simulation (the statistics' validity and speed tables, the
+# controller at the guardrail margin, carry-over, CUPED through the stores;
+# docs/statistics.md): about 5 minutes on 2 cores.
+sim:
+	go test -tags simulation -count=1 -timeout 30m -v -run 'Sim' ./stats/ ./rollout/ ./experiments/memstore/ | grep -E '^\s+\||^(---|ok|FAIL|PASS)'
 
 # The shadow judge gate's and PPI's seeded simulations (docs/statistics.md §9).
 sim-judge:

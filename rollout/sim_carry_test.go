@@ -71,7 +71,7 @@ func TestSimCarryOver(t *testing.T) {
 				if r.Float64() < p {
 					x = 1
 				}
-				ss[v] = ss[v].Add(experiments.SummaryDelta(true, 0, 0, x, 1))
+				ss[v] = ss[v].Add(experiments.SummaryDelta(true, 0, 0, x, 1, 0))
 				if ss[1].N < next || ss[0].N < 100 {
 					continue
 				}
