@@ -41,7 +41,8 @@ fuzz:
 # controller at the guardrail margin, carry-over, CUPED through the stores;
 # docs/statistics.md): about 5 minutes on 2 cores.
 sim:
-	go test -tags simulation -count=1 -timeout 30m -v -run 'Sim' ./stats/ ./rollout/ ./experiments/memstore/ | grep -E '^\s+\||^(---|ok|FAIL|PASS)'
+	@go test -tags simulation -count=1 -timeout 30m -v -run 'Sim' ./stats/ ./rollout/ ./experiments/memstore/ > sim.log 2>&1; status=$$?; \
+	grep -E '^\s+\||^(---|ok|FAIL|PASS)' sim.log; exit $$status
 
 # The shadow judge gate's and PPI's seeded simulations (docs/statistics.md §9).
 sim-judge:
