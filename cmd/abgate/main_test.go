@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/internal/fakemodel"
 )
 
@@ -138,28 +135,9 @@ func TestGracefulShutdown(t *testing.T) {
 	model := &fakemodel.Model{TokenDelay: 100 * time.Millisecond, Chunks: 6}
 	up := httptest.NewServer(model)
 	defer up.Close()
-	cfg := &experiments.Config{
-		Server:    experiments.Server{Listen: "127.0.0.1:0", TokenSecret: experiments.Secret(strings.Repeat("k", 32))},
-		Upstreams: []experiments.Upstream{{Name: "up", URL: up.URL}},
-		Experiments: []experiments.Experiment{{ID: "e", Variants: []experiments.Variant{
-			{Name: "base", Upstream: "up", Model: "m"}, {Name: "ft", Upstream: "up", Model: "m2", Weight: 50}}}},
-		Routes: []experiments.Route{{Alias: "a", Experiment: "e"}},
-	}
-	cfg.SetDefaults()
-	if err := cfg.ValidateForServe(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.listen(); err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + a.listeners[0].Addr().String()
+	a, urls, stop := startServe(t, serveConfig(t, up.URL, nil))
+	url := urls[0]
 	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, io.Discard) }()
 	waitReady(t, url)
 
 	resp, err := http.Post(url+"/v1/chat/completions", "application/json",
@@ -172,7 +150,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if !sc.Scan() {
 		t.Fatal("no first chunk")
 	}
-	cancel() // shutdown begins with the stream in flight
+	go func() { done <- stop() }() // shutdown begins with the stream in flight
 	deadline := time.Now().Add(2 * time.Second)
 	for a.ready.Load() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)

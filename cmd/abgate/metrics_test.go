@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,30 +18,12 @@ func TestMetricsEndpoint(t *testing.T) {
 	up := httptest.NewServer(&fakemodel.Model{Chunks: 2})
 	defer up.Close()
 	for _, protect := range []bool{false, true} {
-		cfg := &experiments.Config{
-			Server:    experiments.Server{Listen: "127.0.0.1:0", TokenSecret: experiments.Secret(strings.Repeat("k", 32))},
-			Upstreams: []experiments.Upstream{{Name: "up", URL: up.URL}},
-			Experiments: []experiments.Experiment{{ID: "e", Variants: []experiments.Variant{
-				{Name: "base", Upstream: "up", Model: "m"}, {Name: "ft", Upstream: "up", Model: "m2", Weight: 50}}}},
-			Routes: []experiments.Route{{Alias: "a", Experiment: "e"}},
-			Auth: experiments.Auth{ProtectMetrics: protect, Tokens: []experiments.AuthToken{
-				{Name: "pm", Role: "viewer", Token: experiments.Secret("viewer-token-0123456789")}}},
-		}
-		cfg.SetDefaults()
-		if err := cfg.ValidateForServe(); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.listen(); err != nil {
-			t.Fatal(err)
-		}
-		url := "http://" + a.listeners[0].Addr().String()
-		done := make(chan error, 1)
-		go func() { done <- a.run(ctx, io.Discard) }()
+		cfg := serveConfig(t, up.URL, func(c *experiments.Config) {
+			c.Auth = experiments.Auth{ProtectMetrics: protect, Tokens: []experiments.AuthToken{
+				{Name: "pm", Role: "viewer", Token: experiments.Secret("viewer-token-0123456789")}}}
+		})
+		_, urls, stop := startServe(t, cfg)
+		url := urls[0]
 		waitReady(t, url)
 		for _, user := range []string{"u1", "u2", "u3"} {
 			resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"a","user":"`+user+`"}`))
@@ -81,8 +61,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		if strings.Contains(body, `"u1"`) || strings.Contains(body, "=\"u1\"") {
 			t.Error("a user id reached a metric label")
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -91,30 +70,10 @@ func TestMetricsEndpoint(t *testing.T) {
 // TestUnroutedInOpenAIShape: serve's own engines answer unknown paths and
 // wrong methods with OpenAI-shaped JSON on both listeners.
 func TestUnroutedInOpenAIShape(t *testing.T) {
-	cfg := &experiments.Config{
-		Server:    experiments.Server{Listen: "127.0.0.1:0", AdminListen: "localhost:0", TokenSecret: experiments.Secret(strings.Repeat("k", 32))},
-		Upstreams: []experiments.Upstream{{Name: "up", URL: "http://127.0.0.1:9"}},
-		Experiments: []experiments.Experiment{{ID: "e", Variants: []experiments.Variant{
-			{Name: "base", Upstream: "up", Model: "m"}, {Name: "ft", Upstream: "up", Model: "m2", Weight: 50}}}},
-		Routes: []experiments.Route{{Alias: "a", Experiment: "e"}},
-	}
-	cfg.SetDefaults()
-	if err := cfg.ValidateForServe(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.listen(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, io.Discard) }()
-	for i, ln := range a.listeners {
-		url := "http://" + ln.Addr().String()
+	cfg := serveConfig(t, "http://127.0.0.1:9", func(c *experiments.Config) { c.Server.AdminListen = "localhost:0" })
+	_, urls, stop := startServe(t, cfg)
+	defer stop()
+	for i, url := range urls {
 		waitReady(t, url)
 		cases := []struct{ method, path, code string }{
 			{http.MethodGet, "/v1/nope", `"code":"unknown_url"`},
@@ -138,6 +97,4 @@ func TestUnroutedInOpenAIShape(t *testing.T) {
 			}
 		}
 	}
-	cancel()
-	<-done
 }

@@ -38,3 +38,21 @@ func Check(t testing.TB, dir string, bad map[string]string) {
 		}
 	}
 }
+
+// CheckService is Check with the rules every service package (recorder,
+// rollout, drift, webhook) shares, plus the package's own in extra.
+func CheckService(t testing.TB, dir string, extra map[string]string) {
+	t.Helper()
+	rules := map[string]string{
+		Module + "/api":                    "services never import the admin API",
+		Module + "/gateway":                "services never import the data plane",
+		Module + "/cmd/abgate":             "cmd wires packages, nobody imports it",
+		Module + "/experiments/redisstore": "services reach stores through experiments' interfaces",
+		"github.com/redis/go-redis/v9/...": "only experiments/redisstore imports go-redis",
+		"testing":                          "do not use the testing package in production code",
+	}
+	for k, v := range extra {
+		rules[k] = v
+	}
+	Check(t, dir, rules)
+}
