@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -121,30 +120,17 @@ func runHold(target, label string, n int, ramp, settle, timeout time.Duration, m
 		defer live.Add(-1)
 		br := bufio.NewReaderSize(resp.Body, 1024)
 		var t1 time.Duration
-		doneSeen := false
-		for {
-			line, err := br.ReadSlice('\n')
-			if first && bytes.HasPrefix(line, []byte("data:")) {
-				t1 = time.Since(sched)
-				first = false
-				started.Done()
-			}
-			if bytes.HasPrefix(line, []byte("data: [DONE]")) {
-				doneSeen = true
-			}
-			if err != nil {
-				if errors.Is(err, bufio.ErrBufferFull) {
-					continue
-				}
-				if !errors.Is(err, io.EOF) {
-					fail(err)
-					return
-				}
-				break
-			}
+		data, done, err := readSSE(br, func() {
+			t1 = time.Since(sched)
+			first = false
+			started.Done()
+		})
+		if err != nil {
+			fail(err)
+			return
 		}
-		if first || !doneSeen {
-			fail(errors.New("stream ended without data or [DONE]"))
+		if !data || !done {
+			fail(errStreamIncomplete)
 			return
 		}
 		okN.Add(1)

@@ -22,7 +22,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -178,31 +177,13 @@ func main() {
 		}
 		var s sample
 		if *stream {
-			br := bufio.NewReader(resp.Body)
-			first := true
-			done := false
-			for {
-				line, err := br.ReadSlice('\n')
-				if first && bytes.HasPrefix(line, []byte("data:")) {
-					s.lat = time.Since(sched)
-					first = false
-				}
-				if bytes.HasPrefix(line, []byte("data: [DONE]")) {
-					done = true
-				}
-				if err != nil {
-					if errors.Is(err, bufio.ErrBufferFull) {
-						continue
-					}
-					if !errors.Is(err, io.EOF) {
-						fail(err)
-						return
-					}
-					break
-				}
+			data, done, err := readSSE(bufio.NewReader(resp.Body), func() { s.lat = time.Since(sched) })
+			if err != nil {
+				fail(err)
+				return
 			}
-			if first || !done {
-				fail(errors.New("stream ended without data or [DONE]"))
+			if !data || !done {
+				fail(errStreamIncomplete)
 				return
 			}
 			s.total = time.Since(sched)
