@@ -87,6 +87,8 @@ func SummaryDelta(isNew bool, x0, y0, x1, y1, z float64) Summary {
 		SumZ:  sz,
 		SumZ2: sz2,
 		SumXZ: (x1 - x0) * z,
+		SumYZ: (y1 - y0) * z,
+		SumRZ: (r1 - r0) * z,
 	}
 }
 

@@ -29,6 +29,12 @@ type Summary struct {
 	SumZ  float64 `json:",omitempty"`
 	SumZ2 float64 `json:",omitempty"`
 	SumXZ float64 `json:",omitempty"`
+	// SumYZ and SumRZ are Σyz and Σrz: the denominator's and the user's
+	// own ratio's cross-moments with z, for CUPED on a Ratio metric (the
+	// delta method's linearisation needs Σyz; the bounded test on r
+	// needs Σrz).
+	SumYZ float64 `json:",omitempty"`
+	SumRZ float64 `json:",omitempty"`
 }
 
 // Add returns s + d field by field (all sums, optional ones included).
@@ -38,6 +44,7 @@ func (s Summary) Add(d Summary) Summary {
 		SumY: s.SumY + d.SumY, SumY2: s.SumY2 + d.SumY2, SumXY: s.SumXY + d.SumXY,
 		SumR: s.SumR + d.SumR, SumR2: s.SumR2 + d.SumR2,
 		SumZ: s.SumZ + d.SumZ, SumZ2: s.SumZ2 + d.SumZ2, SumXZ: s.SumXZ + d.SumXZ,
+		SumYZ: s.SumYZ + d.SumYZ, SumRZ: s.SumRZ + d.SumRZ,
 	}
 }
 
