@@ -80,7 +80,7 @@ func TestShadowOffer(t *testing.T) {
 		t.Fatalf("offered %d samples, want 1 (the private request is never replayed)", len(sh.got))
 	}
 	s := sh.got[0]
-	if s.Experiment != testExp || s.Path != "/v1/chat/completions" || !bytes.Equal(s.Answer, reply) || !strings.Contains(string(s.Body), `"content":"hi"`) || s.Unit == (experiments.UnitKey{}) {
+	if s.Experiment != testExp || s.Path != "/v1/chat/completions" || !bytes.Equal(s.Answer, reply) || !strings.Contains(string(s.Body), `"content":"hi"`) || s.Unit == (experiments.UnitKey{}) || s.Live {
 		t.Fatalf("sample %+v", s)
 	}
 	a := testConfig(up.URL, up.URL).Experiments[0].Allocation()
@@ -95,8 +95,9 @@ func TestShadowOffer(t *testing.T) {
 }
 
 // TestShadowOfferLive: during a ramp step (the allocation splits
-// traffic), a request the candidate serves is offered for the live judge
-// with its variant; one the base serves is not.
+// traffic), a request the candidate serves and one the base serves are
+// both offered for the live judge, each with its variant and Live set
+// (the base's answer gets the base arm's judge score, judge_served).
 func TestShadowOfferLive(t *testing.T) {
 	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -121,8 +122,8 @@ func TestShadowOfferLive(t *testing.T) {
 			t.Fatalf("%s: %d %s", u, w.Code, w.Body)
 		}
 	}
-	if len(sh.got) != 1 || sh.got[0].Variant != 1 || !bytes.Equal(sh.got[0].Answer, reply) {
-		t.Fatalf("offered %+v, want the candidate's request only, as variant 1", sh.got)
+	if len(sh.got) != 2 || sh.got[0].Variant != 1 || sh.got[1].Variant != 0 || !sh.got[0].Live || !sh.got[1].Live || !bytes.Equal(sh.got[0].Answer, reply) {
+		t.Fatalf("offered %+v, want the candidate's request as variant 1, then the base's as variant 0, both live", sh.got)
 	}
 }
 
