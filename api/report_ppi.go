@@ -1,0 +1,298 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/stats"
+)
+
+// This file is the judge section's "judge vs humans" part (issue 14,
+// items 5 and 7; docs/reports.md, "Judge vs humans"): on users with both
+// a judge score of their served answers (judge_served) and human
+// feedback, the judge's bias and its agreement with people per arm, and
+// the lift on the human signal corrected by prediction-powered inference
+// (stats.PPILift, PPI++), beside the lift from feedback alone and the
+// judge's own.
+
+// ReportJudgeHumans compares the live judge with human feedback.
+type ReportJudgeHumans struct {
+	// HumanMetric is the human signal (experiments.Experiment.HumanMetric)
+	// and JudgeMetric the judge's score of the served answer.
+	HumanMetric string `json:"human_metric"`
+	JudgeMetric string `json:"judge_metric"`
+	// Unit is the human metric's (experiments.MetricInfo.Unit): lifts
+	// are in it.
+	Unit  string  `json:"unit"`
+	Alpha float64 `json:"alpha"`
+	// Arms holds every arm's judge bias and agreement, the base first.
+	Arms []ReportJudgeHumansArm `json:"arms"`
+	// Candidates holds each candidate's lifts against the base.
+	Candidates []ReportJudgeHumansLift `json:"candidates"`
+}
+
+// ReportJudgeHumansArm is one arm's judged users and how the judge's
+// scores sit against its users' feedback.
+type ReportJudgeHumansArm struct {
+	Variant int    `json:"variant"`
+	Name    string `json:"name"`
+	// Labeled users have both a judge score and feedback; Unlabeled
+	// users a judge score only.
+	Labeled   float64 `json:"labeled"`
+	Unlabeled float64 `json:"unlabeled"`
+	// Bias is the mean, over labelled users, of the judge's score minus
+	// the human signal rescaled to [0,1] with 1 the good end ((h − min)/
+	// (max − min), reversed for a lower-is-better signal), with its
+	// fixed-n interval; nil with fewer than 2 labelled users.
+	Bias   *float64       `json:"bias,omitempty"`
+	BiasCI stats.Interval `json:"bias_ci"`
+	// Agreement is Cohen's κ between the judge (a user's mean score above
+	// ½: it preferred the served answer) and the user (their mean signal
+	// on the good side of its range's midpoint), per labelled user.
+	Agreement stats.AgreementResult `json:"agreement"`
+}
+
+// ReportJudgeHumansLift is a candidate's lift on the human signal three
+// ways. Intervals are the asymptotic anytime-valid ones (SequentialCI),
+// all three built alike so their widths compare.
+type ReportJudgeHumansLift struct {
+	Variant int    `json:"variant"`
+	Name    string `json:"name"`
+	// Corrected is PPI++ on each arm; Valid false when either arm has
+	// fewer than 2 labelled users (then nothing else is set but Sentence).
+	Corrected stats.PPILiftResult `json:"corrected"`
+	// HumanOnly is the lift from the labelled users' feedback alone.
+	HumanOnly stats.PPILiftResult `json:"human_only"`
+	// JudgeLift is the lift of the judge's own score of the served
+	// answer over all judged users (on the judge's scale), and JudgeCI
+	// its interval; nil when either arm has fewer than 2 judged users.
+	JudgeLift *float64       `json:"judge_lift,omitempty"`
+	JudgeCI   stats.Interval `json:"judge_ci"`
+	// LabelGain is (human-only width / corrected width)²: how many times
+	// the feedback the correction's interval is worth.
+	LabelGain *float64 `json:"label_gain,omitempty"`
+	Sentence  string   `json:"sentence"`
+}
+
+// judgeHumans is the part for exp's pair in snap, nil when the experiment
+// keeps no joint sums (no live judge or no human metric) or has no
+// judged user yet.
+func (a *analysis) judgeHumans(snap experiments.Snapshot, alpha float64) *ReportJudgeHumans {
+	pairs := a.exp.JudgePairs()
+	if len(pairs) == 0 {
+		return nil
+	}
+	p := pairs[0]
+	info, _ := a.exp.HumanMetric()
+	sums := make([]experiments.JointSummary, len(a.exp.Variants))
+	seen := false
+	for v := range sums {
+		sums[v] = snap.Joint[experiments.JointKey{Variant: v, Human: p.Human, Judge: p.Judge}]
+		seen = seen || sums[v].PPI.Labeled+sums[v].PPI.Unlabeled > 0
+	}
+	if !seen {
+		return nil
+	}
+	h := &ReportJudgeHumans{HumanMetric: p.Human, JudgeMetric: p.Judge, Unit: info.Unit, Alpha: alpha,
+		Arms: []ReportJudgeHumansArm{}, Candidates: []ReportJudgeHumansLift{}}
+	opt := stats.PPIOptions{Alpha: alpha}
+	for v, s := range sums {
+		arm := ReportJudgeHumansArm{Variant: v, Name: a.exp.Variants[v].Name, Labeled: s.PPI.Labeled, Unlabeled: s.PPI.Unlabeled}
+		if r := stats.PPIMean(goodnessScale(s.PPI, info), opt); r.Valid {
+			b := r.JudgeBias
+			arm.Bias, arm.BiasCI = &b, r.JudgeBiasCI
+		}
+		arm.Agreement = stats.Agreement(agreementTable(s.Agree, info.Better), alpha)
+		h.Arms = append(h.Arms, arm)
+	}
+	for v := 1; v < len(sums); v++ {
+		c := ReportJudgeHumansLift{Variant: v, Name: a.exp.Variants[v].Name,
+			Corrected: stats.PPILift(sums[0].PPI, sums[v].PPI, opt)}
+		if c.Corrected.Valid {
+			hopt := opt
+			hopt.Mode = stats.PPIHumanOnly
+			c.HumanOnly = stats.PPILift(sums[0].PPI, sums[v].PPI, hopt)
+			if w, wh := width(c.Corrected.SequentialCI), width(c.HumanOnly.SequentialCI); w > 0 && wh > 0 {
+				g := (wh / w) * (wh / w)
+				c.LabelGain = &g
+			}
+		}
+		if l, ci, ok := judgeLift(sums[0].PPI, sums[v].PPI, alpha); ok {
+			c.JudgeLift, c.JudgeCI = &l, ci
+		}
+		c.Sentence = humansSentence(info, &c, h.Arms[0], h.Arms[v], alpha)
+		h.Candidates = append(h.Candidates, c)
+	}
+	return h
+}
+
+func width(i stats.Interval) float64 {
+	w := i.High - i.Low
+	if math.IsNaN(w) || math.IsInf(w, 0) {
+		return 0
+	}
+	return w
+}
+
+// goodnessScale maps the human signal h of s to g = (h − min)/(max − min),
+// or (max − h)/(max − min) for a lower-is-better signal, so a judge score
+// in [0,1] and g share a scale and a direction: PPIMean's JudgeBias on
+// the result is mean(f − g). The sums transform exactly (g is affine in
+// h).
+func goodnessScale(s stats.PPISummary, m experiments.MetricInfo) stats.PPISummary {
+	span := m.Max - m.Min
+	if !(span > 0) || math.IsInf(span, 0) {
+		return s
+	}
+	a, c := -m.Min/span, 1/span
+	if m.Better == experiments.LowerIsBetter {
+		a, c = m.Max/span, -1/span
+	}
+	n := s.Labeled
+	s.SumHuman2 = n*a*a + 2*a*c*s.SumHuman + c*c*s.SumHuman2
+	s.SumHumanJudge = a*s.SumJudge + c*s.SumHumanJudge
+	s.SumHuman = n*a + c*s.SumHuman
+	return s
+}
+
+// agreementTable is the store's agreement cells (judge > ½, human above
+// the midpoint) as a square table of (judge good, person good): for a
+// lower-is-better signal, a person's good side is below the midpoint.
+func agreementTable(c [2][2]float64, better experiments.Direction) [][]float64 {
+	t := [][]float64{{c[0][0], c[0][1]}, {c[1][0], c[1][1]}}
+	if better == experiments.LowerIsBetter {
+		t[0][0], t[0][1] = t[0][1], t[0][0]
+		t[1][0], t[1][1] = t[1][1], t[1][0]
+	}
+	return t
+}
+
+// judgeLift is the lift of the judge's mean score of the served answer
+// over each arm's judged users (labelled and not), with the same
+// asymptotic confidence sequence PPILift uses; ok false with fewer than
+// 2 judged users in an arm or no variance.
+func judgeLift(base, cand stats.PPISummary, alpha float64) (float64, stats.Interval, bool) {
+	mean := func(s stats.PPISummary) (stats.Estimate, float64, bool) {
+		n, sx, sx2 := s.Labeled+s.Unlabeled, s.SumJudge+s.SumJudgeU, s.SumJudge2+s.SumJudgeU2
+		if !(n >= 2) || math.IsInf(n, 0) {
+			return stats.Estimate{}, 0, false
+		}
+		m := sx / n
+		v := math.Max((sx2-n*m*m)/(n-1), 0)
+		return stats.Estimate{Value: m, Variance: v / n}, n, true
+	}
+	b, nb, ok1 := mean(base)
+	c, nc, ok2 := mean(cand)
+	if !ok1 || !ok2 {
+		return 0, stats.Interval{}, false
+	}
+	e := stats.Lift(b, c, false)
+	t := stats.ConfidenceSequence(e, 0, nb+nc, stats.DefaultNStar, alpha)
+	if !t.Valid || math.IsInf(t.CI.Low, 0) || math.IsInf(t.CI.High, 0) {
+		return 0, stats.Interval{}, false
+	}
+	return e.Value, t.CI, true
+}
+
+// humansSentence says a candidate's corrected lift for a reader who has
+// never heard of prediction-powered inference.
+func humansSentence(m experiments.MetricInfo, c *ReportJudgeHumansLift, base, cand ReportJudgeHumansArm, alpha float64) string {
+	conf := fmtConfidence(1 - alpha)
+	if !c.Corrected.Valid {
+		return fmt.Sprintf("Not enough data yet to correct the judge with people's %s for %q: each arm needs at least 2 judged users who also gave feedback (base: %s, %s: %s).",
+			m.Noun, c.Name, fmtCount(base.Labeled), c.Name, fmtCount(cand.Labeled))
+	}
+	l := c.Corrected
+	var b strings.Builder
+	fmt.Fprintf(&b, "Correcting the judge with people's feedback, %q changes the %s by %s against the base (anytime-valid %s CI %s to %s), from %s judged users who also gave feedback and %s who did not",
+		c.Name, m.Noun, fmtSignedAbs(m.Unit, l.Lift), conf, fmtSignedAbs(m.Unit, l.SequentialCI.Low), fmtSignedAbs(m.Unit, l.SequentialCI.High),
+		fmtCount(base.Labeled+cand.Labeled), fmtCount(base.Unlabeled+cand.Unlabeled))
+	ho := c.HumanOnly
+	fmt.Fprintf(&b, "; feedback alone says %s (CI %s to %s)", fmtSignedAbs(m.Unit, ho.Lift), fmtSignedAbs(m.Unit, ho.SequentialCI.Low), fmtSignedAbs(m.Unit, ho.SequentialCI.High))
+	if c.JudgeLift != nil {
+		fmt.Fprintf(&b, ", the judge alone %s points on its own scale", fmtSignedPoints(*c.JudgeLift))
+	}
+	b.WriteString(".")
+	if g := c.LabelGain; g != nil && *g >= 1.05 {
+		fmt.Fprintf(&b, " The judge's scores make the feedback worth %s× as much.", fmtNum(*g))
+	} else if g != nil {
+		b.WriteString(" The judge's scores add little here: its scores barely track people's.")
+	}
+	return b.String()
+}
+
+// humansBiasText is an arm's judge bias for the renderers.
+func humansBiasText(a ReportJudgeHumansArm) string {
+	if a.Bias == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s points (CI %s to %s)", fmtSignedPoints(*a.Bias), fmtSignedPoints(a.BiasCI.Low), fmtSignedPoints(a.BiasCI.High))
+}
+
+// humansAgreementText is an arm's judge–human agreement for the
+// renderers.
+func humansAgreementText(a ReportJudgeHumansArm) string {
+	g := a.Agreement
+	switch {
+	case g.Observed == nil:
+		return "-"
+	case g.Kappa == nil:
+		return fmt.Sprintf("agree on %s of %s users; kappa undefined (one side always says the same)", fmtPct(*g.Observed), fmtCount(g.N))
+	}
+	return fmt.Sprintf("agree on %s of %s users; kappa %s (CI %s to %s)", fmtPct(*g.Observed), fmtCount(g.N),
+		fmtNum(*g.Kappa), fmtNum(g.KappaCI.Low), fmtNum(g.KappaCI.High))
+}
+
+// humansLiftText is a lift and its interval for table cells.
+func humansLiftText(unit string, r stats.PPILiftResult) string {
+	if !r.Valid {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%s to %s)", fmtSignedAbs(unit, r.Lift), fmtSignedAbs(unit, r.SequentialCI.Low), fmtSignedAbs(unit, r.SequentialCI.High))
+}
+
+func (c *ReportJudgeHumansLift) judgeText() string {
+	if c.JudgeLift == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%s to %s) points", fmtSignedPoints(*c.JudgeLift), fmtSignedPoints(c.JudgeCI.Low), fmtSignedPoints(c.JudgeCI.High))
+}
+
+// note says what the part shows and what it rests on.
+func (h *ReportJudgeHumans) note() string {
+	return fmt.Sprintf("Judge vs humans, on %s: per user, the judge's score of the answers they were served (%s) against their own feedback. "+
+		"The corrected lift is prediction-powered inference (PPI++): the judge's scores of every judged user, corrected by the judge's error measured on users who also gave feedback. "+
+		"It is valid only if whether a judged user gives feedback does not depend on how good their answers were; bias is the judge's score minus the feedback rescaled to 0-100 points.",
+		h.HumanMetric, h.JudgeMetric)
+}
+
+// humansView is the part for the page.
+type humansView struct {
+	Note      string
+	Sentences []string
+	Arms      []humansArmView
+	Lifts     []humansLiftView
+}
+
+type humansArmView struct{ Name, Labeled, Unlabeled, Bias, Agreement string }
+type humansLiftView struct{ Name, Corrected, HumanOnly, Judge string }
+
+func (h *ReportJudgeHumans) view() *humansView {
+	if h == nil {
+		return nil
+	}
+	v := &humansView{Note: h.note()}
+	for _, a := range h.Arms {
+		v.Arms = append(v.Arms, humansArmView{Name: a.Name, Labeled: fmtCount(a.Labeled), Unlabeled: fmtCount(a.Unlabeled),
+			Bias: humansBiasText(a), Agreement: humansAgreementText(a)})
+	}
+	for i := range h.Candidates {
+		c := &h.Candidates[i]
+		v.Sentences = append(v.Sentences, c.Sentence)
+		v.Lifts = append(v.Lifts, humansLiftView{Name: c.Name, Corrected: humansLiftText(h.Unit, c.Corrected),
+			HumanOnly: humansLiftText(h.Unit, c.HumanOnly), Judge: c.judgeText()})
+	}
+	return v
+}

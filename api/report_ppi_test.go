@@ -1,0 +1,178 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/experiments/memstore"
+	"github.com/abgate/abgate/internal/fakemodel"
+)
+
+// liveJudgeExperiment is the report fixture's experiment with a live
+// judge during its ramp steps; its human signal is the primary metric,
+// thumbs.
+func liveJudgeExperiment() *experiments.Experiment {
+	e := shadowExperiment()
+	e.Shadow.LivePercent = 20
+	return e
+}
+
+// judgedUsers simulates a ramp step's live judge and feedback into a
+// memstore, through the stores' joint sums: each judged user's answers
+// have a quality q (the arm's mean ± 0.4, uniform); the fake judge
+// compares perUser of them with the other model's answers and prefers
+// the candidate's style by styleBonus, a bias people don't share; with
+// probability labelled (at random: missing at random) the user also
+// gives perUser thumbs, each up with probability q. It returns the
+// snapshot.
+func judgedUsers(t testing.TB, e *experiments.Experiment, seed uint64, perArm int, qBase, qCand, labelled, styleBonus float64) experiments.Snapshot {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 14))
+	jd := &fakemodel.Judge{Sensitivity: 1}
+	st := memstore.New()
+	b := &experiments.Batch{ID: "b1", Experiment: e.ID, Phase: 2, Joint: e.JudgePairs()}
+	mean := []float64{qBase, qCand}
+	const perUser = 4
+	for v := range 2 {
+		for i := range perArm {
+			var u experiments.UnitKey
+			u[0], u[1], u[2] = byte(v), byte(i), byte(i>>8)
+			q := mean[v] + 0.8*(r.Float64()-0.5)
+			for range perUser {
+				other := mean[1-v] + 0.8*(r.Float64()-0.5)
+				qs, qo := q, other // as the judge sees them
+				if v == 1 {
+					qs += styleBonus
+				} else {
+					qo += styleBonus
+				}
+				f := 0.0
+				if r.Float64() < jd.PreferA(qs, qo) {
+					f = 1
+				}
+				b.Deltas = append(b.Deltas, experiments.Delta{Variant: v, Unit: u, Metric: experiments.MetricJudgeServed, DX: f, DY: 1})
+				if v == 1 {
+					b.Deltas = append(b.Deltas, experiments.Delta{Variant: v, Unit: u, Metric: experiments.MetricJudgeScore, DX: f, DY: 1})
+				}
+			}
+			if r.Float64() < labelled {
+				for range perUser {
+					h := 0.0
+					if r.Float64() < q {
+						h = 1
+					}
+					b.Deltas = append(b.Deltas, experiments.Delta{Variant: v, Unit: u, Metric: experiments.MetricThumbs, DX: h, DY: 1})
+				}
+			}
+		}
+	}
+	if _, err := st.Apply(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := st.Summaries(context.Background(), e.ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+func rampReport(e *experiments.Experiment, snap experiments.Snapshot) Report {
+	st := ReportStatus{Status: "running", Step: 1, Period: 2, Started: reportT0}
+	return BuildReport(e, st, nil, snap, nil, reportT0.Add(3*time.Hour))
+}
+
+// TestReportJudgeHumansCorrects: with a judge biased toward the
+// candidate's style, the judge's own lift is far off the true lift in
+// people's thumbs-up rate (+10 points), while the corrected lift's
+// interval covers it and is narrower than feedback alone's; the judge's
+// bias shows on each arm, in opposite directions.
+func TestReportJudgeHumansCorrects(t *testing.T) {
+	t.Parallel()
+	e := liveJudgeExperiment()
+	const truth = 0.10
+	r := rampReport(e, judgedUsers(t, e, 1, 3000, 0.55, 0.65, 0.3, 0.15))
+	if r.Judge == nil || r.Judge.Humans == nil {
+		t.Fatalf("no judge vs humans part: %+v", r.Judge)
+	}
+	h := r.Judge.Humans
+	if h.HumanMetric != experiments.MetricThumbs || h.JudgeMetric != experiments.MetricJudgeServed || len(h.Candidates) != 1 || len(h.Arms) != 2 {
+		t.Fatalf("part %+v", h)
+	}
+	c := h.Candidates[0]
+	if !c.Corrected.Valid || !c.HumanOnly.Valid || c.JudgeLift == nil || c.LabelGain == nil {
+		t.Fatalf("candidate %+v", c)
+	}
+	if ci := c.JudgeCI; ci.Low <= truth+0.1 {
+		t.Errorf("the judge's own lift %v (CI %v) is not off: the fixture's judge bias is too weak", *c.JudgeLift, ci)
+	}
+	if ci := c.Corrected.SequentialCI; !(ci.Low < truth && truth < ci.High) {
+		t.Errorf("corrected lift %v, CI %v does not cover the true lift %v", c.Corrected.Lift, ci, truth)
+	}
+	if !(*c.LabelGain > 1.1) {
+		t.Errorf("label gain %v: the correction should narrow the interval", *c.LabelGain)
+	}
+	base, cand := h.Arms[0], h.Arms[1]
+	if base.Bias == nil || cand.Bias == nil || !(base.BiasCI.High < 0) || !(cand.BiasCI.Low > 0) {
+		t.Errorf("judge bias: base %v %v, candidate %v %v; want below 0 and above 0", base.Bias, base.BiasCI, cand.Bias, cand.BiasCI)
+	}
+	if k := cand.Agreement.Kappa; k == nil || !(*k > 0) {
+		t.Errorf("candidate agreement %+v: want κ > 0 (judge and people both track quality)", cand.Agreement)
+	}
+	if !strings.Contains(c.Sentence, "Correcting the judge with people's feedback") {
+		t.Errorf("sentence %q", c.Sentence)
+	}
+	var txt, md, page bytes.Buffer
+	if err := RenderText(&txt, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := renderPage(&page, r, ""); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"text": txt.String(), "markdown": md.String(), "html": page.String()} {
+		if !strings.Contains(strings.ToLower(out), "judge vs humans") || !strings.Contains(out, "kappa") {
+			t.Errorf("%s report has no judge vs humans part", name)
+		}
+	}
+	if _, err := json.Marshal(r); err != nil {
+		t.Errorf("JSON: %v", err)
+	}
+}
+
+// TestReportJudgeHumansInsufficient: judged users without feedback (or
+// one labelled user) give a sentence saying so and no numbers, never
+// NaN; an experiment without a live judge has no part.
+func TestReportJudgeHumansInsufficient(t *testing.T) {
+	t.Parallel()
+	e := liveJudgeExperiment()
+	for _, labelled := range []float64{0, 0.0005} {
+		r := rampReport(e, judgedUsers(t, e, 2, 1000, 0.5, 0.5, labelled, 0))
+		h := r.Judge.Humans
+		if h == nil || len(h.Candidates) != 1 {
+			t.Fatalf("labelled %v: part %+v", labelled, h)
+		}
+		c := h.Candidates[0]
+		if c.Corrected.Valid || c.LabelGain != nil || !strings.HasPrefix(c.Sentence, "Not enough data yet") {
+			t.Errorf("labelled %v: candidate %+v", labelled, c)
+		}
+		if _, err := json.Marshal(r); err != nil {
+			t.Errorf("labelled %v: JSON: %v", labelled, err)
+		}
+		var txt bytes.Buffer
+		if err := RenderText(&txt, r); err != nil || strings.Contains(txt.String(), "NaN") {
+			t.Errorf("labelled %v: text %v %q", labelled, err, txt.String())
+		}
+	}
+	plain := shadowExperiment() // no live_percent: no joint sums asked
+	if r := rampReport(plain, judgedUsers(t, liveJudgeExperiment(), 3, 200, 0.5, 0.6, 0.5, 0)); r.Judge != nil && r.Judge.Humans != nil {
+		t.Errorf("a judge without live_percent got a judge vs humans part")
+	}
+}
