@@ -70,7 +70,7 @@ type Judge struct {
 	RetainPromptsFor Duration `yaml:"retain_prompts_for"`
 	// HumanMetric is the human feedback signal the live judge's scores
 	// are checked against and corrected by (prediction-powered
-	// inference, docs/statistics.md §10.4): a bounded feedback metric,
+	// inference, docs/statistics.md, "Judge vs humans"): a bounded feedback metric,
 	// built in or declared. Default: the experiment's primary metric
 	// when it is one.
 	HumanMetric string `yaml:"human_metric"`
@@ -106,8 +106,8 @@ type Shadow struct {
 	// serving candidate (0..100, default 0: no live judge). Requests the
 	// base serves to units in the same share are judged too (replayed to
 	// each candidate), recorded only as the base's judge_served, so each
-	// arm has a judge score of its own answers (docs/statistics.md
-	// §10.4). MaxPerUser caps each user per period (each ramp step is
+	// arm has a judge score of its own answers (docs/statistics.md,
+	// "Judge vs humans"). MaxPerUser caps each user per period (each ramp step is
 	// one).
 	LivePercent float64 `yaml:"live_percent"`
 }

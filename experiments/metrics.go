@@ -76,7 +76,7 @@ const (
 	// judge_score, for a base-served one it is 1 − the candidate's
 	// score. It is each arm's judge score of its own answers, the f of
 	// prediction-powered inference against the human signal
-	// (Experiment.JudgePairs, docs/statistics.md §10.4).
+	// (Experiment.JudgePairs, docs/statistics.md, "Judge vs humans").
 	MetricJudgeServed = "judge_served"
 
 	// CounterUnanalysed counts Outcomes with Analysed=false per variant.

@@ -193,7 +193,7 @@ type Batch struct {
 }
 
 // JointPair names a human signal and a judge score whose joint per-user
-// sums a store keeps (docs/statistics.md §10.4). Cut binarises the human
+// sums a store keeps (docs/statistics.md, "Judge vs humans"). Cut binarises the human
 // signal for the agreement table: a user's mean above Cut is "good".
 type JointPair struct {
 	Human, Judge string

@@ -233,10 +233,18 @@ func (s *Service) Sample(experiment, salt, unit string, live bool, hdr http.Head
 
 // Offer implements gateway.Shadower: a non-blocking send into the
 // experiment's queue. A user who already has max_per_user comparisons in
-// the period is not replayed again.
+// the period is not replayed again, and a base-served live sample only
+// while the queue is less than half full.
 func (s *Service) Offer(smp experiments.ShadowSample) bool {
 	l := (*s.lanes.Load())[smp.Experiment]
 	if l == nil {
+		return false
+	}
+	if smp.Live && smp.Variant == 0 && 2*len(l.q) >= max(cap(l.q), 2) {
+		// Base users are most of a ramp step's traffic: they may fill
+		// only half the queue, so the candidate's live judgments (the
+		// gate's data) are never crowded out.
+		l.st.droppedFull.Add(1)
 		return false
 	}
 	k := capKey{smp.Unit, smp.Period}
@@ -349,8 +357,8 @@ func (s *Service) live(ctx context.Context, l *lane, smp experiments.ShadowSampl
 // in random order, as every comparison), and records the judge's
 // preference for the base's answer, 1 − the candidate's score, as the
 // user's judge_served on the base: the base arm's judge score of its own
-// answers, which prediction-powered inference needs (docs/statistics.md
-// §10.4). It is never the candidate's judge_score: the user is in the
+// answers, which prediction-powered inference needs (docs/statistics.md,
+// "Judge vs humans"). It is never the candidate's judge_score: the user is in the
 // base arm.
 func (s *Service) liveBase(ctx context.Context, l *lane, smp experiments.ShadowSample, prompt, base string) bool {
 	recorded := false

@@ -48,6 +48,7 @@ type ppiRun struct {
 	fixedPPI, seqPPI, fixedHuman, seqHuman bool
 	wPPI, wHuman, wJudge                   float64
 	judgeLift, ppiLift, humanLift          float64
+	corr                                   float64 // within-arm corr(h, f) over labelled users, mean of the arms
 	// at every look: missed by the sequential CI at some look, by the
 	// fixed-n CI at some look
 	everSeqMiss, everFixedMiss, everHumanSeqMiss bool
@@ -132,9 +133,19 @@ func simPPI(r *rand.Rand, mnar bool) ppiRun {
 			mb := (base.SumJudge + base.SumJudgeU) / (base.Labeled + base.Unlabeled)
 			mc := (cand.SumJudge + cand.SumJudgeU) / (cand.Labeled + cand.Unlabeled)
 			run.judgeLift = mc - mb
+			run.corr = (corr(base) + corr(cand)) / 2
 		}
 	}
 	return run
+}
+
+// corr is the sample correlation of h and f over s's labelled users.
+func corr(s stats.PPISummary) float64 {
+	n := s.Labeled
+	c := s.SumHumanJudge/n - s.SumHuman/n*s.SumJudge/n
+	vh := s.SumHuman2/n - (s.SumHuman/n)*(s.SumHuman/n)
+	vf := s.SumJudge2/n - (s.SumJudge/n)*(s.SumJudge/n)
+	return c / math.Sqrt(vh*vf)
 }
 
 func TestSimPPICoverage(t *testing.T) {
@@ -142,7 +153,7 @@ func TestSimPPICoverage(t *testing.T) {
 	for _, mnar := range []bool{false, true} {
 		r := rand.New(rand.NewPCG(2023, 14))
 		var n, fixedPPI, seqPPI, fixedHuman, seqHuman, everSeq, everFixed, everHuman float64
-		var wPPI, wHuman, judgeLift, ppiLift, humanLift float64
+		var wPPI, wHuman, judgeLift, ppiLift, humanLift, corrSum float64
 		for range reps {
 			run := simPPI(r, mnar)
 			if !run.valid {
@@ -166,12 +177,14 @@ func TestSimPPICoverage(t *testing.T) {
 			judgeLift += run.judgeLift
 			ppiLift += run.ppiLift
 			humanLift += run.humanLift
+			corrSum += run.corr
 		}
 		name := "MAR (feedback at random, 30%)"
 		if mnar {
 			name = "MNAR (unhappy users speak up)"
 		}
 		t.Logf("%s: %v runs of %d judged users per arm, true lift %+.1f points", name, n, ppiBatches*ppiPerArm, 100*ppiTruth)
+		t.Logf("  mean within-arm corr(h, f) over labelled users: %.3f", corrSum/n)
 		t.Logf("  mean lift: judge alone %+.1f, PPI++ %+.2f, feedback alone %+.2f points", 100*judgeLift/n, 100*ppiLift/n, 100*humanLift/n)
 		t.Logf("  coverage at the last look: PPI++ fixed-n %.3f, sequential %.3f; feedback alone fixed-n %.3f, sequential %.3f",
 			fixedPPI/n, seqPPI/n, fixedHuman/n, seqHuman/n)
