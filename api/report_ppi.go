@@ -89,7 +89,7 @@ func (a *analysis) judgeHumans(snap experiments.Snapshot, alpha float64) *Report
 	sums := make([]experiments.JointSummary, len(a.exp.Variants))
 	seen := false
 	for v := range sums {
-		sums[v] = snap.Joint[experiments.JointKey{Variant: v, Human: p.Human, Judge: p.Judge}]
+		sums[v] = sane(snap.Joint[experiments.JointKey{Variant: v, Human: p.Human, Judge: p.Judge}])
 		seen = seen || sums[v].PPI.Labeled+sums[v].PPI.Unlabeled > 0
 	}
 	if !seen {
@@ -126,6 +126,23 @@ func (a *analysis) judgeHumans(snap experiments.Snapshot, alpha float64) *Report
 		h.Candidates = append(h.Candidates, c)
 	}
 	return h
+}
+
+// sane is s, or nothing when a sum is not finite or a count negative (a
+// corrupted store): the part then says there is not enough data rather
+// than showing NaN.
+func sane(s experiments.JointSummary) experiments.JointSummary {
+	p := s.PPI
+	for _, x := range []float64{p.Labeled, p.SumHuman, p.SumHuman2, p.SumJudge, p.SumJudge2, p.SumHumanJudge,
+		p.Unlabeled, p.SumJudgeU, p.SumJudgeU2, s.Agree[0][0], s.Agree[0][1], s.Agree[1][0], s.Agree[1][1]} {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return experiments.JointSummary{}
+		}
+	}
+	if p.Labeled < 0 || p.Unlabeled < 0 {
+		return experiments.JointSummary{}
+	}
+	return s
 }
 
 func width(i stats.Interval) float64 {

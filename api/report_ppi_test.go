@@ -3,7 +3,9 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -175,4 +177,52 @@ func TestReportJudgeHumansInsufficient(t *testing.T) {
 	if r := rampReport(plain, judgedUsers(t, liveJudgeExperiment(), 3, 200, 0.5, 0.6, 0.5, 0)); r.Judge != nil && r.Judge.Humans != nil {
 		t.Errorf("a judge without live_percent got a judge vs humans part")
 	}
+}
+
+// FuzzReportJudgeHumans: whatever joint sums a store returns (empty,
+// negative, zero variance, huge, NaN or Inf from a corrupted store), the
+// judge vs humans part never panics and never carries NaN or Inf: its
+// JSON encodes and its text shows no NaN.
+func FuzzReportJudgeHumans(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{0, 0, 0, 0, 0, 0, 0xf0, 0x3f}, 26)) // every sum 1
+	f.Add(bytes.Repeat([]byte{0, 0, 0, 0, 0, 0, 0xf0, 0x7f}, 26)) // +Inf
+	f.Add(bytes.Repeat([]byte{1, 0, 0, 0, 0, 0, 0xf8, 0x7f}, 26)) // NaN
+	e := liveJudgeExperiment()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		next := func() float64 {
+			if len(data) < 8 {
+				return float64(len(data))
+			}
+			x := math.Float64frombits(binary.LittleEndian.Uint64(data))
+			data = data[8:]
+			return x
+		}
+		snap := experiments.Snapshot{Stats: map[experiments.VariantMetric]experiments.Summary{
+			{Variant: 1, Metric: experiments.MetricJudgeScore}: {N: 3, SumX: 2, SumX2: 2, SumY: 3, SumY2: 3, SumXY: 2},
+		}, Joint: map[experiments.JointKey]experiments.JointSummary{}}
+		for v := range 2 {
+			var s experiments.JointSummary
+			p := &s.PPI
+			for _, x := range []*float64{&p.Labeled, &p.SumHuman, &p.SumHuman2, &p.SumJudge, &p.SumJudge2, &p.SumHumanJudge,
+				&p.Unlabeled, &p.SumJudgeU, &p.SumJudgeU2, &s.Agree[0][0], &s.Agree[0][1], &s.Agree[1][0], &s.Agree[1][1]} {
+				*x = next()
+			}
+			snap.Joint[experiments.JointKey{Variant: v, Human: experiments.MetricThumbs, Judge: experiments.MetricJudgeServed}] = s
+		}
+		r := rampReport(e, snap)
+		if r.Judge == nil {
+			t.Fatal("no judge section")
+		}
+		if _, err := json.Marshal(r.Judge); err != nil {
+			t.Fatalf("JSON: %v", err)
+		}
+		var txt bytes.Buffer
+		if err := RenderText(&txt, r); err != nil {
+			t.Fatal(err)
+		}
+		if i := strings.Index(txt.String(), "JUDGE VS HUMANS"); i >= 0 && (strings.Contains(txt.String()[i:], "NaN") || strings.Contains(txt.String()[i:], "Inf")) {
+			t.Fatalf("text shows NaN or Inf:\n%s", txt.String()[i:])
+		}
+	})
 }
