@@ -97,7 +97,7 @@ func (a *analysis) judgeHumans(snap experiments.Snapshot, alpha float64) *Report
 	}
 	h := &ReportJudgeHumans{HumanMetric: p.Human, JudgeMetric: p.Judge, Unit: info.Unit, Alpha: alpha,
 		Arms: []ReportJudgeHumansArm{}, Candidates: []ReportJudgeHumansLift{}}
-	opt := stats.PPIOptions{Alpha: alpha}
+	opt := stats.PPIOptions{Alpha: alpha, NStar: a.humansNStar()}
 	for v, s := range sums {
 		arm := ReportJudgeHumansArm{Variant: v, Name: a.exp.Variants[v].Name, Labeled: s.PPI.Labeled, Unlabeled: s.PPI.Unlabeled}
 		if r := stats.PPIMean(goodnessScale(s.PPI, info), opt); r.Valid {
@@ -119,7 +119,7 @@ func (a *analysis) judgeHumans(snap experiments.Snapshot, alpha float64) *Report
 				c.LabelGain = &g
 			}
 		}
-		if l, ci, ok := judgeLift(sums[0].PPI, sums[v].PPI, alpha); ok {
+		if l, ci, ok := judgeLift(sums[0].PPI, sums[v].PPI, opt); ok {
 			c.JudgeLift, c.JudgeCI = &l, ci
 		}
 		c.Sentence = humansSentence(info, &c, h.Arms[0], h.Arms[v], alpha)
@@ -143,6 +143,22 @@ func sane(s experiments.JointSummary) experiments.JointSummary {
 		return experiments.JointSummary{}
 	}
 	return s
+}
+
+// humansNStar tunes the part's confidence sequences at the users the
+// live judge is expected to judge in the step: the policy's N* (users in
+// the comparison) times live_percent, at least 2·DefaultMinUsers. The
+// stats default (10 000 labels) would make them needlessly wide at the
+// hundreds of judged users a step has.
+func (a *analysis) humansNStar() float64 {
+	n := a.policy.NStar
+	if n == 0 {
+		n = orDefault(2*a.policy.MaxUsers, stats.DefaultNStar)
+	}
+	if s := a.exp.Shadow; s != nil && s.LivePercent > 0 {
+		n *= s.LivePercent / 100
+	}
+	return math.Max(n, 2*stats.DefaultMinUsers)
 }
 
 func width(i stats.Interval) float64 {
@@ -190,7 +206,7 @@ func agreementTable(c [2][2]float64, better experiments.Direction) [][]float64 {
 // over each arm's judged users (labelled and not), with the same
 // asymptotic confidence sequence PPILift uses; ok false with fewer than
 // 2 judged users in an arm or no variance.
-func judgeLift(base, cand stats.PPISummary, alpha float64) (float64, stats.Interval, bool) {
+func judgeLift(base, cand stats.PPISummary, opt stats.PPIOptions) (float64, stats.Interval, bool) {
 	mean := func(s stats.PPISummary) (stats.Estimate, float64, bool) {
 		n, sx, sx2 := s.Labeled+s.Unlabeled, s.SumJudge+s.SumJudgeU, s.SumJudge2+s.SumJudgeU2
 		if !(n >= 2) || math.IsInf(n, 0) {
@@ -206,7 +222,7 @@ func judgeLift(base, cand stats.PPISummary, alpha float64) (float64, stats.Inter
 		return 0, stats.Interval{}, false
 	}
 	e := stats.Lift(b, c, false)
-	t := stats.ConfidenceSequence(e, 0, nb+nc, stats.DefaultNStar, alpha)
+	t := stats.ConfidenceSequence(e, 0, nb+nc, opt.NStar, opt.Alpha)
 	if !t.Valid || math.IsInf(t.CI.Low, 0) || math.IsInf(t.CI.High, 0) {
 		return 0, stats.Interval{}, false
 	}

@@ -62,8 +62,11 @@ func simPPI(r *rand.Rand, mnar bool) ppiRun {
 	mean := [2]float64{0.55, 0.55 + ppiTruth}
 	var run ppiRun
 	var pending []experiments.Delta // thumbs that go with the next batch
-	opt := stats.PPIOptions{Alpha: 0.05}
-	hopt := stats.PPIOptions{Alpha: 0.05, Mode: stats.PPIHumanOnly}
+	// N* as the report tunes it: the users the live judge judges in the
+	// step (api's humansNStar), here all 4 000.
+	opt := stats.PPIOptions{Alpha: 0.05, NStar: 2 * ppiBatches * ppiPerArm}
+	hopt := opt
+	hopt.Mode = stats.PPIHumanOnly
 	id := 0
 	for b := 0; b < ppiBatches; b++ {
 		batch := &experiments.Batch{ID: fmt.Sprintf("b%d", b), Experiment: exp, Phase: 1, Joint: pairs, Deltas: pending}
