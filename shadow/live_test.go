@@ -228,3 +228,72 @@ func must(st Stats, ok bool) Stats {
 	}
 	return st
 }
+
+// TestLiveBaseHalfQueue: base-served live samples fill at most half the
+// replay queue, so the candidate's (the gate's data) always find room;
+// candidate samples may fill it.
+func TestLiveBaseHalfQueue(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var calls sync.WaitGroup
+	calls.Add(1)
+	var once sync.Once
+	blocked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(calls.Done)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		http.Error(w, "released", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(blocked.Close)
+	t.Cleanup(func() { close(release) })
+	model := httptest.NewServer(&fakemodel.Model{Name: "m"})
+	t.Cleanup(model.Close)
+	e := experiments.Experiment{
+		ID: "half", Primary: experiments.MetricThumbs,
+		Rollout: &experiments.Rollout{Steps: []experiments.RampStep{{Percent: 10}, {Percent: 50}}},
+		Variants: []experiments.Variant{
+			{Name: "base", Upstream: "base", Model: "m-base"},
+			{Name: "tuned", Upstream: "tuned", Model: "m-tuned"},
+		},
+		Judge:  &experiments.Judge{URL: blocked.URL, Model: "fake-judge", RatePerSecond: 1000, MaxConcurrency: 1},
+		Shadow: &experiments.Shadow{Percent: 10, MinUsers: 30, LivePercent: 100, QueueSize: 4},
+	}
+	cfg := &experiments.Config{
+		Server:      experiments.Server{TokenSecret: "0123456789abcdef0123456789abcdef"},
+		Upstreams:   []experiments.Upstream{{Name: "base", URL: model.URL}, {Name: "tuned", URL: model.URL}},
+		Experiments: []experiments.Experiment{e},
+		Routes:      []experiments.Route{{Alias: "support", Experiment: e.ID}},
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	s, err := New(cfg, &feedbackLog{}, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	body := []byte(`{"model":"support","messages":[{"role":"user","content":"hi"}]}`)
+	answer := []byte(`{"choices":[{"message":{"role":"assistant","content":"hello"}}]}`)
+	offer := func(u byte, v int) bool {
+		var unit experiments.UnitKey
+		unit[0] = u
+		return s.Offer(experiments.ShadowSample{Experiment: e.ID, Variant: v, Live: true, Period: 2, Unit: unit, Path: "/v1/chat/completions", Body: body, Answer: answer})
+	}
+	if !offer(1, 0) {
+		t.Fatal("first base sample refused")
+	}
+	calls.Wait() // the one worker holds it, blocked in the judge: the queue is empty
+	got := []bool{offer(2, 0), offer(3, 0), offer(4, 0), offer(5, 1), offer(6, 1), offer(7, 1)}
+	want := []bool{true, true, false, true, true, false}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("offers (base, base, base, candidate, candidate, candidate) into a queue of 4: %v, want %v", got, want)
+		}
+	}
+	if st := must(s.Stats(e.ID)); st.DroppedFull != 2 {
+		t.Errorf("dropped %d, want 2", st.DroppedFull)
+	}
+}
