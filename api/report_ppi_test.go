@@ -14,6 +14,7 @@ import (
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
 	"github.com/abgate/abgate/internal/fakemodel"
+	"github.com/abgate/abgate/stats"
 )
 
 // liveJudgeExperiment is the report fixture's experiment with a live
@@ -225,4 +226,55 @@ func FuzzReportJudgeHumans(f *testing.F) {
 			t.Fatalf("text shows NaN or Inf:\n%s", txt.String()[i:])
 		}
 	})
+}
+
+// TestGoodnessScale: the judge's bias is measured against the human
+// signal rescaled to [0,1] with 1 the good end, from the sums alone: the
+// transformed sums equal those of the rescaled values, and the
+// agreement table counts a lower-is-better signal's good side below the
+// midpoint.
+func TestGoodnessScale(t *testing.T) {
+	t.Parallel()
+	users := [][2]float64{{1, 0.25}, {5, 1}, {3, 0.5}, {4, 0.75}, {2, 0}} // (h, f)
+	for _, m := range []experiments.MetricInfo{
+		{Name: "rating", Min: 1, Max: 5, Better: experiments.HigherIsBetter},
+		{Name: "slowness", Min: 1, Max: 5, Better: experiments.LowerIsBetter},
+	} {
+		var s, want stats.PPISummary
+		for _, u := range users {
+			h, f := u[0], u[1]
+			g := (h - m.Min) / (m.Max - m.Min)
+			if m.Better == experiments.LowerIsBetter {
+				g = 1 - g
+			}
+			s = addUser(s, h, f)
+			want = addUser(want, g, f)
+		}
+		got := goodnessScale(s, m)
+		for i, pair := range [][2]float64{{got.SumHuman, want.SumHuman}, {got.SumHuman2, want.SumHuman2}, {got.SumHumanJudge, want.SumHumanJudge},
+			{got.SumJudge, want.SumJudge}, {got.Labeled, want.Labeled}} {
+			if math.Abs(pair[0]-pair[1]) > 1e-12 {
+				t.Errorf("%s: sum %d = %v, want %v", m.Name, i, pair[0], pair[1])
+			}
+		}
+	}
+	// cells [judge > ½][h > cut]: 3 judge-good users with h above the cut,
+	// 1 judge-good below, 2 judge-bad above, 4 judge-bad below.
+	c := [2][2]float64{{4, 2}, {1, 3}}
+	if got := agreementTable(c, experiments.HigherIsBetter); got[1][1] != 3 || got[0][0] != 4 || got[1][0] != 1 {
+		t.Errorf("higher is better: %v", got)
+	}
+	if got := agreementTable(c, experiments.LowerIsBetter); got[1][1] != 1 || got[0][0] != 2 || got[1][0] != 3 || got[0][1] != 4 {
+		t.Errorf("lower is better: %v", got)
+	}
+}
+
+func addUser(s stats.PPISummary, h, f float64) stats.PPISummary {
+	s.Labeled++
+	s.SumHuman += h
+	s.SumHuman2 += h * h
+	s.SumJudge += f
+	s.SumJudge2 += f * f
+	s.SumHumanJudge += h * f
+	return s
 }
