@@ -62,9 +62,9 @@ type ReportJudgeHumansLift struct {
 	Name    string `json:"name"`
 	// Corrected is PPI++ on each arm; Valid false when either arm has
 	// fewer than 2 labelled users (then nothing else is set but Sentence).
-	Corrected stats.PPILiftResult `json:"corrected"`
+	Corrected HumanLift `json:"corrected"`
 	// HumanOnly is the lift from the labelled users' feedback alone.
-	HumanOnly stats.PPILiftResult `json:"human_only"`
+	HumanOnly HumanLift `json:"human_only"`
 	// JudgeLift is the lift of the judge's own score of the served
 	// answer over all judged users (on the judge's scale), and JudgeCI
 	// its interval; nil when either arm has fewer than 2 judged users.
@@ -74,6 +74,20 @@ type ReportJudgeHumansLift struct {
 	// the feedback the correction's interval is worth.
 	LabelGain *float64 `json:"label_gain,omitempty"`
 	Sentence  string   `json:"sentence"`
+}
+
+// HumanLift is a lift candidate − base of the human metric's per-user
+// mean, in the metric's own unit.
+type HumanLift struct {
+	Lift float64 `json:"lift"`
+	// CI is the asymptotic anytime-valid interval (stats.PPILiftResult.
+	// SequentialCI), FixedCI the one valid at a single look.
+	CI      stats.Interval `json:"ci"`
+	FixedCI stats.Interval `json:"fixed_ci"`
+	// Lambda is each arm's PPI++ weight of the judge's scores, base
+	// first (0: the judge was not used).
+	Lambda [2]float64 `json:"lambda"`
+	Valid  bool       `json:"valid"`
 }
 
 // judgeHumans is the part for exp's pair in snap, nil when the experiment
@@ -107,14 +121,21 @@ func (a *analysis) judgeHumans(snap experiments.Snapshot, alpha float64) *Report
 		arm.Agreement = stats.Agreement(agreementTable(s.Agree, info.Better), alpha)
 		h.Arms = append(h.Arms, arm)
 	}
+	// PPI runs on the goodness scale g (goodnessScale), the judge's own
+	// scale and direction: PPI++ clips λ to [0,1], which presumes the two
+	// share them (on a 1-5 rating λ would clip at 1, on a lower-is-better
+	// signal at 0). The lifts go back to the metric's unit exactly (g is
+	// affine in h).
+	base := goodnessScale(sums[0].PPI, info)
 	for v := 1; v < len(sums); v++ {
-		c := ReportJudgeHumansLift{Variant: v, Name: a.exp.Variants[v].Name,
-			Corrected: stats.PPILift(sums[0].PPI, sums[v].PPI, opt)}
-		if c.Corrected.Valid {
+		c := ReportJudgeHumansLift{Variant: v, Name: a.exp.Variants[v].Name}
+		cand := goodnessScale(sums[v].PPI, info)
+		if l := stats.PPILift(base, cand, opt); l.Valid {
 			hopt := opt
 			hopt.Mode = stats.PPIHumanOnly
-			c.HumanOnly = stats.PPILift(sums[0].PPI, sums[v].PPI, hopt)
-			if w, wh := width(c.Corrected.SequentialCI), width(c.HumanOnly.SequentialCI); w > 0 && wh > 0 {
+			c.Corrected = toHumanLift(l, info)
+			c.HumanOnly = toHumanLift(stats.PPILift(base, cand, hopt), info)
+			if w, wh := width(c.Corrected.CI), width(c.HumanOnly.CI); w > 0 && wh > 0 {
 				g := (wh / w) * (wh / w)
 				c.LabelGain = &g
 			}
@@ -161,6 +182,21 @@ func (a *analysis) humansNStar() float64 {
 	return math.Max(n, 2*stats.DefaultMinUsers)
 }
 
+// toHumanLift is r, a lift of g, in the human metric's unit:
+// lift_h = lift_g / c for g = a + c·h.
+func toHumanLift(r stats.PPILiftResult, m experiments.MetricInfo) HumanLift {
+	if !r.Valid {
+		return HumanLift{}
+	}
+	_, c := goodness(m)
+	back := func(i stats.Interval) stats.Interval {
+		lo, hi := i.Low/c, i.High/c
+		return stats.Interval{Low: math.Min(lo, hi), High: math.Max(lo, hi)}
+	}
+	return HumanLift{Lift: r.Lift / c, CI: back(r.SequentialCI), FixedCI: back(r.CI),
+		Lambda: [2]float64{r.Base.Lambda, r.Candidate.Lambda}, Valid: true}
+}
+
 func width(i stats.Interval) float64 {
 	w := i.High - i.Low
 	if math.IsNaN(w) || math.IsInf(w, 0) {
@@ -175,19 +211,25 @@ func width(i stats.Interval) float64 {
 // the result is mean(f − g). The sums transform exactly (g is affine in
 // h).
 func goodnessScale(s stats.PPISummary, m experiments.MetricInfo) stats.PPISummary {
-	span := m.Max - m.Min
-	if !(span > 0) || math.IsInf(span, 0) {
-		return s
-	}
-	a, c := -m.Min/span, 1/span
-	if m.Better == experiments.LowerIsBetter {
-		a, c = m.Max/span, -1/span
-	}
+	a, c := goodness(m)
 	n := s.Labeled
 	s.SumHuman2 = n*a*a + 2*a*c*s.SumHuman + c*c*s.SumHuman2
 	s.SumHumanJudge = a*s.SumJudge + c*s.SumHumanJudge
 	s.SumHuman = n*a + c*s.SumHuman
 	return s
+}
+
+// goodness is (a, c) of g = a + c·h (goodnessScale); (0, 1) for a
+// metric without a usable range (validation refuses those).
+func goodness(m experiments.MetricInfo) (a, c float64) {
+	span := m.Max - m.Min
+	if !(span > 0) || math.IsInf(span, 0) {
+		return 0, 1
+	}
+	if m.Better == experiments.LowerIsBetter {
+		return m.Max / span, -1 / span
+	}
+	return -m.Min / span, 1 / span
 }
 
 // agreementTable is the store's agreement cells (judge > ½, human above
@@ -240,10 +282,10 @@ func humansSentence(m experiments.MetricInfo, c *ReportJudgeHumansLift, base, ca
 	l := c.Corrected
 	var b strings.Builder
 	fmt.Fprintf(&b, "Correcting the judge with people's feedback, %q changes the %s by %s against the base (anytime-valid %s CI %s to %s), from %s judged users who also gave feedback and %s who did not",
-		c.Name, m.Noun, fmtSignedAbs(m.Unit, l.Lift), conf, fmtSignedAbs(m.Unit, l.SequentialCI.Low), fmtSignedAbs(m.Unit, l.SequentialCI.High),
+		c.Name, m.Noun, fmtSignedAbs(m.Unit, l.Lift), conf, fmtSignedAbs(m.Unit, l.CI.Low), fmtSignedAbs(m.Unit, l.CI.High),
 		fmtCount(base.Labeled+cand.Labeled), fmtCount(base.Unlabeled+cand.Unlabeled))
 	ho := c.HumanOnly
-	fmt.Fprintf(&b, "; feedback alone says %s (CI %s to %s)", fmtSignedAbs(m.Unit, ho.Lift), fmtSignedAbs(m.Unit, ho.SequentialCI.Low), fmtSignedAbs(m.Unit, ho.SequentialCI.High))
+	fmt.Fprintf(&b, "; feedback alone says %s (CI %s to %s)", fmtSignedAbs(m.Unit, ho.Lift), fmtSignedAbs(m.Unit, ho.CI.Low), fmtSignedAbs(m.Unit, ho.CI.High))
 	if c.JudgeLift != nil {
 		fmt.Fprintf(&b, ", the judge alone %s points on its own scale", fmtSignedPoints(*c.JudgeLift))
 	}
@@ -279,11 +321,11 @@ func humansAgreementText(a ReportJudgeHumansArm) string {
 }
 
 // humansLiftText is a lift and its interval for table cells.
-func humansLiftText(unit string, r stats.PPILiftResult) string {
+func humansLiftText(unit string, r HumanLift) string {
 	if !r.Valid {
 		return "-"
 	}
-	return fmt.Sprintf("%s (%s to %s)", fmtSignedAbs(unit, r.Lift), fmtSignedAbs(unit, r.SequentialCI.Low), fmtSignedAbs(unit, r.SequentialCI.High))
+	return fmt.Sprintf("%s (%s to %s)", fmtSignedAbs(unit, r.Lift), fmtSignedAbs(unit, r.CI.Low), fmtSignedAbs(unit, r.CI.High))
 }
 
 func (c *ReportJudgeHumansLift) judgeText() string {

@@ -32,12 +32,14 @@ func liveJudgeExperiment() *experiments.Experiment {
 // compares perUser of them with the other model's answers and prefers
 // the candidate's style by styleBonus, a bias people don't share; with
 // probability labelled (at random: missing at random) the user also
-// gives perUser thumbs, each up with probability q. It returns the
+// gives perUser thumbs, each up with probability q (with human_metric
+// correction: a correction for each thumb down). It returns the
 // snapshot.
 func judgedUsers(t testing.TB, e *experiments.Experiment, seed uint64, perArm int, qBase, qCand, labelled, styleBonus float64) experiments.Snapshot {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 14))
 	jd := &fakemodel.Judge{Sensitivity: 1}
+	m, _ := e.HumanMetric()
 	st := memstore.New()
 	b := &experiments.Batch{ID: "b1", Experiment: e.ID, Phase: 2, Joint: e.JudgePairs()}
 	mean := []float64{qBase, qCand}
@@ -70,7 +72,10 @@ func judgedUsers(t testing.TB, e *experiments.Experiment, seed uint64, perArm in
 					if r.Float64() < q {
 						h = 1
 					}
-					b.Deltas = append(b.Deltas, experiments.Delta{Variant: v, Unit: u, Metric: experiments.MetricThumbs, DX: h, DY: 1})
+					if m.Name == experiments.MetricCorrection { // corrected when unhappy
+						h = 1 - h
+					}
+					b.Deltas = append(b.Deltas, experiments.Delta{Variant: v, Unit: u, Metric: m.Name, DX: h, DY: 1})
 				}
 			}
 		}
@@ -114,7 +119,7 @@ func TestReportJudgeHumansCorrects(t *testing.T) {
 	if ci := c.JudgeCI; ci.Low <= truth+0.1 {
 		t.Errorf("the judge's own lift %v (CI %v) is not off: the fixture's judge bias is too weak", *c.JudgeLift, ci)
 	}
-	if ci := c.Corrected.SequentialCI; !(ci.Low < truth && truth < ci.High) {
+	if ci := c.Corrected.CI; !(ci.Low < truth && truth < ci.High) {
 		t.Errorf("corrected lift %v, CI %v does not cover the true lift %v", c.Corrected.Lift, ci, truth)
 	}
 	if !(*c.LabelGain > 1.1) {
@@ -147,6 +152,31 @@ func TestReportJudgeHumansCorrects(t *testing.T) {
 	}
 	if _, err := json.Marshal(r); err != nil {
 		t.Errorf("JSON: %v", err)
+	}
+}
+
+// TestReportJudgeHumansLowerIsBetter: with a lower-is-better human
+// signal (corrections), PPI runs on the judge's direction, so the judge's
+// scores are used (λ > 0) and the corrected lift in the correction rate
+// (−10 points) is covered by a narrower interval than feedback alone's.
+func TestReportJudgeHumansLowerIsBetter(t *testing.T) {
+	t.Parallel()
+	e := liveJudgeExperiment()
+	e.Judge.HumanMetric = experiments.MetricCorrection
+	const truth = -0.10
+	r := rampReport(e, judgedUsers(t, e, 4, 3000, 0.55, 0.65, 0.3, 0.15))
+	c := r.Judge.Humans.Candidates[0]
+	if !c.Corrected.Valid || !(c.Corrected.Lambda[0] > 0.1) || !(c.Corrected.Lambda[1] > 0.1) {
+		t.Fatalf("corrected %+v: want λ > 0.1 in both arms", c.Corrected)
+	}
+	if ci := c.Corrected.CI; !(ci.Low < truth && truth < ci.High) || !(c.Corrected.Lift < 0) {
+		t.Errorf("corrected lift %v, CI %v: want it to cover %v", c.Corrected.Lift, ci, truth)
+	}
+	if g := c.LabelGain; g == nil || !(*g > 1.1) {
+		t.Errorf("label gain %v", g)
+	}
+	if k := r.Judge.Humans.Arms[1].Agreement.Kappa; k == nil || !(*k > 0) {
+		t.Errorf("agreement %+v: the judge agrees with people on which answers are good", r.Judge.Humans.Arms[1].Agreement)
 	}
 }
 
