@@ -54,9 +54,13 @@ type answerTap struct {
 // shadowTap returns a tap when the request is to be replayed: the
 // experiment's allocation is in shadow, or splits traffic (a ramp step:
 // the live judge, whichever arm v serves the request, so each arm has a
-// judge score of its own answers), and the shadower samples it.
-func (h *Handler) shadowTap(a *experiments.Allocation, exp, unit string, v int, r *http.Request) *answerTap {
-	live := !a.Shadow && a.Serve < 0 && v >= 0
+// judge score of its own answers; the base's for analysed users only),
+// and the shadower samples it.
+func (h *Handler) shadowTap(a *experiments.Allocation, exp, unit string, v int, analysed bool, r *http.Request) *answerTap {
+	// A base-served request is judged only for an analysed user: the base
+	// also serves the holdout and users outside the coverage, whose judge
+	// scores would join the base arm's judged users without being in it.
+	live := !a.Shadow && a.Serve < 0 && (v > 0 || v == 0 && analysed)
 	if h.shadow == nil || !(a.Shadow || live) || unit == "" || !h.shadow.Sample(exp, a.Salt, unit, live, r.Header) {
 		return nil
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -95,9 +96,10 @@ func TestShadowOffer(t *testing.T) {
 }
 
 // TestShadowOfferLive: during a ramp step (the allocation splits
-// traffic), a request the candidate serves and one the base serves are
-// both offered for the live judge, each with its variant and Live set
-// (the base's answer gets the base arm's judge score, judge_served).
+// traffic), a request the candidate serves and one the base serves to an
+// analysed user are both offered for the live judge, each with its
+// variant and Live set (the base's answer gets the base arm's judge
+// score, judge_served); the base's answer to an allowlisted user is not.
 func TestShadowOfferLive(t *testing.T) {
 	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -109,11 +111,19 @@ func TestShadowOfferLive(t *testing.T) {
 	h := shadowHandler(t, up.URL, sh)
 	a := testConfig(up.URL, up.URL).Experiments[0].Allocation()
 	a.Serve, a.Shadow = -1, false
-	a.Allowlist = map[string]int{"user-cand": 1, "user-base": 0}
+	a.Allowlist = map[string]int{"user-cand": 1, "user-qa": 0}
 	if err := h.SetAllocation(testExp, a); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"user-cand", "user-base"} {
+	hashedBase := ""
+	for i := 0; hashedBase == ""; i++ {
+		u := fmt.Sprintf("user-%d", i)
+		if as := experiments.Assign(a, u); as.Variant == 0 && as.Analysed() {
+			hashedBase = u
+		}
+	}
+	// user-qa is allowlisted to the base: served, not analysed, not judged.
+	for _, u := range []string{"user-cand", hashedBase, "user-qa"} {
 		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"`+testAlias+`","messages":[{"role":"user","content":"hi"}]}`))
 		req.Header.Set("X-User-ID", u)
 		w := httptest.NewRecorder()
