@@ -507,6 +507,9 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	r.TimeToDecision = a.eta(&r, snap.Stats, in, days)
 	r.Verdict = a.verdict(&r, in, snap.Stats)
 	r.Judge = a.judgeSection(status.Status, transitions, snap)
+	if r.Judge != nil {
+		r.Judge.Humans = a.judgeHumans(snap, r.Judge.Policy.Alpha)
+	}
 	if v, ok := judgeVerdict(&r, transitions); ok {
 		r.Verdict = v // the judge gate, not Decide, rules the shadow stage
 	}

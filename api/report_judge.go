@@ -34,6 +34,9 @@ type ReportJudge struct {
 	// Spend is what the replay and the judge cost, from this replica's
 	// shadow service (nil without one, see WithReportsShadow).
 	Spend *ShadowSpend `json:"spend,omitempty"`
+	// Humans compares the live judge with human feedback and corrects
+	// its lift (report_ppi.go); nil without a live judge's data.
+	Humans *ReportJudgeHumans `json:"humans,omitempty"`
 }
 
 // ReportJudgeCandidate is one candidate's judge gate decision.
@@ -216,6 +219,7 @@ type judgeView struct {
 	Source, Note, Spend string
 	Sentences           []string
 	Rows                []judgeRowView
+	Humans              *humansView
 }
 
 type judgeRowView struct {
@@ -226,7 +230,7 @@ func (j *ReportJudge) view() *judgeView {
 	if j == nil {
 		return nil
 	}
-	v := &judgeView{Source: j.Source, Note: j.note()}
+	v := &judgeView{Source: j.Source, Note: j.note(), Humans: j.Humans.view()}
 	for _, c := range j.Candidates {
 		d := c.Decision
 		v.Sentences = append(v.Sentences, c.Sentence)

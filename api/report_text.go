@@ -241,6 +241,18 @@ func RenderText(w io.Writer, r Report) error {
 		if s := j.Spend; s != nil {
 			p("  spend: %s\n", s.text())
 		}
+		if h := j.Humans; h != nil {
+			p("\nJUDGE VS HUMANS\n  %s\n", h.note())
+			for _, c := range h.Candidates {
+				p("  %s\n", c.Sentence)
+				p("    corrected lift: %s\n    feedback alone: %s\n    judge alone:    %s\n",
+					humansLiftText(h.Unit, c.Corrected), humansLiftText(h.Unit, c.HumanOnly), c.judgeText())
+			}
+			for _, a := range h.Arms {
+				p("  %s: %s judged users with feedback, %s without; judge bias %s; %s\n",
+					a.Name, fmtCount(a.Labeled), fmtCount(a.Unlabeled), humansBiasText(a), humansAgreementText(a))
+			}
+		}
 	}
 
 	p("\nTRAFFIC\n")
@@ -394,6 +406,20 @@ func RenderMarkdown(w io.Writer, r Report) error {
 		}
 		if s := j.Spend; s != nil {
 			p("\nSpend: %s.\n", e(s.text()))
+		}
+		if h := j.Humans; h != nil {
+			p("\n### Judge vs humans\n\n_%s_\n\n", e(h.note()))
+			for _, c := range h.Candidates {
+				p("- %s\n", e(c.Sentence))
+			}
+			p("\n| candidate | corrected lift (CI) | feedback alone (CI) | judge alone (CI) |\n|---|---|---|---|\n")
+			for _, c := range h.Candidates {
+				p("| %s | %s | %s | %s |\n", e(c.Name), e(humansLiftText(h.Unit, c.Corrected)), e(humansLiftText(h.Unit, c.HumanOnly)), e(c.judgeText()))
+			}
+			p("\n| arm | judged with feedback | judged without | judge bias (CI) | agreement with people |\n|---|--:|--:|---|---|\n")
+			for _, a := range h.Arms {
+				p("| %s | %s | %s | %s | %s |\n", e(a.Name), fmtCount(a.Labeled), fmtCount(a.Unlabeled), e(humansBiasText(a)), e(humansAgreementText(a)))
+			}
 		}
 	}
 

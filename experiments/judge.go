@@ -68,6 +68,12 @@ type Judge struct {
 	// RetainPromptsFor (default 7d, at most 90d).
 	RetainPrompts    bool     `yaml:"retain_prompts"`
 	RetainPromptsFor Duration `yaml:"retain_prompts_for"`
+	// HumanMetric is the human feedback signal the live judge's scores
+	// are checked against and corrected by (prediction-powered
+	// inference, docs/statistics.md, "Judge vs humans"): a bounded feedback metric,
+	// built in or declared. Default: the experiment's primary metric
+	// when it is one.
+	HumanMetric string `yaml:"human_metric"`
 }
 
 // Shadow is the stage before ramp step 1: a hash-sampled share of live
@@ -97,9 +103,12 @@ type Shadow struct {
 	// candidate serves during the ramp steps are judged live: the
 	// request is replayed to the base after the candidate's answer went
 	// to the client, and the verdict is the user's judge_score on the
-	// serving candidate (0..100, default 0: no live judge). Requests
-	// the base serves are not judged. MaxPerUser caps each user per
-	// period (each ramp step is one).
+	// serving candidate (0..100, default 0: no live judge). Requests the
+	// base serves to units in the same share are judged too (replayed to
+	// each candidate), recorded only as the base's judge_served, so each
+	// arm has a judge score of its own answers (docs/statistics.md,
+	// "Judge vs humans"). MaxPerUser caps each user per period (each ramp step is
+	// one).
 	LivePercent float64 `yaml:"live_percent"`
 }
 
@@ -294,12 +303,65 @@ func (v *cfgValidator) judge(e *Experiment, p string, ups []Upstream) {
 	if !cfgValidHeaderName(j.PrivateHeader) {
 		v.add(jp+".private_header", "must be a valid HTTP header name")
 	}
+	if j.HumanMetric != "" {
+		if m, ok := LookupMetric(e, j.HumanMetric); !ok {
+			v.add(jp+".human_metric", "no built-in or declared metric has this name")
+		} else if reason := humanMetricOK(m); reason != "" {
+			v.add(jp+".human_metric", "%s", reason)
+		}
+	}
 	switch {
 	case !j.RetainPrompts && j.RetainPromptsFor != 0:
 		v.add(jp+".retain_prompts_for", "set but retain_prompts is off")
 	case j.RetainPrompts && !(j.RetainPromptsFor > 0 && j.RetainPromptsFor <= MaxJudgeRetention):
 		v.add(jp+".retain_prompts_for", "must be positive and at most %s", MaxJudgeRetention)
 	}
+}
+
+// humanMetricOK is why m can't be the judge's human signal, or "".
+func humanMetricOK(m MetricInfo) string {
+	switch {
+	case m.Source != SourceFeedback:
+		return "must be a feedback metric (a human signal from the feedback API)"
+	case math.IsInf(m.Min, 0) || math.IsInf(m.Max, 0):
+		return "must be bounded (a declared metric needs min and max)"
+	}
+	return ""
+}
+
+// HumanMetric is the human signal the judge is corrected by: the judge's
+// human_metric, else the primary metric when it is a bounded feedback
+// metric; ok false when there is none (no judge, or a primary such as
+// latency that no person gives).
+func (e *Experiment) HumanMetric() (MetricInfo, bool) {
+	if e == nil || e.Judge == nil {
+		return MetricInfo{}, false
+	}
+	name := e.Judge.HumanMetric
+	if name == "" {
+		name = e.Primary
+	}
+	m, ok := LookupMetric(e, name)
+	if !ok || humanMetricOK(m) != "" {
+		return MetricInfo{}, false
+	}
+	return m, true
+}
+
+// JudgePairs are the joint sums of the human signal and the judge's
+// score of each arm's served answers (judge_served) the recorder asks
+// the store to keep (Batch.Joint): one pair for an experiment with a
+// live judge (shadow.live_percent > 0) and a human metric, none
+// otherwise. Cut is the midpoint of the human metric's range.
+func (e *Experiment) JudgePairs() []JointPair {
+	if e == nil || e.Shadow == nil || e.Shadow.LivePercent <= 0 {
+		return nil
+	}
+	m, ok := e.HumanMetric()
+	if !ok {
+		return nil
+	}
+	return []JointPair{{Human: m.Name, Judge: MetricJudgeServed, Cut: (m.Min + m.Max) / 2}}
 }
 
 // sameEndpoint: two base URLs name one endpoint (scheme and host

@@ -93,6 +93,10 @@ func TestJudgeValidation(t *testing.T) {
 		{"rubric field", j + "      rubric: '{{.Prompt}} {{.A}} {{.B}} {{.Secret}}'\n", "", "experiments[0].judge.rubric", "field other than"},
 		{"rubric without B", j + "      rubric: '{{.Prompt}} {{.A}}'\n", "", "experiments[0].judge.rubric", "{{.B}}"},
 		{"rubric ok", j + "      rubric: 'Q: {{.Prompt}} 1: {{.A}} 2: {{.B}} {{.Criteria}}'\n", "", "", ""},
+		{"human metric unknown", j + "      human_metric: nope\n", "", "experiments[0].judge.human_metric", "no built-in or declared metric"},
+		{"human metric from requests", j + "      human_metric: latency_ms\n", "", "experiments[0].judge.human_metric", "must be a feedback metric"},
+		{"human metric the judge's", j + "      human_metric: judge_served\n", "", "experiments[0].judge.human_metric", "must be a feedback metric"},
+		{"human metric rating", j + "      human_metric: rating\n", "", "", ""},
 		{"shadow without judge", "", "    shadow: {}\n", "experiments[0].shadow", "needs a judge"},
 		{"shadow percent", j, "    shadow: {percent: 100.5}\n", "experiments[0].shadow.percent", "0.01 and 100"},
 		{"shadow max users", j, "    shadow: {min_users: 50, max_users: 10}\n", "experiments[0].shadow.max_users", "at least min_users"},
@@ -120,6 +124,38 @@ func TestJudgeValidation(t *testing.T) {
 			}
 			t.Errorf("want %s: …%s…, got:\n%v", tc.field, tc.reason, err)
 		})
+	}
+}
+
+// TestJudgePairs: the joint sums asked for are the human metric's with
+// judge_served, only with a live judge and a bounded feedback metric;
+// an unbounded declared metric is refused as human_metric.
+func TestJudgePairs(t *testing.T) {
+	t.Parallel()
+	f := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		name    string
+		e       experiments.Experiment
+		want    string
+		wantCut float64
+	}{
+		{"primary thumbs", experiments.Experiment{Primary: "thumbs", Judge: &experiments.Judge{}, Shadow: &experiments.Shadow{LivePercent: 5}}, "thumbs", 0.5},
+		{"human metric rating", experiments.Experiment{Primary: "thumbs", Judge: &experiments.Judge{HumanMetric: "rating"}, Shadow: &experiments.Shadow{LivePercent: 5}}, "rating", 3},
+		{"declared bounded", experiments.Experiment{Primary: "csat", Metrics: []experiments.Metric{{Name: "csat", Kind: experiments.MetricContinuous, Min: f(0), Max: f(10)}},
+			Judge: &experiments.Judge{}, Shadow: &experiments.Shadow{LivePercent: 5}}, "csat", 5},
+		{"declared unbounded", experiments.Experiment{Primary: "csat", Metrics: []experiments.Metric{{Name: "csat", Kind: experiments.MetricContinuous}},
+			Judge: &experiments.Judge{}, Shadow: &experiments.Shadow{LivePercent: 5}}, "", 0},
+		{"primary latency", experiments.Experiment{Primary: "latency_ms", Judge: &experiments.Judge{}, Shadow: &experiments.Shadow{LivePercent: 5}}, "", 0},
+		{"no live judge", experiments.Experiment{Primary: "thumbs", Judge: &experiments.Judge{}, Shadow: &experiments.Shadow{}}, "", 0},
+		{"no judge", experiments.Experiment{Primary: "thumbs"}, "", 0},
+	} {
+		got := tc.e.JudgePairs()
+		switch {
+		case tc.want == "" && len(got) != 0:
+			t.Errorf("%s: pairs %+v, want none", tc.name, got)
+		case tc.want != "" && (len(got) != 1 || got[0].Human != tc.want || got[0].Judge != experiments.MetricJudgeServed || got[0].Cut != tc.wantCut):
+			t.Errorf("%s: pairs %+v, want %s/judge_served cut %v", tc.name, got, tc.want, tc.wantCut)
+		}
 	}
 }
 

@@ -69,6 +69,15 @@ const (
 	// share of the verdicts that preferred the first-shown answer (0, ¼,
 	// ½, ¾, 1): stats.JudgeInput.FirstShown, the judge's position bias.
 	MetricJudgeFirst = "judge_first"
+	// MetricJudgeServed is the LLM judge's preference for the answer a
+	// user was served over the other model's answer to the same prompt
+	// (1 win, ½ tie, 0 loss), recorded by the live judge on the serving
+	// arm, base included: for a candidate-served response it equals
+	// judge_score, for a base-served one it is 1 − the candidate's
+	// score. It is each arm's judge score of its own answers, the f of
+	// prediction-powered inference against the human signal
+	// (Experiment.JudgePairs, docs/statistics.md, "Judge vs humans").
+	MetricJudgeServed = "judge_served"
 
 	// CounterUnanalysed counts Outcomes with Analysed=false per variant.
 	// It is an operations counter, not a statistic: no per-user state.
@@ -204,6 +213,8 @@ var builtinMetrics = [...]MetricInfo{
 		Min: 0, Max: 1, Unit: UnitRate, Label: "judge win rate (ties half)", Noun: "judge win rate"},
 	{Name: MetricJudgeFirst, Source: SourceJudge, Kind: MetricContinuous, Estimator: stats.Ratio, Better: NoDirection,
 		Min: 0, Max: 1, Unit: UnitRate, Label: "judge first-position preference", Noun: "judge first-position preference"},
+	{Name: MetricJudgeServed, Source: SourceJudge, Kind: MetricContinuous, Estimator: stats.Ratio, Better: HigherIsBetter,
+		Min: 0, Max: 1, Unit: UnitRate, Label: "judge score of the served answer", Noun: "judge score of the served answer"},
 }
 
 // BuiltinMetrics returns every built-in metric in the documented order:

@@ -66,14 +66,18 @@ func ShadowVoteID(period int) string {
 // body as the client sent it and the answer as the client got it (raw:
 // an SSE stream when Stream). The replay keeps it only in memory.
 //
-// During a ramp step (Shadow.LivePercent) it is a request a candidate
-// answered instead: Variant is that candidate, and the replay goes to
-// the base.
+// During a ramp step (Shadow.LivePercent, Live) it is a request either
+// arm answered: a candidate's goes to the base, the base's to each
+// candidate, and the judge's preference for the served answer is the
+// user's judge_served on the serving arm.
 type ShadowSample struct {
 	Experiment string
 	// Variant served the answer: 0 in the shadow stage, the candidate
 	// for a live judgment during a ramp step.
 	Variant int
+	// Live: served during a ramp step (the live judge), by the base
+	// (Variant 0) or a candidate; false in the shadow stage.
+	Live bool
 	// Period is the data period of the allocation it was served under:
 	// the judge's verdicts are recorded in it.
 	Period int

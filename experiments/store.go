@@ -117,6 +117,10 @@ type Snapshot struct {
 	// counted in each value of a dimension they were seen in, with the
 	// observations made in it (docs/segments.md).
 	Segments map[SegmentKey]Summary
+	// Joint holds, for every (variant, human metric, judge metric) pair
+	// the batches asked for (Batch.Joint) with data, the user-level joint
+	// sums prediction-powered inference reads (JointSummary).
+	Joint map[JointKey]JointSummary
 }
 
 // HourSummaries is the change of the cumulative statistics during one hour.
@@ -181,6 +185,106 @@ type Batch struct {
 	// (the recorder asks only in the first period of a reshuffled phase).
 	// Users who appeared in Phase while it was off keep z = 0.
 	Covariates bool
+	// Joint asks the store to keep, per variant, the joint sums of each
+	// pair's human and judge metric over users (JointSummary), updated
+	// whenever either of a user's totals changes (JointDelta). The
+	// recorder sets it from Experiment.JudgePairs.
+	Joint []JointPair
+}
+
+// JointPair names a human signal and a judge score whose joint per-user
+// sums a store keeps (docs/statistics.md, "Judge vs humans"). Cut binarises the human
+// signal for the agreement table: a user's mean above Cut is "good".
+type JointPair struct {
+	Human, Judge string
+	Cut          float64
+}
+
+// JointKey names one pair's joint sums of one variant.
+type JointKey struct {
+	Variant      int
+	Human, Judge string
+}
+
+// JointSummary is one variant's joint sums of a human metric H and a
+// judge metric F over its users, each user counted by their own means
+// h = x_H/y_H and f = x_F/y_F. PPI's labelled users are those with both
+// (n, Σh, Σh², Σf, Σf², Σhf), its unlabelled ones those with F only
+// (N, Σf, Σf²); users without F are not in it. Agree[j][k] counts the
+// labelled users by j = 1 when f > ½ (the judge preferred the served
+// answer) and k = 1 when h > the pair's Cut.
+type JointSummary struct {
+	PPI   stats.PPISummary
+	Agree [2][2]float64
+}
+
+// Add returns s + d.
+func (s JointSummary) Add(d JointSummary) JointSummary {
+	p, q := &s.PPI, d.PPI
+	p.Labeled += q.Labeled
+	p.SumHuman += q.SumHuman
+	p.SumHuman2 += q.SumHuman2
+	p.SumJudge += q.SumJudge
+	p.SumJudge2 += q.SumJudge2
+	p.SumHumanJudge += q.SumHumanJudge
+	p.Unlabeled += q.Unlabeled
+	p.SumJudgeU += q.SumJudgeU
+	p.SumJudgeU2 += q.SumJudgeU2
+	for j := range 2 {
+		for k := range 2 {
+			s.Agree[j][k] += d.Agree[j][k]
+		}
+	}
+	return s
+}
+
+// JointContribution is one user's part of a JointSummary, from their
+// totals (hx, hy) of the human metric and (fx, fy) of the judge metric:
+// nothing without a judge score (fy = 0), unlabelled with a judge score
+// only, labelled with both. redisstore's apply script computes the same
+// in Lua (ppiContribution); the storetest suite checks both stores
+// against a direct computation.
+func JointContribution(hx, hy, fx, fy, cut float64) JointSummary {
+	var s JointSummary
+	if fy == 0 {
+		return s
+	}
+	f := fx / fy
+	if hy == 0 {
+		s.PPI.Unlabeled, s.PPI.SumJudgeU, s.PPI.SumJudgeU2 = 1, f, f*f
+		return s
+	}
+	h := hx / hy
+	s.PPI = stats.PPISummary{Labeled: 1, SumHuman: h, SumHuman2: h * h, SumJudge: f, SumJudge2: f * f, SumHumanJudge: h * f}
+	s.Agree[b2i(f > 0.5)][b2i(h > cut)] = 1
+	return s
+}
+
+// JointDelta is the change of a JointSummary when one user's totals go
+// from old to new: the new contribution minus the old, so the sums
+// telescope to the direct computation over users however the updates
+// are split (as SummaryDelta does for SumXY).
+func JointDelta(old, new [4]float64, cut float64) JointSummary {
+	a := JointContribution(old[0], old[1], old[2], old[3], cut)
+	b := JointContribution(new[0], new[1], new[2], new[3], cut)
+	neg := JointSummary{PPI: stats.PPISummary{
+		Labeled: -a.PPI.Labeled, SumHuman: -a.PPI.SumHuman, SumHuman2: -a.PPI.SumHuman2, SumJudge: -a.PPI.SumJudge,
+		SumJudge2: -a.PPI.SumJudge2, SumHumanJudge: -a.PPI.SumHumanJudge,
+		Unlabeled: -a.PPI.Unlabeled, SumJudgeU: -a.PPI.SumJudgeU, SumJudgeU2: -a.PPI.SumJudgeU2,
+	}}
+	for j := range 2 {
+		for k := range 2 {
+			neg.Agree[j][k] = -a.Agree[j][k]
+		}
+	}
+	return b.Add(neg)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Delta adds (DX, DY) to one user's totals of one metric; Hour says which
@@ -279,6 +383,11 @@ func (b *Batch) Validate() error {
 	for _, c := range b.Counters {
 		if c.Name == "" {
 			return bad("empty counter name")
+		}
+	}
+	for _, p := range b.Joint {
+		if p.Human == "" || p.Judge == "" || p.Human == p.Judge || IsSegmentMetric(p.Human) || IsSegmentMetric(p.Judge) || !finite(p.Cut) {
+			return bad("joint pair %q/%q", p.Human, p.Judge)
 		}
 	}
 	for _, h := range b.Hist {

@@ -254,7 +254,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.usage = ed
 		}
 	}
-	x.tap = h.shadowTap(alloc, e.id, unit, v.idx, r)
+	x.tap = h.shadowTap(alloc, e.id, unit, v.idx, a.Analysed(), r)
 	x.Context, x.cancel = context.WithTimeout(ctx, v.up.total)
 	x.in = r.WithContext(x)
 	if _, ok := r.Header["Upgrade"]; ok {

@@ -13,7 +13,8 @@ import (
 // the base's answer are copied, after the answer went to the client, and
 // offered to the replay (package shadow) without blocking. During a ramp
 // step, a request a candidate serves may be offered the same way for the
-// live judge (shadow.live_percent): the replay then asks the base.
+// live judge (shadow.live_percent), and so may one the base serves: the
+// replay then asks the other model(s).
 // Nothing changes what the client gets.
 
 // Shadower is the shadow replay, as the gateway sees it.
@@ -44,20 +45,26 @@ const (
 // answerTap copies what the client receives of a sampled response, up to
 // maxShadowAnswer bytes.
 type answerTap struct {
+	live bool // a ramp step's live judge, not the shadow stage
 	rc   io.ReadCloser
 	buf  []byte
 	over bool
 }
 
 // shadowTap returns a tap when the request is to be replayed: the
-// experiment's allocation is in shadow, or splits traffic (a ramp step)
-// and candidate v serves the request, and the shadower samples it.
-func (h *Handler) shadowTap(a *experiments.Allocation, exp, unit string, v int, r *http.Request) *answerTap {
-	live := !a.Shadow && a.Serve < 0 && v > 0
+// experiment's allocation is in shadow, or splits traffic (a ramp step:
+// the live judge, whichever arm v serves the request, so each arm has a
+// judge score of its own answers; the base's for analysed users only),
+// and the shadower samples it.
+func (h *Handler) shadowTap(a *experiments.Allocation, exp, unit string, v int, analysed bool, r *http.Request) *answerTap {
+	// A base-served request is judged only for an analysed user: the base
+	// also serves the holdout and users outside the coverage, whose judge
+	// scores would join the base arm's judged users without being in it.
+	live := !a.Shadow && a.Serve < 0 && (v > 0 || v == 0 && analysed)
 	if h.shadow == nil || !(a.Shadow || live) || unit == "" || !h.shadow.Sample(exp, a.Salt, unit, live, r.Header) {
 		return nil
 	}
-	return &answerTap{}
+	return &answerTap{live: live}
 }
 
 // wrap puts the tap between the proxy and body; a nil tap returns body.
@@ -95,7 +102,7 @@ func (h *Handler) offerShadow(x *exchange, key experiments.UnitKey) {
 		return
 	}
 	h.shadow.Offer(experiments.ShadowSample{
-		Experiment: x.exp.id, Variant: x.serving.idx, Period: x.period, Unit: key, Path: x.in.URL.Path,
+		Experiment: x.exp.id, Variant: x.serving.idx, Live: t.live, Period: x.period, Unit: key, Path: x.in.URL.Path,
 		Body: bytes.Clone(x.body), Answer: t.buf, Stream: m.stream, At: x.start,
 	})
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -80,7 +81,7 @@ func TestShadowOffer(t *testing.T) {
 		t.Fatalf("offered %d samples, want 1 (the private request is never replayed)", len(sh.got))
 	}
 	s := sh.got[0]
-	if s.Experiment != testExp || s.Path != "/v1/chat/completions" || !bytes.Equal(s.Answer, reply) || !strings.Contains(string(s.Body), `"content":"hi"`) || s.Unit == (experiments.UnitKey{}) {
+	if s.Experiment != testExp || s.Path != "/v1/chat/completions" || !bytes.Equal(s.Answer, reply) || !strings.Contains(string(s.Body), `"content":"hi"`) || s.Unit == (experiments.UnitKey{}) || s.Live {
 		t.Fatalf("sample %+v", s)
 	}
 	a := testConfig(up.URL, up.URL).Experiments[0].Allocation()
@@ -95,8 +96,10 @@ func TestShadowOffer(t *testing.T) {
 }
 
 // TestShadowOfferLive: during a ramp step (the allocation splits
-// traffic), a request the candidate serves is offered for the live judge
-// with its variant; one the base serves is not.
+// traffic), a request the candidate serves and one the base serves to an
+// analysed user are both offered for the live judge, each with its
+// variant and Live set (the base's answer gets the base arm's judge
+// score, judge_served); the base's answer to an allowlisted user is not.
 func TestShadowOfferLive(t *testing.T) {
 	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -108,11 +111,19 @@ func TestShadowOfferLive(t *testing.T) {
 	h := shadowHandler(t, up.URL, sh)
 	a := testConfig(up.URL, up.URL).Experiments[0].Allocation()
 	a.Serve, a.Shadow = -1, false
-	a.Allowlist = map[string]int{"user-cand": 1, "user-base": 0}
+	a.Allowlist = map[string]int{"user-cand": 1, "user-qa": 0}
 	if err := h.SetAllocation(testExp, a); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"user-cand", "user-base"} {
+	hashedBase := ""
+	for i := 0; hashedBase == ""; i++ {
+		u := fmt.Sprintf("user-%d", i)
+		if as := experiments.Assign(a, u); as.Variant == 0 && as.Analysed() {
+			hashedBase = u
+		}
+	}
+	// user-qa is allowlisted to the base: served, not analysed, not judged.
+	for _, u := range []string{"user-cand", hashedBase, "user-qa"} {
 		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"`+testAlias+`","messages":[{"role":"user","content":"hi"}]}`))
 		req.Header.Set("X-User-ID", u)
 		w := httptest.NewRecorder()
@@ -121,8 +132,8 @@ func TestShadowOfferLive(t *testing.T) {
 			t.Fatalf("%s: %d %s", u, w.Code, w.Body)
 		}
 	}
-	if len(sh.got) != 1 || sh.got[0].Variant != 1 || !bytes.Equal(sh.got[0].Answer, reply) {
-		t.Fatalf("offered %+v, want the candidate's request only, as variant 1", sh.got)
+	if len(sh.got) != 2 || sh.got[0].Variant != 1 || sh.got[1].Variant != 0 || !sh.got[0].Live || !sh.got[1].Live || !bytes.Equal(sh.got[0].Answer, reply) {
+		t.Fatalf("offered %+v, want the candidate's request as variant 1, then the base's as variant 0, both live", sh.got)
 	}
 }
 

@@ -171,6 +171,17 @@ func (a *aggregate) covariates(exp string, period int) bool {
 	return e != nil && e.CUPED && period > 1 && period == e.PhaseOrOne()
 }
 
+// joint is the joint sums of a human signal and the judge's score the
+// store keeps for exp (experiments.Experiment.JudgePairs; needs
+// WithExperiments): every batch of the experiment asks for the same
+// pairs, so the sums cover every update of a user's totals.
+func (a *aggregate) joint(exp string) []experiments.JointPair {
+	if a.lookup == nil {
+		return nil
+	}
+	return a.lookup(exp).JudgePairs()
+}
+
 func (u *userAgg) addFB(metric string, dx, dy float64) {
 	for i := range u.fb {
 		if u.fb[i].metric == metric {
@@ -237,7 +248,7 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb
 	for i, e := range a.list {
 		fb[i] = e.fbCount
 		b := &experiments.Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events, Hist: e.driftDeltas(), Records: e.records,
-			Covariates: a.covariates(e.exp, e.phase)}
+			Covariates: a.covariates(e.exp, e.phase), Joint: a.joint(e.exp)}
 		for v, n := range e.counters {
 			b.Counters = append(b.Counters, experiments.Counter{Variant: v, Name: experiments.CounterUnanalysed, N: n})
 		}
@@ -277,7 +288,7 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb
 // had applied of b the store skips.
 func feedbackOnly(b *experiments.Batch, fb int64) *experiments.Batch {
 	out := &experiments.Batch{ID: b.ID + "-fb", Experiment: b.Experiment, Phase: b.Phase, Count: fb,
-		Events: b.Events, Records: b.Records, Covariates: b.Covariates}
+		Events: b.Events, Records: b.Records, Covariates: b.Covariates, Joint: b.Joint}
 	for _, d := range b.Deltas {
 		if !isOutcomeMetric(d.Metric) {
 			out.Deltas = append(out.Deltas, d)

@@ -7,7 +7,11 @@
 // judge (package judge) to compare the candidate's answer with the
 // base's, and records the verdict as the user's judge_score and
 // judge_first feedback on the candidate's variant, so the recorder keeps
-// the per-user sums stats.JudgeGate reads.
+// the per-user sums stats.JudgeGate reads. During ramp steps the live
+// judge (shadow.live_percent) judges sampled requests either arm served
+// against the other model's answer and records, besides a candidate's
+// judge_score, each arm's judge_served: the judge's score of its own
+// answers, which the report corrects with human feedback.
 //
 // Replay and judge spend are counted here (Stats), never as either arm's
 // cost. Prompts and answers live only in memory, unless the experiment's
@@ -229,10 +233,18 @@ func (s *Service) Sample(experiment, salt, unit string, live bool, hdr http.Head
 
 // Offer implements gateway.Shadower: a non-blocking send into the
 // experiment's queue. A user who already has max_per_user comparisons in
-// the period is not replayed again.
+// the period is not replayed again, and a base-served live sample only
+// while the queue is less than half full.
 func (s *Service) Offer(smp experiments.ShadowSample) bool {
 	l := (*s.lanes.Load())[smp.Experiment]
 	if l == nil {
+		return false
+	}
+	if smp.Live && smp.Variant == 0 && 2*len(l.q) >= max(cap(l.q), 2) {
+		// Base users are most of a ramp step's traffic: they may fill
+		// only half the queue, so the candidate's live judgments (the
+		// gate's data) are never crowded out.
+		l.st.droppedFull.Add(1)
 		return false
 	}
 	k := capKey{smp.Unit, smp.Period}
@@ -296,6 +308,9 @@ func (s *Service) one(ctx context.Context, l *lane, smp experiments.ShadowSample
 	if smp.Variant > 0 {
 		return s.live(ctx, l, smp, prompt, served)
 	}
+	if smp.Live {
+		return s.liveBase(ctx, l, smp, prompt, served)
+	}
 	base := served
 	recorded := false
 	for v := 1; v < len(l.exp.Variants); v++ {
@@ -330,7 +345,55 @@ func (s *Service) live(ctx context.Context, l *lane, smp experiments.ShadowSampl
 	}
 	l.st.replayed.Add(1)
 	verdict, ok := s.compare(ctx, l, prompt, cand, base)
-	return ok && s.record(l, smp.Variant, smp, prompt, base, cand, verdict)
+	if !ok || !s.record(l, smp.Variant, smp, prompt, base, cand, verdict) {
+		return false
+	}
+	s.recordServed(l, smp.Variant, smp, verdict.Score)
+	return true
+}
+
+// liveBase judges a request the base served during a ramp step against
+// each candidate's answer to the same request, replayed now (blind and
+// in random order, as every comparison), and records the judge's
+// preference for the base's answer, 1 − the candidate's score, as the
+// user's judge_served on the base: the base arm's judge score of its own
+// answers, which prediction-powered inference needs (docs/statistics.md,
+// "Judge vs humans"). It is never the candidate's judge_score: the user is in the
+// base arm.
+func (s *Service) liveBase(ctx context.Context, l *lane, smp experiments.ShadowSample, prompt, base string) bool {
+	recorded := false
+	for v := 1; v < len(l.exp.Variants); v++ {
+		cand, err := s.replay(ctx, l, v, smp)
+		if err != nil {
+			l.st.replayFailed.Add(1)
+			if ctx.Err() == nil {
+				s.log.Debug("shadow: live replay to a candidate failed", "experiment", l.exp.ID, "variant", l.exp.Variants[v].Name, "err", err)
+			}
+			continue
+		}
+		l.st.replayed.Add(1)
+		verdict, ok := s.compare(ctx, l, prompt, cand, base)
+		if ok && s.recordServed(l, 0, smp, 1-verdict.Score) {
+			l.st.judged.Add(1)
+			recorded = true
+		}
+	}
+	return recorded
+}
+
+// recordServed writes the judge's preference for the answer arm v served
+// as the user's judge_served on v (a live judgment).
+func (s *Service) recordServed(l *lane, v int, smp experiments.ShadowSample, score float64) bool {
+	f := experiments.Feedback{
+		Experiment: l.exp.ID, Phase: smp.Period, Variant: v, Unit: smp.Unit,
+		RequestID: experiments.ShadowVoteID(smp.Period), PerResponse: max(l.exp.Shadow.MaxPerUser, 1),
+		Metric: experiments.MetricJudgeServed, Value: score, At: s.now(),
+	}
+	if err := s.rec.Feedback(f); err != nil {
+		l.st.recordFailed.Add(1)
+		return false
+	}
+	return true
 }
 
 // compare asks the judge, counting refusals and failures.

@@ -269,7 +269,8 @@ type AgreementResult struct {
 // Agreement computes agreement from a square confusion matrix of counts:
 // counts[i][j] is the number of items the judge put in category i and the
 // person in category j. A matrix that is not square, or has a negative or
-// non-finite count, gives an empty result. It panics on alpha ∉ (0,1).
+// non-finite count, or a total below 1, gives an empty result. It panics
+// on alpha ∉ (0,1).
 func Agreement(counts [][]float64, alpha float64) AgreementResult {
 	checkAlpha(alpha)
 	r := AgreementResult{ObservedCI: Interval{0, 1}, KappaCI: Interval{-1, 1}}
@@ -286,7 +287,9 @@ func Agreement(counts [][]float64, alpha float64) AgreementResult {
 			n += c
 		}
 	}
-	if !(n > 0) || math.IsInf(n, 0) {
+	if !(n >= 1) || math.IsInf(n, 0) {
+		// Less than one item (a denormal count made the Wilson interval
+		// NaN: FuzzPPI) is no data.
 		return r
 	}
 	r.N = n

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/abgate/abgate/api"
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/internal/fakemodel"
 )
@@ -229,7 +230,10 @@ func demoConfig(addr, adminToken string) *experiments.Config {
 			Judge: &experiments.Judge{URL: "http://" + addr + "/_demo/judge", Model: "fake-judge",
 				RatePerSecond: 20, MaxConcurrency: 8, BothOrdersShare: &demoBothOrders,
 				PromptPrice: 0.5, CompletionPrice: 1.5},
-			Shadow: &experiments.Shadow{Percent: 50, MinUsers: 150},
+			// During the ramp steps the judge keeps judging a share of
+			// both arms' users (live_percent), and the report compares it
+			// with the users' thumbs ("Judge vs humans").
+			Shadow: &experiments.Shadow{Percent: 50, MinUsers: 150, LivePercent: 30},
 		}},
 		Routes: []experiments.Route{{Alias: "demo", Experiment: demoExperiment}},
 		// Reads and feedback are open on loopback; changes need the
@@ -426,6 +430,16 @@ func printProgress(ctx context.Context, w io.Writer, a *app, s *simulator, every
 				fmt.Fprintf(w, "  judged %.0f users, judge win rate %s", j.N, rate(j))
 			}
 			fmt.Fprintln(w)
+		}
+		// The report's judge vs humans sentence, once a ramp step has
+		// judged users who also gave thumbs.
+		if st.Status == experiments.StatusRunning {
+			r := api.BuildReport(exp, api.ReportStatus{Status: string(st.Status), Step: st.Step, Period: st.Period, Started: st.StepStarted}, nil, snap, nil, time.Now())
+			if r.Judge != nil && r.Judge.Humans != nil {
+				for _, c := range r.Judge.Humans.Candidates {
+					fmt.Fprintf(w, "    judge vs humans: %s\n", c.Sentence)
+				}
+			}
 		}
 	}
 }

@@ -74,6 +74,7 @@ type phase struct {
 	segs     map[experiments.SegmentKey]experiments.Summary
 	users    map[userKey]map[string]totals
 	hours    map[experiments.Hour]map[experiments.VariantMetric]experiments.Summary
+	joint    map[experiments.JointKey]experiments.JointSummary
 }
 
 // get returns the live experiment, dropping it if it has expired; with
@@ -131,6 +132,7 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 			segs:     make(map[experiments.SegmentKey]experiments.Summary),
 			users:    make(map[userKey]map[string]totals),
 			hours:    make(map[experiments.Hour]map[experiments.VariantMetric]experiments.Summary),
+			joint:    make(map[experiments.JointKey]experiments.JointSummary),
 		}
 		e.phases[b.Phase] = p
 	}
@@ -161,7 +163,7 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 			res.DuplicateEvents++
 			continue
 		}
-		p.apply(en.d, cov)
+		p.apply(en.d, cov, b.Joint)
 	}
 	for _, c := range b.Counters {
 		p.counters[experiments.VariantMetric{Variant: c.Variant, Metric: c.Name}] += c.N
@@ -243,14 +245,28 @@ func (c covariates) z(unit experiments.UnitKey, metric string) float64 {
 	return z
 }
 
-func (p *phase) apply(d *experiments.Delta, cov covariates) {
+func (p *phase) apply(d *experiments.Delta, cov covariates, joint []experiments.JointPair) {
 	uk := userKey{d.Variant, d.Unit}
 	u := p.users[uk]
 	if u == nil {
 		u = make(map[string]totals, 4)
 		p.users[uk] = u
 	}
+	var before [][4]float64 // the user's joint totals of each pair d touches
+	for _, jp := range joint {
+		if d.Metric == jp.Human || d.Metric == jp.Judge {
+			before = append(before, jointTotals(u, jp))
+		}
+	}
 	delta := userDelta(u, d.Metric, d.DX, d.DY, cov, d.Unit)
+	k := 0
+	for _, jp := range joint {
+		if d.Metric == jp.Human || d.Metric == jp.Judge {
+			jk := experiments.JointKey{Variant: d.Variant, Human: jp.Human, Judge: jp.Judge}
+			p.joint[jk] = p.joint[jk].Add(experiments.JointDelta(before[k], jointTotals(u, jp), jp.Cut))
+			k++
+		}
+	}
 	// Segment statistics: the user's totals within each segment value
 	// are kept under the segment metric name, like any other metric.
 	d.ForEachSegment(func(dim, value int, name string) {
@@ -265,6 +281,13 @@ func (p *phase) apply(d *experiments.Delta, cov covariates) {
 		p.hours[d.Hour] = h
 	}
 	h[vm] = h[vm].Add(delta)
+}
+
+// jointTotals are a user's totals (x, y) of a pair's human metric, then
+// of its judge metric.
+func jointTotals(u map[string]totals, jp experiments.JointPair) [4]float64 {
+	h, f := u[jp.Human], u[jp.Judge]
+	return [4]float64{h.x, h.y, f.x, f.y}
 }
 
 // pruneLog deletes expired records (free text past its retention goes
@@ -359,6 +382,7 @@ func (s *Store) Summaries(ctx context.Context, exp string, ph int) (experiments.
 		Stats:    make(map[experiments.VariantMetric]experiments.Summary),
 		Counters: make(map[experiments.VariantMetric]int64),
 		Segments: make(map[experiments.SegmentKey]experiments.Summary),
+		Joint:    make(map[experiments.JointKey]experiments.JointSummary),
 	}
 	if err := ctx.Err(); err != nil {
 		return snap, err
@@ -378,6 +402,9 @@ func (s *Store) Summaries(ctx context.Context, exp string, ph int) (experiments.
 	}
 	for k, v := range p.segs {
 		snap.Segments[k] = v
+	}
+	for k, v := range p.joint {
+		snap.Joint[k] = v
 	}
 	return snap, nil
 }

@@ -16,6 +16,7 @@ import (
 //	abgate:{exp:<id>}:batch:<batch id>   SET   applied chunk indexes of a batch (own TTL, dedup window)
 //	abgate:{exp:<id>}:p<n>:variants      SET   variant indexes with data in phase n
 //	abgate:{exp:<id>}:p<n>:stats:<v>     HASH  "<metric>:<n|sx|sx2|sy|sy2|sxy|sr|sr2|sz|sz2|sxz>" -> float
+//	                                           and "~j:<human>:<judge>:<stat>" -> float (joint sums, Batch.Joint)
 //	abgate:{exp:<id>}:p<n>:u:<v>         HASH  unit key (hex) -> msgpack [code, x, y, ..., -code, z, 0, ...]
 //	abgate:{exp:<id>}:p<n>:hours         ZSET  hour (since epoch) scored by itself
 //	abgate:{exp:<id>}:p<n>:h:<hour>      HASH  "<v>:<metric>:<stat>" -> float (that hour's change)

@@ -43,6 +43,8 @@ import "github.com/redis/go-redis/v9"
 //	ARGV[4] -> "1": keep CUPED covariates (experiments.Batch.Covariates)
 //	ARGV[5] -> with ARGV[4]: the users hash prefix of phase n−1,
 //	           abgate:{exp:<id>}:p<n-1>:u: (the variant follows)
+//	ARGV[6] -> joint sums (experiments.Batch.Joint), or "" for none:
+//	           msgpack array (human metric, judge metric, cut) × P
 //
 // Output: {1, duplicate events} when applied, {0, 0} when this chunk of
 // this batch had already been applied (nothing changed).
@@ -67,6 +69,14 @@ import "github.com/redis/go-redis/v9"
 // digits.) User totals are packed as msgpack doubles, also exact.
 // If the experiment is already expiring (KEYS[1] has a TTL), keys this
 // call creates get the same TTL.
+//
+// Joint sums (ARGV[6]; the "joint" blocks, kept apart from the rest): for
+// each pair, a user's contribution to the variant's JointSummary is
+// computed from their totals before the group's entries and after them,
+// and the difference is added (experiments.JointDelta), so the sums stay
+// exact however a user's updates are split into batches and chunks. They
+// live in the variant's stats hash as "~j:<human>:<judge>:<stat>" (the
+// "~" can't begin a metric name), so no key is added.
 var applyScript = redis.NewScript(`
 if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then
   return {0, 0}
@@ -106,6 +116,54 @@ for s = 1, M do
   end
   mcode[s] = c
   mseg[s] = string.find(n, '@', 1, true) ~= nil
+end
+
+-- joint: the pairs, their metric codes (nil: no user has that metric
+-- yet), and jointOf, one user's contribution to a pair's sums
+-- (experiments.JointContribution): JF fields, labelled n, Σh, Σh², Σf,
+-- Σf², Σhf, unlabelled N, Σf, Σf², then the agreement cells a00, a01,
+-- a10, a11 (judge f > ½, human h > cut).
+local jfields = {'n', 'sh', 'sh2', 'sf', 'sf2', 'shf', 'un', 'usf', 'usf2', 'a00', 'a01', 'a10', 'a11'}
+local JF = #jfields
+local jpairs = {}
+if ARGV[6] and ARGV[6] ~= '' then
+  local pa = cmsgpack.unpack(ARGV[6])
+  for k = 1, #pa, 3 do
+    jpairs[#jpairs + 1] = {h = pa[k], f = pa[k + 1], cut = tonumber(pa[k + 2]), hc = byname[pa[k]], fc = byname[pa[k + 1]]}
+  end
+end
+local function jointOf(sx, sy, jp)
+  local out = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+  local fy = (jp.fc and sy[jp.fc]) or 0
+  if fy == 0 then return out end
+  local f = sx[jp.fc] / fy
+  local hy = (jp.hc and sy[jp.hc]) or 0
+  if hy == 0 then
+    out[7] = 1; out[8] = f; out[9] = f * f
+    return out
+  end
+  local h = sx[jp.hc] / hy
+  out[1] = 1; out[2] = h; out[3] = h * h; out[4] = f; out[5] = f * f; out[6] = h * f
+  local cell = 10
+  if f > 0.5 then cell = cell + 2 end
+  if h > jp.cut then cell = cell + 1 end
+  out[cell] = 1
+  return out
+end
+local jacc = {} -- variant slot -> pair -> JF deltas
+local function jointBefore(sx, sy)
+  local b = {}
+  for p, jp in ipairs(jpairs) do b[p] = jointOf(sx, sy, jp) end
+  return b
+end
+local function jointAfter(vs, sx, sy, before)
+  if not jacc[vs] then jacc[vs] = {} end
+  for p, jp in ipairs(jpairs) do
+    local a = jointOf(sx, sy, jp)
+    local d = jacc[vs][p]
+    if not d then d = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}; jacc[vs][p] = d end
+    for f = 1, JF do d[f] = d[f] + a[f] - before[p][f] end
+  end
 end
 
 local C = a[i]; i = i + 1
@@ -157,6 +215,8 @@ for g = 1, G do
       if c < 0 then sz[-c] = st[k + 1] else sx[c] = st[k + 1]; sy[c] = st[k + 2] end
     end
   end
+  local jbefore -- joint: the user's contributions before this group
+  if #jpairs > 0 then jbefore = jointBefore(sx, sy) end
   local prev -- metric code -> the user's x in phase n-1, read at first need
   local changed = false
   local E = a[i]; i = i + 1
@@ -246,6 +306,7 @@ for g = 1, G do
     end
     i = i + 7
   end
+  if changed and jbefore then jointAfter(vs, sx, sy, jbefore) end
   if changed then
     local st, n = {}, 0
     for c, x in pairs(sx) do
@@ -302,6 +363,16 @@ for vs = 1, V do
         if v ~= 0 then
           hn[#hn + 1] = vid[vs] .. ':' .. mname[ms] .. ':' .. fields[f]
           hd[#hd + 1] = v
+        end
+      end
+    end
+  end
+  if jacc[vs] then -- joint sums of this variant
+    for p, d in pairs(jacc[vs]) do
+      for f = 1, JF do
+        if d[f] ~= 0 then
+          names[#names + 1] = '~j:' .. jpairs[p].h .. ':' .. jpairs[p].f .. ':' .. jfields[f]
+          deltas[#deltas + 1] = d[f]
         end
       end
     end

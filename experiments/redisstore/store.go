@@ -371,7 +371,26 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 		ks = append(ks, s.k.variants(id, ph-1))
 		args = append(args, "1", s.k.usersPrefix(id, ph-1))
 	}
+	if len(b.Joint) > 0 {
+		if len(args) == 3 {
+			args = append(args, "0", "") // ARGV[4] and [5]: no covariates
+		}
+		args = append(args, encodeJoint(b.Joint))
+	}
 	return chunk{keys: ks, args: args}
+}
+
+// encodeJoint is the apply script's ARGV[6]: (human, judge, cut) per pair.
+func encodeJoint(jps []experiments.JointPair) []byte {
+	var p packer
+	top := p.arrayHeader()
+	for _, jp := range jps {
+		p.str(jp.Human)
+		p.str(jp.Judge)
+		p.float(jp.Cut)
+	}
+	p.setArray(top, 3*len(jps))
+	return p.b
 }
 
 // runChunks runs the chunks in one pipeline of EVALSHA. If Redis doesn't
@@ -422,6 +441,7 @@ func (s *Store) Summaries(ctx context.Context, exp string, phase int) (experimen
 		Stats:    make(map[experiments.VariantMetric]experiments.Summary),
 		Counters: make(map[experiments.VariantMetric]int64),
 		Segments: make(map[experiments.SegmentKey]experiments.Summary),
+		Joint:    make(map[experiments.JointKey]experiments.JointSummary),
 	}
 	var known []int
 	for attempt := 0; attempt < 3; attempt++ {
@@ -458,6 +478,9 @@ func (s *Store) Summaries(ctx context.Context, exp string, phase int) (experimen
 			fields, err := pairs(reply[2+i])
 			if err != nil {
 				return snap, err
+			}
+			if err := addJoint(snap.Joint, v, fields); err != nil {
+				return snap, fmt.Errorf("read summaries of %q: %w", exp, err)
 			}
 			if err := addStats(snap.Stats, v, fields); err != nil {
 				return snap, fmt.Errorf("read summaries of %q: %w", exp, err)
@@ -528,6 +551,41 @@ func splitSegments(snap *experiments.Snapshot) {
 			delete(snap.Stats, vm)
 		}
 	}
+}
+
+// jointPrefix begins the stats hash fields of the joint sums
+// (experiments.Batch.Joint): "~j:<human>:<judge>:<stat>".
+const jointPrefix = "~j:"
+
+// addJoint moves the joint sums' fields out of fields into dst for
+// variant v.
+func addJoint(dst map[experiments.JointKey]experiments.JointSummary, v int, fields map[string]string) error {
+	for f, val := range fields {
+		rest, ok := strings.CutPrefix(f, jointPrefix)
+		if !ok {
+			continue
+		}
+		delete(fields, f)
+		parts := strings.Split(rest, ":")
+		x, err := strconv.ParseFloat(val, 64)
+		if len(parts) != 3 || err != nil {
+			return fmt.Errorf("bad joint field %q=%q", f, val)
+		}
+		k := experiments.JointKey{Variant: v, Human: parts[0], Judge: parts[1]}
+		js := dst[k]
+		p := &js.PPI
+		ptr := map[string]*float64{
+			"n": &p.Labeled, "sh": &p.SumHuman, "sh2": &p.SumHuman2, "sf": &p.SumJudge, "sf2": &p.SumJudge2,
+			"shf": &p.SumHumanJudge, "un": &p.Unlabeled, "usf": &p.SumJudgeU, "usf2": &p.SumJudgeU2,
+			"a00": &js.Agree[0][0], "a01": &js.Agree[0][1], "a10": &js.Agree[1][0], "a11": &js.Agree[1][1],
+		}[parts[2]]
+		if ptr == nil {
+			return fmt.Errorf("bad joint field %q", f)
+		}
+		*ptr = x
+		dst[k] = js
+	}
+	return nil
 }
 
 // addStats parses "<metric>:<stat>" fields into dst for variant v.
