@@ -21,8 +21,8 @@ import "github.com/redis/go-redis/v9"
 //	KEYS[8+2V+H+j] -> drift histogram hash of drift hour slot j (1..DH)
 //	KEYS[9+2V+H+DH] -> abgate:{exp:<id>}:groups (HASH capped event group
 //	                   -> events applied)
-//	KEYS[10+2V+H+DH] -> abgate:{exp:<id>}:p<n-1>:variants, only with
-//	                   covariates (ARGV[4])
+//	KEYS[10+2V+H+DH] -> abgate:{exp:<id>}:covphase (HASH data period ->
+//	                   salt phase), only with covariates (ARGV[4])
 //
 //	ARGV[1] -> chunk index within the batch
 //	ARGV[2] -> TTL of the batch marker in ms (the dedup window)
@@ -40,9 +40,17 @@ import "github.com/redis/go-redis/v9"
 //	           segment copy) only if the entry before it was applied;
 //	           metrics whose name holds "@" are segment statistics and get
 //	           no hourly buckets
-//	ARGV[4] -> "1": keep CUPED covariates (experiments.Batch.Covariates)
-//	ARGV[5] -> with ARGV[4]: the users hash prefix of phase n−1,
-//	           abgate:{exp:<id>}:p<n-1>:u: (the variant follows)
+//	ARGV[4] -> "1": keep CUPED covariates (experiments.Batch.Covariates);
+//	           with it:
+//	ARGV[5] -> the batch's salt phase (Covariates.SaltPhase)
+//	ARGV[6] -> the history TTL in ms (Covariates.HistoryTTL)
+//	ARGV[7] -> the experiment's key prefix abgate:{exp:<id>}
+//	ARGV[8] -> msgpack array, per metric slot (ARGV[3]'s order): the
+//	           metric the history keeps it under ("" for none), source
+//	           (experiments.CovariateSource), z without history, lo, hi
+//	ARGV[9] -> msgpack array: K, (unit hex, metric, dx, dy) × K, history
+//	           of units not analysed (Batch.History; last chunk only)
+//	ARGV[10] -> the data period n
 //
 // Output: {1, duplicate events} when applied, {0, 0} when this chunk of
 // this batch had already been applied (nothing changed).
@@ -54,13 +62,15 @@ import "github.com/redis/go-redis/v9"
 //
 // A user's state for all metrics is one hash field, so each user costs one
 // HGET and one HSET. Its msgpack array holds (code, x, y) per metric and,
-// for a metric with a covariate z ≠ 0, (−code, z, 0). With covariates, a
-// user's first entry of a metric in the phase fixes z at their total x of
-// it in phase n−1, summed over that phase's variants in ascending order
-// (as memstore does): one HGET per variant of n−1, once per user with a
-// new metric. Those users hashes are not declared in KEYS; they carry the
-// experiment's hash tag, so they live in this call's slot (as in
-// expireScript). Statistic deltas accumulate in Lua locals and each
+// for a metric with a covariate z ≠ 0, (−code, z, 0). With covariates
+// (the covariate block below), a user's first applied entry in the salt
+// phase copies their pre-exposure history (abgate:{exp:<id>}:pre:<unit>,
+// as it stood before this call) into abgate:{exp:<id>}:s<k>:z, once per
+// phase; a user's first entry of a metric in the period fixes z from that
+// copy; the call's applied entries and ARGV[9] are added to the histories
+// at its end, one GET and one SET (with the TTL) per user. Those keys
+// are not declared in KEYS; they carry the experiment's hash tag, so they
+// live in this call's slot (as in expireScript). Statistic deltas accumulate in Lua locals and each
 // stats hash is read once (HMGET) and written once (HSET) per call, the
 // values formatted with %.17g so doubles round-trip exactly. (HINCRBYFLOAT
 // would round its result to 17 decimal places: 1.2345e-12 keeps six
@@ -75,13 +85,6 @@ redis.call('PEXPIRE', KEYS[4], ARGV[2])
 
 local a = cmsgpack.unpack(ARGV[3])
 local NK = #KEYS
-local cov = ARGV[4] == '1'
-local pvars = {}
-if cov then
-  for _, v in ipairs(redis.call('SMEMBERS', KEYS[NK])) do pvars[#pvars + 1] = tonumber(v) end
-  table.sort(pvars)
-  NK = NK - 1
-end
 local i = 1
 local V = a[i]; i = i + 1
 local vid = {}
@@ -108,6 +111,101 @@ for s = 1, M do
   mseg[s] = string.find(n, '@', 1, true) ~= nil
 end
 
+-- CUPED covariates (experiments.Covariates), kept apart from the rest:
+-- covExpose copies a user's pre-exposure history into the salt phase's
+-- copies at their first applied entry there, covZ reads z from the copy,
+-- covAdd queues history increments, covFlush writes them at the end.
+local cov = ARGV[4] == '1'
+local covExpose, covZ, covAdd, covFlush
+if cov then
+  local period = ARGV[10]
+  redis.call('HSETNX', KEYS[NK], period, ARGV[5])
+  local zkey = ARGV[7] .. ':s' .. redis.call('HGET', KEYS[NK], period) .. ':z'
+  local hpre = ARGV[7] .. ':pre:'
+  local function code(n)
+    local c = byname[n]
+    if not c then
+      ncodes = ncodes + 1
+      c = ncodes
+      redis.call('HSET', KEYS[3], n, c)
+      byname[n] = c
+    end
+    return c
+  end
+  local ct = cmsgpack.unpack(ARGV[8])
+  local hcode, src, miss, lo, hi = {}, {}, {}, {}, {}
+  for s = 1, M do
+    local o = (s - 1) * 5
+    if ct[o + 1] ~= '' then hcode[s] = code(ct[o + 1]) end
+    src[s], miss[s], lo[s], hi[s] = ct[o + 2], ct[o + 3], ct[o + 4], ct[o + 5]
+  end
+  local function parse(raw)
+    local t = {}
+    if raw then
+      local st = cmsgpack.unpack(raw)
+      for k = 1, #st, 3 do t[st[k]] = {st[k + 1], st[k + 2]} end
+    end
+    return t
+  end
+  local copies, pend = {}, {}
+  covExpose = function(unit)
+    if copies[unit] then return end
+    local raw = redis.call('HGET', zkey, unit)
+    if not raw then
+      raw = redis.call('GET', hpre .. unit) or cmsgpack.pack({})
+      redis.call('HSET', zkey, unit, raw)
+    end
+    copies[unit] = parse(raw)
+  end
+  -- covZ mirrors experiments.MetricInfo.CovariateZ.
+  covZ = function(unit, ms)
+    local c = hcode[ms]
+    if not c then return 0 end
+    local t = copies[unit][c] or {0, 0}
+    if src[ms] == 1 then return t[1] end
+    if src[ms] == 2 then
+      if t[2] > 0 then return math.min(math.max(t[1] / t[2], lo[ms]), hi[ms]) end
+      return miss[ms]
+    end
+    return 0
+  end
+  local function add(unit, c, dx, dy)
+    local u = pend[unit]
+    if not u then u = {}; pend[unit] = u end
+    local t = u[c]
+    if t then t[1] = t[1] + dx; t[2] = t[2] + dy else u[c] = {dx, dy} end
+  end
+  covAdd = function(unit, ms, dx, dy)
+    if hcode[ms] and not mseg[ms] then add(unit, hcode[ms], dx, dy) end
+  end
+  covFlush = function()
+    local h = cmsgpack.unpack(ARGV[9])
+    local j = 2
+    for k = 1, h[1] do
+      add(h[j], code(h[j + 1]), h[j + 2], h[j + 3])
+      j = j + 4
+    end
+    local ttl = tonumber(ARGV[6])
+    local pttl = redis.call('PTTL', KEYS[1])
+    if pttl > 0 and pttl < ttl then ttl = pttl end
+    for unit, u in pairs(pend) do
+      local t = parse(redis.call('GET', hpre .. unit))
+      for c, d in pairs(u) do
+        local o = t[c]
+        if o then o[1] = o[1] + d[1]; o[2] = o[2] + d[2] else t[c] = {d[1], d[2]} end
+      end
+      local st, n = {}, 0
+      for c, o in pairs(t) do
+        st[n + 1] = c; st[n + 2] = o[1]; st[n + 3] = o[2]
+        n = n + 3
+      end
+      redis.call('SET', hpre .. unit, cmsgpack.pack(st), 'PX', ttl)
+    end
+    redis.call('SADD', KEYS[1], zkey)
+    if pttl > 0 and redis.call('PTTL', zkey) == -1 then redis.call('PEXPIRE', zkey, pttl) end
+  end
+end
+
 local C = a[i]; i = i + 1
 for k = 1, C do
   redis.call('HINCRBY', KEYS[7], vid[a[i]] .. ':' .. a[i + 1], a[i + 2])
@@ -129,8 +227,8 @@ end
 
 -- NF sums per (variant, metric): n, Σx, Σx², Σy, Σy², Σxy, Σr, Σr²
 -- (r = the user's own ratio x/y, 0 while y = 0: experiments.SummaryDelta),
--- Σz, Σz², Σxz (z the user's covariate, 0 without one).
-local NF = 11
+-- Σz, Σz², Σxz, Σyz, Σrz (z the user's covariate, 0 without one).
+local NF = 13
 local VM6 = V * M * NF
 local acc, hacc = {}, {}
 for k = 1, VM6 do acc[k] = 0 end
@@ -157,7 +255,6 @@ for g = 1, G do
       if c < 0 then sz[-c] = st[k + 1] else sx[c] = st[k + 1]; sy[c] = st[k + 2] end
     end
   end
-  local prev -- metric code -> the user's x in phase n-1, read at first need
   local changed = false
   local E = a[i]; i = i + 1
   local vo = (vs - 1) * M
@@ -188,22 +285,13 @@ for g = 1, G do
       local x0 = sx[c]
       local y0, nn = 0, 0
       if x0 then y0 = sy[c] else x0 = 0; nn = 1 end
-      if nn == 1 and cov then
-        if not prev then
-          prev = {}
-          for _, v in ipairs(pvars) do
-            local pr = redis.call('HGET', ARGV[5] .. v, unit)
-            if pr then
-              local pst = cmsgpack.unpack(pr)
-              for k = 1, #pst, 3 do
-                local pc = pst[k]
-                if pc > 0 then prev[pc] = (prev[pc] or 0) + pst[k + 1] end
-              end
-            end
-          end
+      if cov then
+        covExpose(unit)
+        covAdd(unit, ms, dx, dy)
+        if nn == 1 then
+          local z = covZ(unit, ms)
+          if z ~= 0 then sz[c] = z end
         end
-        local z = prev[c] or 0
-        if z ~= 0 then sz[c] = z end
       end
       local z = sz[c] or 0
       local x1, y1 = x0 + dx, y0 + dy
@@ -213,7 +301,7 @@ for g = 1, G do
       if y0 ~= 0 then r0 = x0 / y0 end
       if y1 ~= 0 then r1 = x1 / y1 end
       local dr, dr2 = r1 - r0, r1 * r1 - r0 * r0
-      local dz, dz2, dxz = nn * z, nn * z * z, (x1 - x0) * z
+      local dz, dz2, dxz, dyz, drz = nn * z, nn * z * z, (x1 - x0) * z, (y1 - y0) * z, dr * z
       local o = (vo + ms - 1) * NF
       acc[o + 1] = acc[o + 1] + nn
       acc[o + 2] = acc[o + 2] + dx
@@ -226,6 +314,8 @@ for g = 1, G do
       acc[o + 9] = acc[o + 9] + dz
       acc[o + 10] = acc[o + 10] + dz2
       acc[o + 11] = acc[o + 11] + dxz
+      acc[o + 12] = acc[o + 12] + dyz
+      acc[o + 13] = acc[o + 13] + drz
       if not oneHour and not mseg[ms] then
         o = o + (a[i + 3] - 1) * VM6
         hacc[o + 1] = hacc[o + 1] + nn
@@ -239,6 +329,8 @@ for g = 1, G do
         hacc[o + 9] = hacc[o + 9] + dz
         hacc[o + 10] = hacc[o + 10] + dz2
         hacc[o + 11] = hacc[o + 11] + dxz
+        hacc[o + 12] = hacc[o + 12] + dyz
+        hacc[o + 13] = hacc[o + 13] + drz
       end
       changed = true
     elseif eid ~= '=' then
@@ -260,7 +352,7 @@ for g = 1, G do
   end
 end
 
-local fields = {'n', 'sx', 'sx2', 'sy', 'sy2', 'sxy', 'sr', 'sr2', 'sz', 'sz2', 'sxz'}
+local fields = {'n', 'sx', 'sx2', 'sy', 'sy2', 'sxy', 'sr', 'sr2', 'sz', 'sz2', 'sxz', 'syz', 'srz'}
 -- addFields adds deltas to float fields of one hash: one HMGET and one
 -- HSET per hash and call (per 1000 fields). Values are written with %.17g, which round-trips
 -- a double exactly (HINCRBYFLOAT would round to 17 decimal places, losing
@@ -311,6 +403,8 @@ for vs = 1, V do
 end
 for hs = 1, H do addFields(KEYS[7 + 2 * V + hs], hnames[hs], hdeltas[hs]) end
 for hs = 1, H do redis.call('ZADD', KEYS[6], hid[hs], hid[hs]) end
+
+if cov then covFlush() end
 
 local pttl = redis.call('PTTL', KEYS[1])
 for k = 2, NK do

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,12 +53,51 @@ func checkTTLs(c redis.UniversalClient, prefix string) func(*testing.T, experime
 	}
 }
 
+// expireHistory checks that every pre-exposure history key of exp has
+// the history TTL and deletes them, as Redis would once it passes.
+func expireHistory(c redis.UniversalClient, prefix string) func(*testing.T, experiments.Store, string, time.Duration) {
+	return func(t *testing.T, _ experiments.Store, exp string, ttl time.Duration) {
+		ctx := context.Background()
+		var keys []string
+		scan := func(ctx context.Context, n *redis.Client) error {
+			iter := n.Scan(ctx, 0, prefix+":{exp:"+exp+"}:pre:*", 1000).Iterator()
+			for iter.Next(ctx) {
+				keys = append(keys, iter.Val())
+			}
+			return iter.Err()
+		}
+		var err error
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			var mu sync.Mutex
+			err = cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+				mu.Lock()
+				defer mu.Unlock()
+				return scan(ctx, n)
+			})
+		} else {
+			err = scan(ctx, c.(*redis.Client))
+		}
+		if err != nil || len(keys) < 100 {
+			t.Fatalf("history keys of %s: %d, %v", exp, len(keys), err)
+		}
+		for _, k := range keys {
+			d, err := c.PTTL(ctx, k).Result()
+			if err != nil || d <= ttl-time.Minute || d > ttl {
+				t.Errorf("%s: TTL %v (%v), want about %v", k, d, err, ttl)
+			}
+			if err := c.Del(ctx, k).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 func TestConformance(t *testing.T) {
 	c := newClient(t)
 	// A small chunk size so batches are cut into several script calls.
 	storetest.Run(t, func(t *testing.T) experiments.Store {
 		return redisstore.New(c, redisstore.WithPrefix("t1"), redisstore.WithChunkEntries(97))
-	}, storetest.WithExpiryCheck(checkTTLs(c, "t1")))
+	}, storetest.WithExpiryCheck(checkTTLs(c, "t1")), storetest.WithHistoryExpiry(expireHistory(c, "t1")))
 }
 
 func TestConformanceCluster(t *testing.T) {
@@ -72,7 +112,7 @@ func TestConformanceCluster(t *testing.T) {
 	}
 	storetest.Run(t, func(t *testing.T) experiments.Store {
 		return redisstore.New(c, redisstore.WithChunkEntries(500))
-	}, storetest.WithExpiryCheck(checkTTLs(c, redisstore.DefaultPrefix)))
+	}, storetest.WithExpiryCheck(checkTTLs(c, redisstore.DefaultPrefix)), storetest.WithHistoryExpiry(expireHistory(c, redisstore.DefaultPrefix)))
 }
 
 // TestScriptFlushed: EVALSHA of an unknown script (first use, SCRIPT FLUSH

@@ -1,0 +1,130 @@
+package memstore
+
+import (
+	"time"
+
+	"github.com/abgate/abgate/experiments"
+)
+
+// preExposure is an experiment's CUPED state (experiments.Covariates):
+// each unit's pre-exposure history, the per-salt-phase copies of it taken
+// at each unit's first exposure in the phase, and the salt phase each
+// data period belongs to.
+//
+// Memory: the history is bounded by its TTL, swept every quarter TTL (at
+// most once a minute) under the store's lock; the per-phase copies live
+// as long as the experiment (Expire drops them with it).
+type preExposure struct {
+	hist      map[experiments.UnitKey]*history
+	copies    map[int]map[experiments.UnitKey]map[string][2]float64 // salt phase -> unit -> metric -> (x, y)
+	pin       map[int]int                                           // data period -> salt phase
+	lastSweep time.Time
+}
+
+// history is a unit's running (x, y) per metric and when it expires.
+type history struct {
+	totals  map[string][2]float64
+	expires time.Time
+}
+
+// covariates is what one Apply needs: nil c means no covariates (z = 0).
+type covariates struct {
+	c       *experiments.Covariates
+	pre     *preExposure
+	copies  map[experiments.UnitKey]map[string][2]float64 // of the batch's salt phase
+	now     time.Time
+	applied []*experiments.Delta // deltas applied, for the history
+}
+
+// begin pins b's period to a salt phase and returns its covariates.
+func (p *preExposure) begin(b *experiments.Batch, now time.Time) covariates {
+	c := b.Covariates
+	if c == nil {
+		return covariates{}
+	}
+	if p.pin == nil {
+		p.pin = make(map[int]int)
+		p.copies = make(map[int]map[experiments.UnitKey]map[string][2]float64)
+		p.hist = make(map[experiments.UnitKey]*history)
+	}
+	sp, ok := p.pin[b.Phase]
+	if !ok {
+		sp = c.SaltPhase
+		p.pin[b.Phase] = sp
+	}
+	cp := p.copies[sp]
+	if cp == nil {
+		cp = make(map[experiments.UnitKey]map[string][2]float64)
+		p.copies[sp] = cp
+	}
+	return covariates{c: c, pre: p, copies: cp, now: now}
+}
+
+// expose copies unit's history, as it stood before this batch (finish
+// adds the batch), the first time the unit has data in the salt phase.
+func (cv *covariates) expose(unit experiments.UnitKey) {
+	if cv.c == nil {
+		return
+	}
+	if _, ok := cv.copies[unit]; ok {
+		return
+	}
+	cp := map[string][2]float64{}
+	if h := cv.pre.hist[unit]; h != nil && cv.now.Before(h.expires) {
+		for m, t := range h.totals {
+			cp[m] = t
+		}
+	}
+	cv.copies[unit] = cp
+}
+
+// z is unit's covariate for metric (a segment statistic reads the
+// history of the metric it segments).
+func (cv *covariates) z(unit experiments.UnitKey, metric string) float64 {
+	if cv.c == nil {
+		return 0
+	}
+	base := metric
+	if m, _, _, ok := experiments.ParseSegmentMetric(metric); ok {
+		base = m
+	}
+	t := cv.copies[unit][base]
+	return cv.c.Z(metric, t[0], t[1])
+}
+
+// finish adds the batch's applied deltas and its History to the units'
+// histories, each of which then expires HistoryTTL from now, and sweeps
+// expired histories now and then.
+func (p *preExposure) finish(b *experiments.Batch, cv covariates, now time.Time) {
+	if cv.c == nil {
+		return
+	}
+	ttl := cv.c.HistoryTTL
+	add := func(d *experiments.Delta) {
+		if _, ok := cv.c.Metrics[d.Metric]; !ok {
+			return
+		}
+		h := p.hist[d.Unit]
+		if h == nil || !now.Before(h.expires) {
+			h = &history{totals: make(map[string][2]float64, 4)}
+			p.hist[d.Unit] = h
+		}
+		t := h.totals[d.Metric]
+		h.totals[d.Metric] = [2]float64{t[0] + d.DX, t[1] + d.DY}
+		h.expires = now.Add(ttl)
+	}
+	for _, d := range cv.applied {
+		add(d)
+	}
+	for i := range b.History {
+		add(&b.History[i])
+	}
+	if now.Sub(p.lastSweep) >= max(ttl/4, time.Minute) {
+		for u, h := range p.hist {
+			if !now.Before(h.expires) {
+				delete(p.hist, u)
+			}
+		}
+		p.lastSweep = now
+	}
+}
