@@ -61,11 +61,11 @@ func (p *preExposure) begin(b *experiments.Batch, now time.Time) covariates {
 }
 
 // expose copies unit's history, as it stood before this batch (finish
-// adds the batch), the first time the unit has data in the salt phase.
+// adds the batch), at the unit's first entry of a metric new to it in a
+// period, if it has no copy in the salt phase yet: a unit's first entry
+// in a phase is always new to its period, so the copy holds nothing of
+// the phase, and later entries cost no lookup of the copies.
 func (cv *covariates) expose(unit experiments.UnitKey) {
-	if cv.c == nil {
-		return
-	}
 	if _, ok := cv.copies[unit]; ok {
 		return
 	}
@@ -84,12 +84,13 @@ func (cv *covariates) z(unit experiments.UnitKey, metric string) float64 {
 	if cv.c == nil {
 		return 0
 	}
-	base := metric
-	if m, _, _, ok := experiments.ParseSegmentMetric(metric); ok {
-		base = m
+	cv.expose(unit)
+	m, ok := cv.c.Info(metric)
+	if !ok {
+		return 0
 	}
-	t := cv.copies[unit][base]
-	return cv.c.Z(metric, t[0], t[1])
+	t := cv.copies[unit][m.Name]
+	return m.CovariateZ(t[0], t[1])
 }
 
 // finish adds the batch's applied deltas and its History to the units'

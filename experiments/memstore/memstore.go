@@ -160,8 +160,7 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 			res.DuplicateEvents++
 			continue
 		}
-		cov.expose(en.d.Unit)
-		p.apply(en.d, cov)
+		p.apply(en.d, &cov)
 		cov.applied = append(cov.applied, en.d)
 	}
 	e.pre.finish(b, cov, now)
@@ -211,7 +210,7 @@ func (e *experiment) admit(id, group string, capN int) bool {
 	return true
 }
 
-func (p *phase) apply(d *experiments.Delta, cov covariates) {
+func (p *phase) apply(d *experiments.Delta, cov *covariates) {
 	uk := userKey{d.Variant, d.Unit}
 	u := p.users[uk]
 	if u == nil {
@@ -311,7 +310,7 @@ func (s *Store) FeedbackRecords(ctx context.Context, exp string, since time.Time
 
 // userDelta adds (dx, dy) to the user's totals of metric and returns the
 // change of the Summary. A user new to metric gets their covariate.
-func userDelta(u map[string]totals, metric string, dx, dy float64, cov covariates, unit experiments.UnitKey) experiments.Summary {
+func userDelta(u map[string]totals, metric string, dx, dy float64, cov *covariates, unit experiments.UnitKey) experiments.Summary {
 	t0, seen := u[metric]
 	if !seen {
 		t0.z = cov.z(unit, metric)

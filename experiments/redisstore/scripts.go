@@ -62,15 +62,20 @@ import "github.com/redis/go-redis/v9"
 //
 // A user's state for all metrics is one hash field, so each user costs one
 // HGET and one HSET. Its msgpack array holds (code, x, y) per metric and,
-// for a metric with a covariate z ≠ 0, (−code, z, 0). With covariates
-// (the covariate block below), a user's first applied entry in the salt
-// phase copies their pre-exposure history (abgate:{exp:<id>}:pre:<unit>,
-// as it stood before this call) into abgate:{exp:<id>}:s<k>:z, once per
-// phase; a user's first entry of a metric in the period fixes z from that
-// copy; the call's applied entries and ARGV[9] are added to the histories
-// at its end, one GET and one SET (with the TTL) per user. Those keys
-// are not declared in KEYS; they carry the experiment's hash tag, so they
-// live in this call's slot (as in expireScript). Statistic deltas accumulate in Lua locals and each
+// for a metric with a covariate z ≠ 0, (−code, z, 0).
+//
+// With covariates (the covariate block below): a user's first entry of a
+// metric in a period fixes z from their copy in the period's salt phase
+// (abgate:{exp:<id>}:s<k>:z), made at the first such entry in the phase
+// from their pre-exposure history (abgate:{exp:<id>}:pre:<unit>) as it
+// stood before this call; the call's applied entries (segment copies
+// excluded) and ARGV[9] are added to the histories, one GET and one SET
+// (with the TTL, capped at the experiment's own if it is expiring) per
+// user and call. Those keys are not declared in KEYS; they carry the
+// experiment's hash tag, so they live in this call's slot (as in
+// expireScript).
+//
+// Statistic deltas accumulate in Lua locals and each
 // stats hash is read once (HMGET) and written once (HSET) per call, the
 // values formatted with %.17g so doubles round-trip exactly. (HINCRBYFLOAT
 // would round its result to 17 decimal places: 1.2345e-12 keeps six
@@ -112,11 +117,12 @@ for s = 1, M do
 end
 
 -- CUPED covariates (experiments.Covariates), kept apart from the rest:
--- covExpose copies a user's pre-exposure history into the salt phase's
--- copies at their first applied entry there, covZ reads z from the copy,
--- covAdd queues history increments, covFlush writes them at the end.
+-- covZ reads z from the user's copy of their pre-exposure history in the
+-- salt phase, which covExpose makes the first time one is needed (a
+-- user's first entry in a phase is always new to its period), covAdd
+-- queues history increments, covFlush writes them at the end.
 local cov = ARGV[4] == '1'
-local covExpose, covZ, covAdd, covFlush
+local covZ, covAdd, covFlush
 if cov then
   local period = ARGV[10]
   redis.call('HSETNX', KEYS[NK], period, ARGV[5])
@@ -139,16 +145,18 @@ if cov then
     if ct[o + 1] ~= '' then hcode[s] = code(ct[o + 1]) end
     src[s], miss[s], lo[s], hi[s] = ct[o + 2], ct[o + 3], ct[o + 4], ct[o + 5]
   end
+  -- A history (or copy) is msgpack [code, x, y, ...]; parsed, two
+  -- tables code -> x and code -> y.
   local function parse(raw)
-    local t = {}
+    local tx, ty = {}, {}
     if raw then
       local st = cmsgpack.unpack(raw)
-      for k = 1, #st, 3 do t[st[k]] = {st[k + 1], st[k + 2]} end
+      for k = 1, #st, 3 do tx[st[k]] = st[k + 1]; ty[st[k]] = st[k + 2] end
     end
-    return t
+    return {tx, ty}
   end
   local copies, pend = {}, {}
-  covExpose = function(unit)
+  local function covExpose(unit)
     if copies[unit] then return end
     local raw = redis.call('HGET', zkey, unit)
     if not raw then
@@ -159,21 +167,29 @@ if cov then
   end
   -- covZ mirrors experiments.MetricInfo.CovariateZ.
   covZ = function(unit, ms)
+    covExpose(unit)
     local c = hcode[ms]
     if not c then return 0 end
-    local t = copies[unit][c] or {0, 0}
-    if src[ms] == 1 then return t[1] end
+    local cp = copies[unit]
+    local x, y = cp[1][c] or 0, cp[2][c] or 0
+    if src[ms] == 1 then return x end
     if src[ms] == 2 then
-      if t[2] > 0 then return math.min(math.max(t[1] / t[2], lo[ms]), hi[ms]) end
+      if y > 0 then return math.min(math.max(x / y, lo[ms]), hi[ms]) end
       return miss[ms]
     end
     return 0
   end
+  -- The history is read at a user's first increment in the call and
+  -- written back once at its end (each increment added in turn, as
+  -- memstore does).
   local function add(unit, c, dx, dy)
-    local u = pend[unit]
-    if not u then u = {}; pend[unit] = u end
-    local t = u[c]
-    if t then t[1] = t[1] + dx; t[2] = t[2] + dy else u[c] = {dx, dy} end
+    local h = pend[unit]
+    if not h then
+      h = parse(redis.call('GET', hpre .. unit))
+      pend[unit] = h
+    end
+    h[1][c] = (h[1][c] or 0) + dx
+    h[2][c] = (h[2][c] or 0) + dy
   end
   covAdd = function(unit, ms, dx, dy)
     if hcode[ms] and not mseg[ms] then add(unit, hcode[ms], dx, dy) end
@@ -188,15 +204,10 @@ if cov then
     local ttl = tonumber(ARGV[6])
     local pttl = redis.call('PTTL', KEYS[1])
     if pttl > 0 and pttl < ttl then ttl = pttl end
-    for unit, u in pairs(pend) do
-      local t = parse(redis.call('GET', hpre .. unit))
-      for c, d in pairs(u) do
-        local o = t[c]
-        if o then o[1] = o[1] + d[1]; o[2] = o[2] + d[2] else t[c] = {d[1], d[2]} end
-      end
-      local st, n = {}, 0
-      for c, o in pairs(t) do
-        st[n + 1] = c; st[n + 2] = o[1]; st[n + 3] = o[2]
+    for unit, t in pairs(pend) do
+      local st, n, ty = {}, 0, t[2]
+      for c, x in pairs(t[1]) do
+        st[n + 1] = c; st[n + 2] = x; st[n + 3] = ty[c]
         n = n + 3
       end
       redis.call('SET', hpre .. unit, cmsgpack.pack(st), 'PX', ttl)
@@ -286,12 +297,11 @@ for g = 1, G do
       local y0, nn = 0, 0
       if x0 then y0 = sy[c] else x0 = 0; nn = 1 end
       if cov then
-        covExpose(unit)
-        covAdd(unit, ms, dx, dy)
         if nn == 1 then
           local z = covZ(unit, ms)
           if z ~= 0 then sz[c] = z end
         end
+        covAdd(unit, ms, dx, dy)
       end
       local z = sz[c] or 0
       local x1, y1 = x0 + dx, y0 + dy
