@@ -302,3 +302,104 @@ func testCovariatesOff(t *testing.T, s experiments.Store) {
 		t.Errorf("period 2: no history was kept before, want z = 0: %+v", g)
 	}
 }
+
+// ExpectedSegments returns period's segment statistics with their
+// covariate sums: as ExpectedSegments, each user's z for a segment of
+// metric m being their z for m (from their copy in the period's salt
+// phase). obs are all the period's observations with their segments.
+func (m *CovModel) ExpectedSegments(period int, obs []SegObs) map[experiments.SegmentKey]experiments.Summary {
+	type uk struct {
+		k experiments.SegmentKey
+		u experiments.UnitKey
+	}
+	tot := map[uk][2]float64{}
+	seen := map[string]bool{}
+	for _, o := range obs {
+		if o.EventID != "" {
+			if seen[o.EventID] {
+				continue
+			}
+			seen[o.EventID] = true
+		}
+		for d := 0; d < int(o.Segments.N); d++ {
+			k := uk{experiments.SegmentKey{Variant: o.Variant, Metric: o.Metric, Dimension: d, Value: int(o.Segments.V[d])}, o.Unit}
+			t := tot[k]
+			tot[k] = [2]float64{t[0] + o.X, t[1] + o.Y}
+		}
+	}
+	c, cp := m.c[period], m.copies[m.pin[period]]
+	out := map[experiments.SegmentKey]experiments.Summary{}
+	for k, t := range tot {
+		h := cp[k.u][k.k.Metric]
+		z := c.Z(k.k.Metric, h[0], h[1])
+		out[k.k] = out[k.k].Add(experiments.SummaryDelta(true, 0, 0, t[0], t[1], z))
+	}
+	return out
+}
+
+// testCovariateSegments: segment statistics get the covariate of the
+// metric they segment, and segment copies add nothing to the history.
+// Units 0..99 have history; period 2 exposes 0..199 with two dimensions,
+// one of them changing between a user's requests.
+func testCovariateSegments(t *testing.T, s experiments.Store) {
+	r := rand.New(rand.NewPCG(12, 5))
+	exp := NewID("cupedseg")
+	c := CovariatesFor(exp, 1, time.Hour)
+	h0 := experiments.HourOf(time.Now())
+	m := NewCovModel()
+	metrics := covMetrics[:3]
+	var hist []Obs
+	for range 600 {
+		u := r.IntN(100)
+		hist = append(hist, Obs{Unit: Unit(u), Metric: metrics[r.IntN(len(metrics))], X: float64(r.IntN(2)), Y: 1})
+	}
+	apply(t, s, covBatches(m, exp, 1, c, []Obs{{Variant: 0, Unit: Unit(500), Metric: metrics[0], Hour: h0, X: 1, Y: 1}}, hist, 10)...)
+	var obs []SegObs
+	for i := range 3000 {
+		u := r.IntN(200)
+		o := SegObs{Obs: Obs{Variant: u % 2, Unit: Unit(u), Metric: metrics[r.IntN(len(metrics))], Hour: h0, X: float64(1 + r.IntN(3)), Y: 1}}
+		if o.Metric == experiments.MetricError {
+			o.X = float64(r.IntN(2))
+		}
+		o.Segments.N = 2
+		o.Segments.V[0] = uint8(u % 3)
+		o.Segments.V[1] = uint8(r.IntN(2))
+		if i%9 == 4 {
+			o.EventID = fmt.Sprint("s", i)
+		}
+		obs = append(obs, o)
+	}
+	obs = append(obs, obs[4]) // a retried event
+	for start := 0; start < len(obs); start += 700 {
+		part := obs[start:min(start+700, len(obs))]
+		b := segBatches(exp, 2, part, len(part))[0]
+		b.Covariates = c
+		plain := make([]Obs, len(part))
+		for i, o := range part {
+			plain[i] = o.Obs
+		}
+		m.Apply(2, c, plain, nil)
+		apply(t, s, b)
+	}
+	snap := summaries(t, s, exp, 2)
+	CompareApprox(t, snap.Stats, m.Expected(2), 1e-12)
+	want := m.ExpectedSegments(2, obs)
+	for k, w := range want {
+		if i, ok := SummaryNear(snap.Segments[k], w, 1e-12); !ok {
+			t.Errorf("%v: field %d\n got  %+v\n want %+v", k, i, snap.Segments[k], w)
+		}
+	}
+	if len(snap.Segments) != len(want) {
+		t.Errorf("%d segment statistics, want %d", len(snap.Segments), len(want))
+	}
+	k := experiments.SegmentKey{Variant: 0, Metric: experiments.MetricError, Dimension: 1, Value: 1}
+	if g := snap.Segments[k]; !(g.SumZ > 0 && g.SumRZ > 0 && g.SumYZ > 0) {
+		t.Errorf("%v: no covariate sums: %+v", k, g)
+	}
+	// The history holds the plain deltas only: a new salt phase copies
+	// it, and its z equals the model's (which never saw segment copies).
+	c2 := CovariatesFor(exp, 2, time.Hour)
+	late := []Obs{{Variant: 1, Unit: Unit(7), Metric: experiments.MetricRequests, Hour: h0, X: 1, Y: 1}, {Variant: 1, Unit: Unit(150), Metric: experiments.MetricError, Hour: h0, X: 0, Y: 1}}
+	apply(t, s, covBatches(m, exp, 3, c2, late, nil, 10)...)
+	CompareApprox(t, summaries(t, s, exp, 3).Stats, m.Expected(3), 1e-12)
+}

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) experiments.Store, opts ...Op
 	t.Run("UserRatios", func(t *testing.T) { testUserRatios(t, newStore(t)) })
 	t.Run("Covariates", func(t *testing.T) { testCovariates(t, newStore(t), cfg.histExpire) })
 	t.Run("CovariatesOff", func(t *testing.T) { testCovariatesOff(t, newStore(t)) })
+	t.Run("CovariateSegments", func(t *testing.T) { testCovariateSegments(t, newStore(t)) })
 	t.Run("PhasesApart", func(t *testing.T) { testPhases(t, newStore(t)) })
 	t.Run("HourlyPrefixSums", func(t *testing.T) { testHourly(t, newStore(t)) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, newStore(t)) })
