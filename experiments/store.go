@@ -213,6 +213,18 @@ type Covariates struct {
 	Metrics map[string]MetricInfo
 }
 
+// ExposureReader reads, per salt phase, the data period in which each unit
+// was first exposed (its copy of the pre-exposure history was made):
+// recorded for experiments with CUPED, for a later per-step analysis of
+// the newly exposed users. Nothing decides on it yet. memstore and
+// redisstore implement it; it is separate from Store so other Store
+// implementations keep compiling.
+type ExposureReader interface {
+	// FirstExposures returns unit -> period for salt phase phase (empty
+	// for an unknown experiment or phase).
+	FirstExposures(ctx context.Context, experiment string, phase int) (map[UnitKey]int, error)
+}
+
 // NewCovariates returns the Covariates of e's batches: its salt phase, its
 // history TTL and every metric it can record whose registry entry names a
 // covariate source. Nil without e.CUPED.

@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"context"
 	"time"
 
 	"github.com/abgate/abgate/experiments"
@@ -16,9 +17,16 @@ import (
 // as long as the experiment (Expire drops them with it).
 type preExposure struct {
 	hist      map[experiments.UnitKey]*history
-	copies    map[int]map[experiments.UnitKey]map[string][2]float64 // salt phase -> unit -> metric -> (x, y)
-	pin       map[int]int                                           // data period -> salt phase
+	copies    map[int]map[experiments.UnitKey]*phaseCopy // salt phase -> unit -> copy
+	pin       map[int]int                                // data period -> salt phase
 	lastSweep time.Time
+}
+
+// phaseCopy is a unit's history copied at its first exposure in a salt
+// phase, and the data period that exposure was in.
+type phaseCopy struct {
+	totals map[string][2]float64
+	period int
 }
 
 // history is a unit's running (x, y) per metric and when it expires.
@@ -31,7 +39,8 @@ type history struct {
 type covariates struct {
 	c       *experiments.Covariates
 	pre     *preExposure
-	copies  map[experiments.UnitKey]map[string][2]float64 // of the batch's salt phase
+	copies  map[experiments.UnitKey]*phaseCopy // of the batch's salt phase
+	period  int
 	now     time.Time
 	applied []*experiments.Delta // deltas applied, for the history
 }
@@ -44,7 +53,7 @@ func (p *preExposure) begin(b *experiments.Batch, now time.Time) covariates {
 	}
 	if p.pin == nil {
 		p.pin = make(map[int]int)
-		p.copies = make(map[int]map[experiments.UnitKey]map[string][2]float64)
+		p.copies = make(map[int]map[experiments.UnitKey]*phaseCopy)
 		p.hist = make(map[experiments.UnitKey]*history)
 	}
 	sp, ok := p.pin[b.Phase]
@@ -54,10 +63,10 @@ func (p *preExposure) begin(b *experiments.Batch, now time.Time) covariates {
 	}
 	cp := p.copies[sp]
 	if cp == nil {
-		cp = make(map[experiments.UnitKey]map[string][2]float64)
+		cp = make(map[experiments.UnitKey]*phaseCopy)
 		p.copies[sp] = cp
 	}
-	return covariates{c: c, pre: p, copies: cp, now: now}
+	return covariates{c: c, pre: p, copies: cp, period: b.Phase, now: now}
 }
 
 // expose copies unit's history, as it stood before this batch (finish
@@ -69,10 +78,10 @@ func (cv *covariates) expose(unit experiments.UnitKey) {
 	if _, ok := cv.copies[unit]; ok {
 		return
 	}
-	cp := map[string][2]float64{}
+	cp := &phaseCopy{totals: map[string][2]float64{}, period: cv.period}
 	if h := cv.pre.hist[unit]; h != nil && cv.now.Before(h.expires) {
 		for m, t := range h.totals {
-			cp[m] = t
+			cp.totals[m] = t
 		}
 	}
 	cv.copies[unit] = cp
@@ -89,7 +98,7 @@ func (cv *covariates) z(unit experiments.UnitKey, metric string) float64 {
 	if !ok {
 		return 0
 	}
-	t := cv.copies[unit][m.Name]
+	t := cv.copies[unit].totals[m.Name]
 	return m.CovariateZ(t[0], t[1])
 }
 
@@ -128,4 +137,20 @@ func (p *preExposure) finish(b *experiments.Batch, cv covariates, now time.Time)
 		}
 		p.lastSweep = now
 	}
+}
+
+// FirstExposures implements experiments.ExposureReader.
+func (s *Store) FirstExposures(ctx context.Context, exp string, phase int) (map[experiments.UnitKey]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[experiments.UnitKey]int{}
+	if e := s.get(exp, false); e != nil {
+		for u, c := range e.pre.copies[phase] {
+			out[u] = c.period
+		}
+	}
+	return out, nil
 }

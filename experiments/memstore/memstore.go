@@ -16,6 +16,8 @@ var (
 	_ experiments.Store       = (*Store)(nil)
 	_ experiments.DriftReader = (*Store)(nil)
 	_ experiments.FeedbackLog = (*Store)(nil)
+
+	_ experiments.ExposureReader = (*Store)(nil)
 )
 
 // Store is an in-memory experiments.Store. The zero value is not usable;

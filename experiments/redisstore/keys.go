@@ -30,6 +30,7 @@ import (
 //	                                            own TTL (history TTL after its last update; not in :keys)
 //	abgate:{exp:<id>}:s<k>:z             HASH  unit key (hex) -> the history as it stood at the unit's first
 //	                                            exposure in salt phase k (same format)
+//	abgate:{exp:<id>}:s<k>:first         HASH  unit key (hex) -> the data period of its first exposure in salt phase k
 //	abgate:{exp:<id>}:covphase           HASH  data period -> its salt phase (set by its first batch)
 
 // DefaultPrefix is the key prefix when none is configured.
@@ -62,7 +63,10 @@ func (k keys) users(id string, phase, variant int) string {
 
 func (k keys) usersPrefix(id string, phase int) string { return k.phase(id, phase) + ":u:" }
 func (k keys) covPhase(id string) string               { return k.exp(id) + ":covphase" }
-func (k keys) hours(id string, phase int) string       { return k.phase(id, phase) + ":hours" }
+func (k keys) firstExposures(id string, phase int) string {
+	return k.exp(id) + ":s" + strconv.Itoa(phase) + ":first"
+}
+func (k keys) hours(id string, phase int) string { return k.phase(id, phase) + ":hours" }
 func (k keys) hour(id string, phase int, h experiments.Hour) string {
 	return k.phase(id, phase) + ":h:" + strconv.FormatInt(int64(h), 10)
 }

@@ -68,7 +68,8 @@ import "github.com/redis/go-redis/v9"
 // metric in a period fixes z from their copy in the period's salt phase
 // (abgate:{exp:<id>}:s<k>:z), made at the first such entry in the phase
 // from their pre-exposure history (abgate:{exp:<id>}:pre:<unit>) as it
-// stood before this call; the call's applied entries (segment copies
+// stood before this call, with the period it was made in
+// (abgate:{exp:<id>}:s<k>:first); the call's applied entries (segment copies
 // excluded) and ARGV[9] are added to the histories, one GET and one SET
 // (with the TTL, capped at the experiment's own if it is expiring) per
 // user and call. Those keys are not declared in KEYS; they carry the
@@ -126,7 +127,9 @@ local covZ, covAdd, covFlush
 if cov then
   local period = ARGV[10]
   redis.call('HSETNX', KEYS[NK], period, ARGV[5])
-  local zkey = ARGV[7] .. ':s' .. redis.call('HGET', KEYS[NK], period) .. ':z'
+  local sp = redis.call('HGET', KEYS[NK], period)
+  local zkey = ARGV[7] .. ':s' .. sp .. ':z'
+  local fkey = ARGV[7] .. ':s' .. sp .. ':first'
   local hpre = ARGV[7] .. ':pre:'
   local function code(n)
     local c = byname[n]
@@ -162,6 +165,7 @@ if cov then
     if not raw then
       raw = redis.call('GET', hpre .. unit) or cmsgpack.pack({})
       redis.call('HSET', zkey, unit, raw)
+      redis.call('HSET', fkey, unit, period)
     end
     copies[unit] = parse(raw)
   end
@@ -212,8 +216,10 @@ if cov then
       end
       redis.call('SET', hpre .. unit, cmsgpack.pack(st), 'PX', ttl)
     end
-    redis.call('SADD', KEYS[1], zkey)
-    if pttl > 0 and redis.call('PTTL', zkey) == -1 then redis.call('PEXPIRE', zkey, pttl) end
+    for _, k in ipairs({zkey, fkey}) do
+      redis.call('SADD', KEYS[1], k)
+      if pttl > 0 and redis.call('PTTL', k) == -1 then redis.call('PEXPIRE', k, pttl) end
+    end
   end
 end
 

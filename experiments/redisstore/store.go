@@ -25,7 +25,9 @@ import (
 var (
 	_ experiments.Store       = (*Store)(nil)
 	_ experiments.DriftReader = (*Store)(nil)
-	_ experiments.FeedbackLog = (*Store)(nil)
+
+	_ experiments.ExposureReader = (*Store)(nil)
+	_ experiments.FeedbackLog    = (*Store)(nil)
 )
 
 // Defaults.

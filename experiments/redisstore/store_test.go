@@ -220,8 +220,12 @@ func TestHistoryCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("per user: history key %d bytes, copy %d bytes (10 metrics)", pre/users, copies/users)
-	if pre/users > 400 || copies/users > 300 {
+	first, err := c.MemoryUsage(ctx, prefix+":s1:first").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("per user: history key %d bytes, copy %d bytes (10 metrics), first-exposure period %d bytes", pre/users, copies/users, first/users)
+	if pre/users > 400 || copies/users > 300 || first/users > 100 {
 		t.Errorf("per user: history %d bytes, copy %d bytes", pre/users, copies/users)
 	}
 }

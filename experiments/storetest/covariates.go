@@ -36,12 +36,14 @@ type CovModel struct {
 	seen   map[string]bool
 	c      map[int]*experiments.Covariates // per period
 	obs    map[int][]Obs                   // applied, per period
+	first  map[int]map[experiments.UnitKey]int
 }
 
 // NewCovModel returns an empty model.
 func NewCovModel() *CovModel {
 	return &CovModel{hist: map[experiments.UnitKey]map[string][2]float64{}, copies: map[int]map[experiments.UnitKey]map[string][2]float64{},
-		pin: map[int]int{}, seen: map[string]bool{}, c: map[int]*experiments.Covariates{}, obs: map[int][]Obs{}}
+		pin: map[int]int{}, seen: map[string]bool{}, c: map[int]*experiments.Covariates{}, obs: map[int][]Obs{},
+		first: map[int]map[experiments.UnitKey]int{}}
 }
 
 // Apply adds one batch: obs are its observations (EventID: applied once
@@ -55,6 +57,7 @@ func (m *CovModel) Apply(period int, c *experiments.Covariates, obs, history []O
 	}
 	if m.copies[sp] == nil {
 		m.copies[sp] = map[experiments.UnitKey]map[string][2]float64{}
+		m.first[sp] = map[experiments.UnitKey]int{}
 	}
 	var applied []Obs
 	for _, o := range obs {
@@ -70,6 +73,7 @@ func (m *CovModel) Apply(period int, c *experiments.Covariates, obs, history []O
 				cp[k] = v
 			}
 			m.copies[sp][o.Unit] = cp
+			m.first[sp][o.Unit] = period
 		}
 		applied = append(applied, o)
 	}
@@ -85,6 +89,10 @@ func (m *CovModel) Apply(period int, c *experiments.Covariates, obs, history []O
 		m.hist[o.Unit][o.Metric] = [2]float64{t[0] + o.X, t[1] + o.Y}
 	}
 }
+
+// FirstExposures is each unit's period of first exposure in salt phase
+// sp.
+func (m *CovModel) FirstExposures(sp int) map[experiments.UnitKey]int { return m.first[sp] }
 
 // Forget drops every unit's history (it expired).
 func (m *CovModel) Forget() { clear(m.hist) }
@@ -259,6 +267,28 @@ func testCovariates(t *testing.T, s experiments.Store, histExpire func(t *testin
 			vm := experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}
 			if i, ok := SummaryNear(got[vm], want[vm], 0); !ok {
 				t.Errorf("period %d %v: field %d not exact\n got  %+v\n want %+v", period, vm, i, got[vm], want[vm])
+			}
+		}
+	}
+
+	// Each unit's first-exposure period per salt phase (ExposureReader).
+	if er, ok := s.(experiments.ExposureReader); ok {
+		for sp := 1; sp <= 3; sp++ {
+			got, err := er.FirstExposures(context.Background(), exp, sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := m.FirstExposures(sp)
+			if sp < 3 && len(want) < 150 {
+				t.Fatalf("salt phase %d: the model has %d first exposures", sp, len(want))
+			}
+			if len(got) != len(want) {
+				t.Errorf("salt phase %d: %d first exposures, want %d", sp, len(got), len(want))
+			}
+			for u, p := range want {
+				if got[u] != p {
+					t.Errorf("salt phase %d, unit %x: first exposed in period %d, want %d", sp, u[:2], got[u], p)
+				}
 			}
 		}
 	}
