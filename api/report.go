@@ -270,6 +270,13 @@ type ReportRow struct {
 	// lift to mean something (its interval is at most 100 points wide);
 	// the renderers show only the absolute lift otherwise.
 	RelReadable bool `json:"rel_readable,omitempty"`
+	// VarianceRemoved and ExtraUsers (experiments[].cuped): the share of
+	// the lift's variance the pre-exposure covariate removed, and the
+	// users the unadjusted test would need in addition (0.46: 46% more),
+	// as stats.Decide returned them for the lift the metric is judged on;
+	// absent when no adjustment applied.
+	VarianceRemoved *float64 `json:"variance_removed,omitempty"`
+	ExtraUsers      *float64 `json:"extra_users,omitempty"`
 }
 
 // ReportSRM is the sample ratio check.
@@ -637,6 +644,7 @@ func (a *analysis) metrics(st map[experiments.VariantMetric]experiments.Summary,
 				}
 				if judged.Valid {
 					row.PValue = judged.PValue
+					row.VarianceRemoved, row.ExtraUsers = judged.VarianceRemoved, judged.ExtraUsers
 					row.Status = ciStatus(judged, info.Better)
 					if row.Status != RowInconclusive {
 						row.Change = row.Status

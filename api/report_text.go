@@ -19,6 +19,9 @@ type metricView struct {
 	Role     string
 	Subtitle string // "primary; higher is better"
 	Rows     []rowView
+	// CUPED says, per candidate with an adjusted lift, how much variance
+	// the pre-exposure covariate removed.
+	CUPED []string
 }
 
 type rowView struct {
@@ -74,11 +77,19 @@ func (r *Report) metricViews() []metricView {
 			if row.PValue != nil {
 				rv.P = fmtP(*row.PValue)
 			}
+			if row.VarianceRemoved != nil && row.ExtraUsers != nil {
+				mv.CUPED = append(mv.CUPED, cupedNote(row.Name, *row.VarianceRemoved, *row.ExtraUsers))
+			}
 			mv.Rows = append(mv.Rows, rv)
 		}
 		out = append(out, mv)
 	}
 	return out
+}
+
+// cupedNote is the sentence for a candidate's CUPED-adjusted lift.
+func cupedNote(variant string, removed, extra float64) string {
+	return fmt.Sprintf("CUPED (%s): the users' pre-exposure history removed %s of the lift's variance, as much as %s more users would", variant, fmtPct(removed), fmtPct(extra))
 }
 
 // scaled is the row with its mean and absolute lifts multiplied by k.
@@ -277,6 +288,9 @@ func RenderText(w io.Writer, r Report) error {
 		if err := tw.Flush(); err != nil && ew.err == nil {
 			ew.err = err
 		}
+		for _, n := range m.CUPED {
+			p("    %s\n", n)
+		}
 	}
 
 	p("\nDECISION\n  verdict: %s\n", r.decisionLine())
@@ -435,6 +449,9 @@ func RenderMarkdown(w io.Writer, r Report) error {
 		p("| variant | users | mean | lift | CI | abs. lift | abs. CI | p-value | status |\n|---|--:|--:|--:|---|--:|---|--:|---|\n")
 		for _, rv := range m.Rows {
 			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", e(rv.Variant), rv.Users, e(rv.Mean), rv.Lift, rv.CI, e(rv.AbsLift), e(rv.AbsCI), rv.P, e(rv.Status))
+		}
+		for _, n := range m.CUPED {
+			p("\n%s\n", e(n))
 		}
 	}
 

@@ -343,14 +343,17 @@ type Experiment struct {
 	// FeedbackText opts in to storing free-text feedback (comment,
 	// correction_text) for export; without it such text is discarded.
 	FeedbackText bool `yaml:"feedback_text"`
-	// CUPED adjusts the Mean metrics (requests per user) by a covariate:
-	// in the first data period of a phase (the period a phase raise
-	// reshuffles into), each user's total of the same metric in the
-	// period before, under the old salt (0 for users new to the
-	// experiment). Later periods of the phase (ramp steps, same arms)
-	// are analysed unadjusted. The stores keep the covariate sums, and
-	// MetricSpec sets stats.Metric.CUPED (docs/statistics.md §9.1).
+	// CUPED adjusts the metrics by a covariate fixed before each user's
+	// first exposure in the phase: what the gateway saw of the user on
+	// this experiment's routes before (their pre-exposure history, kept
+	// for CUPEDHistoryTTL; the source each metric uses is in the metric
+	// registry, MetricInfo.Covariate). Valid in every ramp step. The
+	// stores keep the covariate sums, and MetricSpec sets
+	// stats.Metric.CUPED (docs/statistics.md §9.1).
 	CUPED bool `yaml:"cuped"`
+	// CUPEDHistoryTTL is how long a user's pre-exposure history is kept
+	// after the gateway last saw them (default 28 days; needs cuped).
+	CUPEDHistoryTTL Duration `yaml:"cuped_history_ttl"`
 	// FeedbackTextRetention is how long stored text is kept (default
 	// 30 days).
 	FeedbackTextRetention Duration `yaml:"feedback_text_retention"`

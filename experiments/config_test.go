@@ -513,6 +513,13 @@ func TestValidate(t *testing.T) {
 		want   []fe
 	}{
 		{"valid", func(c *experiments.Config) {}, nil},
+		{"cuped history ttl without cuped", func(c *experiments.Config) {
+			c.Experiments[0].CUPEDHistoryTTL = experiments.Duration(24 * time.Hour)
+		}, []fe{{"experiments[0].cuped_history_ttl", "needs cuped: true"}}},
+		{"cuped history ttl too short", func(c *experiments.Config) {
+			c.Experiments[0].CUPED = true
+			c.Experiments[0].CUPEDHistoryTTL = experiments.Duration(time.Minute)
+		}, []fe{{"experiments[0].cuped_history_ttl", "must be between 1h0m0s and 8784h0m0s"}}},
 		{"weight above 100/candidates", func(c *experiments.Config) { c.Experiments[0].Variants[1].Weight = 50.01 },
 			[]fe{{"experiments[0].variants[1].weight", "must be between 0 and 50 (100/2 candidates)"}}},
 		{"weight above 100/3", func(c *experiments.Config) {

@@ -160,6 +160,57 @@ type MetricInfo struct {
 	// Label names the metric in a table ("mean latency (ms)"), Noun in a
 	// sentence ("mean latency").
 	Label, Noun string
+	// Covariate is where CUPED's covariate for the metric comes from
+	// (Experiment.CUPED): the one place that choice is made.
+	Covariate CovariateSource
+}
+
+// CovariateSource says what a metric's CUPED covariate z is for a user
+// (docs/statistics.md §9.1). Every source is fixed before the user's
+// first exposure in the phase, so it holds nothing the experiment caused.
+type CovariateSource uint8
+
+const (
+	// CovariateNone: the metric gets no covariate (z = 0).
+	CovariateNone CovariateSource = iota
+	// CovariateHistoryTotal: the user's pre-exposure total x of the same
+	// metric (a Mean metric: their requests before exposure).
+	CovariateHistoryTotal
+	// CovariateHistoryRatio: the user's pre-exposure ratio x/y of the
+	// same metric (a Ratio metric: their own error rate, mean latency,
+	// thumbs-up rate before exposure), on the metric's scale and so inside
+	// its bounds. A user with no pre-exposure observation of it gets
+	// MissingCovariate.
+	CovariateHistoryRatio
+)
+
+// CovariateZ is z for a user whose pre-exposure totals of the metric are
+// (x, y) (both 0 when the gateway saw nothing of them).
+func (m MetricInfo) CovariateZ(x, y float64) float64 {
+	switch m.Covariate {
+	case CovariateHistoryTotal:
+		return x
+	case CovariateHistoryRatio:
+		if y > 0 {
+			return min(max(x/y, m.Min), m.Max)
+		}
+		return m.MissingCovariate()
+	}
+	return 0
+}
+
+// MissingCovariate is the z of a user without pre-exposure observations
+// of a CovariateHistoryRatio metric: 0, moved into the metric's bounds
+// (a 1-5 rating gets 1), so z stays inside them for the bounded test. Any
+// constant keeps the adjusted effect unbiased, because whether a user has
+// history is fixed before exposure and so independent of their arm; a
+// constant far from the users' typical value only lowers the variance
+// removed (the slope fits both groups at once).
+func (m MetricInfo) MissingCovariate() float64 {
+	if m.Covariate != CovariateHistoryRatio {
+		return 0
+	}
+	return min(max(0, m.Min), m.Max)
 }
 
 var inf = math.Inf(1)
@@ -169,46 +220,47 @@ var inf = math.Inf(1)
 // feedback metrics, then the derived ones, then the judge's.
 var builtinMetrics = [...]MetricInfo{
 	{Name: MetricRequests, Source: SourceRequest, Kind: MetricCount, Estimator: stats.Mean, Better: NoDirection,
-		Min: 0, Max: inf, Unit: UnitNone, Label: "requests per user", Noun: "requests per user"},
+		Min: 0, Max: inf, Unit: UnitNone, Label: "requests per user", Noun: "requests per user",
+		Covariate: CovariateHistoryTotal},
 	{Name: MetricLatencyMS, Source: SourceRequest, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: inf, Unit: UnitMS, Label: "mean latency (ms)", Noun: "mean latency"},
+		Min: 0, Max: inf, Unit: UnitMS, Label: "mean latency (ms)", Noun: "mean latency", Covariate: CovariateHistoryRatio},
 	{Name: MetricTTFBMS, Source: SourceRequest, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: inf, Unit: UnitMS, Label: "time to first byte (ms)", Noun: "time to first byte"},
+		Min: 0, Max: inf, Unit: UnitMS, Label: "time to first byte (ms)", Noun: "time to first byte", Covariate: CovariateHistoryRatio},
 	{Name: MetricMaxGapMS, Source: SourceRequest, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: inf, Unit: UnitMS, Label: "longest stream pause (ms)", Noun: "longest stream pause"},
+		Min: 0, Max: inf, Unit: UnitMS, Label: "longest stream pause (ms)", Noun: "longest stream pause", Covariate: CovariateHistoryRatio},
 	{Name: MetricError, Source: SourceRequest, Kind: MetricBinary, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: 1, Unit: UnitRate, Label: "error rate", Noun: "error rate"},
+		Min: 0, Max: 1, Unit: UnitRate, Label: "error rate", Noun: "error rate", Covariate: CovariateHistoryRatio},
 	{Name: MetricFallback, Source: SourceRequest, Kind: MetricBinary, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: 1, Unit: UnitRate, Label: "fallback rate", Noun: "fallback rate"},
+		Min: 0, Max: 1, Unit: UnitRate, Label: "fallback rate", Noun: "fallback rate", Covariate: CovariateHistoryRatio},
 	{Name: MetricStreamAborted, Source: SourceRequest, Kind: MetricBinary, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: 1, Unit: UnitRate, Label: "aborted-stream rate", Noun: "aborted-stream rate"},
+		Min: 0, Max: 1, Unit: UnitRate, Label: "aborted-stream rate", Noun: "aborted-stream rate", Covariate: CovariateHistoryRatio},
 	// Tokens are lower-is-better: more tokens cost more and take longer.
 	// (The reports once showed them without a direction while the
 	// controller judged them lower-is-better.)
 	{Name: MetricPromptTokens, Source: SourceRequest, Kind: MetricCount, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: inf, Unit: UnitTokens, Label: "prompt tokens per request", Noun: "prompt tokens per request"},
+		Min: 0, Max: inf, Unit: UnitTokens, Label: "prompt tokens per request", Noun: "prompt tokens per request", Covariate: CovariateHistoryRatio},
 	{Name: MetricCompletionTokens, Source: SourceRequest, Kind: MetricCount, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: inf, Unit: UnitTokens, Label: "completion tokens per request", Noun: "completion tokens per request"},
+		Min: 0, Max: inf, Unit: UnitTokens, Label: "completion tokens per request", Noun: "completion tokens per request", Covariate: CovariateHistoryRatio},
 	{Name: MetricCost, Source: SourceRequest, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: inf, Unit: UnitCost, Label: "cost per request", Noun: "cost per request"},
+		Min: 0, Max: inf, Unit: UnitCost, Label: "cost per request", Noun: "cost per request", Covariate: CovariateHistoryRatio},
 
 	{Name: MetricThumbs, Source: SourceFeedback, Kind: MetricBinary, Estimator: stats.Ratio, Better: HigherIsBetter,
-		Min: 0, Max: 1, UpDown: true, Unit: UnitRate, Label: "thumbs-up rate", Noun: "thumbs-up rate"},
+		Min: 0, Max: 1, UpDown: true, Unit: UnitRate, Label: "thumbs-up rate", Noun: "thumbs-up rate", Covariate: CovariateHistoryRatio},
 	{Name: MetricRating, Source: SourceFeedback, Kind: MetricCount, Estimator: stats.Ratio, Better: HigherIsBetter,
-		Min: 1, Max: 5, Unit: UnitScore, Label: "mean rating (1-5)", Noun: "mean rating"},
+		Min: 1, Max: 5, Unit: UnitScore, Label: "mean rating (1-5)", Noun: "mean rating", Covariate: CovariateHistoryRatio},
 	{Name: MetricCorrection, Source: SourceFeedback, Kind: MetricBinary, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: 1, Unit: UnitRate, Label: "correction rate", Noun: "correction rate"},
+		Min: 0, Max: 1, Unit: UnitRate, Label: "correction rate", Noun: "correction rate", Covariate: CovariateHistoryRatio},
 	{Name: MetricReformulated, Source: SourceFeedback, Kind: MetricBinary, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: 1, Unit: UnitRate, Label: "reformulation rate", Noun: "reformulation rate"},
+		Min: 0, Max: 1, Unit: UnitRate, Label: "reformulation rate", Noun: "reformulation rate", Covariate: CovariateHistoryRatio},
 	{Name: MetricTaskCompleted, Source: SourceFeedback, Kind: MetricBinary, Estimator: stats.Ratio, Better: HigherIsBetter,
-		Min: 0, Max: 1, Unit: UnitRate, Label: "task completion rate", Noun: "task completion rate"},
+		Min: 0, Max: 1, Unit: UnitRate, Label: "task completion rate", Noun: "task completion rate", Covariate: CovariateHistoryRatio},
 	{Name: MetricCompletionSeconds, Source: SourceFeedback, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: 7 * 24 * 3600, Unit: UnitSeconds, Label: "time to complete a task (s)", Noun: "time to complete a task"},
+		Min: 0, Max: 7 * 24 * 3600, Unit: UnitSeconds, Label: "time to complete a task (s)", Noun: "time to complete a task", Covariate: CovariateHistoryRatio},
 
 	{Name: MetricCostPerSuccess, Source: SourceDerived, Kind: MetricContinuous, Estimator: stats.Ratio, Better: LowerIsBetter,
-		Min: 0, Max: inf, Unit: UnitCost, Label: "cost per success", Noun: "cost per successful outcome"},
+		Min: 0, Max: inf, Unit: UnitCost, Label: "cost per success", Noun: "cost per successful outcome", Covariate: CovariateHistoryRatio},
 	{Name: MetricCacheHitRatio, Source: SourceDerived, Kind: MetricContinuous, Estimator: stats.Ratio, Better: HigherIsBetter,
-		Min: 0, Max: 1, Unit: UnitRate, Label: "prompt cache hit ratio", Noun: "prompt cache hit ratio"},
+		Min: 0, Max: 1, Unit: UnitRate, Label: "prompt cache hit ratio", Noun: "prompt cache hit ratio", Covariate: CovariateHistoryRatio},
 	{Name: MetricJudgeScore, Source: SourceJudge, Kind: MetricContinuous, Estimator: stats.Ratio, Better: HigherIsBetter,
 		Min: 0, Max: 1, Unit: UnitRate, Label: "judge win rate (ties half)", Noun: "judge win rate"},
 	{Name: MetricJudgeFirst, Source: SourceJudge, Kind: MetricContinuous, Estimator: stats.Ratio, Better: NoDirection,
@@ -270,7 +322,7 @@ func LookupMetric(e *Experiment, name string) (MetricInfo, bool) {
 // higher-is-better unless it says otherwise.
 func customMetric(m *Metric) MetricInfo {
 	in := MetricInfo{Name: m.Name, Source: SourceFeedback, Kind: m.Kind, Estimator: stats.Ratio, Better: HigherIsBetter,
-		Min: -inf, Max: inf, Unit: UnitNone, Label: m.Name, Noun: m.Name}
+		Min: -inf, Max: inf, Unit: UnitNone, Label: m.Name, Noun: m.Name, Covariate: CovariateHistoryRatio}
 	switch m.Kind {
 	case MetricBinary:
 		in.Min, in.Max = 0, 1

@@ -81,9 +81,11 @@ func MetricSpec(e *Experiment, name string, relative bool) stats.Metric {
 	if ok && !math.IsInf(info.Min, 0) && !math.IsInf(info.Max, 0) && info.Max > info.Min && (!relative || info.Min >= 0) {
 		m.Bounds = &stats.Bounds{Lo: info.Min, Hi: info.Max}
 	}
-	// The stores keep CUPED's covariate sums when the experiment asks
-	// (Batch.Covariates); Decide adjusts only Mean metrics with them.
-	m.CUPED = e != nil && e.CUPED && m.Kind == stats.Mean
+	// The stores keep CUPED's covariate sums, for every metric whose
+	// registry entry names a covariate source, when the experiment asks
+	// (Batch.Covariates): Mean and Ratio metrics alike. stats.Decide
+	// reads them for the kinds it can adjust and ignores them otherwise.
+	m.CUPED = ok && e != nil && e.CUPED && info.Covariate != CovariateNone
 	return m
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/abgate/abgate/stats"
 )
@@ -221,6 +222,12 @@ func (v *cfgValidator) segments(e *Experiment, p string) {
 	}
 	if e.FeedbackTextRetention < 0 {
 		v.add(p+".feedback_text_retention", "must not be negative")
+	}
+	switch ttl := e.CUPEDHistoryTTL; {
+	case ttl != 0 && !e.CUPED:
+		v.add(p+".cuped_history_ttl", "needs cuped: true (the history is kept only for CUPED)")
+	case ttl != 0 && (ttl < MinCUPEDHistoryTTL || ttl > MaxCUPEDHistoryTTL):
+		v.add(p+".cuped_history_ttl", "must be between %v and %v", time.Duration(MinCUPEDHistoryTTL), time.Duration(MaxCUPEDHistoryTTL))
 	}
 }
 

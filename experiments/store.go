@@ -68,7 +68,7 @@ type Summary = stats.Summary
 // with bounds read them), and of the covariate sums SumZ, SumZ2, SumXZ
 // for the user's covariate z (Batch.Covariates; 0 without one): z and z²
 // when the user is new, (x1 − x0)·z on every change, so SumXZ telescopes
-// to Σ x·z over users.
+// to Σ x·z over users (likewise SumYZ and SumRZ).
 func SummaryDelta(isNew bool, x0, y0, x1, y1, z float64) Summary {
 	var n, sz, sz2 float64
 	if isNew {
@@ -174,17 +174,16 @@ type Batch struct {
 	// Count is the number of recorder events the batch carries (for
 	// accounting; stores ignore it).
 	Count int64
-	// Covariates asks the store for CUPED's covariate sums (Experiment.
-	// CUPED): when a user first has data of a metric in this phase, their
-	// covariate z for it is fixed at their total x of the same metric in
-	// phase Phase−1 (summed over the variants they had there, 0 if none),
-	// and kept with their totals; SummaryDelta then adds SumZ, SumZ2 and
-	// SumXZ. Without it z is 0. Fixing z at first appearance keeps it out
-	// of reach of this phase's data; it is a valid CUPED covariate only if
-	// the users' arms in Phase are independent of their arms in Phase−1
-	// (the recorder asks only in the first period of a reshuffled phase).
-	// Users who appeared in Phase while it was off keep z = 0.
-	Covariates bool
+	// Covariates, when set, asks the store for CUPED's covariate sums
+	// and for the experiment's pre-exposure history (Experiment.CUPED;
+	// nil: z = 0 for everyone, no history kept).
+	Covariates *Covariates
+	// History are outcomes of units the experiment did not analyse
+	// (outside coverage, holdout: Outcome.Analysed false), merged per
+	// unit and metric. With Covariates they add to the units'
+	// pre-exposure history and to nothing else; Variant, Hour and
+	// Segments are ignored. Without Covariates the store ignores them.
+	History []Delta
 	// Joint asks the store to keep, per variant, the joint sums of each
 	// pair's human and judge metric over users (JointSummary), updated
 	// whenever either of a user's totals changes (JointDelta). The
@@ -287,6 +286,94 @@ func b2i(b bool) int {
 	return 0
 }
 
+// Covariates says how a store fixes CUPED's covariate z (docs/statistics.md
+// §9.1, docs/recording.md "Pre-exposure history").
+//
+// The store keeps, per experiment and unit, the unit's running totals
+// (x, y) of every metric in Metrics, from every batch with Covariates
+// (Deltas, applied Events and History alike, segment copies excluded),
+// for HistoryTTL after the unit's last update: what the gateway saw of
+// the unit on the experiment's routes. When a unit first appears in the
+// batch's salt phase (its first Delta or Event there), the store copies
+// its history as it stood before this batch into a per-phase record that
+// never changes afterwards. In every data period of the phase, a unit's
+// z for metric m is Z(m, x, y) of that copy, fixed when the unit first has
+// data of m in the period. The copy predates the unit's first exposure in
+// the phase, so z is a valid covariate in every ramp step: the arms of
+// the phase's periods are independent of anything before it.
+//
+// A data period belongs to the salt phase of the first batch with
+// Covariates the store got for it (later batches of the period keep it),
+// so late data of an old period never reads a newer phase's copy.
+type Covariates struct {
+	// SaltPhase is the phase of the variant salt (Experiment.PhaseOrOne).
+	SaltPhase int
+	// HistoryTTL is how long a unit's history lives after its last
+	// update (Experiment.CUPEDHistoryTTL).
+	HistoryTTL time.Duration
+	// Metrics are the metrics kept in the history, with how their z is
+	// formed (MetricInfo.CovariateZ); segment statistics use their
+	// metric's. A metric not in it gets z = 0.
+	Metrics map[string]MetricInfo
+}
+
+// ExposureReader reads, per salt phase, the data period in which each unit
+// was first exposed (its copy of the pre-exposure history was made):
+// recorded for experiments with CUPED, for a later per-step analysis of
+// the newly exposed users. Nothing decides on it yet. memstore and
+// redisstore implement it; it is separate from Store so other Store
+// implementations keep compiling.
+type ExposureReader interface {
+	// FirstExposures returns unit -> period for salt phase phase (empty
+	// for an unknown experiment or phase).
+	FirstExposures(ctx context.Context, experiment string, phase int) (map[UnitKey]int, error)
+}
+
+// NewCovariates returns the Covariates of e's batches: its salt phase, its
+// history TTL and every metric it can record whose registry entry names a
+// covariate source. Nil without e.CUPED.
+func NewCovariates(e *Experiment) *Covariates {
+	if e == nil || !e.CUPED {
+		return nil
+	}
+	c := &Covariates{SaltPhase: e.PhaseOrOne(), HistoryTTL: e.CUPEDHistoryTTLOrDefault(), Metrics: map[string]MetricInfo{}}
+	add := func(name string) {
+		if m, ok := LookupMetric(e, name); ok && m.Covariate != CovariateNone {
+			c.Metrics[name] = m
+		}
+	}
+	for _, m := range builtinMetrics {
+		add(m.Name)
+	}
+	for i := range e.Metrics {
+		add(e.Metrics[i].Name)
+	}
+	return c
+}
+
+// Info is what c knows of metric (or, for a segment statistic, of the
+// metric it segments); ok is false for a metric without a covariate.
+func (c *Covariates) Info(metric string) (MetricInfo, bool) {
+	if c == nil {
+		return MetricInfo{}, false
+	}
+	if base, _, _, ok := ParseSegmentMetric(metric); ok {
+		metric = base
+	}
+	m, ok := c.Metrics[metric]
+	return m, ok
+}
+
+// Z is a unit's covariate for metric given their pre-exposure totals
+// (x, y) of it (0, 0: none).
+func (c *Covariates) Z(metric string, x, y float64) float64 {
+	m, ok := c.Info(metric)
+	if !ok {
+		return 0
+	}
+	return m.CovariateZ(x, y)
+}
+
 // Delta adds (DX, DY) to one user's totals of one metric; Hour says which
 // hourly bucket the resulting change of the statistics belongs to.
 type Delta struct {
@@ -377,6 +464,18 @@ func (b *Batch) Validate() error {
 			return bad("event %q: group %q with cap %d", ev.ID, ev.Group, ev.Cap)
 		}
 		if err := check(&b.Events[i].Delta); err != nil {
+			return err
+		}
+	}
+	if c := b.Covariates; c != nil && (c.SaltPhase < 1 || c.HistoryTTL <= 0) {
+		return bad("covariates: salt phase %d, history TTL %v", c.SaltPhase, c.HistoryTTL)
+	}
+	for i := range b.History {
+		d := &b.History[i]
+		if d.Segments.N > 0 {
+			return bad("history metric %q: segments", d.Metric)
+		}
+		if err := check(d); err != nil {
 			return err
 		}
 	}

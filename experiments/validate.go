@@ -73,13 +73,21 @@ const (
 	DefaultRetention       = Duration(90 * 24 * time.Hour)
 	// DefaultFeedbackTextRetention keeps opted-in free-text feedback 30 days.
 	DefaultFeedbackTextRetention = Duration(30 * 24 * time.Hour)
-	DefaultConnectTimeout        = Duration(5 * time.Second)
-	DefaultHeaderTimeout         = Duration(60 * time.Second)
-	DefaultTotalTimeout          = Duration(10 * time.Minute)
-	DefaultMaxIdleConns          = 512
-	DefaultPrimaryMetric         = MetricThumbs
-	DefaultRolloutAlpha          = 0.05
-	DefaultRolloutMinUsers       = 100
+	// DefaultCUPEDHistoryTTL keeps a user's pre-exposure history 28
+	// days after their last request: four weekly cycles.
+	DefaultCUPEDHistoryTTL = Duration(28 * 24 * time.Hour)
+	// MinCUPEDHistoryTTL and MaxCUPEDHistoryTTL bound cuped_history_ttl:
+	// below an hour the history would rarely outlive a user's session
+	// gap, above a year it is memory kept for users long gone.
+	MinCUPEDHistoryTTL     = Duration(time.Hour)
+	MaxCUPEDHistoryTTL     = Duration(366 * 24 * time.Hour)
+	DefaultConnectTimeout  = Duration(5 * time.Second)
+	DefaultHeaderTimeout   = Duration(60 * time.Second)
+	DefaultTotalTimeout    = Duration(10 * time.Minute)
+	DefaultMaxIdleConns    = 512
+	DefaultPrimaryMetric   = MetricThumbs
+	DefaultRolloutAlpha    = 0.05
+	DefaultRolloutMinUsers = 100
 	// MinTokenSecretBytes is the shortest server.token_secret serve accepts.
 	MinTokenSecretBytes = 32
 	// MaxVariants bounds an experiment's variants (the token carries the
@@ -146,6 +154,9 @@ func (c *Config) SetDefaults() {
 		cfgDefault(&e.Primary, DefaultPrimaryMetric)
 		if e.FeedbackText {
 			cfgDefault(&e.FeedbackTextRetention, DefaultFeedbackTextRetention)
+		}
+		if e.CUPED {
+			cfgDefault(&e.CUPEDHistoryTTL, DefaultCUPEDHistoryTTL)
 		}
 		if r := e.Rollout; r != nil {
 			if len(r.Steps) == 0 {
@@ -793,4 +804,13 @@ func (e *Experiment) VariantIndex(name string) int {
 		}
 	}
 	return -1
+}
+
+// CUPEDHistoryTTLOrDefault is CUPEDHistoryTTL, or the default when unset
+// (a config that skipped SetDefaults).
+func (e *Experiment) CUPEDHistoryTTLOrDefault() time.Duration {
+	if e.CUPEDHistoryTTL > 0 {
+		return time.Duration(e.CUPEDHistoryTTL)
+	}
+	return time.Duration(DefaultCUPEDHistoryTTL)
 }

@@ -111,14 +111,22 @@ func (a *aggregate) addOutcome(o *experiments.Outcome, now experiments.Hour, cap
 	e := a.list[ei]
 	e.count++
 	e.addDrift(o, hourOr(o.At, now))
+	var u *userAgg
 	if !o.Analysed {
 		if e.counters == nil {
 			e.counters = make(map[int]int64)
 		}
 		e.counters[o.Variant]++
-		return
+		// With CUPED, what the gateway sees of a unit it does not analyse
+		// (outside coverage, holdout) is that unit's pre-exposure history
+		// (Batch.History), merged per unit.
+		if o.Unit == (experiments.UnitKey{}) || !a.cuped(o.Experiment) {
+			return
+		}
+		u = a.user(aggKey{ep: ei, variant: historyVariant, unit: o.Unit})
+	} else {
+		u = a.user(aggKey{ep: ei, variant: int32(o.Variant), unit: o.Unit, hour: hourOr(o.At, now), segs: o.Segments})
 	}
-	u := a.user(aggKey{ep: ei, variant: int32(o.Variant), unit: o.Unit, hour: hourOr(o.At, now), segs: o.Segments})
 	var vals [numOutcomeMetrics]float64
 	var has [numOutcomeMetrics]bool
 	outcomeValues(o, &vals, &has)
@@ -154,21 +162,30 @@ func (a *aggregate) successSignal(exp string) *experiments.Experiment {
 	return nil
 }
 
-// covariates says whether the store should fix CUPED covariates from
-// the previous period for a batch of exp's period (Experiment.CUPED;
-// needs WithExperiments): only in the first period of the config's
-// phase, whose salt differs from the period before it, so a user's arm
-// there is independent of the arm their covariate was recorded under.
-// A later ramp step keeps each user's arm (sticky cohorts): a covariate
-// from the step before would carry the candidate's effect and shrink the
-// adjusted effect toward 0 (docs/statistics.md §9.1, TestSimCUPEDAB), so
-// those periods get none and Decide analyses them unadjusted.
-func (a *aggregate) covariates(exp string, period int) bool {
+// historyVariant marks the aggregate of a unit's unanalysed outcomes:
+// they go to Batch.History, not to the statistics.
+const historyVariant = -1
+
+// cuped reports whether exp keeps CUPED covariates (cheap: no Covariates
+// is built).
+func (a *aggregate) cuped(exp string) bool {
 	if a.lookup == nil {
 		return false
 	}
 	e := a.lookup(exp)
-	return e != nil && e.CUPED && period > 1 && period == e.PhaseOrOne()
+	return e != nil && e.CUPED
+}
+
+// covariates is what the store needs to fix CUPED covariates for a batch
+// of exp (Experiment.CUPED; needs WithExperiments), nil without: every
+// period of every phase gets them, because the covariate is the unit's
+// pre-exposure history, copied at their first exposure in the phase
+// (experiments.Covariates), never data of an earlier ramp step.
+func (a *aggregate) covariates(exp string) *experiments.Covariates {
+	if a.lookup == nil {
+		return nil
+	}
+	return experiments.NewCovariates(a.lookup(exp))
 }
 
 // joint is the joint sums of a human signal and the judge's score the
@@ -248,7 +265,7 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb
 	for i, e := range a.list {
 		fb[i] = e.fbCount
 		b := &experiments.Batch{ID: batchID(prefix, seq), Experiment: e.exp, Phase: e.phase, Count: e.count, Events: e.events, Hist: e.driftDeltas(), Records: e.records,
-			Covariates: a.covariates(e.exp, e.phase), Joint: a.joint(e.exp)}
+			Covariates: a.covariates(e.exp), Joint: a.joint(e.exp)}
 		for v, n := range e.counters {
 			b.Counters = append(b.Counters, experiments.Counter{Variant: v, Name: experiments.CounterUnanalysed, N: n})
 		}
@@ -256,16 +273,20 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb
 	}
 	for k, u := range a.users {
 		b := bs[k.ep]
+		out := &b.Deltas
+		if k.variant == historyVariant {
+			out = &b.History
+		}
 		for i := range u.v {
 			if u.has&(1<<i) != 0 {
-				b.Deltas = append(b.Deltas, experiments.Delta{
+				*out = append(*out, experiments.Delta{
 					Variant: int(k.variant), Unit: k.unit, Metric: outcomeMetrics[i], Hour: k.hour,
 					DX: u.v[i][0], DY: u.v[i][1], Segments: k.segs,
 				})
 			}
 		}
 		for _, f := range u.fb {
-			b.Deltas = append(b.Deltas, experiments.Delta{Variant: int(k.variant), Unit: k.unit, Metric: f.metric, Hour: k.hour, DX: f.dx, DY: f.dy, Segments: k.segs})
+			*out = append(*out, experiments.Delta{Variant: int(k.variant), Unit: k.unit, Metric: f.metric, Hour: k.hour, DX: f.dx, DY: f.dy, Segments: k.segs})
 		}
 		*u = userAgg{fb: u.fb[:0]}
 		a.free = append(a.free, u)

@@ -16,6 +16,8 @@ var (
 	_ experiments.Store       = (*Store)(nil)
 	_ experiments.DriftReader = (*Store)(nil)
 	_ experiments.FeedbackLog = (*Store)(nil)
+
+	_ experiments.ExposureReader = (*Store)(nil)
 )
 
 // Store is an in-memory experiments.Store. The zero value is not usable;
@@ -57,6 +59,7 @@ type experiment struct {
 	deadline  time.Time // zero: no expiry
 	drift     map[experiments.Hour]map[experiments.HistKey]int64
 	log       []experiments.FeedbackRecord // in arrival order
+	pre       preExposure
 }
 
 type userKey struct {
@@ -64,8 +67,9 @@ type userKey struct {
 	unit    experiments.UnitKey
 }
 
-// totals are a user's running sums of one metric in a phase, and z the
-// covariate fixed when they first had data of it (Batch.Covariates).
+// totals are a user's running sums of one metric in a data period, and z
+// the covariate fixed when they first had data of it there
+// (Batch.Covariates, covariates.go).
 type totals struct{ x, y, z float64 }
 
 type phase struct {
@@ -154,17 +158,16 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 		entries = append(entries, entry{d: &ev.Delta, id: ev.ID, group: ev.Group, cap: ev.Cap, event: true})
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].d.Hour < entries[j].d.Hour })
-	var cov covariates
-	if b.Covariates {
-		cov = newCovariates(e.phases[b.Phase-1])
-	}
+	cov := e.pre.begin(b, now)
 	for _, en := range entries {
 		if en.event && !e.admit(en.id, en.group, en.cap) {
 			res.DuplicateEvents++
 			continue
 		}
-		p.apply(en.d, cov, b.Joint)
+		p.apply(en.d, &cov, b.Joint)
+		cov.applied = append(cov.applied, en.d)
 	}
+	e.pre.finish(b, cov, now)
 	for _, c := range b.Counters {
 		p.counters[experiments.VariantMetric{Variant: c.Variant, Metric: c.Name}] += c.N
 	}
@@ -211,41 +214,7 @@ func (e *experiment) admit(id, group string, capN int) bool {
 	return true
 }
 
-// covariates finds users' covariates in the previous phase
-// (Batch.Covariates); the zero value finds none.
-type covariates struct {
-	prev     *phase
-	variants []int // of prev, ascending
-}
-
-func newCovariates(prev *phase) covariates {
-	if prev == nil {
-		return covariates{}
-	}
-	seen := map[int]bool{}
-	c := covariates{prev: prev}
-	for vm := range prev.stats { // every user with data is in one
-		if !seen[vm.Variant] {
-			seen[vm.Variant] = true
-			c.variants = append(c.variants, vm.Variant)
-		}
-	}
-	sort.Ints(c.variants)
-	return c
-}
-
-// z is the unit's total of metric in the previous phase, summed over the
-// variants they had there in ascending order (redisstore's script sums
-// in the same order, so both stores agree to the bit).
-func (c covariates) z(unit experiments.UnitKey, metric string) float64 {
-	var z float64
-	for _, v := range c.variants {
-		z += c.prev.users[userKey{v, unit}][metric].x
-	}
-	return z
-}
-
-func (p *phase) apply(d *experiments.Delta, cov covariates, joint []experiments.JointPair) {
+func (p *phase) apply(d *experiments.Delta, cov *covariates, joint []experiments.JointPair) {
 	uk := userKey{d.Variant, d.Unit}
 	u := p.users[uk]
 	if u == nil {
@@ -366,9 +335,9 @@ func (s *Store) FeedbackRecords(ctx context.Context, exp string, since time.Time
 
 // userDelta adds (dx, dy) to the user's totals of metric and returns the
 // change of the Summary. A user new to metric gets their covariate.
-func userDelta(u map[string]totals, metric string, dx, dy float64, cov covariates, unit experiments.UnitKey) experiments.Summary {
+func userDelta(u map[string]totals, metric string, dx, dy float64, cov *covariates, unit experiments.UnitKey) experiments.Summary {
 	t0, seen := u[metric]
-	if !seen && cov.prev != nil {
+	if !seen {
 		t0.z = cov.z(unit, metric)
 	}
 	t1 := totals{t0.x + dx, t0.y + dy, t0.z}

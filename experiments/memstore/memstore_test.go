@@ -43,5 +43,7 @@ func TestConformance(t *testing.T) {
 		if hs, _ := s.Hourly(ctx, exp, 1, time.Unix(0, 0), clk.now()); len(hs) != 0 {
 			t.Errorf("hourly data still there after the deadline")
 		}
+	}), storetest.WithHistoryExpiry(func(t *testing.T, _ experiments.Store, _ string, ttl time.Duration) {
+		clk.add(ttl)
 	}))
 }

@@ -24,6 +24,15 @@ import (
 //	abgate:{exp:<id>}:drifthours         ZSET  hours with drift histograms, scored by the hour
 //	abgate:{exp:<id>}:drift:<hour>       HASH  "<v>:<feature>:<bin>" -> count (experiment-level, all phases)
 //	abgate:{exp:<id>}:feedback           ZSET  feedback records (JSON) scored by expiry in ms (export log)
+//
+// With CUPED (experiments.Covariates; docs/recording.md):
+//
+//	abgate:{exp:<id>}:pre:<unit hex>     STRING msgpack [code, x, y, ...]: the unit's pre-exposure history,
+//	                                            own TTL (history TTL after its last update; not in :keys)
+//	abgate:{exp:<id>}:s<k>:z             HASH  unit key (hex) -> the history as it stood at the unit's first
+//	                                            exposure in salt phase k (same format)
+//	abgate:{exp:<id>}:s<k>:first         HASH  unit key (hex) -> the data period of its first exposure in salt phase k
+//	abgate:{exp:<id>}:covphase           HASH  data period -> its salt phase (set by its first batch)
 
 // DefaultPrefix is the key prefix when none is configured.
 const DefaultPrefix = "abgate"
@@ -53,10 +62,12 @@ func (k keys) users(id string, phase, variant int) string {
 	return k.usersPrefix(id, phase) + strconv.Itoa(variant)
 }
 
-// usersPrefix is users' key without the variant: the apply script builds
-// the previous phase's users keys from it (covariates).
 func (k keys) usersPrefix(id string, phase int) string { return k.phase(id, phase) + ":u:" }
-func (k keys) hours(id string, phase int) string       { return k.phase(id, phase) + ":hours" }
+func (k keys) covPhase(id string) string               { return k.exp(id) + ":covphase" }
+func (k keys) firstExposures(id string, phase int) string {
+	return k.exp(id) + ":s" + strconv.Itoa(phase) + ":first"
+}
+func (k keys) hours(id string, phase int) string { return k.phase(id, phase) + ":hours" }
 func (k keys) hour(id string, phase int, h experiments.Hour) string {
 	return k.phase(id, phase) + ":h:" + strconv.FormatInt(int64(h), 10)
 }

@@ -21,8 +21,8 @@ import "github.com/redis/go-redis/v9"
 //	KEYS[8+2V+H+j] -> drift histogram hash of drift hour slot j (1..DH)
 //	KEYS[9+2V+H+DH] -> abgate:{exp:<id>}:groups (HASH capped event group
 //	                   -> events applied)
-//	KEYS[10+2V+H+DH] -> abgate:{exp:<id>}:p<n-1>:variants, only with
-//	                   covariates (ARGV[4])
+//	KEYS[10+2V+H+DH] -> abgate:{exp:<id>}:covphase (HASH data period ->
+//	                   salt phase), only with covariates (ARGV[4])
 //
 //	ARGV[1] -> chunk index within the batch
 //	ARGV[2] -> TTL of the batch marker in ms (the dedup window)
@@ -40,10 +40,18 @@ import "github.com/redis/go-redis/v9"
 //	           segment copy) only if the entry before it was applied;
 //	           metrics whose name holds "@" are segment statistics and get
 //	           no hourly buckets
-//	ARGV[4] -> "1": keep CUPED covariates (experiments.Batch.Covariates)
-//	ARGV[5] -> with ARGV[4]: the users hash prefix of phase n−1,
-//	           abgate:{exp:<id>}:p<n-1>:u: (the variant follows)
-//	ARGV[6] -> joint sums (experiments.Batch.Joint), or "" for none:
+//	ARGV[4] -> "1": keep CUPED covariates (experiments.Batch.Covariates);
+//	           with it:
+//	ARGV[5] -> the batch's salt phase (Covariates.SaltPhase)
+//	ARGV[6] -> the history TTL in ms (Covariates.HistoryTTL)
+//	ARGV[7] -> the experiment's key prefix abgate:{exp:<id>}
+//	ARGV[8] -> msgpack array, per metric slot (ARGV[3]'s order): the
+//	           metric the history keeps it under ("" for none), source
+//	           (experiments.CovariateSource), z without history, lo, hi
+//	ARGV[9] -> msgpack array: K, (unit hex, metric, dx, dy) × K, history
+//	           of units not analysed (Batch.History; last chunk only)
+//	ARGV[10] -> the data period n
+//	ARGV[11] -> joint sums (experiments.Batch.Joint), or "" for none:
 //	           msgpack array (human metric, judge metric, cut) × P
 //
 // Output: {1, duplicate events} when applied, {0, 0} when this chunk of
@@ -56,13 +64,21 @@ import "github.com/redis/go-redis/v9"
 //
 // A user's state for all metrics is one hash field, so each user costs one
 // HGET and one HSET. Its msgpack array holds (code, x, y) per metric and,
-// for a metric with a covariate z ≠ 0, (−code, z, 0). With covariates, a
-// user's first entry of a metric in the phase fixes z at their total x of
-// it in phase n−1, summed over that phase's variants in ascending order
-// (as memstore does): one HGET per variant of n−1, once per user with a
-// new metric. Those users hashes are not declared in KEYS; they carry the
+// for a metric with a covariate z ≠ 0, (−code, z, 0).
+//
+// With covariates (the covariate block below): a user's first entry of a
+// metric in a period fixes z from their copy in the period's salt phase
+// (abgate:{exp:<id>}:s<k>:z), made at the first such entry in the phase
+// from their pre-exposure history (abgate:{exp:<id>}:pre:<unit>) as it
+// stood before this call, with the period it was made in
+// (abgate:{exp:<id>}:s<k>:first); the call's applied entries (segment copies
+// excluded) and ARGV[9] are added to the histories, one GET and one SET
+// (with the TTL, capped at the experiment's own if it is expiring) per
+// user and call. Those keys are not declared in KEYS; they carry the
 // experiment's hash tag, so they live in this call's slot (as in
-// expireScript). Statistic deltas accumulate in Lua locals and each
+// expireScript).
+//
+// Statistic deltas accumulate in Lua locals and each
 // stats hash is read once (HMGET) and written once (HSET) per call, the
 // values formatted with %.17g so doubles round-trip exactly. (HINCRBYFLOAT
 // would round its result to 17 decimal places: 1.2345e-12 keeps six
@@ -70,7 +86,7 @@ import "github.com/redis/go-redis/v9"
 // If the experiment is already expiring (KEYS[1] has a TTL), keys this
 // call creates get the same TTL.
 //
-// Joint sums (ARGV[6]; the "joint" blocks, kept apart from the rest): for
+// Joint sums (ARGV[11]; the "joint" blocks, kept apart from the rest): for
 // each pair, a user's contribution to the variant's JointSummary is
 // computed from their totals before the group's entries and after them,
 // and the difference is added (experiments.JointDelta), so the sums stay
@@ -85,13 +101,6 @@ redis.call('PEXPIRE', KEYS[4], ARGV[2])
 
 local a = cmsgpack.unpack(ARGV[3])
 local NK = #KEYS
-local cov = ARGV[4] == '1'
-local pvars = {}
-if cov then
-  for _, v in ipairs(redis.call('SMEMBERS', KEYS[NK])) do pvars[#pvars + 1] = tonumber(v) end
-  table.sort(pvars)
-  NK = NK - 1
-end
 local i = 1
 local V = a[i]; i = i + 1
 local vid = {}
@@ -126,8 +135,8 @@ end
 local jfields = {'n', 'sh', 'sh2', 'sf', 'sf2', 'shf', 'un', 'usf', 'usf2', 'a00', 'a01', 'a10', 'a11'}
 local JF = #jfields
 local jpairs = {}
-if ARGV[6] and ARGV[6] ~= '' then
-  local pa = cmsgpack.unpack(ARGV[6])
+if ARGV[11] and ARGV[11] ~= '' then
+  local pa = cmsgpack.unpack(ARGV[11])
   for k = 1, #pa, 3 do
     jpairs[#jpairs + 1] = {h = pa[k], f = pa[k + 1], cut = tonumber(pa[k + 2]), hc = byname[pa[k]], fc = byname[pa[k + 1]]}
   end
@@ -166,6 +175,112 @@ local function jointAfter(vs, sx, sy, before)
   end
 end
 
+-- CUPED covariates (experiments.Covariates), kept apart from the rest:
+-- covZ reads z from the user's copy of their pre-exposure history in the
+-- salt phase, which covExpose makes the first time one is needed (a
+-- user's first entry in a phase is always new to its period), covAdd
+-- queues history increments, covFlush writes them at the end.
+local cov = ARGV[4] == '1'
+local covZ, covAdd, covFlush
+if cov then
+  local period = ARGV[10]
+  redis.call('HSETNX', KEYS[NK], period, ARGV[5])
+  local sp = redis.call('HGET', KEYS[NK], period)
+  local zkey = ARGV[7] .. ':s' .. sp .. ':z'
+  local fkey = ARGV[7] .. ':s' .. sp .. ':first'
+  local hpre = ARGV[7] .. ':pre:'
+  local function code(n)
+    local c = byname[n]
+    if not c then
+      ncodes = ncodes + 1
+      c = ncodes
+      redis.call('HSET', KEYS[3], n, c)
+      byname[n] = c
+    end
+    return c
+  end
+  local ct = cmsgpack.unpack(ARGV[8])
+  local hcode, src, miss, lo, hi = {}, {}, {}, {}, {}
+  for s = 1, M do
+    local o = (s - 1) * 5
+    if ct[o + 1] ~= '' then hcode[s] = code(ct[o + 1]) end
+    src[s], miss[s], lo[s], hi[s] = ct[o + 2], ct[o + 3], ct[o + 4], ct[o + 5]
+  end
+  -- A history (or copy) is msgpack [code, x, y, ...]; parsed, two
+  -- tables code -> x and code -> y.
+  local function parse(raw)
+    local tx, ty = {}, {}
+    if raw then
+      local st = cmsgpack.unpack(raw)
+      for k = 1, #st, 3 do tx[st[k]] = st[k + 1]; ty[st[k]] = st[k + 2] end
+    end
+    return {tx, ty}
+  end
+  local copies, pend = {}, {}
+  local function covExpose(unit)
+    if copies[unit] then return end
+    local raw = redis.call('HGET', zkey, unit)
+    if not raw then
+      raw = redis.call('GET', hpre .. unit) or cmsgpack.pack({})
+      redis.call('HSET', zkey, unit, raw)
+      redis.call('HSET', fkey, unit, period)
+    end
+    copies[unit] = parse(raw)
+  end
+  -- covZ mirrors experiments.MetricInfo.CovariateZ.
+  covZ = function(unit, ms)
+    covExpose(unit)
+    local c = hcode[ms]
+    if not c then return 0 end
+    local cp = copies[unit]
+    local x, y = cp[1][c] or 0, cp[2][c] or 0
+    if src[ms] == 1 then return x end
+    if src[ms] == 2 then
+      if y > 0 then return math.min(math.max(x / y, lo[ms]), hi[ms]) end
+      return miss[ms]
+    end
+    return 0
+  end
+  -- The history is read at a user's first increment in the call and
+  -- written back once at its end (each increment added in turn, as
+  -- memstore does).
+  local function add(unit, c, dx, dy)
+    local h = pend[unit]
+    if not h then
+      h = parse(redis.call('GET', hpre .. unit))
+      pend[unit] = h
+    end
+    h[1][c] = (h[1][c] or 0) + dx
+    h[2][c] = (h[2][c] or 0) + dy
+  end
+  covAdd = function(unit, ms, dx, dy)
+    if hcode[ms] and not mseg[ms] then add(unit, hcode[ms], dx, dy) end
+  end
+  covFlush = function()
+    local h = cmsgpack.unpack(ARGV[9])
+    local j = 2
+    for k = 1, h[1] do
+      add(h[j], code(h[j + 1]), h[j + 2], h[j + 3])
+      j = j + 4
+    end
+    local ttl = tonumber(ARGV[6])
+    local pttl = redis.call('PTTL', KEYS[1])
+    if pttl > 0 and pttl < ttl then ttl = pttl end
+    for unit, t in pairs(pend) do
+      local st, n, ty = {}, 0, t[2]
+      for c, x in pairs(t[1]) do
+        st[n + 1] = c; st[n + 2] = x; st[n + 3] = ty[c]
+        n = n + 3
+      end
+      redis.call('SET', hpre .. unit, cmsgpack.pack(st), 'PX', ttl)
+    end
+    for _, k in ipairs({zkey, fkey}) do
+      redis.call('SADD', KEYS[1], k)
+      if pttl > 0 and redis.call('PTTL', k) == -1 then redis.call('PEXPIRE', k, pttl) end
+    end
+  end
+end
+
 local C = a[i]; i = i + 1
 for k = 1, C do
   redis.call('HINCRBY', KEYS[7], vid[a[i]] .. ':' .. a[i + 1], a[i + 2])
@@ -187,8 +302,8 @@ end
 
 -- NF sums per (variant, metric): n, Σx, Σx², Σy, Σy², Σxy, Σr, Σr²
 -- (r = the user's own ratio x/y, 0 while y = 0: experiments.SummaryDelta),
--- Σz, Σz², Σxz (z the user's covariate, 0 without one).
-local NF = 11
+-- Σz, Σz², Σxz, Σyz, Σrz (z the user's covariate, 0 without one).
+local NF = 13
 local VM6 = V * M * NF
 local acc, hacc = {}, {}
 for k = 1, VM6 do acc[k] = 0 end
@@ -217,7 +332,6 @@ for g = 1, G do
   end
   local jbefore -- joint: the user's contributions before this group
   if #jpairs > 0 then jbefore = jointBefore(sx, sy) end
-  local prev -- metric code -> the user's x in phase n-1, read at first need
   local changed = false
   local E = a[i]; i = i + 1
   local vo = (vs - 1) * M
@@ -248,22 +362,12 @@ for g = 1, G do
       local x0 = sx[c]
       local y0, nn = 0, 0
       if x0 then y0 = sy[c] else x0 = 0; nn = 1 end
-      if nn == 1 and cov then
-        if not prev then
-          prev = {}
-          for _, v in ipairs(pvars) do
-            local pr = redis.call('HGET', ARGV[5] .. v, unit)
-            if pr then
-              local pst = cmsgpack.unpack(pr)
-              for k = 1, #pst, 3 do
-                local pc = pst[k]
-                if pc > 0 then prev[pc] = (prev[pc] or 0) + pst[k + 1] end
-              end
-            end
-          end
+      if cov then
+        if nn == 1 then
+          local z = covZ(unit, ms)
+          if z ~= 0 then sz[c] = z end
         end
-        local z = prev[c] or 0
-        if z ~= 0 then sz[c] = z end
+        covAdd(unit, ms, dx, dy)
       end
       local z = sz[c] or 0
       local x1, y1 = x0 + dx, y0 + dy
@@ -273,7 +377,7 @@ for g = 1, G do
       if y0 ~= 0 then r0 = x0 / y0 end
       if y1 ~= 0 then r1 = x1 / y1 end
       local dr, dr2 = r1 - r0, r1 * r1 - r0 * r0
-      local dz, dz2, dxz = nn * z, nn * z * z, (x1 - x0) * z
+      local dz, dz2, dxz, dyz, drz = nn * z, nn * z * z, (x1 - x0) * z, (y1 - y0) * z, dr * z
       local o = (vo + ms - 1) * NF
       acc[o + 1] = acc[o + 1] + nn
       acc[o + 2] = acc[o + 2] + dx
@@ -286,6 +390,8 @@ for g = 1, G do
       acc[o + 9] = acc[o + 9] + dz
       acc[o + 10] = acc[o + 10] + dz2
       acc[o + 11] = acc[o + 11] + dxz
+      acc[o + 12] = acc[o + 12] + dyz
+      acc[o + 13] = acc[o + 13] + drz
       if not oneHour and not mseg[ms] then
         o = o + (a[i + 3] - 1) * VM6
         hacc[o + 1] = hacc[o + 1] + nn
@@ -299,6 +405,8 @@ for g = 1, G do
         hacc[o + 9] = hacc[o + 9] + dz
         hacc[o + 10] = hacc[o + 10] + dz2
         hacc[o + 11] = hacc[o + 11] + dxz
+        hacc[o + 12] = hacc[o + 12] + dyz
+        hacc[o + 13] = hacc[o + 13] + drz
       end
       changed = true
     elseif eid ~= '=' then
@@ -321,7 +429,7 @@ for g = 1, G do
   end
 end
 
-local fields = {'n', 'sx', 'sx2', 'sy', 'sy2', 'sxy', 'sr', 'sr2', 'sz', 'sz2', 'sxz'}
+local fields = {'n', 'sx', 'sx2', 'sy', 'sy2', 'sxy', 'sr', 'sr2', 'sz', 'sz2', 'sxz', 'syz', 'srz'}
 -- addFields adds deltas to float fields of one hash: one HMGET and one
 -- HSET per hash and call (per 1000 fields). Values are written with %.17g, which round-trips
 -- a double exactly (HINCRBYFLOAT would round to 17 decimal places, losing
@@ -382,6 +490,8 @@ for vs = 1, V do
 end
 for hs = 1, H do addFields(KEYS[7 + 2 * V + hs], hnames[hs], hdeltas[hs]) end
 for hs = 1, H do redis.call('ZADD', KEYS[6], hid[hs], hid[hs]) end
+
+if cov then covFlush() end
 
 local pttl = redis.call('PTTL', KEYS[1])
 for k = 2, NK do

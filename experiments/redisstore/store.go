@@ -25,7 +25,9 @@ import (
 var (
 	_ experiments.Store       = (*Store)(nil)
 	_ experiments.DriftReader = (*Store)(nil)
-	_ experiments.FeedbackLog = (*Store)(nil)
+
+	_ experiments.ExposureReader = (*Store)(nil)
+	_ experiments.FeedbackLog    = (*Store)(nil)
 )
 
 // Defaults.
@@ -233,6 +235,10 @@ func (s *Store) encode(b *experiments.Batch) []chunk {
 	if len(chunks) == 0 { // counters only
 		chunks = append(chunks, s.encodeChunk(b, 0, nil))
 	}
+	if c := b.Covariates; c != nil && len(b.History) > 0 {
+		last := chunks[len(chunks)-1].args
+		last[8] = historyArg(c, b.History) // ARGV[9]
+	}
 	return chunks
 }
 
@@ -367,20 +373,21 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 	}
 	ks = append(ks, s.k.groups(id))
 	args := []any{n, s.dedupWindow.Milliseconds(), p.b}
-	if b.Covariates && ph > 1 {
-		ks = append(ks, s.k.variants(id, ph-1))
-		args = append(args, "1", s.k.usersPrefix(id, ph-1))
+	if c := b.Covariates; c != nil {
+		ks = append(ks, s.k.covPhase(id))
+		args = append(args, "1", c.SaltPhase, c.HistoryTTL.Milliseconds(), s.k.exp(id), covariateTable(c, mnames), emptyHistory, ph)
 	}
 	if len(b.Joint) > 0 {
 		if len(args) == 3 {
-			args = append(args, "0", "") // ARGV[4] and [5]: no covariates
+			// ARGV[4] to [10]: no covariates.
+			args = append(args, "0", "", "", "", "", "", "")
 		}
 		args = append(args, encodeJoint(b.Joint))
 	}
 	return chunk{keys: ks, args: args}
 }
 
-// encodeJoint is the apply script's ARGV[6]: (human, judge, cut) per pair.
+// encodeJoint is the apply script's ARGV[11]: (human, judge, cut) per pair.
 func encodeJoint(jps []experiments.JointPair) []byte {
 	var p packer
 	top := p.arrayHeader()
@@ -391,6 +398,70 @@ func encodeJoint(jps []experiments.JointPair) []byte {
 	}
 	p.setArray(top, 3*len(jps))
 	return p.b
+}
+
+// covariateTable is the apply script's ARGV[8]: per metric slot, the
+// metric its history is kept under, its covariate source, z without
+// history, and its bounds (experiments.MetricInfo.CovariateZ).
+func covariateTable(c *experiments.Covariates, mnames []string) string {
+	var p packer
+	top := p.arrayHeader()
+	for _, name := range mnames {
+		m, ok := c.Info(name)
+		if !ok {
+			p.str("")
+			p.int(0)
+			p.int(0)
+			p.int(0)
+			p.int(0)
+			continue
+		}
+		p.str(m.Name)
+		p.int(int64(m.Covariate))
+		p.float(m.MissingCovariate())
+		p.float(m.Min)
+		p.float(m.Max)
+	}
+	p.setArray(top, p.n)
+	return string(p.b)
+}
+
+// emptyHistory is ARGV[9] of every chunk but the last: no history entries.
+var emptyHistory = func() string {
+	var p packer
+	top := p.arrayHeader()
+	p.int(0)
+	p.setArray(top, p.n)
+	return string(p.b)
+}()
+
+// historyArg is the last chunk's ARGV[9]: the batch's History entries of
+// metrics the history keeps, merged per (unit, metric) by the recorder.
+func historyArg(c *experiments.Covariates, hist []experiments.Delta) string {
+	kept := func(d *experiments.Delta) bool { _, ok := c.Metrics[d.Metric]; return ok }
+	k := 0
+	for i := range hist {
+		if kept(&hist[i]) {
+			k++
+		}
+	}
+	var p packer
+	top := p.arrayHeader()
+	p.int(int64(k))
+	var hexbuf [2 * len(experiments.UnitKey{})]byte
+	for i := range hist {
+		d := &hist[i]
+		if !kept(d) {
+			continue
+		}
+		hex.Encode(hexbuf[:], d.Unit[:])
+		p.str(string(hexbuf[:]))
+		p.str(d.Metric)
+		p.float(d.DX)
+		p.float(d.DY)
+	}
+	p.setArray(top, p.n)
+	return string(p.b)
 }
 
 // runChunks runs the chunks in one pipeline of EVALSHA. If Redis doesn't
@@ -624,6 +695,10 @@ func addStats(dst map[experiments.VariantMetric]experiments.Summary, v int, fiel
 			sum.SumZ2 = x
 		case "sxz":
 			sum.SumXZ = x
+		case "syz":
+			sum.SumYZ = x
+		case "srz":
+			sum.SumRZ = x
 		default:
 			return fmt.Errorf("bad stats field %q", f)
 		}

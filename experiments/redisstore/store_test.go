@@ -2,8 +2,10 @@ package redisstore_test
 
 import (
 	"context"
+	"encoding/hex"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,12 +54,51 @@ func checkTTLs(c redis.UniversalClient, prefix string) func(*testing.T, experime
 	}
 }
 
+// expireHistory checks that every pre-exposure history key of exp has
+// the history TTL and deletes them, as Redis would once it passes.
+func expireHistory(c redis.UniversalClient, prefix string) func(*testing.T, experiments.Store, string, time.Duration) {
+	return func(t *testing.T, _ experiments.Store, exp string, ttl time.Duration) {
+		ctx := context.Background()
+		var keys []string
+		scan := func(ctx context.Context, n *redis.Client) error {
+			iter := n.Scan(ctx, 0, prefix+":{exp:"+exp+"}:pre:*", 1000).Iterator()
+			for iter.Next(ctx) {
+				keys = append(keys, iter.Val())
+			}
+			return iter.Err()
+		}
+		var err error
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			var mu sync.Mutex
+			err = cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+				mu.Lock()
+				defer mu.Unlock()
+				return scan(ctx, n)
+			})
+		} else {
+			err = scan(ctx, c.(*redis.Client))
+		}
+		if err != nil || len(keys) < 100 {
+			t.Fatalf("history keys of %s: %d, %v", exp, len(keys), err)
+		}
+		for _, k := range keys {
+			d, err := c.PTTL(ctx, k).Result()
+			if err != nil || d <= ttl-time.Minute || d > ttl {
+				t.Errorf("%s: TTL %v (%v), want about %v", k, d, err, ttl)
+			}
+			if err := c.Del(ctx, k).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 func TestConformance(t *testing.T) {
 	c := newClient(t)
 	// A small chunk size so batches are cut into several script calls.
 	storetest.Run(t, func(t *testing.T) experiments.Store {
 		return redisstore.New(c, redisstore.WithPrefix("t1"), redisstore.WithChunkEntries(97))
-	}, storetest.WithExpiryCheck(checkTTLs(c, "t1")))
+	}, storetest.WithExpiryCheck(checkTTLs(c, "t1")), storetest.WithHistoryExpiry(expireHistory(c, "t1")))
 }
 
 func TestConformanceCluster(t *testing.T) {
@@ -72,7 +113,7 @@ func TestConformanceCluster(t *testing.T) {
 	}
 	storetest.Run(t, func(t *testing.T) experiments.Store {
 		return redisstore.New(c, redisstore.WithChunkEntries(500))
-	}, storetest.WithExpiryCheck(checkTTLs(c, redisstore.DefaultPrefix)))
+	}, storetest.WithExpiryCheck(checkTTLs(c, redisstore.DefaultPrefix)), storetest.WithHistoryExpiry(expireHistory(c, redisstore.DefaultPrefix)))
 }
 
 // TestScriptFlushed: EVALSHA of an unknown script (first use, SCRIPT FLUSH
@@ -138,18 +179,80 @@ func TestUserStateCompact(t *testing.T) {
 	}
 }
 
+// TestHistoryCompact measures what CUPED adds in Redis per user: their
+// pre-exposure history key (ten request metrics) and their entry in the
+// salt phase's copies (docs/recording.md).
+func TestHistoryCompact(t *testing.T) {
+	c := newClient(t)
+	ctx := context.Background()
+	s := redisstore.New(c)
+	exp := storetest.NewID("histsize")
+	const users = 1000
+	metrics := []string{experiments.MetricRequests, experiments.MetricLatencyMS, experiments.MetricTTFBMS, experiments.MetricMaxGapMS,
+		experiments.MetricError, experiments.MetricFallback, experiments.MetricStreamAborted,
+		experiments.MetricPromptTokens, experiments.MetricCompletionTokens, experiments.MetricCost}
+	cov := storetest.CovariatesFor(exp, 1, 24*time.Hour)
+	hist := &experiments.Batch{ID: "h", Experiment: exp, Phase: 1, Covariates: cov}
+	exposed := &experiments.Batch{ID: "e", Experiment: exp, Phase: 2, Covariates: cov}
+	for u := range users {
+		for j, m := range metrics {
+			hist.History = append(hist.History, experiments.Delta{Unit: storetest.Unit(u), Metric: m, DX: 1234.567 + float64(j*u%97), DY: 3})
+		}
+		exposed.Deltas = append(exposed.Deltas, experiments.Delta{Variant: u % 2, Unit: storetest.Unit(u), Metric: experiments.MetricRequests, Hour: 1, DX: 1, DY: 1})
+	}
+	for _, b := range []*experiments.Batch{hist, exposed} {
+		if _, err := s.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prefix := "abgate:{exp:" + exp + "}"
+	var pre int64
+	for u := range users {
+		unit := storetest.Unit(u)
+		k := prefix + ":pre:" + hex.EncodeToString(unit[:])
+		n, err := c.MemoryUsage(ctx, k).Result()
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		pre += n
+	}
+	copies, err := c.MemoryUsage(ctx, prefix+":s1:z").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.MemoryUsage(ctx, prefix+":s1:first").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("per user: history key %d bytes, copy %d bytes (10 metrics), first-exposure period %d bytes", pre/users, copies/users, first/users)
+	if pre/users > 400 || copies/users > 300 || first/users > 100 {
+		t.Errorf("per user: history %d bytes, copy %d bytes", pre/users, copies/users)
+	}
+}
+
 // BenchmarkApply applies batches of 4096 distinct users × 8 request
 // metrics (the worst case: no merging) and reports the cost per user and
 // the Redis-side script time.
 func BenchmarkApply(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchmarkApply(b, false) })
+	b.Run("cuped", func(b *testing.B) { benchmarkApply(b, true) })
+}
+
+// benchmarkApply: with cuped, every batch also carries Covariates (the
+// history of each user is read and written, their copy made once).
+func benchmarkApply(b *testing.B, cuped bool) {
 	c := newClient(b)
 	s := redisstore.New(c)
 	ctx := context.Background()
 	exp := storetest.NewID("apply")
+	var cov *experiments.Covariates
+	if cuped {
+		cov = storetest.CovariatesFor(exp, 1, time.Hour)
+	}
 	metrics := []string{"requests", "latency_ms", "ttfb_ms", "error", "fallback", "prompt_tokens", "completion_tokens", "cost"}
 	const users = 4096
 	mk := func(round int) *experiments.Batch {
-		bt := &experiments.Batch{ID: storetest.BatchID(), Experiment: exp, Phase: 1}
+		bt := &experiments.Batch{ID: storetest.BatchID(), Experiment: exp, Phase: 1, Covariates: cov}
 		for u := 0; u < users; u++ {
 			for j, m := range metrics {
 				bt.Deltas = append(bt.Deltas, experiments.Delta{Variant: u % 2, Unit: storetest.Unit(round*users + u), Metric: m, Hour: 100, DX: float64(j*u%977) + 0.5, DY: 1})

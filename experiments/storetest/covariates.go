@@ -10,27 +10,339 @@ import (
 	"github.com/abgate/abgate/experiments"
 )
 
-// ExpectedCovariates recomputes a phase's statistics with CUPED's
-// covariate the slow, obvious way: each user's totals in the phase (obs),
-// and z = their total x of the same metric in the previous phase (prev:
-// the observations that phase had when the user first appeared, summed
-// over its variants), 0 for users new to the experiment.
-func ExpectedCovariates(obs, prev []Obs) map[experiments.VariantMetric]experiments.Summary {
-	type um struct {
-		u experiments.UnitKey
-		m string
+// covMetrics are the metrics of the covariate test: a Mean metric (z =
+// pre-exposure total), bounded Ratio metrics (z = pre-exposure ratio; a
+// rating's z without history is 1, its lower bound), a custom count and
+// a metric without a covariate (the judge's).
+var covMetrics = []string{experiments.MetricRequests, experiments.MetricError, experiments.MetricRating, "escalations", experiments.MetricJudgeScore}
+
+// CovariatesFor is the Covariates a recorder sends for the test's
+// experiment at salt phase phase.
+func CovariatesFor(exp string, phase int, ttl time.Duration) *experiments.Covariates {
+	return experiments.NewCovariates(&experiments.Experiment{ID: exp, CUPED: true, Phase: phase,
+		CUPEDHistoryTTL: experiments.Duration(ttl),
+		Metrics:         []experiments.Metric{{Name: "escalations", Kind: experiments.MetricCount}}})
+}
+
+// CovModel recomputes CUPED's covariate sums the slow, obvious way, batch
+// by batch (experiments.Covariates): each unit's history, the copy of it
+// taken at the unit's first applied observation in a salt phase (as it
+// stood before that batch), the salt phase of each period (its first
+// batch's), and each period's per-user totals with z from the copy.
+type CovModel struct {
+	hist   map[experiments.UnitKey]map[string][2]float64
+	copies map[int]map[experiments.UnitKey]map[string][2]float64
+	pin    map[int]int
+	seen   map[string]bool
+	c      map[int]*experiments.Covariates // per period
+	obs    map[int][]Obs                   // applied, per period
+	first  map[int]map[experiments.UnitKey]int
+}
+
+// NewCovModel returns an empty model.
+func NewCovModel() *CovModel {
+	return &CovModel{hist: map[experiments.UnitKey]map[string][2]float64{}, copies: map[int]map[experiments.UnitKey]map[string][2]float64{},
+		pin: map[int]int{}, seen: map[string]bool{}, c: map[int]*experiments.Covariates{}, obs: map[int][]Obs{},
+		first: map[int]map[experiments.UnitKey]int{}}
+}
+
+// Apply adds one batch: obs are its observations (EventID: applied once
+// per experiment), history its units' unanalysed observations.
+func (m *CovModel) Apply(period int, c *experiments.Covariates, obs, history []Obs) {
+	sp, ok := m.pin[period]
+	if !ok {
+		sp = c.SaltPhase
+		m.pin[period] = sp
+		m.c[period] = c
 	}
-	z := map[um]float64{}
-	for _, o := range prev {
-		z[um{o.Unit, o.Metric}] += o.X
+	if m.copies[sp] == nil {
+		m.copies[sp] = map[experiments.UnitKey]map[string][2]float64{}
+		m.first[sp] = map[experiments.UnitKey]int{}
 	}
-	out := Expected(obs)
+	var applied []Obs
+	for _, o := range obs {
+		if o.EventID != "" {
+			if m.seen[o.EventID] {
+				continue
+			}
+			m.seen[o.EventID] = true
+		}
+		if _, ok := m.copies[sp][o.Unit]; !ok {
+			cp := map[string][2]float64{}
+			for k, v := range m.hist[o.Unit] {
+				cp[k] = v
+			}
+			m.copies[sp][o.Unit] = cp
+			m.first[sp][o.Unit] = period
+		}
+		applied = append(applied, o)
+	}
+	m.obs[period] = append(m.obs[period], applied...)
+	for _, o := range append(applied, history...) {
+		if _, ok := c.Metrics[o.Metric]; !ok {
+			continue
+		}
+		if m.hist[o.Unit] == nil {
+			m.hist[o.Unit] = map[string][2]float64{}
+		}
+		t := m.hist[o.Unit][o.Metric]
+		m.hist[o.Unit][o.Metric] = [2]float64{t[0] + o.X, t[1] + o.Y}
+	}
+}
+
+// FirstExposures is each unit's period of first exposure in salt phase
+// sp.
+func (m *CovModel) FirstExposures(sp int) map[experiments.UnitKey]int { return m.first[sp] }
+
+// Forget drops every unit's history (it expired).
+func (m *CovModel) Forget() { clear(m.hist) }
+
+// Expected returns period's statistics with their covariate sums.
+func (m *CovModel) Expected(period int) map[experiments.VariantMetric]experiments.Summary {
 	type uk struct {
 		v int
 		u experiments.UnitKey
 		m string
 	}
-	tot := map[uk]float64{}
+	tot := map[uk][2]float64{}
+	for _, o := range m.obs[period] {
+		k := uk{o.Variant, o.Unit, o.Metric}
+		t := tot[k]
+		tot[k] = [2]float64{t[0] + o.X, t[1] + o.Y}
+	}
+	c, cp := m.c[period], m.copies[m.pin[period]]
+	out := map[experiments.VariantMetric]experiments.Summary{}
+	for k, t := range tot {
+		vm := experiments.VariantMetric{Variant: k.v, Metric: k.m}
+		s := out[vm]
+		x, y := t[0], t[1]
+		h := cp[k.u][k.m]
+		z := c.Z(k.m, h[0], h[1])
+		var r float64
+		if y != 0 {
+			r = x / y
+		}
+		s = s.Add(experiments.Summary{N: 1, SumX: x, SumX2: x * x, SumY: y, SumY2: y * y, SumXY: x * y, SumR: r, SumR2: r * r,
+			SumZ: z, SumZ2: z * z, SumXZ: x * z, SumYZ: y * z, SumRZ: r * z})
+		out[vm] = s
+	}
+	return out
+}
+
+// covBatches cuts obs (and history, into the last one) into batches of
+// about size observations with Covariates c, and feeds them to the model.
+func covBatches(m *CovModel, exp string, period int, c *experiments.Covariates, obs, history []Obs, size int) []*experiments.Batch {
+	var out []*experiments.Batch
+	for start := 0; start < len(obs); start += size {
+		end := min(start+size, len(obs))
+		b := ToBatches(exp, period, obs[start:end], size)[0]
+		b.Covariates = c
+		var h []Obs
+		if end == len(obs) {
+			h = history
+			for _, o := range history {
+				b.History = append(b.History, experiments.Delta{Unit: o.Unit, Metric: o.Metric, DX: o.X, DY: o.Y})
+			}
+		}
+		m.Apply(period, c, obs[start:end], h)
+		out = append(out, b)
+	}
+	return out
+}
+
+// testCovariates: the pre-exposure covariate across ramp steps and a
+// reshuffle. Period 1 (salt phase 1) sees units 0..99 unanalysed (their
+// history) and exposes 100..199; period 2, a sticky ramp step of the same
+// phase, exposes 0..49 as well: their z is their history before their
+// first exposure, the returning units keep the copy taken before period
+// 1. Period 3 (salt phase 2) reshuffles: every unit gets a new copy, now
+// holding what it did in periods 1 and 2. Late data of period 1 sent
+// with the new salt phase keeps period 1's. Some observations are feedback
+// events, one of them sent twice. Integer data, so every sum but those
+// of ratio covariates (z = x/y) is exact; those are compared at 1e-12.
+func testCovariates(t *testing.T, s experiments.Store, histExpire func(t *testing.T, s experiments.Store, exp string, ttl time.Duration)) {
+	r := rand.New(rand.NewPCG(11, 4))
+	exp := NewID("cuped")
+	ttl := 48 * time.Hour
+	h0 := experiments.HourOf(time.Now())
+	obs := func(n, lo, hi int, variant func(u int) int) []Obs {
+		out := make([]Obs, 0, n)
+		for range n {
+			u := lo + r.IntN(hi-lo)
+			if lo == -50 { // period 2: units 0..49 and 100..199
+				u = 50 + r.IntN(150)
+				if u < 100 {
+					u -= 50
+				}
+			}
+			m := covMetrics[r.IntN(len(covMetrics))]
+			x := float64(r.IntN(5))
+			switch m {
+			case experiments.MetricError:
+				x = float64(r.IntN(2))
+			case experiments.MetricRating:
+				x = float64(1 + r.IntN(5))
+			}
+			out = append(out, Obs{Variant: variant(u), Unit: Unit(u), Metric: m, Hour: h0 + experiments.Hour(r.IntN(2)), X: x, Y: 1})
+		}
+		return out
+	}
+	events := func(o []Obs, tag string) []Obs {
+		for i := range o {
+			if i%10 == 3 {
+				o[i].EventID = fmt.Sprint(tag, i)
+			}
+		}
+		return o
+	}
+	sticky := func(u int) int { return u % 2 }
+	m := NewCovModel()
+	c1 := CovariatesFor(exp, 1, ttl)
+
+	// Period 1: history of 0..99, exposure of 100..199.
+	p1 := events(obs(2000, 100, 200, sticky), "a")
+	p1 = append(p1, p1[13]) // a retried event
+	apply(t, s, covBatches(m, exp, 1, c1, p1, obs(1500, 0, 100, sticky), 600)...)
+
+	// Period 2: a ramp step, same salt phase; 0..49 are new, 50..99
+	// still unanalysed.
+	p2 := events(obs(3000, -50, 200, func(u int) int {
+		if u < 50 {
+			return 0
+		}
+		return sticky(u)
+	}), "b")
+	apply(t, s, covBatches(m, exp, 2, c1, p2[:1000], obs(500, 50, 100, sticky), 400)...)
+
+	// Period 3: salt phase 2, a new split; late data of period 1 arrives
+	// meanwhile, labelled with the new salt phase.
+	c2 := CovariatesFor(exp, 2, ttl)
+	p3 := events(obs(3000, 0, 200, func(u int) int { return (u / 3) % 2 }), "c")
+	apply(t, s, covBatches(m, exp, 3, c2, p3[:1500], nil, 500)...)
+	apply(t, s, covBatches(m, exp, 1, c2, obs(400, 100, 200, sticky), nil, 400)...)
+	apply(t, s, covBatches(m, exp, 2, c1, p2[1000:], nil, 700)...)
+	apply(t, s, covBatches(m, exp, 3, c2, p3[1500:], nil, 700)...)
+
+	for period := 1; period <= 3; period++ {
+		got := summaries(t, s, exp, period).Stats
+		want := m.Expected(period)
+		CompareApprox(t, got, want, 1e-12)
+		// Period 1 exposes units without history: z is 0, the rating's
+		// 1. Later, units 0..49 (variant 0) bring theirs.
+		for _, met := range covMetrics[:4] {
+			g := got[experiments.VariantMetric{Variant: 0, Metric: met}]
+			switch {
+			case period == 1 && met == experiments.MetricRating:
+				if g.SumZ != g.N || g.SumYZ != g.SumY {
+					t.Errorf("period 1, rating: z should be 1: %+v", g)
+				}
+			case period == 1:
+				if g.SumZ != 0 || g.SumXZ != 0 {
+					t.Errorf("period 1, %s: z should be 0: %+v", met, g)
+				}
+			case !(g.SumZ > 0 && g.SumZ2 > 0 && g.SumXZ > 0 && g.SumYZ > 0 && g.SumRZ > 0):
+				t.Errorf("period %d, %s: no covariate sums: %+v", period, met, g)
+			}
+		}
+		if g := got[experiments.VariantMetric{Variant: 1, Metric: experiments.MetricJudgeScore}]; g.SumZ != 0 || g.SumXZ != 0 {
+			t.Errorf("period %d: judge_score has no covariate, got %+v", period, g)
+		}
+		// The hourly changes add up to the cumulative sums.
+		hs, err := s.Hourly(context.Background(), exp, period, h0.Time(), (h0 + 2).Time())
+		if err != nil {
+			t.Fatalf("Hourly: %v", err)
+		}
+		sum := map[experiments.VariantMetric]experiments.Summary{}
+		for _, h := range hs {
+			for k, v := range h.Stats {
+				sum[k] = sum[k].Add(v)
+			}
+		}
+		CompareApprox(t, sum, want, 1e-12)
+	}
+	// Integer covariates (requests: z = a total) are exact.
+	for period := 1; period <= 3; period++ {
+		got, want := summaries(t, s, exp, period).Stats, m.Expected(period)
+		for v := range 2 {
+			vm := experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}
+			if i, ok := SummaryNear(got[vm], want[vm], 0); !ok {
+				t.Errorf("period %d %v: field %d not exact\n got  %+v\n want %+v", period, vm, i, got[vm], want[vm])
+			}
+		}
+	}
+
+	// Each unit's first-exposure period per salt phase (ExposureReader).
+	if er, ok := s.(experiments.ExposureReader); ok {
+		for sp := 1; sp <= 3; sp++ {
+			got, err := er.FirstExposures(context.Background(), exp, sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := m.FirstExposures(sp)
+			if sp < 3 && len(want) < 150 {
+				t.Fatalf("salt phase %d: the model has %d first exposures", sp, len(want))
+			}
+			if len(got) != len(want) {
+				t.Errorf("salt phase %d: %d first exposures, want %d", sp, len(got), len(want))
+			}
+			for u, p := range want {
+				if got[u] != p {
+					t.Errorf("salt phase %d, unit %x: first exposed in period %d, want %d", sp, u[:2], got[u], p)
+				}
+			}
+		}
+	}
+
+	// The history expires: after the TTL, units new to a salt phase get
+	// the z of a unit without history (a rating's lower bound, 1).
+	if histExpire == nil {
+		return
+	}
+	histExpire(t, s, exp, ttl)
+	m.Forget()
+	c3 := CovariatesFor(exp, 3, ttl)
+	p4 := obs(800, 0, 200, sticky)
+	apply(t, s, covBatches(m, exp, 4, c3, p4, nil, 400)...)
+	got, want := summaries(t, s, exp, 4).Stats, m.Expected(4)
+	CompareApprox(t, got, want, 1e-12)
+	rt := got[experiments.VariantMetric{Variant: 0, Metric: experiments.MetricRating}]
+	if rt.N == 0 || rt.SumZ != rt.N || rt.SumZ2 != rt.N {
+		t.Errorf("rating after the history expired: z should be 1 for everyone: %+v", rt)
+	}
+}
+
+// testCovariatesOff: batches without Covariates keep no covariate sums
+// and no history, and History entries are ignored.
+func testCovariatesOff(t *testing.T, s experiments.Store) {
+	exp := NewID("nocov")
+	h0 := experiments.HourOf(time.Now())
+	b := &experiments.Batch{ID: BatchID(), Experiment: exp, Phase: 1,
+		Deltas:  []experiments.Delta{{Variant: 0, Unit: Unit(1), Metric: experiments.MetricRequests, Hour: h0, DX: 3, DY: 3}},
+		History: []experiments.Delta{{Unit: Unit(2), Metric: experiments.MetricRequests, DX: 5, DY: 5}}}
+	apply(t, s, b)
+	// Unit 2 appears later with covariates: it has no history.
+	b2 := &experiments.Batch{ID: BatchID(), Experiment: exp, Phase: 2, Covariates: CovariatesFor(exp, 1, time.Hour),
+		Deltas: []experiments.Delta{{Variant: 0, Unit: Unit(2), Metric: experiments.MetricRequests, Hour: h0, DX: 1, DY: 1},
+			{Variant: 0, Unit: Unit(1), Metric: experiments.MetricRequests, Hour: h0, DX: 1, DY: 1}}}
+	apply(t, s, b2)
+	if g := summaries(t, s, exp, 1).Stats[experiments.VariantMetric{Metric: experiments.MetricRequests}]; g.SumZ != 0 || g.N != 1 {
+		t.Errorf("period 1 without covariates: %+v", g)
+	}
+	if g := summaries(t, s, exp, 2).Stats[experiments.VariantMetric{Metric: experiments.MetricRequests}]; g.SumZ != 0 || g.N != 2 {
+		t.Errorf("period 2: no history was kept before, want z = 0: %+v", g)
+	}
+}
+
+// ExpectedSegments returns period's segment statistics with their
+// covariate sums: as ExpectedSegments, each user's z for a segment of
+// metric m being their z for m (from their copy in the period's salt
+// phase). obs are all the period's observations with their segments.
+func (m *CovModel) ExpectedSegments(period int, obs []SegObs) map[experiments.SegmentKey]experiments.Summary {
+	type uk struct {
+		k experiments.SegmentKey
+		u experiments.UnitKey
+	}
+	tot := map[uk][2]float64{}
 	seen := map[string]bool{}
 	for _, o := range obs {
 		if o.EventID != "" {
@@ -39,102 +351,85 @@ func ExpectedCovariates(obs, prev []Obs) map[experiments.VariantMetric]experimen
 			}
 			seen[o.EventID] = true
 		}
-		tot[uk{o.Variant, o.Unit, o.Metric}] += o.X
+		for d := 0; d < int(o.Segments.N); d++ {
+			k := uk{experiments.SegmentKey{Variant: o.Variant, Metric: o.Metric, Dimension: d, Value: int(o.Segments.V[d])}, o.Unit}
+			t := tot[k]
+			tot[k] = [2]float64{t[0] + o.X, t[1] + o.Y}
+		}
 	}
-	for k, x := range tot {
-		vm := experiments.VariantMetric{Variant: k.v, Metric: k.m}
-		s := out[vm]
-		zz := z[um{k.u, k.m}]
-		s.SumZ += zz
-		s.SumZ2 += zz * zz
-		s.SumXZ += x * zz
-		out[vm] = s
+	c, cp := m.c[period], m.copies[m.pin[period]]
+	out := map[experiments.SegmentKey]experiments.Summary{}
+	for k, t := range tot {
+		h := cp[k.u][k.k.Metric]
+		z := c.Z(k.k.Metric, h[0], h[1])
+		out[k.k] = out[k.k].Add(experiments.SummaryDelta(true, 0, 0, t[0], t[1], z))
 	}
 	return out
 }
 
-// testCovariates: users in two periods. Phase 1 has no covariate; in
-// phase 2 (batches with Covariates) a returning user's z is their phase-1
-// total of the metric, fixed when they first appear in phase 2: late
-// phase-1 data arriving afterwards does not move it, but it counts for
-// users who appear later. One user had both variants in phase 1 (z sums
-// them). Some phase-2 observations are feedback events, one of them sent
-// twice. Integer data, so every sum is exact in both stores.
-func testCovariates(t *testing.T, s experiments.Store) {
-	r := rand.New(rand.NewPCG(11, 4))
-	exp := NewID("cuped")
+// testCovariateSegments: segment statistics get the covariate of the
+// metric they segment, and segment copies add nothing to the history.
+// Units 0..99 have history; period 2 exposes 0..199 with two dimensions,
+// one of them changing between a user's requests.
+func testCovariateSegments(t *testing.T, s experiments.Store) {
+	r := rand.New(rand.NewPCG(12, 5))
+	exp := NewID("cupedseg")
+	c := CovariatesFor(exp, 1, time.Hour)
 	h0 := experiments.HourOf(time.Now())
-	metrics := []string{experiments.MetricRequests, "escalations"}
-	obs := func(n, lo, hi int, variant func(u int) int, hours int) []Obs {
-		out := make([]Obs, 0, n)
-		for range n {
-			u := lo + r.IntN(hi-lo)
-			out = append(out, Obs{Variant: variant(u), Unit: Unit(u), Metric: metrics[r.IntN(len(metrics))],
-				Hour: h0 + experiments.Hour(r.IntN(hours)), X: float64(r.IntN(5)), Y: 1})
+	m := NewCovModel()
+	metrics := covMetrics[:3]
+	var hist []Obs
+	for range 600 {
+		u := r.IntN(100)
+		hist = append(hist, Obs{Unit: Unit(u), Metric: metrics[r.IntN(len(metrics))], X: float64(r.IntN(2)), Y: 1})
+	}
+	apply(t, s, covBatches(m, exp, 1, c, []Obs{{Variant: 0, Unit: Unit(500), Metric: metrics[0], Hour: h0, X: 1, Y: 1}}, hist, 10)...)
+	var obs []SegObs
+	for i := range 3000 {
+		u := r.IntN(200)
+		o := SegObs{Obs: Obs{Variant: u % 2, Unit: Unit(u), Metric: metrics[r.IntN(len(metrics))], Hour: h0, X: float64(1 + r.IntN(3)), Y: 1}}
+		if o.Metric == experiments.MetricError {
+			o.X = float64(r.IntN(2))
 		}
-		return out
-	}
-	p1 := obs(3000, 0, 200, func(u int) int { return u % 2 }, 1)
-	p1 = append(p1, Obs{Variant: 1, Unit: Unit(0), Metric: experiments.MetricRequests, Hour: h0, X: 7, Y: 1}) // user 0 in both variants
-	apply(t, s, ToBatches(exp, 1, p1, 700)...)
-
-	// Phase 2: users 100..299 (100..199 return), another split, two hours.
-	p2 := obs(4000, 100, 300, func(u int) int { return (u / 3) % 2 }, 2)
-	for i := range p2 {
-		if i%10 == 3 {
-			p2[i].EventID = fmt.Sprint("ev", i)
+		o.Segments.N = 2
+		o.Segments.V[0] = uint8(u % 3)
+		o.Segments.V[1] = uint8(r.IntN(2))
+		if i%9 == 4 {
+			o.EventID = fmt.Sprint("s", i)
 		}
+		obs = append(obs, o)
 	}
-	p2 = append(p2, p2[13]) // a retried event
-	p2 = append([]Obs{{Variant: 0, Unit: Unit(0), Metric: experiments.MetricRequests, Hour: h0, X: 2, Y: 1}}, p2...)
-	first := p2[:501]
-	bs := ToBatches(exp, 2, first, 501)
-	bs = append(bs, ToBatches(exp, 2, p2[501:], 900)...)
-	for _, b := range bs {
-		b.Covariates = true
-	}
-	apply(t, s, bs[0])
-
-	// Late phase-1 data for users already in phase 2 (ignored by their z)
-	// and for users not yet in it (counted).
-	inFirst := map[experiments.UnitKey]map[string]bool{}
-	for _, o := range first {
-		if inFirst[o.Unit] == nil {
-			inFirst[o.Unit] = map[string]bool{}
+	obs = append(obs, obs[4]) // a retried event
+	for start := 0; start < len(obs); start += 700 {
+		part := obs[start:min(start+700, len(obs))]
+		b := segBatches(exp, 2, part, len(part))[0]
+		b.Covariates = c
+		plain := make([]Obs, len(part))
+		for i, o := range part {
+			plain[i] = o.Obs
 		}
-		inFirst[o.Unit][o.Metric] = true
+		m.Apply(2, c, plain, nil)
+		apply(t, s, b)
 	}
-	late := obs(600, 100, 200, func(u int) int { return u % 2 }, 1)
-	apply(t, s, ToBatches(exp, 1, late, 300)...)
-	prev := append([]Obs(nil), p1...)
-	for _, o := range late {
-		if !inFirst[o.Unit][o.Metric] {
-			prev = append(prev, o)
+	snap := summaries(t, s, exp, 2)
+	CompareApprox(t, snap.Stats, m.Expected(2), 1e-12)
+	want := m.ExpectedSegments(2, obs)
+	for k, w := range want {
+		if i, ok := SummaryNear(snap.Segments[k], w, 1e-12); !ok {
+			t.Errorf("%v: field %d\n got  %+v\n want %+v", k, i, snap.Segments[k], w)
 		}
 	}
-	apply(t, s, bs[1:]...)
-
-	got := summaries(t, s, exp, 2).Stats
-	want := ExpectedCovariates(p2, prev)
-	CompareExact(t, got, want)
-	for _, m := range metrics {
-		if g := got[experiments.VariantMetric{Variant: 1, Metric: m}]; !(g.SumZ > 0 && g.SumZ2 > 0 && g.SumXZ > 0) {
-			t.Errorf("%s: no covariate sums: %+v", m, g)
-		}
+	if len(snap.Segments) != len(want) {
+		t.Errorf("%d segment statistics, want %d", len(snap.Segments), len(want))
 	}
-	// Phase 1 (no previous phase) keeps none.
-	CompareExact(t, summaries(t, s, exp, 1).Stats, Expected(append(p1, late...)))
-
-	// The hourly changes add up to the cumulative covariate sums too.
-	hs, err := s.Hourly(context.Background(), exp, 2, h0.Time(), (h0 + 2).Time())
-	if err != nil {
-		t.Fatalf("Hourly: %v", err)
+	k := experiments.SegmentKey{Variant: 0, Metric: experiments.MetricError, Dimension: 1, Value: 1}
+	if g := snap.Segments[k]; !(g.SumZ > 0 && g.SumRZ > 0 && g.SumYZ > 0) {
+		t.Errorf("%v: no covariate sums: %+v", k, g)
 	}
-	sum := map[experiments.VariantMetric]experiments.Summary{}
-	for _, h := range hs {
-		for k, v := range h.Stats {
-			sum[k] = sum[k].Add(v)
-		}
-	}
-	CompareExact(t, sum, want)
+	// The history holds the plain deltas only: a new salt phase copies
+	// it, and its z equals the model's (which never saw segment copies).
+	c2 := CovariatesFor(exp, 2, time.Hour)
+	late := []Obs{{Variant: 1, Unit: Unit(7), Metric: experiments.MetricRequests, Hour: h0, X: 1, Y: 1}, {Variant: 1, Unit: Unit(150), Metric: experiments.MetricError, Hour: h0, X: 0, Y: 1}}
+	apply(t, s, covBatches(m, exp, 3, c2, late, nil, 10)...)
+	CompareApprox(t, summaries(t, s, exp, 3).Stats, m.Expected(3), 1e-12)
 }

@@ -51,8 +51,10 @@ func ExpectedJoint(obs []Obs, pairs []experiments.JointPair) map[experiments.Joi
 
 // testJoint: the joint sums of a human and a judge metric stay exact
 // (to rounding) while users' totals of either change across batches,
-// chunks, duplicate events and metrics outside the pairs.
-func testJoint(t *testing.T, s experiments.Store) {
+// chunks, duplicate events and metrics outside the pairs; withCov also
+// asks for CUPED's covariates in the same batches (the apply script then
+// takes both argument blocks).
+func testJoint(t *testing.T, s experiments.Store, withCov bool) {
 	r := rand.New(rand.NewPCG(14, 5))
 	exp := NewID("joint")
 	h0 := experiments.HourOf(time.Now())
@@ -90,6 +92,9 @@ func testJoint(t *testing.T, s experiments.Store) {
 	bs := ToBatches(exp, 1, obs, 300)
 	for _, b := range bs {
 		b.Joint = pairs
+		if withCov {
+			b.Covariates = CovariatesFor(exp, 1, time.Hour)
+		}
 	}
 	apply(t, s, bs...)
 	apply(t, s, bs[0]) // a retry changes nothing
