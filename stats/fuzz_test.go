@@ -102,7 +102,7 @@ func FuzzNewFunctions(f *testing.F) {
 	f.Add(10.0, 20.0, 5.0, 0.0, 0.0, 0.0, 1.0, 5.0, 0.999, 0.1) // one arm empty
 	f.Add(math.NaN(), 1.0, math.Inf(1), 2.0, -1.0, 1e308, -1e308, 5.0, 1.5, math.NaN())
 	f.Fuzz(func(t *testing.T, n0, s0, q0, n1, s1, q1, lo, hi, share, theta float64) {
-		c, tr := Moments{n0, s0, q0}, Moments{n1, s1, q1}
+		c, tr := Moments{N: n0, Sum: s0, Sum2: q0}, Moments{N: n1, Sum: s1, Sum2: q1}
 		b := Bounds{lo, hi}
 		for _, side := range []Side{Greater, Less} {
 			for _, rel := range []bool{false, true} {
