@@ -163,3 +163,29 @@ func RatioCUPED(control, treatment Summary) CUPEDResult {
 	}
 	return cupedAdjust(arm(control), arm(treatment), Lift(RatioEstimate(control), RatioEstimate(treatment), false))
 }
+
+// BoundedPrior is what one arm's summary of a bounded metric fixes for a
+// later period's BoundedTest: the centre, the arm's per-user mean of the
+// analysed value u (x for a Mean metric, the user's own ratio r for a
+// Ratio metric), and the CUPED coefficient θ = Cov(u,z)/Var(z) of u on
+// its pre-exposure covariate within the arm, clamped to [0,1] (NaN
+// without covariate variation). Pass the control arm of a period that is
+// over: the numbers are then fixed before the next period's data, which
+// is all BoundedTestCUPED needs for validity. ok is false when the
+// summary cannot give a centre (no users, missing ratio sums, NaN).
+func BoundedPrior(s Summary, k Kind) (center, theta float64, ok bool) {
+	m, has := userMoments(s, k)
+	if !has || !m.ok() || !finite(m.SumZ) || !finite(m.SumZ2) || !finite(m.SumUZ) {
+		return math.NaN(), math.NaN(), false
+	}
+	center, theta = m.Sum/m.N, math.NaN()
+	if !finite(center) {
+		return math.NaN(), math.NaN(), false
+	}
+	if vz := sampleVar(m.N, m.SumZ, m.SumZ2); vz > 0 {
+		if th := sampleCov(m.N, m.Sum, m.SumZ, m.SumUZ) / vz; finite(th) {
+			theta = math.Max(0, math.Min(1, th))
+		}
+	}
+	return center, theta, true
+}
