@@ -56,7 +56,7 @@ func PeriodPrior(e *Experiment, snap Snapshot) map[string]MetricPrior {
 			continue
 		}
 		mp := MetricPrior{Center: c}
-		if m.CUPED && !math.IsNaN(th) {
+		if !math.IsNaN(th) { // the stores kept covariates
 			mp.Theta = &th
 		}
 		if out == nil {
@@ -90,7 +90,7 @@ func applyPrior(m *stats.Metric, prior map[string]MetricPrior) {
 	}
 	c := mp.Center
 	m.Center = &c
-	if m.CUPED && mp.Theta != nil && *mp.Theta >= 0 && *mp.Theta <= 1 {
+	if mp.Theta != nil && *mp.Theta >= 0 && *mp.Theta <= 1 { // used with m.CUPED
 		th := *mp.Theta
 		m.CUPEDTheta = &th
 	}
