@@ -341,3 +341,128 @@ func TestSimCUPEDSpeed(t *testing.T) {
 	}
 	t.Log("\n" + b.String())
 }
+
+// TestSimRatioCUPEDAA (issue 11): CUPED on an unbounded Ratio metric
+// (uncapped mean latency per request, the asymptotic one-sided
+// confidence sequence with RatioCUPED) as the primary, through PolicyAt
+// and Decide: A/A false promotions under continuous monitoring (a look
+// every 200 users per arm up to 10 000 per arm) ≤ α + 3 SE, and power
+// against a 5% latency cut, with and without CUPED. Each user has a
+// persistent speed factor (log-normal, σ 0.8) times log-normal request
+// latencies (σ 0.6); z is the user's mean latency in an earlier period with
+// probability 0.8, else 0 (a new user). Error guardrail as in
+// TestSimCUPEDSpeed.
+func TestSimRatioCUPEDAA(t *testing.T) {
+	const (
+		runs = 400
+		maxN = 10000
+	)
+	pois := func(r *rand.Rand, l float64) int {
+		k, p, L := 0, 1.0, math.Exp(-l)
+		for {
+			p *= r.Float64()
+			if p <= L {
+				return k
+			}
+			k++
+		}
+	}
+	e := experiments.Experiment{ID: "sim", Primary: experiments.MetricLatencyMS,
+		Variants: []experiments.Variant{{Name: "base"}, {Name: "cand"}},
+		Rollout: &experiments.Rollout{Alpha: 0.05, MinUsers: 100,
+			Guardrails: []experiments.Guardrail{{Metric: experiments.MetricError, Margin: 0.02}}, Steps: []experiments.RampStep{{Percent: 50}}}}
+	alloc := e.AllocationFor(experiments.State{Status: experiments.StatusRunning, Step: 0})
+	base := e.PolicyAt(0, 1, experiments.Prior{})
+	if base.Primary.Bounds != nil || base.Primary.Kind != stats.Ratio {
+		t.Fatalf("latency without a cap should be an unbounded Ratio metric: %+v", base.Primary)
+	}
+	pols := []stats.Policy{base, withCUPED(base)}
+	names := []string{"one-sided CS, no CUPED", "one-sided CS + RatioCUPED"}
+	simulate := func(effect float64, seed uint64) (promote [2]int, users [2]float64, removed float64) {
+		var looks float64
+		for run := range runs {
+			r := rand.New(rand.NewPCG(seed, uint64(run)))
+			snap := newSimSnap()
+			n := [2]float64{}
+			at := [2]float64{math.Inf(1), math.Inf(1)}
+			next := 200.0
+			for math.Min(n[0], n[1]) < maxN && (math.IsInf(at[0], 1) || math.IsInf(at[1], 1)) {
+				v := 0
+				if r.Float64() < 0.5 {
+					v = 1
+				}
+				speed := math.Exp(0.8 * r.NormFloat64())
+				lat := func(k int) (float64, float64) {
+					x := 0.0
+					for range k {
+						x += 300 * speed * math.Exp(0.6*r.NormFloat64())
+					}
+					return x, float64(k)
+				}
+				z := 0.0
+				if r.Float64() < 0.8 {
+					zx, zy := lat(1 + pois(r, 2))
+					z = zx / zy
+				}
+				x, y := lat(1 + pois(r, 2))
+				if v == 1 {
+					x *= 1 - effect
+				}
+				n[v]++
+				snap.add(v, experiments.MetricRequests, y, y, 0)
+				snap.add(v, experiments.MetricLatencyMS, x, y, z)
+				snap.add(v, experiments.MetricError, 0, y, 0)
+				if math.Min(n[0], n[1]) < next {
+					continue
+				}
+				next += 200
+				for k, p := range pols {
+					if !math.IsInf(at[k], 1) {
+						continue
+					}
+					d := stats.Decide(experiments.RolloutInput(&e, snap.Snapshot, alloc, p), p)
+					if k == 1 && len(d.Variants) > 0 {
+						for _, m := range d.Variants[0].Metrics {
+							if m.Role == "primary" && m.VarianceRemoved != nil {
+								removed += *m.VarianceRemoved
+								looks++
+							}
+						}
+					}
+					if d.Verdict == stats.Promote {
+						at[k] = (n[0] + n[1]) / 2
+					}
+				}
+			}
+			for k := range at {
+				if !math.IsInf(at[k], 1) {
+					promote[k]++
+					users[k] += at[k]
+				} else {
+					users[k] += maxN
+				}
+			}
+		}
+		return promote, users, removed / math.Max(looks, 1)
+	}
+	aaP, _, aaRemoved := simulate(0, 21)
+	pwP, pwU, pwRemoved := simulate(0.05, 22)
+	se := math.Sqrt(0.05 * 0.95 / runs)
+	var b strings.Builder
+	fmt.Fprintf(&b, "uncapped latency (Ratio, asymptotic), 50/50, look every 200 users/arm to 10 000/arm, %d runs each (MC SE at 5%%: %.4f)\n", runs, se)
+	fmt.Fprintf(&b, "| policy | A/A false promote | power, −5%% latency | mean users/arm at decision | mean variance removed (A/A, A/B) |\n|---|---|---|---|---|\n")
+	for k := range pols {
+		vr := ""
+		if k == 1 {
+			vr = fmt.Sprintf("%.3f, %.3f", aaRemoved, pwRemoved)
+		}
+		fmt.Fprintf(&b, "| %s | %.4f | %.3f | %.0f | %s |\n", names[k], float64(aaP[k])/runs, float64(pwP[k])/runs, pwU[k]/runs, vr)
+		if fp := float64(aaP[k]) / runs; fp > 0.05+3*se {
+			t.Errorf("%s: A/A false promote %.4f > α + 3 SE", names[k], fp)
+		}
+	}
+	if pwP[1] <= pwP[0] {
+		t.Errorf("RatioCUPED power %d/%d not above the plain %d/%d", pwP[1], runs, pwP[0], runs)
+	}
+	t.Log("\n" + b.String())
+}
