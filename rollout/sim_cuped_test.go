@@ -211,7 +211,8 @@ func TestSimCUPEDAtMargin(t *testing.T) {
 // TestSimCUPEDSpeed (issue 11 item 8, through the controller's path):
 // the primary call at the last step (50/50, full decision), thumbs 10% in
 // the control, +10% relative (11%) in the candidate, a look every 100
-// users per arm up to 20 000 per arm, α = 0.05 (step test 1: 0.9α), an
+// users per arm up to 20 000 per arm (rollout.max_users, so N* = 40 000),
+// α = 0.05 (step test 1: 0.9α), an
 // error guardrail (margin 2 points, no errors); the covariate is the
 // user's own control outcome with probability 1/2, else an independent
 // draw (corr 0.5). The previous period (the ramp step before, 5 000
@@ -232,7 +233,7 @@ func TestSimCUPEDSpeed(t *testing.T) {
 	simulate := func(p1 float64, nRuns int, seed uint64) []cell {
 		e := experiments.Experiment{ID: "sim", Primary: experiments.MetricThumbs,
 			Variants: []experiments.Variant{{Name: "base"}, {Name: "cand"}},
-			Rollout: &experiments.Rollout{Alpha: 0.05, MinUsers: 100,
+			Rollout: &experiments.Rollout{Alpha: 0.05, MinUsers: 100, MaxUsers: maxN, // N* = 2·MaxUsers
 				Guardrails: []experiments.Guardrail{{Metric: experiments.MetricError, Margin: 0.02}}, Steps: []experiments.RampStep{{Percent: 50}}}}
 		alloc := e.AllocationFor(experiments.State{Status: experiments.StatusRunning, Step: 0})
 		gen := func(r *rand.Rand, cand bool) (float64, float64) {

@@ -144,7 +144,7 @@ func BoundedTest(control, treatment Moments, b Bounds, share float64, null Bound
 	checkAlpha(alpha)
 	control.SumZ, control.SumZ2, control.SumUZ = 0, 0, 0
 	treatment.SumZ, treatment.SumZ2, treatment.SumUZ = 0, 0, 0
-	return boundedResult(boundedLogE(control, treatment, b, share, null, center, []float64{0}), alpha)
+	return boundedResult(boundedLogE(control, treatment, b, share, null, center, []float64{0}, 0), alpha)
 }
 
 // BoundedTestCUPED is BoundedTest with CUPED: each user is centred at
@@ -168,13 +168,13 @@ func BoundedTest(control, treatment Moments, b Bounds, share float64, null Bound
 // of e-processes, hence an e-process, at a cost of log 2 ≈ 0.69 nats of
 // threshold. Degenerate input, including covariate sums outside the
 // bounds of z, gives Valid = false. It panics when alpha ∉ (0,1).
-func BoundedTestCUPED(control, treatment Moments, b Bounds, share float64, null BoundedNull, center, theta, alpha float64) BoundedResult {
+func BoundedTestCUPED(control, treatment Moments, b Bounds, share float64, null BoundedNull, center, theta, nStar, alpha float64) BoundedResult {
 	checkAlpha(alpha)
 	thetas := boundedThetas
 	if finite(theta) {
 		thetas = []float64{math.Max(0, math.Min(1, theta))}
 	}
-	return boundedResult(boundedLogE(control, treatment, b, share, null, center, thetas), alpha)
+	return boundedResult(boundedLogE(control, treatment, b, share, null, center, thetas, nStar), alpha)
 }
 
 // boundedResult turns a log e-value (NaN: degenerate) into the result.
@@ -193,7 +193,7 @@ func boundedResult(logE, alpha float64) BoundedResult {
 // boundedLogE is the log e-value of BoundedTest(CUPED), averaged over
 // the centres, the CUPED coefficients thetas and the bets; NaN for
 // degenerate input.
-func boundedLogE(control, treatment Moments, b Bounds, share float64, null BoundedNull, center float64, thetas []float64) float64 {
+func boundedLogE(control, treatment Moments, b Bounds, share float64, null BoundedNull, center float64, thetas []float64, nStar float64) float64 {
 	bad := math.NaN()
 	if !control.ok() || !treatment.ok() || !b.ok() || !(share > 0 && share < 1) || !finite(null.Theta0) ||
 		(null.Side != Greater && null.Side != Less) || len(thetas) == 0 || len(thetas) > len(boundedThetas) {
@@ -245,8 +245,9 @@ func boundedLogE(control, treatment Moments, b Bounds, share float64, null Bound
 	}
 	// log of the average of exp(le) over the grid, by the max trick (one
 	// exp per term, one log in all).
-	var les [16 * 2 * 24]float64 // centres × thetas × bets, on the stack
+	var les, wts [16 * 2 * 24]float64 // centres × thetas × bets, on the stack
 	k := 0
+	tuned := nStar > 0 && finite(nStar) && len(centers) == 1
 	mx := math.Inf(-1)
 	for _, m := range centers {
 		for _, th := range thetas {
@@ -269,9 +270,10 @@ func boundedLogE(control, treatment Moments, b Bounds, share float64, null Bound
 			if !(c > 1e-12) {
 				c = 1e-12
 			}
+			w := betWeights(c, pi, m, nStar, tuned)
 			for i, l := range boundedLambdas {
 				le := l*S/c - boundedPsi[i]*V/(c*c)
-				les[k] = le
+				les[k], wts[k] = le, w[i]
 				k++
 				if le > mx || math.IsNaN(le) {
 					mx = le
@@ -282,15 +284,61 @@ func boundedLogE(control, treatment Moments, b Bounds, share float64, null Bound
 	logE := mx
 	if finite(mx) {
 		sum := 0.0
-		for _, le := range les[:k] {
-			sum += math.Exp(le - mx)
+		for i, le := range les[:k] {
+			sum += wts[i] * math.Exp(le-mx)
 		}
-		logE = mx + math.Log(sum/float64(k))
+		logE = mx + math.Log(sum/float64(k/len(boundedLambdas)))
 	}
 	if math.IsInf(logE, 1) {
 		return bad
 	}
 	return logE
+}
+
+// uniformBets are equal weights on boundedLambdas.
+var uniformBets = func() []float64 {
+	w := make([]float64, len(boundedLambdas))
+	for i := range w {
+		w[i] = 1 / float64(len(w))
+	}
+	return w
+}()
+
+// betPlanEvidence is the log evidence the tuned bet weights aim at: the
+// rejection threshold log(1/α) at α ≈ 0.05.
+const betPlanEvidence = 3.0
+
+// betWeights are the weights of the bets boundedLambdas (summing to 1):
+// equal, or, when tuned (a centre fixed before the data and the planned
+// users nStar), a discretised normal in log₂ λ with SD 1.5 (a factor 2.8)
+// around the bet that is best for an effect just at the threshold at
+// nStar users: λ = c·√(2L/V) with L = betPlanEvidence and V = nStar ·
+// π(1−π)·m(1−m) the expected Σ D_i² when the values (on [0,1]) have mean
+// m, whose variance is at most m(1−m) (Bhatia and Davis 2000, "A better
+// bound on the variance", Amer. Math. Monthly 107(4)). Everything it
+// uses is fixed before the period's data, so the weighted average of the
+// supermartingales is still one; the weights only decide which bets the
+// evidence is spent on.
+func betWeights(c, pi, m, nStar float64, tuned bool) []float64 {
+	v := nStar * pi * (1 - pi) * m * (1 - m)
+	if !tuned || !(v > 0) || !finite(v) {
+		return uniformBets
+	}
+	l0 := math.Log2(c * math.Sqrt(2*betPlanEvidence/v))
+	w := make([]float64, len(boundedLambdas))
+	sum := 0.0
+	for i, l := range boundedLambdas {
+		d := (math.Log2(l) - l0) / 1.5
+		w[i] = math.Exp(-d * d / 2)
+		sum += w[i]
+	}
+	if !(sum > 0) || !finite(sum) {
+		return uniformBets
+	}
+	for i := range w {
+		w[i] /= sum
+	}
+	return w
 }
 
 // logAddExp is log(eˣ + eʸ).
@@ -315,27 +363,27 @@ func logAddExp(x, y float64) float64 {
 func BoundedBound(control, treatment Moments, b Bounds, share float64, relative bool, side Side, center, alpha float64) float64 {
 	control.SumZ, control.SumZ2, control.SumUZ = 0, 0, 0
 	treatment.SumZ, treatment.SumZ2, treatment.SumUZ = 0, 0, 0
-	return boundedBound(control, treatment, b, share, relative, side, center, []float64{0}, alpha)
+	return boundedBound(control, treatment, b, share, relative, side, center, []float64{0}, 0, alpha)
 }
 
 // BoundedBoundCUPED is BoundedBound for BoundedTestCUPED (theta NaN:
 // the mixture over boundedThetas).
-func BoundedBoundCUPED(control, treatment Moments, b Bounds, share float64, relative bool, side Side, center, theta, alpha float64) float64 {
+func BoundedBoundCUPED(control, treatment Moments, b Bounds, share float64, relative bool, side Side, center, theta, nStar, alpha float64) float64 {
 	thetas := boundedThetas
 	if finite(theta) {
 		thetas = []float64{math.Max(0, math.Min(1, theta))}
 	}
-	return boundedBound(control, treatment, b, share, relative, side, center, thetas, alpha)
+	return boundedBound(control, treatment, b, share, relative, side, center, thetas, nStar, alpha)
 }
 
-func boundedBound(control, treatment Moments, b Bounds, share float64, relative bool, side Side, center float64, thetas []float64, alpha float64) float64 {
+func boundedBound(control, treatment Moments, b Bounds, share float64, relative bool, side Side, center float64, thetas []float64, nStar, alpha float64) float64 {
 	checkAlpha(alpha)
 	none := math.Inf(-int(side))
 	if !control.ok() || !treatment.ok() || !b.ok() || (relative && b.Lo < 0) || (side != Greater && side != Less) {
 		return none
 	}
 	rej := func(theta0 float64) bool {
-		le := boundedLogE(control, treatment, b, share, BoundedNull{Theta0: theta0, Relative: relative, Side: side}, center, thetas)
+		le := boundedLogE(control, treatment, b, share, BoundedNull{Theta0: theta0, Relative: relative, Side: side}, center, thetas, nStar)
 		return boundedResult(le, alpha).Reject
 	}
 	// The estimate: a null at it is never rejected (S ≈ 0).

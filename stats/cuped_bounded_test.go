@@ -197,17 +197,17 @@ func TestBoundedCUPEDFromSums(t *testing.T) {
 		{Theta0: -0.2, Side: Greater}, {Theta0: 0.3, Side: Less}, {Theta0: -0.1, Relative: true, Side: Greater}, {Theta0: 0.1, Relative: true, Side: Less},
 	} {
 		for _, th := range []float64{0, 0.3, 1} {
-			got := BoundedTestCUPED(mom[0], mom[1], b, 0.3, null, 2.6, th, 0.05)
+			got := BoundedTestCUPED(mom[0], mom[1], b, 0.3, null, 2.6, th, 0, 0.05)
 			want := boundedCUPEDDirect(us, zs, arm, b, 0.3, null, 2.6, th)
 			near(t, "logE", got.LogE, want, 1e-9*math.Max(1, math.Abs(want)))
 		}
 		// The mixture over θ ∈ {0, 1/2}.
-		got := BoundedTestCUPED(mom[0], mom[1], b, 0.3, null, 2.6, math.NaN(), 0.05)
+		got := BoundedTestCUPED(mom[0], mom[1], b, 0.3, null, 2.6, math.NaN(), 0, 0.05)
 		want := logAddExp(boundedCUPEDDirect(us, zs, arm, b, 0.3, null, 2.6, 0), boundedCUPEDDirect(us, zs, arm, b, 0.3, null, 2.6, 0.5)) - math.Log(2)
 		near(t, "mixture logE", got.LogE, want, 1e-9*math.Max(1, math.Abs(want)))
 		// θ = 0 ignores the covariate: BoundedTest.
 		plain := BoundedTest(mom[0], mom[1], b, 0.3, null, 2.6, 0.05)
-		near(t, "θ=0", BoundedTestCUPED(mom[0], mom[1], b, 0.3, null, 2.6, 0, 0.05).LogE, plain.LogE, 1e-12*math.Max(1, math.Abs(plain.LogE)))
+		near(t, "θ=0", BoundedTestCUPED(mom[0], mom[1], b, 0.3, null, 2.6, 0, 0, 0.05).LogE, plain.LogE, 1e-12*math.Max(1, math.Abs(plain.LogE)))
 	}
 	// A strongly predictive covariate gives more evidence against a false
 	// null: a candidate clearly better on a [0,1] value.
@@ -223,11 +223,11 @@ func TestBoundedCUPEDFromSums(t *testing.T) {
 	u01 := Bounds{Lo: 0, Hi: 1}
 	null := BoundedNull{Side: Greater}
 	plain := BoundedTest(m2[0], m2[1], u01, 0.5, null, 0.5, 0.05)
-	cu := BoundedTestCUPED(m2[0], m2[1], u01, 0.5, null, 0.5, 1, 0.05)
+	cu := BoundedTestCUPED(m2[0], m2[1], u01, 0.5, null, 0.5, 1, 0, 0.05)
 	if !(cu.LogE > plain.LogE+5) || !cu.Reject {
 		t.Errorf("CUPED logE %.2f, plain %.2f: want far more evidence with z explaining most of u", cu.LogE, plain.LogE)
 	}
-	lo := BoundedBoundCUPED(m2[0], m2[1], u01, 0.5, false, Greater, 0.5, 1, 0.025)
+	lo := BoundedBoundCUPED(m2[0], m2[1], u01, 0.5, false, Greater, 0.5, 1, 0, 0.025)
 	loPlain := BoundedBound(m2[0], m2[1], u01, 0.5, false, Greater, 0.5, 0.025)
 	if !(lo > loPlain) || !(lo < 0.04) {
 		t.Errorf("CUPED lower bound %.4f, plain %.4f: want tighter and below the truth 0.04", lo, loPlain)
@@ -236,7 +236,7 @@ func TestBoundedCUPEDFromSums(t *testing.T) {
 	bad := mom[0]
 	bad.SumZ = 6 * bad.N
 	for name, c := range map[string][2]Moments{"z out of range": {bad, mom[1]}, "NaN": {{N: 3, Sum: 1, Sum2: 1, SumUZ: math.NaN()}, mom[1]}, "empty": {{}, mom[1]}} {
-		if r := BoundedTestCUPED(c[0], c[1], b, 0.3, BoundedNull{Side: Greater}, 2.6, math.NaN(), 0.05); r.Valid || r.PValue != 1 {
+		if r := BoundedTestCUPED(c[0], c[1], b, 0.3, BoundedNull{Side: Greater}, 2.6, math.NaN(), 0, 0.05); r.Valid || r.PValue != 1 {
 			t.Errorf("%s: %+v", name, r)
 		}
 	}
@@ -275,9 +275,9 @@ func TestDecideBoundedCUPED(t *testing.T) {
 			p := Policy{Primary: Metric{Name: "m", Kind: k, Bounds: b, CUPED: true, Center: &center, CUPEDTheta: th}, MinUsers: 10}
 			m := Decide(in, p).Variants[0].Metrics[0]
 			mm := moms(k)
-			want := BoundedTestCUPED(mm[0], mm[1], *b, 0.5, BoundedNull{Side: Greater}, center, math.NaN(), 0.05)
+			want := BoundedTestCUPED(mm[0], mm[1], *b, 0.5, BoundedNull{Side: Greater}, center, math.NaN(), DefaultNStar, 0.05)
 			if th != nil {
-				want = BoundedTestCUPED(mm[0], mm[1], *b, 0.5, BoundedNull{Side: Greater}, center, theta, 0.05)
+				want = BoundedTestCUPED(mm[0], mm[1], *b, 0.5, BoundedNull{Side: Greater}, center, theta, DefaultNStar, 0.05)
 			}
 			if m.LogE == nil || math.Abs(*m.LogE-want.LogE) > 1e-12 {
 				t.Errorf("%s θ %v: LogE %v, want %v", k, th, m.LogE, want.LogE)
@@ -288,5 +288,55 @@ func TestDecideBoundedCUPED(t *testing.T) {
 				t.Errorf("%s: fitted θ %v, want %v", k, m.CUPEDTheta, cu.Theta)
 			}
 		}
+	}
+}
+
+// TestBetWeights: the bet weights sum to 1, are equal without a centre or
+// a plan, and peak at the bet best for an effect at the threshold at N*;
+// a test with them gains evidence over equal weights at the planned size.
+func TestBetWeights(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		c, pi, m, nStar float64
+		tuned           bool
+	}{{0.45, 0.5, 0.1, 40000, true}, {0.45, 0.5, 0.1, 40000, false}, {0.45, 0.5, 0, 40000, true}, {0.45, 0.5, 0.1, math.NaN(), true}, {0.95, 0.05, 0.004, 1e9, true}} {
+		w := betWeights(tc.c, tc.pi, tc.m, tc.nStar, tc.tuned)
+		sum := 0.0
+		for _, x := range w {
+			if !(x >= 0) {
+				t.Fatalf("%+v: weight %g", tc, x)
+			}
+			sum += x
+		}
+		near(t, "Σw", sum, 1, 1e-12)
+		uniform := w[0] == w[len(w)-1]
+		if want := !(tc.tuned && tc.m > 0 && tc.nStar > 0); uniform != want {
+			t.Errorf("%+v: uniform %v, want %v", tc, uniform, want)
+		}
+	}
+	w := betWeights(0.45, 0.5, 0.1, 40000, true)
+	l0 := 0.45 * math.Sqrt(2*betPlanEvidence/(40000*0.25*0.09))
+	best := 0
+	for i := range w {
+		if w[i] > w[best] {
+			best = i
+		}
+	}
+	if r := boundedLambdas[best] / l0; r < 1/math.Sqrt2 || r > math.Sqrt2 {
+		t.Errorf("heaviest bet %g, planned %g", boundedLambdas[best], l0)
+	}
+	// 20 000 per arm, 10% against 11%: the tuned weights (N* = 40 000)
+	// find more evidence than equal ones.
+	c := Moments{N: 20000, Sum: 2000, Sum2: 2000}
+	tr := Moments{N: 20000, Sum: 2200, Sum2: 2200}
+	null := BoundedNull{Side: Greater}
+	eq := BoundedTest(c, tr, Bounds{0, 1}, 0.5, null, 0.1, 0.05)
+	tu := BoundedTestCUPED(c, tr, Bounds{0, 1}, 0.5, null, 0.1, 0, 40000, 0.05)
+	if !(tu.LogE > eq.LogE+0.5) {
+		t.Errorf("tuned logE %.3f, equal weights %.3f", tu.LogE, eq.LogE)
+	}
+	// No centre: the nine-centre mixture keeps equal weights.
+	if a, b := BoundedTestCUPED(c, tr, Bounds{0, 1}, 0.5, null, math.NaN(), 0, 40000, 0.05), BoundedTest(c, tr, Bounds{0, 1}, 0.5, null, math.NaN(), 0.05); a.LogE != b.LogE {
+		t.Errorf("without a centre: %g ≠ %g", a.LogE, b.LogE)
 	}
 }

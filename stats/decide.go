@@ -617,7 +617,7 @@ func evalMetric(in Input, m Metric, j int, role string, margin, alpha float64, e
 		return mr, ReasonMissingMetric
 	}
 	if m.Bounds != nil && ec.method != GroupSequentialMethod {
-		return evalBounded(ss[0], ss[j], m, role, margin, alpha, ec.shareOf(j), ec.minEvents, mr)
+		return evalBounded(ss[0], ss[j], m, role, margin, alpha, ec.shareOf(j), ec.minEvents, ec.nStar, mr)
 	}
 	c, t := m.Kind.Estimate(ss[0]), m.Kind.Estimate(ss[j])
 	mr.Control, mr.Treatment = fp(c.Value), fp(t.Value)
@@ -763,7 +763,7 @@ func userMoments(s Summary, k Kind) (m Moments, ok bool) {
 // nonasymptotic BoundedTest: each call one-sided at alpha, the displayed
 // interval the two one-sided bounds at alpha/2 (a two-sided 1−alpha
 // confidence sequence).
-func evalBounded(cs, ts Summary, m Metric, role string, margin, alpha, share, minEvents float64, mr MetricResult) (MetricResult, ReasonCode) {
+func evalBounded(cs, ts Summary, m Metric, role string, margin, alpha, share, minEvents, nStar float64, mr MetricResult) (MetricResult, ReasonCode) {
 	mr.Method = "bounded"
 	b := *m.Bounds
 	c, okc := userMoments(cs, m.Kind)
@@ -799,18 +799,19 @@ func evalBounded(cs, ts Summary, m Metric, role string, margin, alpha, share, mi
 	if role == "guardrail" {
 		theta0 = -s * margin
 	}
+	// Without CUPED: θ = 0 and no covariate, which is BoundedTest. The
+	// bets are tuned to the policy's N* when a centre is given.
+	tc, tt := c, t
+	if !m.CUPED {
+		cuTheta = 0
+		tc.SumZ, tc.SumZ2, tc.SumUZ, tt.SumZ, tt.SumZ2, tt.SumUZ = 0, 0, 0, 0, 0, 0
+	}
 	test := func(side Side) BoundedResult {
 		null := BoundedNull{Theta0: theta0, Relative: m.Relative, Side: side}
-		if m.CUPED {
-			return BoundedTestCUPED(c, t, b, share, null, center, cuTheta, alpha)
-		}
-		return BoundedTest(c, t, b, share, null, center, alpha)
+		return BoundedTestCUPED(tc, tt, b, share, null, center, cuTheta, nStar, alpha)
 	}
 	bound := func(side Side) float64 {
-		if m.CUPED {
-			return BoundedBoundCUPED(c, t, b, share, m.Relative, side, center, cuTheta, alpha/2)
-		}
-		return BoundedBound(c, t, b, share, m.Relative, side, center, alpha/2)
+		return BoundedBoundCUPED(tc, tt, b, share, m.Relative, side, center, cuTheta, nStar, alpha/2)
 	}
 	if m.CUPED {
 		// The coefficient fitted on this period's data (the next

@@ -169,12 +169,12 @@ func FuzzCUPEDCovariates(f *testing.F) {
 		for _, side := range []Side{Greater, Less} {
 			for _, rel := range []bool{false, true} {
 				for _, center := range []float64{math.NaN(), (lo + hi) / 2} {
-					r := BoundedTestCUPED(c, tr, b, share, BoundedNull{Theta0: theta0, Relative: rel, Side: side}, center, theta, 0.05)
+					r := BoundedTestCUPED(c, tr, b, share, BoundedNull{Theta0: theta0, Relative: rel, Side: side}, center, theta, 0, 0.05)
 					if math.IsNaN(r.LogE) || math.IsInf(r.LogE, 0) || !(r.PValue >= 0 && r.PValue <= 1) || (r.Reject && !r.Valid) {
 						t.Fatalf("BoundedTestCUPED %+v %+v %+v: %+v", c, tr, b, r)
 					}
 				}
-				if bd := BoundedBoundCUPED(c, tr, b, share, rel, side, (lo+hi)/2, theta, 0.05); math.IsNaN(bd) {
+				if bd := BoundedBoundCUPED(c, tr, b, share, rel, side, (lo+hi)/2, theta, 0, 0.05); math.IsNaN(bd) {
 					t.Fatalf("BoundedBoundCUPED NaN")
 				}
 			}
