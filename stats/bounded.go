@@ -162,11 +162,12 @@ func BoundedTest(control, treatment Moments, b Bounds, share float64, null Bound
 // only shrinks V_t, by the share of u's variance z explains. The lower
 // bound c covers every m_i the bounds of z allow.
 //
-// theta is a θ fixed before the period (e.g. the pooled within-arm
+// theta is a θ fixed before the period (e.g. the within-control
 // regression coefficient of u on z fitted on the previous period,
 // clamped to [0,1]); NaN mixes over boundedThetas {0, 1/2}, an average
 // of e-processes, hence an e-process, at a cost of log 2 ≈ 0.69 nats of
-// threshold. Degenerate input, including covariate sums outside the
+// threshold. nStar > 0 with a centre weights the bets around the plan
+// (betWeights); 0 keeps them equal. Degenerate input, including covariate sums outside the
 // bounds of z, gives Valid = false. It panics when alpha ∉ (0,1).
 func BoundedTestCUPED(control, treatment Moments, b Bounds, share float64, null BoundedNull, center, theta, nStar, alpha float64) BoundedResult {
 	checkAlpha(alpha)
@@ -367,7 +368,7 @@ func BoundedBound(control, treatment Moments, b Bounds, share float64, relative 
 }
 
 // BoundedBoundCUPED is BoundedBound for BoundedTestCUPED (theta NaN:
-// the mixture over boundedThetas).
+// the mixture over boundedThetas; nStar as there).
 func BoundedBoundCUPED(control, treatment Moments, b Bounds, share float64, relative bool, side Side, center, theta, nStar, alpha float64) float64 {
 	thetas := boundedThetas
 	if finite(theta) {
