@@ -285,10 +285,18 @@ func boundedLogE(control, treatment Moments, b Bounds, share float64, null Bound
 	logE := mx
 	if finite(mx) {
 		sum := 0.0
-		for i, le := range les[:k] {
-			sum += wts[i] * math.Exp(le-mx)
+		if tuned {
+			for i, le := range les[:k] {
+				sum += wts[i] * math.Exp(le-mx)
+			}
+			logE = mx + math.Log(sum/float64(k/len(boundedLambdas)))
+		} else {
+			// Equal weights, summed as 1/k·Σ (bit for bit as before).
+			for _, le := range les[:k] {
+				sum += math.Exp(le - mx)
+			}
+			logE = mx + math.Log(sum/float64(k))
 		}
-		logE = mx + math.Log(sum/float64(k/len(boundedLambdas)))
 	}
 	if math.IsInf(logE, 1) {
 		return bad
