@@ -319,7 +319,7 @@ const betPlanEvidence = 3.0
 
 // betWeights are the weights of the bets boundedLambdas (summing to 1):
 // equal, or, when tuned (a centre fixed before the data and the planned
-// users nStar), a discretised normal in log₂ λ with SD 1.5 (a factor 2.8)
+// users nStar), a discretised normal in log₂ λ with SD 1 (a factor 2)
 // around the bet that is best for an effect just at the threshold at
 // nStar users: λ = c·√(2L/V) with L = betPlanEvidence and V = nStar ·
 // π(1−π)·m(1−m) the expected Σ D_i² when the values (on [0,1]) have mean
@@ -337,7 +337,7 @@ func betWeights(c, pi, m, nStar float64, tuned bool) []float64 {
 	w := make([]float64, len(boundedLambdas))
 	sum := 0.0
 	for i, l := range boundedLambdas {
-		d := (math.Log2(l) - l0) / 1.5
+		d := math.Log2(l) - l0 // SD 1
 		w[i] = math.Exp(-d * d / 2)
 		sum += w[i]
 	}
