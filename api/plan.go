@@ -288,7 +288,7 @@ func ForExperiment(req PlanRequest, e *experiments.Experiment, st ReportStatus, 
 	if st.Step >= 0 {
 		step = e.StepIndex(st.Step)
 	}
-	p := e.PolicyAt(step, st.Test, nil)
+	p := e.PolicyAt(step, st.Test, experiments.Prior{})
 	if req.Alpha == 0 && p.Alpha > 0 {
 		req.Alpha = p.Alpha
 	}

@@ -43,12 +43,15 @@ type ReportStatus struct {
 	// the configured weights.
 	Split []float64 `json:"split,omitempty"`
 	// Test is the index of the current step's test
-	// (experiments.State.TestIndex; 0 reads as 1) and CarriedLogE the
-	// guardrail evidence carried from earlier periods
-	// (experiments.CarriedLogE, with rollout.carry_over): the controller's
-	// policy is Experiment.PolicyAt(step, Test, CarriedLogE).
-	Test        int                  `json:"test,omitempty"`
-	CarriedLogE map[string][]float64 `json:"carried_log_e,omitempty"`
+	// (experiments.State.TestIndex; 0 reads as 1), CarriedLogE the
+	// guardrail evidence carried from earlier periods (used with
+	// rollout.carry_over) and PeriodPrior the bounded metrics' centres
+	// and CUPED θ fixed by the period the controller closed last: the
+	// two halves of experiments.PriorOf(history). The controller's policy
+	// is Experiment.PolicyAt(step, Test, Prior{CarriedLogE, PeriodPrior}).
+	Test        int                                `json:"test,omitempty"`
+	CarriedLogE map[string][]float64               `json:"carried_log_e,omitempty"`
+	PeriodPrior map[string]experiments.MetricPrior `json:"period_prior,omitempty"`
 }
 
 // ReportTransition is one entry of the audit trail.
@@ -332,7 +335,7 @@ func newAnalysis(exp *experiments.Experiment, st ReportStatus) *analysis {
 		a.step = exp.StepIndex(st.Step)
 	}
 	a.test = max(st.Test, 1)
-	a.policy = exp.PolicyAt(a.step, a.test, st.CarriedLogE)
+	a.policy = exp.PolicyAt(a.step, a.test, experiments.Prior{LogE: st.CarriedLogE, Metrics: st.PeriodPrior})
 	// The controller reads the allocation of its (running) state at the
 	// step; otherwise the configured weights are served.
 	a.alloc = exp.Allocation()

@@ -106,6 +106,13 @@ func (f *ctlReport) report(t *testing.T) Report {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The controller's policy inputs from the history, as cmd/abgate's
+	// report source reads them.
+	prior := experiments.PriorOf(hist)
+	rs.Test, rs.PeriodPrior = st.TestIndex(), prior.Metrics
+	if f.e.Rollout.CarryOver {
+		rs.CarriedLogE = prior.LogE
+	}
 	trans := ReportTransitions(hist)
 	snap, err := f.stats.Summaries(ctx, f.e.ID, st.Period)
 	if err != nil {
@@ -244,4 +251,58 @@ func TestReportSaysWhatTheControllerDecides(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReportUsesThePeriodPrior: the controller closes a ramp period by
+// advancing and stores the period's centres (experiments.PeriodPrior)
+// with the transition; in the next period the controller and the report
+// both centre the bounded tests with them (experiments.PriorOf of the
+// same history), and reach the same decision, to the last digit.
+func TestReportUsesThePeriodPrior(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := storetest.RolloutExperiment("x", 1, 10, 50)
+	e.Rollout.Guardrails = []experiments.Guardrail{{Metric: experiments.MetricError, Margin: 0.02}}
+	e.Rollout.MinUsers = 100
+	f := newCtlReport(t, e)
+	f.feed(t, group{variant: 0, users: 18000, thumbs: 0.5, errs: 0.01}, group{variant: 1, users: 2000, thumbs: 0.5, errs: 0.01})
+	f.clock.Add(time.Minute)
+	f.ctl.Tick(ctx)
+	hist, err := f.lc.History(ctx, e.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := hist[len(hist)-1]
+	if last.Action != experiments.ActionAdvance {
+		t.Fatalf("last transition %s, want advance", last.Action)
+	}
+	for _, m := range []string{experiments.MetricThumbs, experiments.MetricError} {
+		mp, ok := last.Prior[m]
+		if !ok || !(mp.Center > 0 && mp.Center < 1) {
+			t.Fatalf("advance's prior of %s: %+v (all: %+v)", m, mp, last.Prior)
+		}
+	}
+
+	f.feed(t, even2(3000, 0.5, 0.56, 0.01, 0.01)...)
+	before := f.report(t)
+	f.clock.Add(time.Minute)
+	f.ctl.Tick(ctx)
+	rec, err := f.lc.LatestDecision(ctx, e.ID)
+	if err != nil || rec.Decision == nil {
+		t.Fatalf("no controller decision: %+v, %v", rec, err)
+	}
+	if got, want := decisionJSON(t, before.Decision), decisionJSON(t, *rec.Decision); got != want {
+		t.Errorf("report presents\n%s\nnot the controller's decision\n%s", got, want)
+	}
+	// Without the prior the decision differs (the centre is used).
+	plain := e.PolicyAt(1, 1, experiments.Prior{})
+	snap, _ := f.stats.Summaries(ctx, e.ID, hist[len(hist)-1].Period)
+	d := stats.Decide(experiments.RolloutInput(&e, snap, e.AllocationFor(experiments.State{Status: experiments.StatusRunning, Step: 1}), plain), plain)
+	if decisionJSON(t, d) == decisionJSON(t, *rec.Decision) {
+		t.Error("the decision without the prior is the same: the centre is not used")
+	}
+}
+
+func even2(n int, thumbs0, thumbs1, err0, err1 float64) []group {
+	return []group{{variant: 0, users: n, thumbs: thumbs0, errs: err0}, {variant: 1, users: n, thumbs: thumbs1, errs: err1}}
 }

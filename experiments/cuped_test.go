@@ -1,7 +1,6 @@
 package experiments_test
 
 import (
-	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -78,10 +77,10 @@ func TestCovariateZ(t *testing.T) {
 	}
 }
 
-// TestCUPEDRatioDecisionNeutral: marking Ratio metrics CUPED changes no
-// decision while stats.Decide adjusts only Mean metrics: the same input,
-// with covariate sums, gives the same Decision with and without cuped.
-func TestCUPEDRatioDecisionNeutral(t *testing.T) {
+// TestCUPEDRatioAdjusts: marking Ratio metrics CUPED (MetricSpec) makes
+// stats.Decide adjust them: with a covariate correlated with the outcome,
+// the bounded primary's interval narrows and the call stays the same.
+func TestCUPEDRatioAdjusts(t *testing.T) {
 	t.Parallel()
 	on := &experiments.Experiment{ID: "e", CUPED: true}
 	off := &experiments.Experiment{ID: "e"}
@@ -91,7 +90,8 @@ func TestCUPEDRatioDecisionNeutral(t *testing.T) {
 			SumZ: n * z, SumZ2: n * z * z, SumXZ: x * z * 1.5, SumYZ: n * z, SumRZ: x * z * 1.5}
 	}
 	for _, metric := range []string{experiments.MetricError, experiments.MetricThumbs} {
-		var got [2]string
+		var got [2]stats.MetricResult
+		var verdict [2]stats.Verdict
 		for k, e := range []*experiments.Experiment{off, on} {
 			m := experiments.MetricSpec(e, metric, false)
 			if m.CUPED != (k == 1) {
@@ -102,17 +102,22 @@ func TestCUPEDRatioDecisionNeutral(t *testing.T) {
 				metric:                      {arm(4000, 0.10, 0.3), arm(4000, 0.13, 0.3)},
 				experiments.MetricLatencyMS: {arm(4000, 0.5, 0.4), arm(4000, 0.52, 0.4)},
 			}}, stats.Policy{Primary: m, Guardrails: []stats.Guardrail{{Metric: g, Margin: 0.05}}, Alpha: 0.05})
-			b, err := json.Marshal(d)
-			if err != nil {
-				t.Fatal(err)
+			verdict[k] = d.Verdict
+			for _, mr := range d.Variants[0].Metrics {
+				if mr.Metric == metric {
+					got[k] = mr
+				}
 			}
-			got[k] = string(b)
-			if k == 1 && !strings.Contains(got[k], "p_value") {
-				t.Errorf("%s: no test ran: %s", metric, got[k])
+			if got[k].CILow == nil || got[k].CIHigh == nil {
+				t.Fatalf("%s: no interval: %+v", metric, got[k])
 			}
 		}
-		if got[0] != got[1] {
-			t.Errorf("%s: decision changed by cuped\n off %s\n on  %s", metric, got[0], got[1])
+		if verdict[0] != verdict[1] {
+			t.Errorf("%s: verdict %s without cuped, %s with", metric, verdict[0], verdict[1])
+		}
+		w0, w1 := *got[0].CIHigh-*got[0].CILow, *got[1].CIHigh-*got[1].CILow
+		if !(w1 < w0) {
+			t.Errorf("%s: interval width %v with cuped, %v without: not adjusted", metric, w1, w0)
 		}
 	}
 }

@@ -145,6 +145,10 @@ type Transition struct {
 	Codes  []string `json:"codes,omitempty"`
 	// Decision is the statistics snapshot behind a controller transition.
 	Decision *stats.Decision `json:"decision,omitempty"`
+	// Prior is what the period this transition closed fixes for the
+	// next one's bounded tests (PeriodPrior; set by the controller on
+	// advance, read back by PriorOf).
+	Prior map[string]MetricPrior `json:"prior,omitempty"`
 	// Fence is the lease fence of the controller that wrote it (0 for
 	// API commands, which are not fenced).
 	Fence int64 `json:"fence,omitempty"`
@@ -310,6 +314,8 @@ type Command struct {
 	Codes  []string
 	// Decision is the statistics behind a controller command.
 	Decision *stats.Decision
+	// Prior is PeriodPrior of the period an advance closes.
+	Prior map[string]MetricPrior
 	// Judge is the judge gate's decisions behind a shadow verdict.
 	Judge []stats.JudgeDecision
 	// Fence, when not 0, makes the write conditional on the lease.
@@ -426,7 +432,7 @@ func Next(e *Experiment, s State, c Command, now time.Time) (State, Transition, 
 	t := Transition{
 		Seq: n.Version, Experiment: e.ID, At: now, Actor: c.Actor, Action: c.Action,
 		From: s.Status, To: n.Status, FromStep: s.Step, ToStep: n.Step, Period: n.Period,
-		Reason: c.Reason, Codes: c.Codes, Decision: c.Decision, Fence: c.Fence, Judge: c.Judge,
+		Reason: c.Reason, Codes: c.Codes, Decision: c.Decision, Prior: c.Prior, Fence: c.Fence, Judge: c.Judge,
 		Test: n.TestIndex(), Alpha: e.TestAlpha(n.TestIndex()),
 	}
 	if c.Action == ActionPromote {

@@ -43,7 +43,7 @@ func TestRestartAlpha(t *testing.T) {
 		if s.TestIndex() != test || tr.Test != test || math.Abs(tr.Alpha-want) > 1e-15 {
 			t.Fatalf("after %s: test %d (transition %d), alpha %g; want test %d at %g", tr.Action, s.TestIndex(), tr.Test, tr.Alpha, test, want)
 		}
-		if p := e.PolicyAt(e.StepIndex(s.Step), s.TestIndex(), nil); math.Abs(p.Alpha-want) > 1e-15 {
+		if p := e.PolicyAt(e.StepIndex(s.Step), s.TestIndex(), experiments.Prior{}); math.Abs(p.Alpha-want) > 1e-15 {
 			t.Fatalf("policy alpha %g, want %g", p.Alpha, want)
 		}
 	}
@@ -72,7 +72,7 @@ func TestRestartAlpha(t *testing.T) {
 	// Without a rollout the policy keeps its alpha.
 	plain := storetest.RolloutExperiment("plain", 1, 5)
 	plain.Rollout = nil
-	if p := plain.PolicyAt(-1, 3, nil); p.Alpha != 0 {
+	if p := plain.PolicyAt(-1, 3, experiments.Prior{}); p.Alpha != 0 {
 		t.Fatalf("no rollout: alpha %g, want the default (0)", p.Alpha)
 	}
 }
@@ -104,11 +104,11 @@ func TestCarriedLogE(t *testing.T) {
 	}
 	e := storetest.RolloutExperiment("co", 1, 5, 25, 50)
 	e.Rollout.Guardrails = []experiments.Guardrail{{Metric: experiments.MetricError, Margin: 0.005}}
-	if p := e.PolicyAt(1, 1, got); p.Guardrails[0].PriorLogE != nil {
+	if p := e.PolicyAt(1, 1, experiments.Prior{LogE: got}); p.Guardrails[0].PriorLogE != nil {
 		t.Fatal("carry_over off: prior e-values used")
 	}
 	e.Rollout.CarryOver = true
-	if p := e.PolicyAt(1, 1, got); len(p.Guardrails[0].PriorLogE) != 1 || p.Guardrails[0].PriorLogE[0] != 5 {
+	if p := e.PolicyAt(1, 1, experiments.Prior{LogE: got}); len(p.Guardrails[0].PriorLogE) != 1 || p.Guardrails[0].PriorLogE[0] != 5 {
 		t.Fatalf("carry_over on: prior %v, want [5]", p.Guardrails[0].PriorLogE)
 	}
 }

@@ -215,19 +215,26 @@ func (e *Experiment) AlphaSpent(test int) float64 {
 
 // PolicyAt is the policy the controller decides with in a state at step
 // (StepIndex), running the step's test-th test: Policy(step) at
-// TestAlpha(test) and, with rollout.carry_over, each guardrail's log
-// e-values carried from earlier periods (CarriedLogE of the history).
-// Without a rollout it is Policy(step). Reports call it with the same
-// arguments, so they show what the controller does.
-func (e *Experiment) PolicyAt(step, test int, carried map[string][]float64) stats.Policy {
+// TestAlpha(test), each bounded metric centred (and, with CUPED, given
+// its θ) by the prior's MetricPriors, fixed by the period the controller
+// closed last, and, with rollout.carry_over, each guardrail's log
+// e-values carried from earlier periods (prior.LogE). Without a rollout
+// it is Policy(step). Reports call it with the same arguments (PriorOf of
+// the same history), so they show what the controller does.
+func (e *Experiment) PolicyAt(step, test int, prior Prior) stats.Policy {
 	p := e.Policy(step)
 	if e.Rollout == nil {
 		return p
 	}
 	p.Alpha = e.TestAlpha(test)
+	applyPrior(&p.Primary, prior.Metrics)
+	applyPrior(&p.CostMetric, prior.Metrics)
+	for i := range p.Guardrails {
+		applyPrior(&p.Guardrails[i].Metric, prior.Metrics)
+	}
 	if e.Rollout.CarryOver {
 		for i := range p.Guardrails {
-			if l := carried[p.Guardrails[i].Name]; len(l) > 0 {
+			if l := prior.LogE[p.Guardrails[i].Name]; len(l) > 0 {
 				p.Guardrails[i].PriorLogE = slices.Clone(l)
 			}
 		}

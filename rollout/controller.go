@@ -281,17 +281,15 @@ func (c *Controller) Evaluate(ctx context.Context, id string, fence int64) (err 
 
 	steps := experiments.RolloutSteps(e)
 	step := e.StepIndex(s.Step)
-	// The step's test-th test runs at its share of α (restarts), and with
-	// carry_over the guardrails start from the earlier periods' evidence.
-	var carried map[string][]float64
-	if e.Rollout.CarryOver {
-		hist, err := c.lc.History(ctx, id, 0)
-		if err != nil {
-			return fmt.Errorf("read history of %q: %w", id, err)
-		}
-		carried = experiments.CarriedLogE(hist)
+	// The step's test-th test runs at its share of α (restarts), the
+	// bounded tests are centred by the period the controller closed last,
+	// and with carry_over the guardrails start from the earlier periods'
+	// evidence: all from the history (experiments.PriorOf), as reports do.
+	hist, err := c.lc.History(ctx, id, 0)
+	if err != nil {
+		return fmt.Errorf("read history of %q: %w", id, err)
 	}
-	pol := e.PolicyAt(step, s.TestIndex(), carried)
+	pol := e.PolicyAt(step, s.TestIndex(), experiments.PriorOf(hist))
 	snap, err := c.stats.Summaries(ctx, id, s.Period)
 	if err != nil {
 		return fmt.Errorf("read statistics of %q period %d: %w", id, s.Period, err)
@@ -312,6 +310,10 @@ func (c *Controller) Evaluate(ctx context.Context, id string, fence int64) (err 
 		cmd.Reason = reasonText(steps, step, d)
 		cmd.Codes = reasonCodes(d)
 		cmd.Decision = &d
+		if rec.Action == experiments.ActionAdvance {
+			// The closed period's centres (and CUPED θ) for the next one.
+			cmd.Prior = experiments.PeriodPrior(e, snap)
+		}
 		rec.Applied, err = c.apply(ctx, cmd)
 	} else if rec.Action != "" {
 		rec.Note = strings.TrimSpace("manual rollout: recommendation only. " + rec.Note)

@@ -51,7 +51,7 @@ func TestSimCarryOver(t *testing.T) {
 	ramp := func(e *experiments.Experiment, r *rand.Rand, p1s []float64) (advances int, users float64) {
 		var hist []experiments.Transition
 		for step, share := range shares {
-			pol := e.PolicyAt(step, 1, experiments.CarriedLogE(hist))
+			pol := e.PolicyAt(step, 1, experiments.Prior{LogE: experiments.CarriedLogE(hist)})
 			if pol.Mode != stats.RampMode {
 				t.Fatalf("step %d is not a ramp step", step)
 			}

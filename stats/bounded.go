@@ -14,13 +14,22 @@ type Bounds struct {
 func (b Bounds) ok() bool { return finite(b.Lo) && finite(b.Hi) && b.Hi > b.Lo && finite(b.Hi-b.Lo) }
 
 // Moments are one arm's sufficient statistics of a per-user value u:
-// users N, Σu and Σu².
+// users N, Σu and Σu², and, for CUPED (BoundedTestCUPED), Σz, Σz² and
+// Σuz of a pre-exposure covariate z per user (zero without one).
 type Moments struct {
 	N, Sum, Sum2 float64
+	SumZ, SumZ2  float64
+	SumUZ        float64
 }
 
 func (m Moments) ok() bool {
 	return m.N >= 1 && finite(m.N) && finite(m.Sum) && finite(m.Sum2) && m.Sum2 >= 0
+}
+
+// zok: the covariate sums are usable with z in [zLo, zHi].
+func (m Moments) zok(zLo, zHi float64) bool {
+	return finite(m.SumZ) && finite(m.SumZ2) && finite(m.SumUZ) && m.SumZ2 >= 0 &&
+		m.SumZ >= m.N*zLo*(1+1e-12)-1e-9 && m.SumZ <= m.N*zHi*(1+1e-12)+1e-9
 }
 
 // BoundedNull is the null hypothesis of a bounded two-sample test on the
@@ -75,6 +84,13 @@ var boundedPsi = func() []float64 {
 // e-process mixes over when no centre is given (see BoundedTest).
 var boundedCenters = []float64{0, 0.03, 0.1, 0.25, 0.5, 0.75, 0.9, 0.97, 1}
 
+// boundedThetas are the CUPED coefficients θ the e-process mixes over
+// when no θ fixed before the period is given (BoundedTestCUPED): 0 (no
+// adjustment, so a useless covariate costs only the mixture's log 2) and
+// 1/2 (the coefficient of a covariate correlated 0.5 with the value on
+// the same scale).
+var boundedThetas = []float64{0, 0.5}
+
 // psiE is the sub-exponential cumulant ψ_E(λ) = −log(1−λ) − λ.
 func psiE(l float64) float64 { return -math.Log1p(-l) - l }
 
@@ -126,19 +142,80 @@ func psiE(l float64) float64 { return -math.Log1p(-l) - l }
 // when alpha ∉ (0,1).
 func BoundedTest(control, treatment Moments, b Bounds, share float64, null BoundedNull, center, alpha float64) BoundedResult {
 	checkAlpha(alpha)
-	bad := BoundedResult{PValue: 1}
+	control.SumZ, control.SumZ2, control.SumUZ = 0, 0, 0
+	treatment.SumZ, treatment.SumZ2, treatment.SumUZ = 0, 0, 0
+	return boundedResult(boundedLogE(control, treatment, b, share, null, center, []float64{0}, 0), alpha)
+}
+
+// BoundedTestCUPED is BoundedTest with CUPED: each user is centred at
+//
+//	m_i = (1−θ)·m + θ·z_i
+//
+// instead of m, where z_i is the user's pre-exposure covariate on the
+// value's own scale (Moments.SumZ, SumZ2, SumUZ; z must lie in
+// [min(Lo,0), max(Hi,0)]: in the bounds, or 0 for a user without
+// history) and θ ∈ [0,1] is fixed before the period's data. Because z_i
+// is measured before exposure it is independent of the assignment A_i,
+// so the increment side·(A_i−π)·(ũ_i − m_i) keeps its conditional mean
+// side·π(1−π)·(ũ_i(1) − u_i(0)) ≤ 0 under H0 (the centre cancels in
+// expectation whatever it is, as long as it does not depend on A_i); it
+// only shrinks V_t, by the share of u's variance z explains. The lower
+// bound c covers every m_i the bounds of z allow.
+//
+// theta is a θ fixed before the period (e.g. the within-control
+// regression coefficient of u on z fitted on the previous period,
+// clamped to [0,1]); NaN mixes over boundedThetas {0, 1/2}, an average
+// of e-processes, hence an e-process, at a cost of log 2 ≈ 0.69 nats of
+// threshold. nStar > 0 with a centre weights the bets around the plan
+// (betWeights); 0 keeps them equal. Degenerate input, including covariate sums outside the
+// bounds of z, gives Valid = false. It panics when alpha ∉ (0,1).
+func BoundedTestCUPED(control, treatment Moments, b Bounds, share float64, null BoundedNull, center, theta, nStar, alpha float64) BoundedResult {
+	checkAlpha(alpha)
+	thetas := boundedThetas
+	if finite(theta) {
+		thetas = []float64{math.Max(0, math.Min(1, theta))}
+	}
+	return boundedResult(boundedLogE(control, treatment, b, share, null, center, thetas, nStar), alpha)
+}
+
+// boundedResult turns a log e-value (NaN: degenerate) into the result.
+func boundedResult(logE, alpha float64) BoundedResult {
+	if math.IsNaN(logE) || math.IsInf(logE, 1) {
+		return BoundedResult{PValue: 1}
+	}
+	r := BoundedResult{LogE: logE, PValue: 1, Valid: true}
+	if logE > 0 {
+		r.PValue = math.Exp(-logE)
+	}
+	r.Reject = logE >= math.Log(1/alpha)
+	return r
+}
+
+// boundedLogE is the log e-value of BoundedTest(CUPED), averaged over
+// the centres, the CUPED coefficients thetas and the bets; NaN for
+// degenerate input.
+func boundedLogE(control, treatment Moments, b Bounds, share float64, null BoundedNull, center float64, thetas []float64, nStar float64) float64 {
+	bad := math.NaN()
 	if !control.ok() || !treatment.ok() || !b.ok() || !(share > 0 && share < 1) || !finite(null.Theta0) ||
-		(null.Side != Greater && null.Side != Less) {
+		(null.Side != Greater && null.Side != Less) || len(thetas) == 0 || len(thetas) > len(boundedThetas) {
 		return bad
 	}
-	// Work on [0,1]: u' = (u−Lo)/w. An absolute θ0 scales by 1/w; a
-	// relative null maps u₁/(1+θ0) to (u₁/(1+θ0) − Lo)/w, which needs
-	// Lo = 0 to stay affine in u' (then ũ' = u'/(1+θ0)).
+	zLo, zHi := math.Min(b.Lo, 0), math.Max(b.Hi, 0)
+	if !control.zok(zLo, zHi) || !treatment.zok(zLo, zHi) {
+		return bad
+	}
+	// Work on [0,1]: u' = (u−Lo)/w, z' = (z−Lo)/w. An absolute θ0 scales
+	// by 1/w; a relative null maps u₁/(1+θ0) to (u₁/(1+θ0) − Lo)/w, which
+	// needs Lo = 0 to stay affine in u' (then ũ' = u'/(1+θ0)).
 	w := b.Hi - b.Lo
-	c0 := Moments{control.N, (control.Sum - control.N*b.Lo) / w, 0}
-	c0.Sum2 = (control.Sum2 - 2*b.Lo*control.Sum + control.N*b.Lo*b.Lo) / (w * w)
-	t1 := Moments{treatment.N, (treatment.Sum - treatment.N*b.Lo) / w, 0}
-	t1.Sum2 = (treatment.Sum2 - 2*b.Lo*treatment.Sum + treatment.N*b.Lo*b.Lo) / (w * w)
+	scale := func(m Moments) Moments {
+		n, lo := m.N, b.Lo
+		return Moments{N: n, Sum: (m.Sum - n*lo) / w, Sum2: (m.Sum2 - 2*lo*m.Sum + n*lo*lo) / (w * w),
+			SumZ: (m.SumZ - n*lo) / w, SumZ2: (m.SumZ2 - 2*lo*m.SumZ + n*lo*lo) / (w * w),
+			SumUZ: (m.SumUZ - lo*m.Sum - lo*m.SumZ + n*lo*lo) / (w * w)}
+	}
+	c0, t1 := scale(control), scale(treatment)
+	zlo, zhi := (zLo-b.Lo)/w, (zHi-b.Lo)/w
 	// ũ' = a·u' − sh for candidate users.
 	a, sh := 1.0, null.Theta0/w
 	if null.Relative {
@@ -160,58 +237,117 @@ func BoundedTest(control, treatment Moments, b Bounds, share float64, null Bound
 	if finite(center) && center >= b.Lo && center <= b.Hi {
 		centers = []float64{(center - b.Lo) / w}
 	}
+	// Σ(a·u' − θ·z' − k) and Σ(a·u' − θ·z' − k)² of one arm: w_i = ũ'_i −
+	// m_i with m_i = (1−θ)m + θ·z'_i and k = sh + (1−θ)m.
+	sums := func(x Moments, a, th, k float64) (float64, float64) {
+		s1 := a*x.Sum - th*x.SumZ - k*x.N
+		q := a*a*x.Sum2 + th*th*x.SumZ2 + k*k*x.N - 2*a*th*x.SumUZ - 2*a*k*x.Sum + 2*th*k*x.SumZ
+		return s1, math.Max(q, 0)
+	}
 	// log of the average of exp(le) over the grid, by the max trick (one
 	// exp per term, one log in all).
-	var les [16 * 24]float64 // centres × bets, on the stack
+	var les, wts [16 * 2 * 24]float64 // centres × thetas × bets, on the stack
 	k := 0
+	tuned := nStar > 0 && finite(nStar) && len(centers) == 1
 	mx := math.Inf(-1)
 	for _, m := range centers {
-		// Σ₁(ũ'−m) and Σ₁(ũ'−m)² for candidate users, Σ₀(u'−m), Σ₀(u'−m)².
-		kk := sh + m // ũ' − m = a·u' − kk
-		s1 := a*t1.Sum - kk*t1.N
-		q1 := a*a*t1.Sum2 - 2*a*kk*t1.Sum + kk*kk*t1.N
-		s0 := c0.Sum - m*c0.N
-		q0 := c0.Sum2 - 2*m*c0.Sum + m*m*c0.N
-		S := s * ((1-pi)*s1 - pi*s0)
-		V := (1-pi)*(1-pi)*math.Max(q1, 0) + pi*pi*math.Max(q0, 0)
-		// Lower bound of one increment: control D = −side·π(u'−m),
-		// candidate D = side·(1−π)(ũ'−m).
-		var lowC, lowT float64
-		if s > 0 {
-			lowC, lowT = -pi*(1-m), (1-pi)*(tLo-m)
-		} else {
-			lowC, lowT = -pi*m, -(1-pi)*(tHi-m)
-		}
-		c := -math.Min(lowC, lowT)
-		if !(c > 1e-12) {
-			c = 1e-12
-		}
-		for i, l := range boundedLambdas {
-			le := l*S/c - boundedPsi[i]*V/(c*c)
-			les[k] = le
-			k++
-			if le > mx || math.IsNaN(le) {
-				mx = le
+		for _, th := range thetas {
+			km := (1 - th) * m
+			s1, q1 := sums(t1, a, th, sh+km)
+			s0, q0 := sums(c0, 1, th, km)
+			S := s * ((1-pi)*s1 - pi*s0)
+			V := (1-pi)*(1-pi)*q1 + pi*pi*q0
+			// Lower bound of one increment over every centre m_i ∈ [mlo,
+			// mhi]: control D = −side·π(u'−m_i), candidate D =
+			// side·(1−π)(ũ'−m_i).
+			mlo, mhi := km+th*zlo, km+th*zhi
+			var lowC, lowT float64
+			if s > 0 {
+				lowC, lowT = -pi*(1-mlo), (1-pi)*(tLo-mhi)
+			} else {
+				lowC, lowT = -pi*mhi, -(1-pi)*(tHi-mlo)
+			}
+			c := -math.Min(lowC, lowT)
+			if !(c > 1e-12) {
+				c = 1e-12
+			}
+			w := betWeights(c, pi, m, nStar, tuned)
+			for i, l := range boundedLambdas {
+				le := l*S/c - boundedPsi[i]*V/(c*c)
+				les[k], wts[k] = le, w[i]
+				k++
+				if le > mx || math.IsNaN(le) {
+					mx = le
+				}
 			}
 		}
 	}
 	logE := mx
 	if finite(mx) {
 		sum := 0.0
-		for _, le := range les[:k] {
-			sum += math.Exp(le - mx)
+		if tuned {
+			for i, le := range les[:k] {
+				sum += wts[i] * math.Exp(le-mx)
+			}
+			logE = mx + math.Log(sum/float64(k/len(boundedLambdas)))
+		} else {
+			// Equal weights, summed as 1/k·Σ (bit for bit as before).
+			for _, le := range les[:k] {
+				sum += math.Exp(le - mx)
+			}
+			logE = mx + math.Log(sum/float64(k))
 		}
-		logE = mx + math.Log(sum/float64(k))
 	}
-	if math.IsNaN(logE) || math.IsInf(logE, 1) {
+	if math.IsInf(logE, 1) {
 		return bad
 	}
-	r := BoundedResult{LogE: logE, PValue: 1, Valid: true}
-	if logE > 0 {
-		r.PValue = math.Exp(-logE)
+	return logE
+}
+
+// uniformBets are equal weights on boundedLambdas.
+var uniformBets = func() []float64 {
+	w := make([]float64, len(boundedLambdas))
+	for i := range w {
+		w[i] = 1 / float64(len(w))
 	}
-	r.Reject = logE >= math.Log(1/alpha)
-	return r
+	return w
+}()
+
+// betPlanEvidence is the log evidence the tuned bet weights aim at: the
+// rejection threshold log(1/α) at α ≈ 0.05.
+const betPlanEvidence = 3.0
+
+// betWeights are the weights of the bets boundedLambdas (summing to 1):
+// equal, or, when tuned (a centre fixed before the data and the planned
+// users nStar), a discretised normal in log₂ λ with SD 1 (a factor 2)
+// around the bet that is best for an effect just at the threshold at
+// nStar users: λ = c·√(2L/V) with L = betPlanEvidence and V = nStar ·
+// π(1−π)·m(1−m) the expected Σ D_i² when the values (on [0,1]) have mean
+// m, whose variance is at most m(1−m) (Bhatia and Davis 2000, "A better
+// bound on the variance", Amer. Math. Monthly 107(4)). Everything it
+// uses is fixed before the period's data, so the weighted average of the
+// supermartingales is still one; the weights only decide which bets the
+// evidence is spent on.
+func betWeights(c, pi, m, nStar float64, tuned bool) []float64 {
+	v := nStar * pi * (1 - pi) * m * (1 - m)
+	if !tuned || !(v > 0) || !finite(v) {
+		return uniformBets
+	}
+	l0 := math.Log2(c * math.Sqrt(2*betPlanEvidence/v))
+	w := make([]float64, len(boundedLambdas))
+	sum := 0.0
+	for i, l := range boundedLambdas {
+		d := math.Log2(l) - l0 // SD 1
+		w[i] = math.Exp(-d * d / 2)
+		sum += w[i]
+	}
+	if !(sum > 0) || !finite(sum) {
+		return uniformBets
+	}
+	for i := range w {
+		w[i] /= sum
+	}
+	return w
 }
 
 // logAddExp is log(eˣ + eʸ).
@@ -234,12 +370,30 @@ func logAddExp(x, y float64) float64 {
 // for Less the largest (an upper bound). It searches θ0 by bisection
 // and returns ∓Inf when nothing is rejected or the input is degenerate.
 func BoundedBound(control, treatment Moments, b Bounds, share float64, relative bool, side Side, center, alpha float64) float64 {
+	control.SumZ, control.SumZ2, control.SumUZ = 0, 0, 0
+	treatment.SumZ, treatment.SumZ2, treatment.SumUZ = 0, 0, 0
+	return boundedBound(control, treatment, b, share, relative, side, center, []float64{0}, 0, alpha)
+}
+
+// BoundedBoundCUPED is BoundedBound for BoundedTestCUPED (theta NaN:
+// the mixture over boundedThetas; nStar as there).
+func BoundedBoundCUPED(control, treatment Moments, b Bounds, share float64, relative bool, side Side, center, theta, nStar, alpha float64) float64 {
+	thetas := boundedThetas
+	if finite(theta) {
+		thetas = []float64{math.Max(0, math.Min(1, theta))}
+	}
+	return boundedBound(control, treatment, b, share, relative, side, center, thetas, nStar, alpha)
+}
+
+func boundedBound(control, treatment Moments, b Bounds, share float64, relative bool, side Side, center float64, thetas []float64, nStar, alpha float64) float64 {
+	checkAlpha(alpha)
 	none := math.Inf(-int(side))
 	if !control.ok() || !treatment.ok() || !b.ok() || (relative && b.Lo < 0) || (side != Greater && side != Less) {
 		return none
 	}
 	rej := func(theta0 float64) bool {
-		return BoundedTest(control, treatment, b, share, BoundedNull{Theta0: theta0, Relative: relative, Side: side}, center, alpha).Reject
+		le := boundedLogE(control, treatment, b, share, BoundedNull{Theta0: theta0, Relative: relative, Side: side}, center, thetas, nStar)
+		return boundedResult(le, alpha).Reject
 	}
 	// The estimate: a null at it is never rejected (S ≈ 0).
 	est := treatment.Sum/treatment.N - control.Sum/control.N

@@ -66,7 +66,7 @@ func TestBoundedFromSums(t *testing.T) {
 		}
 		u := 1 + 4*rng.Float64()*rng.Float64()
 		us, arm = append(us, u), append(arm, a)
-		mom[a] = Moments{mom[a].N + 1, mom[a].Sum + u, mom[a].Sum2 + u*u}
+		mom[a] = Moments{N: mom[a].N + 1, Sum: mom[a].Sum + u, Sum2: mom[a].Sum2 + u*u}
 	}
 	for _, null := range []BoundedNull{
 		{Theta0: -0.2, Side: Greater}, {Theta0: 0.3, Side: Less}, {Theta0: -0.1, Relative: true, Side: Greater}, {Theta0: 0.1, Relative: true, Side: Less},
@@ -136,7 +136,7 @@ func TestBoundedRareEventsAtMargin(t *testing.T) {
 			if rng.Float64() < p {
 				u = 1
 			}
-			m[a] = Moments{m[a].N + 1, m[a].Sum + u, m[a].Sum2 + u*u}
+			m[a] = Moments{N: m[a].N + 1, Sum: m[a].Sum + u, Sum2: m[a].Sum2 + u*u}
 			if i%20 == 0 && m[0].N > 0 && m[1].N > 0 {
 				if BoundedTest(m[0], m[1], b, 0.5, BoundedNull{Theta0: 0.004, Side: Less}, math.NaN(), alpha).Reject {
 					fa++

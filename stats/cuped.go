@@ -43,6 +43,57 @@ type CUPEDResult struct {
 	Valid      bool
 }
 
+// linearArm is one arm of a CUPED comparison on the linear scale: the
+// estimate, and the per-user sample moments of its linearised
+// contribution l (the value itself for a mean; the delta method's
+// (x − R·y)/ȳ for a ratio) and of the covariate z.
+type linearArm struct {
+	n, value float64
+	vl       float64 // sample variance of l
+	clz      float64 // sample covariance of l and z
+	zbar, vz float64 // mean and sample variance of z
+	floor    float64 // variance used when the adjusted one is 0
+}
+
+func (a linearArm) ok() bool {
+	return a.n >= 2 && finite(a.value) && finite(a.vl) && finite(a.clz) && finite(a.zbar) && finite(a.vz)
+}
+
+// cupedAdjust is CUPED on two linearised arms: the pooled within-arm θ,
+// the adjusted estimates and the effect. unadjusted is the plain effect.
+func cupedAdjust(c, t linearArm, unadjusted Estimate) CUPEDResult {
+	r := CUPEDResult{Unadjusted: unadjusted}
+	if !c.ok() || !t.ok() || !unadjusted.valid() {
+		return r
+	}
+	szz := (c.n-1)*c.vz + (t.n-1)*t.vz
+	slz := (c.n-1)*c.clz + (t.n-1)*t.clz
+	if !(szz > 0) || !finite(szz) || !finite(slz) {
+		return r
+	}
+	theta := slz / szz
+	zbar := (c.n*c.zbar + t.n*t.zbar) / (c.n + t.n)
+	adj := func(a linearArm) Estimate {
+		v := (a.vl - 2*theta*a.clz + theta*theta*a.vz) / a.n
+		if !(v > 0) {
+			v = a.floor
+		}
+		return Estimate{Value: a.value - theta*(a.zbar-zbar), Variance: v}
+	}
+	r.Theta = theta
+	r.Control, r.Treatment = adj(c), adj(t)
+	r.Effect = Lift(r.Control, r.Treatment, false)
+	if !r.Effect.valid() {
+		return CUPEDResult{Unadjusted: unadjusted}
+	}
+	r.VarianceRemoved = math.Max(0, math.Min(1, 1-r.Effect.Variance/r.Unadjusted.Variance))
+	if r.VarianceRemoved < 1 {
+		r.ExtraUsers = 1/(1-r.VarianceRemoved) - 1
+	}
+	r.Valid = true
+	return r
+}
+
 // CUPED is the variance-reduction estimator of Deng, Xu, Kohavi and
 // Walker (2013, "Improving the sensitivity of online controlled
 // experiments by utilizing pre-experiment data", WSDM '13), computed
@@ -58,44 +109,83 @@ type CUPEDResult struct {
 // Degenerate input (an empty arm, no covariate variation, NaN) gives
 // Valid = false and the unadjusted comparison when it exists.
 func CUPED(control, treatment CovariateSummary) CUPEDResult {
-	r := CUPEDResult{}
 	c := MeanEstimate(Summary{N: control.N, SumX: control.SumY, SumX2: control.SumY2})
 	t := MeanEstimate(Summary{N: treatment.N, SumX: treatment.SumY, SumX2: treatment.SumY2})
-	r.Unadjusted = Lift(c, t, false)
-	ok := func(s CovariateSummary) bool {
-		return s.N >= 2 && finite(s.N) && finite(s.SumY) && finite(s.SumY2) && finite(s.SumZ) && finite(s.SumZ2) && finite(s.SumYZ)
-	}
-	if !ok(control) || !ok(treatment) || !r.Unadjusted.valid() {
-		return r
-	}
-	n := control.N + treatment.N
-	szz := (control.N-1)*sampleVar(control.N, control.SumZ, control.SumZ2) + (treatment.N-1)*sampleVar(treatment.N, treatment.SumZ, treatment.SumZ2)
-	syz := (control.N-1)*sampleCov(control.N, control.SumY, control.SumZ, control.SumYZ) + (treatment.N-1)*sampleCov(treatment.N, treatment.SumY, treatment.SumZ, treatment.SumYZ)
-	if !(szz > 0) || !finite(szz) || !finite(syz) {
-		return r
-	}
-	theta := syz / szz
-	zbar := (control.SumZ + treatment.SumZ) / n
-	adj := func(s CovariateSummary) Estimate {
-		vy := sampleVar(s.N, s.SumY, s.SumY2)
-		vz := sampleVar(s.N, s.SumZ, s.SumZ2)
-		cyz := sampleCov(s.N, s.SumY, s.SumZ, s.SumYZ)
-		v := (vy - 2*theta*cyz + theta*theta*vz) / s.N
-		if !(v > 0) {
-			v = zeroVarianceFloor(s.SumY/s.N, s.N)
+	arm := func(s CovariateSummary) linearArm {
+		if !(s.N >= 2) || !finite(s.SumY) || !finite(s.SumY2) || !finite(s.SumZ) || !finite(s.SumZ2) || !finite(s.SumYZ) {
+			return linearArm{}
 		}
-		return Estimate{Value: s.SumY/s.N - theta*(s.SumZ/s.N-zbar), Variance: v}
+		return linearArm{n: s.N, value: s.SumY / s.N,
+			vl: sampleVar(s.N, s.SumY, s.SumY2), clz: sampleCov(s.N, s.SumY, s.SumZ, s.SumYZ),
+			zbar: s.SumZ / s.N, vz: sampleVar(s.N, s.SumZ, s.SumZ2), floor: zeroVarianceFloor(s.SumY/s.N, s.N)}
 	}
-	r.Theta = theta
-	r.Control, r.Treatment = adj(control), adj(treatment)
-	r.Effect = Lift(r.Control, r.Treatment, false)
-	if !r.Effect.valid() {
-		return CUPEDResult{Unadjusted: r.Unadjusted}
+	return cupedAdjust(arm(control), arm(treatment), Lift(c, t, false))
+}
+
+// RatioCUPED is CUPED for a Ratio metric R = Σx/Σy by the delta method
+// (Deng, Knoblich and Lu 2018, "Applying the Delta Method in Metric
+// Analytics: A Practical Guide with Novel Ideas", KDD '18, §3.4 and
+// Appendix B; the regression adjustment of Deng et al. 2013 applied to
+// the ratio's linearisation). Each user's contribution to the ratio of
+// their arm is, to first order,
+//
+//	l_i = (x_i − R·y_i)/ȳ,   R̂ − R ≈ mean(l),
+//
+// so Var(l) = (s²x − 2R·sxy + R²·s²y)/ȳ² (N times RatioEstimate's
+// variance) and Cov(l, z) = (sxz − R·syz)/ȳ, from Σxz (SumXZ) and Σyz
+// (SumYZ). CUPED then regresses l on the pre-exposure covariate z with
+// the pooled within-arm θ = Σ_arms (N−1)·Cov(l,z) / Σ_arms (N−1)·Var(z);
+// each arm's adjusted ratio is R̂_a − θ(z̄_a − z̄) with variance
+// (Var(l) − 2θ·Cov(l,z) + θ²·Var(z))/N_a, and the effect is their
+// difference (Lift makes it relative). The estimate stays unbiased to
+// first order because E z̄₁ = E z̄₀ for a pre-exposure z.
+//
+// A summary with covariate sums but no SumYZ (Σz ≠ 0 and Σyz = 0 while
+// Σy > 0: a store that predates SumYZ) cannot be adjusted. Degenerate
+// input gives Valid = false and the unadjusted comparison when it
+// exists.
+func RatioCUPED(control, treatment Summary) CUPEDResult {
+	arm := func(s Summary) linearArm {
+		if !(s.N >= 2) || !(s.SumY > 0) || !finite(s.SumY) || !finite(s.SumX) || !finite(s.SumZ) || !finite(s.SumZ2) ||
+			!finite(s.SumXZ) || !finite(s.SumYZ) || (s.SumZ != 0 && s.SumYZ == 0) {
+			return linearArm{}
+		}
+		my := s.SumY / s.N
+		R := s.SumX / s.SumY
+		vx := sampleVar(s.N, s.SumX, s.SumX2)
+		vy := sampleVar(s.N, s.SumY, s.SumY2)
+		cxy := sampleCov(s.N, s.SumX, s.SumY, s.SumXY)
+		cxz := sampleCov(s.N, s.SumX, s.SumZ, s.SumXZ)
+		cyz := sampleCov(s.N, s.SumY, s.SumZ, s.SumYZ)
+		return linearArm{n: s.N, value: R,
+			vl: math.Max(0, (vx-2*R*cxy+R*R*vy)/(my*my)), clz: (cxz - R*cyz) / my,
+			zbar: s.SumZ / s.N, vz: sampleVar(s.N, s.SumZ, s.SumZ2), floor: zeroVarianceFloor(R, s.SumY)}
 	}
-	r.VarianceRemoved = math.Max(0, math.Min(1, 1-r.Effect.Variance/r.Unadjusted.Variance))
-	if r.VarianceRemoved < 1 {
-		r.ExtraUsers = 1/(1-r.VarianceRemoved) - 1
+	return cupedAdjust(arm(control), arm(treatment), Lift(RatioEstimate(control), RatioEstimate(treatment), false))
+}
+
+// BoundedPrior is what one arm's summary of a bounded metric fixes for a
+// later period's BoundedTest: the centre, the arm's per-user mean of the
+// analysed value u (x for a Mean metric, the user's own ratio r for a
+// Ratio metric), and the CUPED coefficient θ = Cov(u,z)/Var(z) of u on
+// its pre-exposure covariate within the arm, clamped to [0,1] (NaN
+// without covariate variation). Pass the control arm of a period that is
+// over: the numbers are then fixed before the next period's data, which
+// is all BoundedTestCUPED needs for validity. ok is false when the
+// summary cannot give a centre (no users, missing ratio sums, NaN).
+func BoundedPrior(s Summary, k Kind) (center, theta float64, ok bool) {
+	m, has := userMoments(s, k)
+	if !has || !m.ok() || !finite(m.SumZ) || !finite(m.SumZ2) || !finite(m.SumUZ) {
+		return math.NaN(), math.NaN(), false
 	}
-	r.Valid = true
-	return r
+	center, theta = m.Sum/m.N, math.NaN()
+	if !finite(center) {
+		return math.NaN(), math.NaN(), false
+	}
+	if vz := sampleVar(m.N, m.SumZ, m.SumZ2); vz > 0 {
+		if th := sampleCov(m.N, m.Sum, m.SumZ, m.SumUZ) / vz; finite(th) {
+			theta = math.Max(0, math.Min(1, th))
+		}
+	}
+	return center, theta, true
 }

@@ -71,10 +71,17 @@ type Metric struct {
 	// mean of the previous ramp period, or a planning baseline). Nil mixes
 	// over nine centres, which is valid but needs more users.
 	Center *float64 `json:"center,omitempty"`
-	// CUPED adjusts a Mean metric by its pre-exposure covariate (Summary
-	// SumZ, SumZ2, SumXZ) in the asymptotic tests. Ignored for Ratio
-	// metrics, with Bounds, or when the covariate sums are all zero.
+	// CUPED adjusts the metric by its pre-exposure covariate z: in the
+	// asymptotic tests by regression (CUPED for a Mean metric, from
+	// SumZ, SumZ2, SumXZ; RatioCUPED by the delta method for a Ratio
+	// metric, with SumYZ too), skipped while the covariate sums are all
+	// zero; with Bounds inside the bounded test (BoundedTestCUPED, per-user
+	// centres from SumZ, SumZ2 and SumXZ or SumRZ; z on the value's scale).
 	CUPED bool `json:"cuped,omitempty"`
+	// CUPEDTheta is the bounded test's CUPED coefficient, fixed before
+	// this period's data (the coefficient fitted on the previous period,
+	// experiments.PriorOf). Nil mixes over θ ∈ {0, 1/2}.
+	CUPEDTheta *float64 `json:"cuped_theta,omitempty"`
 }
 
 // Guardrail is a metric that must not get worse by more than Margin:
@@ -610,12 +617,16 @@ func evalMetric(in Input, m Metric, j int, role string, margin, alpha float64, e
 		return mr, ReasonMissingMetric
 	}
 	if m.Bounds != nil && ec.method != GroupSequentialMethod {
-		return evalBounded(ss[0], ss[j], m, role, margin, alpha, ec.shareOf(j), ec.minEvents, mr)
+		return evalBounded(ss[0], ss[j], m, role, margin, alpha, ec.shareOf(j), ec.minEvents, ec.nStar, mr)
 	}
 	c, t := m.Kind.Estimate(ss[0]), m.Kind.Estimate(ss[j])
 	mr.Control, mr.Treatment = fp(c.Value), fp(t.Value)
-	if m.CUPED && m.Kind != Ratio && (ss[0].SumZ2 != 0 || ss[j].SumZ2 != 0) {
-		if cu := CUPED(ss[0].Covariate(), ss[j].Covariate()); cu.Valid {
+	if m.CUPED && (ss[0].SumZ2 != 0 || ss[j].SumZ2 != 0) {
+		cu := CUPED(ss[0].Covariate(), ss[j].Covariate())
+		if m.Kind == Ratio {
+			cu = RatioCUPED(ss[0], ss[j])
+		}
+		if cu.Valid {
 			c, t = cu.Control, cu.Treatment
 			mr.VarianceRemoved, mr.ExtraUsers, mr.CUPEDTheta = fp(cu.VarianceRemoved), fp(cu.ExtraUsers), fp(cu.Theta)
 		}
@@ -735,23 +746,24 @@ func methodShort(m Method) string {
 }
 
 // userMoments returns the per-user value's moments the bounded test uses:
-// x for a Mean metric, r = x/y for a Ratio metric. ok is false when a
-// Ratio summary lacks SumR/SumR2 (events recorded but no ratio sums).
+// x for a Mean metric, r = x/y for a Ratio metric, with the covariate's
+// Σz, Σz² and Σuz (SumXZ, or SumRZ for a Ratio metric). ok is false when
+// a Ratio summary lacks SumR/SumR2 (events recorded but no ratio sums).
 func userMoments(s Summary, k Kind) (m Moments, ok bool) {
 	if k != Ratio {
-		return Moments{s.N, s.SumX, s.SumX2}, true
+		return Moments{N: s.N, Sum: s.SumX, Sum2: s.SumX2, SumZ: s.SumZ, SumZ2: s.SumZ2, SumUZ: s.SumXZ}, true
 	}
 	if s.SumR == 0 && s.SumR2 == 0 && s.SumX != 0 {
 		return Moments{}, false
 	}
-	return Moments{s.N, s.SumR, s.SumR2}, true
+	return Moments{N: s.N, Sum: s.SumR, Sum2: s.SumR2, SumZ: s.SumZ, SumZ2: s.SumZ2, SumUZ: s.SumRZ}, true
 }
 
 // evalBounded analyses a metric with known per-user bounds with the
 // nonasymptotic BoundedTest: each call one-sided at alpha, the displayed
 // interval the two one-sided bounds at alpha/2 (a two-sided 1−alpha
 // confidence sequence).
-func evalBounded(cs, ts Summary, m Metric, role string, margin, alpha, share, minEvents float64, mr MetricResult) (MetricResult, ReasonCode) {
+func evalBounded(cs, ts Summary, m Metric, role string, margin, alpha, share, minEvents, nStar float64, mr MetricResult) (MetricResult, ReasonCode) {
 	mr.Method = "bounded"
 	b := *m.Bounds
 	c, okc := userMoments(cs, m.Kind)
@@ -775,17 +787,39 @@ func evalBounded(cs, ts Summary, m Metric, role string, margin, alpha, share, mi
 	if !eff.valid() {
 		return mr, ReasonDegenerate
 	}
-	center := math.NaN()
+	center, cuTheta := math.NaN(), math.NaN()
 	if m.Center != nil {
 		center = *m.Center
+	}
+	if m.CUPEDTheta != nil {
+		cuTheta = *m.CUPEDTheta
 	}
 	s := m.Better.sign()
 	theta0 := 0.0
 	if role == "guardrail" {
 		theta0 = -s * margin
 	}
+	// Without CUPED: θ = 0 and no covariate, which is BoundedTest. The
+	// bets are tuned to the policy's N* when a centre is given.
+	tc, tt := c, t
+	if !m.CUPED {
+		cuTheta = 0
+		tc.SumZ, tc.SumZ2, tc.SumUZ, tt.SumZ, tt.SumZ2, tt.SumUZ = 0, 0, 0, 0, 0, 0
+	}
 	test := func(side Side) BoundedResult {
-		return BoundedTest(c, t, b, share, BoundedNull{Theta0: theta0, Relative: m.Relative, Side: side}, center, alpha)
+		null := BoundedNull{Theta0: theta0, Relative: m.Relative, Side: side}
+		return BoundedTestCUPED(tc, tt, b, share, null, center, cuTheta, nStar, alpha)
+	}
+	bound := func(side Side) float64 {
+		return BoundedBoundCUPED(tc, tt, b, share, m.Relative, side, center, cuTheta, nStar, alpha/2)
+	}
+	if m.CUPED {
+		// The coefficient fitted on this period's data (the next
+		// period's θ: experiments.PriorOf) and the share of the value's
+		// variance it explains; the test itself used cuTheta.
+		if cu := CUPED(CovariateSummary{c.N, c.Sum, c.Sum2, c.SumZ, c.SumZ2, c.SumUZ}, CovariateSummary{t.N, t.Sum, t.Sum2, t.SumZ, t.SumZ2, t.SumUZ}); cu.Valid {
+			mr.VarianceRemoved, mr.ExtraUsers, mr.CUPEDTheta = fp(cu.VarianceRemoved), fp(cu.ExtraUsers), fp(cu.Theta)
+		}
 	}
 	good, bad := test(Side(s)), test(Side(-s))
 	if !good.Valid || !bad.Valid {
@@ -804,8 +838,7 @@ func evalBounded(cs, ts Summary, m Metric, role string, margin, alpha, share, mi
 	}
 	mr.LogE = fp(good.LogE)
 	mr.StdErr = fp(math.Sqrt(eff.Variance))
-	lo := BoundedBound(c, t, b, share, m.Relative, Greater, center, alpha/2)
-	hi := BoundedBound(c, t, b, share, m.Relative, Less, center, alpha/2)
+	lo, hi := bound(Greater), bound(Less)
 	mr.CILow, mr.CIHigh = fp(lo), fp(hi)
 	mr.Valid = true
 	return mr, ""

@@ -44,7 +44,7 @@ func TestCarryOverAtMargin(t *testing.T) {
 				if rng.Float64() < p {
 					u = 1
 				}
-				m[a] = Moments{m[a].N + 1, m[a].Sum + u, m[a].Sum2 + u*u}
+				m[a] = Moments{N: m[a].N + 1, Sum: m[a].Sum + u, Sum2: m[a].Sum2 + u*u}
 				if i%50 == 0 && m[0].N > 0 && m[1].N > 0 {
 					r := BoundedTest(m[0], m[1], b, share, BoundedNull{Theta0: margin, Side: Less}, 0.1, alpha)
 					if RejectLogE(CombineLogE(carried, r.LogE), alpha) {

@@ -102,7 +102,7 @@ func FuzzNewFunctions(f *testing.F) {
 	f.Add(10.0, 20.0, 5.0, 0.0, 0.0, 0.0, 1.0, 5.0, 0.999, 0.1) // one arm empty
 	f.Add(math.NaN(), 1.0, math.Inf(1), 2.0, -1.0, 1e308, -1e308, 5.0, 1.5, math.NaN())
 	f.Fuzz(func(t *testing.T, n0, s0, q0, n1, s1, q1, lo, hi, share, theta float64) {
-		c, tr := Moments{n0, s0, q0}, Moments{n1, s1, q1}
+		c, tr := Moments{N: n0, Sum: s0, Sum2: q0}, Moments{N: n1, Sum: s1, Sum2: q1}
 		b := Bounds{lo, hi}
 		for _, side := range []Side{Greater, Less} {
 			for _, rel := range []bool{false, true} {
@@ -145,6 +145,56 @@ func FuzzNewFunctions(f *testing.F) {
 		for _, x := range []float64{NStarFor(n0), TauFor(n0, s0, 0.05), PlannedUsers(n0, share, hi), DaysToDecision(n0, n1, share)} {
 			if math.IsNaN(x) || x < 0 {
 				t.Fatalf("planning helper gave %g", x)
+			}
+		}
+	})
+}
+
+// FuzzCUPEDCovariates: the covariate-using functions (BoundedTestCUPED,
+// BoundedBoundCUPED, RatioCUPED, CUPED through Decide's bounded path)
+// return finite, in-range results or an explicit invalid one, and never
+// panic, on any sums: empty arms, zero variance, NaN, ±Inf, huge counts,
+// covariate sums outside the bounds.
+func FuzzCUPEDCovariates(f *testing.F) {
+	f.Add(1000.0, 100.0, 100.0, 80.0, 80.0, 30.0, 1000.0, 120.0, 120.0, 90.0, 90.0, 40.0, 0.0, 1.0, 0.5, 0.3, 0.1)
+	f.Add(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+	f.Add(1e15, 1e14, 1e14, 1e14, 1e14, 1e13, 1e15, 1e14, 1e14, 1e14, 1e14, 1e13, 0.0, 1.0, 0.05, math.NaN(), -0.5)
+	f.Add(10.0, 10.0, 10.0, 0.0, 0.0, 0.0, 10.0, 10.0, 10.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.0)       // zero variance, no covariate
+	f.Add(10.0, 30.0, 100.0, 60.0, 400.0, 200.0, 10.0, 20.0, 50.0, 0.0, 0.0, 0.0, 1.0, 5.0, 0.3, 2.0, 0.1) // z out of range
+	f.Add(math.NaN(), 1.0, math.Inf(1), 2.0, -1.0, 1e308, -1e308, 5.0, 1.5, math.NaN(), 3.0, 1.0, 0.0, 1.0, 0.5, 0.5, 0.0)
+	f.Fuzz(func(t *testing.T, n0, s0, q0, z0, zz0, uz0, n1, s1, q1, z1, zz1, uz1, lo, hi, share, theta, theta0 float64) {
+		c := Moments{N: n0, Sum: s0, Sum2: q0, SumZ: z0, SumZ2: zz0, SumUZ: uz0}
+		tr := Moments{N: n1, Sum: s1, Sum2: q1, SumZ: z1, SumZ2: zz1, SumUZ: uz1}
+		b := Bounds{lo, hi}
+		for _, side := range []Side{Greater, Less} {
+			for _, rel := range []bool{false, true} {
+				for _, center := range []float64{math.NaN(), (lo + hi) / 2} {
+					r := BoundedTestCUPED(c, tr, b, share, BoundedNull{Theta0: theta0, Relative: rel, Side: side}, center, theta, 0, 0.05)
+					if math.IsNaN(r.LogE) || math.IsInf(r.LogE, 0) || !(r.PValue >= 0 && r.PValue <= 1) || (r.Reject && !r.Valid) {
+						t.Fatalf("BoundedTestCUPED %+v %+v %+v: %+v", c, tr, b, r)
+					}
+				}
+				if bd := BoundedBoundCUPED(c, tr, b, share, rel, side, (lo+hi)/2, theta, 0, 0.05); math.IsNaN(bd) {
+					t.Fatalf("BoundedBoundCUPED NaN")
+				}
+			}
+		}
+		rs := func(n, s, q, z, zz, uz float64) Summary {
+			return Summary{N: n, SumX: s, SumX2: q, SumY: 2 * n, SumY2: 4 * n, SumXY: 2 * s, SumZ: z, SumZ2: zz, SumXZ: uz, SumYZ: 2 * z, SumR: s / 2, SumR2: q / 4, SumRZ: uz / 2}
+		}
+		s0s, s1s := rs(n0, s0, q0, z0, zz0, uz0), rs(n1, s1, q1, z1, zz1, uz1)
+		cu := RatioCUPED(s0s, s1s)
+		if cu.Valid && (!cu.Effect.valid() || !(cu.VarianceRemoved >= 0 && cu.VarianceRemoved <= 1) || math.IsNaN(cu.ExtraUsers) || !finite(cu.Theta)) {
+			t.Fatalf("RatioCUPED %+v", cu)
+		}
+		for _, k := range []Kind{Mean, Ratio} {
+			for _, bd := range []*Bounds{nil, &b} {
+				th := theta
+				p := Policy{Primary: Metric{Name: "m", Kind: k, CUPED: true, Bounds: bd, CUPEDTheta: &th}, MinUsers: 1, OneSided: true}
+				d := Decide(Input{Users: []float64{n0, n1}, Metrics: map[string][]Summary{"m": {s0s, s1s}}}, p)
+				if _, err := json.Marshal(d); err != nil {
+					t.Fatalf("Decide CUPED %s: %v", k, err)
+				}
 			}
 		}
 	})

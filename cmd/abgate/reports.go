@@ -45,12 +45,15 @@ func (s reportSource) Status(ctx context.Context, id string) (api.ReportStatus, 
 		return api.ReportStatus{}, err
 	}
 	rs := api.ReportStatus{Status: string(st.Status), Step: st.Step, Period: st.Period, Started: st.StepStarted, Test: st.TestIndex()}
+	// The controller's policy inputs from the history (PriorOf).
+	ts, err := lc.History(ctx, id, 0)
+	if err != nil {
+		return api.ReportStatus{}, err
+	}
+	prior := experiments.PriorOf(ts)
+	rs.PeriodPrior = prior.Metrics
 	if e.Rollout.CarryOver {
-		ts, err := lc.History(ctx, id, 0)
-		if err != nil {
-			return api.ReportStatus{}, err
-		}
-		rs.CarriedLogE = experiments.CarriedLogE(ts)
+		rs.CarriedLogE = prior.LogE
 	}
 	switch st.Status {
 	case experiments.StatusPromoted, experiments.StatusRolledBack, experiments.StatusStopped:
