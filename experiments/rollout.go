@@ -186,6 +186,12 @@ func (e *Experiment) Policy(step int) stats.Policy {
 	for _, g := range gs {
 		p.Guardrails = append(p.Guardrails, stats.Guardrail{Metric: MetricSpec(e, g.Metric, g.Relative), Margin: g.Margin})
 	}
+	if p.Judge = e.RampJudge(); p.Judge != nil {
+		// Shown with the policy; Decide runs the judge at the same level,
+		// GuardrailAlpha (= Alpha here) over the candidates. PolicyAt
+		// sets the step's test's.
+		p.Judge.Policy.Alpha = e.RolloutAlpha() / float64(max(len(e.Variants)-1, 1))
+	}
 	return p
 }
 
@@ -223,6 +229,9 @@ func (e *Experiment) PolicyAt(step, test int, carried map[string][]float64) stat
 		return p
 	}
 	p.Alpha = e.TestAlpha(test)
+	if p.Judge != nil {
+		p.Judge.Policy.Alpha = p.Alpha / float64(max(len(e.Variants)-1, 1))
+	}
 	if e.Rollout.CarryOver {
 		for i := range p.Guardrails {
 			if l := carried[p.Guardrails[i].Name]; len(l) > 0 {
@@ -309,6 +318,12 @@ func RolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) s
 	}
 	for _, g := range p.Guardrails {
 		add(g.Name)
+	}
+	if p.Judge != nil {
+		in.Judge = make([]stats.JudgeInput, k)
+		for v := 1; v < k; v++ {
+			in.Judge[v] = JudgeInput(snap, v)
+		}
 	}
 	// Per-segment statistics of the same metrics, so Decide refuses to
 	// advance or promote a candidate that harms a segment.
