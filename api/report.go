@@ -186,6 +186,9 @@ type ReportPolicy struct {
 	// at stats.RestartAlpha): at most the rollout's alpha. Omitted
 	// without a rollout.
 	AlphaSpent float64 `json:"alpha_spent,omitempty"`
+	// Judge is the live judge guardrail of the ramp steps
+	// (stats.Policy.Judge), omitted without live judging.
+	Judge *ReportJudgeGuardrail `json:"judge,omitempty"`
 }
 
 // ReportGuardrail is one guardrail of the policy.
@@ -467,6 +470,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	for _, g := range p.Guardrails {
 		r.Policy.Guardrails = append(r.Policy.Guardrails, ReportGuardrail{Metric: g.Name, Margin: g.Margin, Relative: g.Relative, Better: string(describe(exp, g.Name).Better)})
 	}
+	r.Policy.Judge = reportJudgeGuardrail(p)
 
 	// Traffic and SRM.
 	total := 0.0
@@ -507,6 +511,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	r.TimeToDecision = a.eta(&r, snap.Stats, in, days)
 	r.Verdict = a.verdict(&r, in, snap.Stats)
 	r.Judge = a.judgeSection(status.Status, transitions, snap)
+	a.rampJudgeSection(r.Judge, d)
 	if v, ok := judgeVerdict(&r, transitions); ok {
 		r.Verdict = v // the judge gate, not Decide, rules the shadow stage
 	}
