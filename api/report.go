@@ -365,12 +365,12 @@ func (a *analysis) summaries(st map[experiments.VariantMetric]experiments.Summar
 // p-value of "no difference". The numbers come from stats.Decide itself,
 // asked to judge m as the primary metric at the policy's alpha, method,
 // N* and tau, on an input that passes every rule before the primary
-// (equal user counts, one user minimum, no guardrails, no segments): so
-// the report has no second copy of the sequential tests, and a metric the
-// decision judges shows the decision's interval.
+// (equal user counts, one user minimum, no guardrails, no judge, no
+// segments): so the report has no second copy of the sequential tests,
+// and a metric the decision judges shows the decision's interval.
 func (a *analysis) lifts(ss []stats.Summary, m stats.Metric) []stats.MetricResult {
 	p := a.policy
-	p.Mode, p.Primary, p.Guardrails, p.MinUsers = stats.FullMode, m, nil, 1
+	p.Mode, p.Primary, p.Guardrails, p.Judge, p.MinUsers = stats.FullMode, m, nil, nil, 1
 	users := make([]float64, len(ss))
 	for i := range users {
 		users[i] = 1

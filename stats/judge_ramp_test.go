@@ -152,3 +152,35 @@ func TestDecideJudgeAlphaSplit(t *testing.T) {
 		t.Errorf("message %q", m)
 	}
 }
+
+// TestDecideJudgeGuardrailPromote: at the last step (full mode) the
+// judge guards the promotion like the advance: under Require a
+// candidate better on the primary is promoted only once the judge shows
+// it non-inferior; under watch the judge doesn't hold it.
+func TestDecideJudgeGuardrailPromote(t *testing.T) {
+	t.Parallel()
+	const n = 20000
+	thumbs := func(k float64) Summary { return Summary{N: n, SumX: k, SumX2: k, SumY: n, SumY2: n, SumXY: k} }
+	for _, tc := range []struct {
+		name    string
+		j       JudgeInput
+		require bool
+		want    Verdict
+	}{
+		{"watch, judge pending", JudgeInput{Preference: judgeUsers(10, 0, 10)}, false, Promote},
+		{"guardrail, judge pending", JudgeInput{Preference: judgeUsers(10, 0, 10)}, true, Continue},
+		{"guardrail, judge passed", JudgeInput{Preference: judgeUsers(400, 100, 100)}, true, Promote},
+		{"watch, judge worse", JudgeInput{Preference: judgeUsers(150, 50, 400)}, false, Rollback},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in, p := rampWithJudge(tc.j, tc.require)
+			p.Mode = FullMode
+			p.Primary = Metric{Name: "thumbs", Better: HigherIsBetter, Bounds: &Bounds{0, 1}}
+			in.Metrics["thumbs"] = []Summary{thumbs(10000), thumbs(11000)}
+			if d := Decide(in, p); d.Verdict != tc.want {
+				t.Fatalf("verdict %s %v, want %s", d.Verdict, reasonCodes(d), tc.want)
+			}
+		})
+	}
+}
