@@ -253,6 +253,12 @@ func TestReportSaysWhatTheControllerDecides(t *testing.T) {
 				if string(got) != string(want) {
 					t.Errorf("judge section shows\n%s\nnot the controller's judge result\n%s", got, want)
 				}
+				if s := j.Candidates[0].Sentence; !strings.HasPrefix(s, "At this ramp step the live judge") || !strings.HasSuffix(s, "worse than the base; roll back.") {
+					t.Errorf("judge section sentence %q", s)
+				}
+				if pl := before.policyLine(); !strings.Contains(pl, "live judge (watch): roll back below a 45.0% win rate, at alpha 0.045") {
+					t.Errorf("policy line %q", pl)
+				}
 			}
 
 			st, _ := f.lc.State(ctx, f.e.ID)

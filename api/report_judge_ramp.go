@@ -34,6 +34,19 @@ func reportJudgeGuardrail(p stats.Policy) *ReportJudgeGuardrail {
 	return &ReportJudgeGuardrail{Mode: mode, Bar: 0.5 - j.Policy.NonInferiorityMargin, Alpha: j.Policy.Alpha}
 }
 
+// phrase is the policy line's part on the judge guardrail ("" without
+// one).
+func (g *ReportJudgeGuardrail) phrase() string {
+	if g == nil {
+		return ""
+	}
+	s := fmt.Sprintf("; live judge (%s): roll back below a %s win rate", g.Mode, fmtPct(g.Bar))
+	if g.Mode == experiments.JudgeRampGuardrail {
+		s += ", advance only once shown above it"
+	}
+	return s + fmt.Sprintf(", at alpha %.4g", g.Alpha)
+}
+
 // judgeRampHarm is the verdict of a decision that rolls back because the
 // live judge shows a candidate worse than the non-inferiority margin;
 // ok false when no candidate is.
