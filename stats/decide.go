@@ -342,7 +342,8 @@ func orDefault(x, d float64) float64 {
 //
 // The primary alpha and guardrail alpha are divided by the number of
 // candidates (Bonferroni). Decide panics only when a set alpha is outside
-// (0,1); bad data and incomplete policies give Continue with a reason.
+// (0,1), or on a Policy.Judge whose margins JudgeGate refuses; bad data
+// and incomplete policies give Continue with a reason.
 //
 // New behaviour is selected per field (the zero values keep the legacy
 // decisions): Policy.OneSided makes every call a one-sided test at its
