@@ -46,7 +46,7 @@ sim:
 
 # The shadow judge gate's and PPI's seeded simulations (docs/statistics.md §9).
 sim-judge:
-	go test -tags simulation -count=1 -run 'SimJudge|SimPPI' -v ./stats/ ./experiments/memstore/
+	go test -tags simulation -count=1 -run 'SimJudge|SimPPI' -v ./stats/ ./experiments/memstore/ ./rollout/
 
 # The fault and abuse suite: Redis killed, paused, restarted empty, queue
 # overflow, feedback flood, against a redis-server it starts itself

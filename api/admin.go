@@ -27,7 +27,7 @@ import (
 //	POST /api/v1/experiments                    create a stored experiment (write)
 //	GET  /api/v1/experiments/:id                definition, state, source (read)
 //	PUT  /api/v1/experiments/:id                replace a stored experiment (write)
-//	POST /api/v1/experiments/:id/<action>       start, pause, resume, step, promote, rollback, stop (write)
+//	POST /api/v1/experiments/:id/<action>       start, pause, resume, step, promote, rollback, stop, shadow_pass (write)
 //	GET  /api/v1/experiments/:id/transitions    the audit trail (read)
 //	GET  /api/v1/openapi.json                   the OpenAPI document of every route (read)
 //
@@ -75,7 +75,7 @@ func (a *Admin) Register(r gin.IRouter, tokens *Tokens) {
 }
 
 // adminActions are the lifecycle actions, by their path segment.
-var adminActions = []string{"start", "pause", "resume", "step", "promote", "rollback", "stop"}
+var adminActions = []string{"start", "pause", "resume", "step", "promote", "rollback", "stop", "shadow_pass"}
 
 // StatusFixed is the status the API gives an experiment without a
 // rollout: it serves its configured weights, and lifecycle actions don't
@@ -723,6 +723,8 @@ func (a *Admin) action(action string) gin.HandlerFunc {
 			t, err = a.lc.Rollback(ctx, id, actor, req.Reason)
 		case "stop":
 			t, err = a.lc.Stop(ctx, id, actor, req.Reason)
+		case "shadow_pass":
+			t, err = a.lc.ShadowPass(ctx, id, actor, req.Reason)
 		case "step":
 			t, err = a.lc.SetStep(ctx, id, *req.Step-1, actor, req.Reason)
 		case "promote":

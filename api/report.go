@@ -189,6 +189,9 @@ type ReportPolicy struct {
 	// at stats.RestartAlpha): at most the rollout's alpha. Omitted
 	// without a rollout.
 	AlphaSpent float64 `json:"alpha_spent,omitempty"`
+	// Judge is the live judge guardrail of the ramp steps
+	// (stats.Policy.Judge), omitted without live judging.
+	Judge *ReportJudgeGuardrail `json:"judge,omitempty"`
 }
 
 // ReportGuardrail is one guardrail of the policy.
@@ -372,12 +375,12 @@ func (a *analysis) summaries(st map[experiments.VariantMetric]experiments.Summar
 // p-value of "no difference". The numbers come from stats.Decide itself,
 // asked to judge m as the primary metric at the policy's alpha, method,
 // N* and tau, on an input that passes every rule before the primary
-// (equal user counts, one user minimum, no guardrails, no segments): so
-// the report has no second copy of the sequential tests, and a metric the
-// decision judges shows the decision's interval.
+// (equal user counts, one user minimum, no guardrails, no judge, no
+// segments): so the report has no second copy of the sequential tests,
+// and a metric the decision judges shows the decision's interval.
 func (a *analysis) lifts(ss []stats.Summary, m stats.Metric) []stats.MetricResult {
 	p := a.policy
-	p.Mode, p.Primary, p.Guardrails, p.MinUsers = stats.FullMode, m, nil, 1
+	p.Mode, p.Primary, p.Guardrails, p.Judge, p.MinUsers = stats.FullMode, m, nil, nil, 1
 	users := make([]float64, len(ss))
 	for i := range users {
 		users[i] = 1
@@ -477,6 +480,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	for _, g := range p.Guardrails {
 		r.Policy.Guardrails = append(r.Policy.Guardrails, ReportGuardrail{Metric: g.Name, Margin: g.Margin, Relative: g.Relative, Better: string(describe(exp, g.Name).Better)})
 	}
+	r.Policy.Judge = reportJudgeGuardrail(p)
 
 	// Traffic and SRM.
 	total := 0.0
@@ -517,6 +521,7 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 	r.TimeToDecision = a.eta(&r, snap.Stats, in, days)
 	r.Verdict = a.verdict(&r, in, snap.Stats)
 	r.Judge = a.judgeSection(status.Status, transitions, snap)
+	a.rampJudgeSection(r.Judge, d)
 	if r.Judge != nil {
 		r.Judge.Humans = a.judgeHumans(snap, r.Judge.Policy.Alpha)
 	}

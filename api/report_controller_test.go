@@ -42,6 +42,11 @@ func newCtlReport(t *testing.T, e experiments.Experiment) *ctlReport {
 	if _, err := f.lc.Start(context.Background(), e.ID, "api:t", ""); err != nil {
 		t.Fatal(err)
 	}
+	if e.Shadow != nil { // an operator passes the shadow stage: ramp step 1
+		if _, err := f.lc.ShadowPass(context.Background(), e.ID, "api:t", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return f
 }
 
@@ -50,6 +55,11 @@ type group struct {
 	variant, users int
 	thumbs, errs   float64 // probabilities
 	lang           uint8   // segment value index (0: none)
+	// judged is how many of the group's users the live judge compared
+	// (once each), preferring the candidate's answer with probability
+	// judgeWin.
+	judged   int
+	judgeWin float64
 }
 
 // feed records the groups' users in the current period: one request and
@@ -70,7 +80,7 @@ func (f *ctlReport) feed(t *testing.T, groups ...group) {
 		if len(f.e.Segments) > 0 {
 			seg = experiments.SegmentValues{N: 1, V: [4]uint8{g.lang}}
 		}
-		for range g.users {
+		for i := range g.users {
 			unit++
 			var k experiments.UnitKey
 			binary.BigEndian.PutUint64(k[:], unit)
@@ -80,6 +90,9 @@ func (f *ctlReport) feed(t *testing.T, groups ...group) {
 			add(experiments.MetricRequests, 1)
 			add(experiments.MetricError, bern(rng, g.errs))
 			add(experiments.MetricThumbs, bern(rng, g.thumbs))
+			if i < g.judged {
+				add(experiments.MetricJudgeScore, bern(rng, g.judgeWin))
+			}
 		}
 	}
 	if _, err := f.stats.Apply(ctx, b); err != nil {
@@ -198,6 +211,16 @@ func TestReportSaysWhatTheControllerDecides(t *testing.T) {
 				{variant: 1, users: 4500, thumbs: 0.65, errs: 0.01, lang: 1}, {variant: 1, users: 1500, thumbs: 0.35, errs: 0.01, lang: 2},
 			},
 			verdict: stats.Continue, code: stats.ReasonSegmentHarm, kind: VerdictSegmentHarm, status: experiments.StatusRunning},
+		{name: "judge rollback", exp: func() experiments.Experiment {
+			e := base(10, 50)
+			e.Judge = &experiments.Judge{URL: "http://judge.invalid", Model: "judge", Ramp: experiments.JudgeRampWatch}
+			e.Shadow = &experiments.Shadow{MinUsers: 30, MaxPerUser: 1, LivePercent: 10}
+			return e
+		}(),
+			groups: []group{{variant: 0, users: 18000, thumbs: 0.5, errs: 0.01}, {variant: 1, users: 2000, thumbs: 0.5, errs: 0.01, judged: 300, judgeWin: 0.25}},
+			// The metric guardrail holds; the judge alone rolls back.
+			verdict: stats.Rollback, code: stats.ReasonJudgeWorse, kind: VerdictHarm, status: experiments.StatusRolledBack,
+			later: []group{{variant: 0, users: 18000, thumbs: 0.5, errs: 0.01}, {variant: 1, users: 2000, thumbs: 0.5, errs: 0.01, judged: 2000, judgeWin: 0.9}}, sentence: "Rolled back"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -222,6 +245,27 @@ func TestReportSaysWhatTheControllerDecides(t *testing.T) {
 			}
 			if before.Verdict.Kind != tc.kind {
 				t.Errorf("report verdict %s (%s), want %s", before.Verdict.Kind, before.Verdict.Sentence, tc.kind)
+			}
+			if tc.code == stats.ReasonJudgeWorse {
+				if !strings.Contains(before.Verdict.Sentence, "live judge") || before.Policy.Judge == nil {
+					t.Errorf("a judge rollback's report: policy %+v, sentence %q", before.Policy.Judge, before.Verdict.Sentence)
+				}
+				// The judge section shows the decision's judge result.
+				j := before.Judge
+				if j == nil || len(j.Candidates) != 1 {
+					t.Fatalf("judge section %+v", j)
+				}
+				got, _ := json.Marshal(j.Candidates[0].Decision)
+				want, _ := json.Marshal(ctl.Variants[0].Judge)
+				if string(got) != string(want) {
+					t.Errorf("judge section shows\n%s\nnot the controller's judge result\n%s", got, want)
+				}
+				if s := j.Candidates[0].Sentence; !strings.HasPrefix(s, "At this ramp step the live judge") || !strings.HasSuffix(s, "worse than the base; roll back.") {
+					t.Errorf("judge section sentence %q", s)
+				}
+				if pl := before.policyLine(); !strings.Contains(pl, "live judge (watch): roll back below a 45.0% win rate, at alpha 0.045") {
+					t.Errorf("policy line %q", pl)
+				}
 			}
 
 			st, _ := f.lc.State(ctx, f.e.ID)

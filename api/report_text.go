@@ -139,7 +139,7 @@ func (r *Report) policyLine() string {
 	if r.Policy.MaxUsers > 0 {
 		s += fmt.Sprintf(", at most %s", fmtCount(r.Policy.MaxUsers))
 	}
-	return s + fmt.Sprintf(", SRM alarm below p = %g", r.Policy.SRMAlpha)
+	return s + fmt.Sprintf(", SRM alarm below p = %g", r.Policy.SRMAlpha) + r.Policy.Judge.phrase()
 }
 
 func (r *Report) srmLine() string {

@@ -172,6 +172,10 @@ func (a *analysis) decisionVerdict(r *Report, in stats.Input, st map[experiments
 				fmtLift(gi.Unit, g.MarginRelative, *lo), fmtLift(gi.Unit, g.MarginRelative, *hi), margin)
 			return v
 		}
+		if jv, ok := a.judgeRampHarm(d); ok {
+			jv.Details = v.Details
+			return jv
+		}
 		v.Kind, v.Recommendation = VerdictWorse, "roll back"
 		v.Sentence = capitalize(liftPhrase(focus, false)) + "; it is worse than the base model; recommendation: roll back."
 	case stats.Promote:
@@ -355,6 +359,9 @@ func (r *Report) pendingGuardrails(v int) []string {
 		if row := m.row(v); row == nil || row.Status != RowNonInferior {
 			out = append(out, m.Label)
 		}
+	}
+	if r.judgeRampPending(v) {
+		out = append(out, "the live judge")
 	}
 	return out
 }

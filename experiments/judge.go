@@ -44,6 +44,13 @@ type Judge struct {
 	RequireSuperiority   bool     `yaml:"require_superiority"`
 	// Alpha is the error rate of the judge's sequential test (default 0.05).
 	Alpha float64 `yaml:"alpha"`
+	// Ramp is what the live judge (shadow.live_percent) does during the
+	// ramp steps: JudgeRampWatch (default) rolls a candidate back when
+	// the judge shows it worse than the non-inferiority margin;
+	// JudgeRampGuardrail also makes every advance and promotion wait for
+	// the judge to show it non-inferior. Either way the test runs at the
+	// step's guardrail level (Experiment.PolicyAt).
+	Ramp string `yaml:"ramp"`
 	// MaxConcurrency bounds judge calls in flight (default 4);
 	// RatePerSecond and Burst are a token bucket (default 2/s, burst 4).
 	MaxConcurrency int     `yaml:"max_concurrency"`
@@ -131,6 +138,18 @@ const (
 	MaxJudgeTokens                = 4096
 )
 
+// Values of Judge.Ramp.
+const (
+	// JudgeRampWatch: only harm on the live judge acts (a rollback).
+	// The default: judging samples a share of a step's candidate users,
+	// so non-inferiority on the judge would often hold a step far longer
+	// than the guardrails do (docs/rollout.md).
+	JudgeRampWatch = "watch"
+	// JudgeRampGuardrail: an advance also needs the judge's
+	// non-inferiority.
+	JudgeRampGuardrail = "guardrail"
+)
+
 // setJudgeDefaults fills an experiment's judge and shadow defaults
 // (called by SetDefaults).
 func setJudgeDefaults(e *Experiment) {
@@ -145,6 +164,7 @@ func setJudgeDefaults(e *Experiment) {
 		}
 		cfgDefault(&j.PositionBiasLimit, DefaultJudgePositionBiasLimit)
 		cfgDefault(&j.Alpha, DefaultRolloutAlpha)
+		cfgDefault(&j.Ramp, JudgeRampWatch)
 		cfgDefault(&j.MaxConcurrency, DefaultJudgeMaxConcurrency)
 		cfgDefault(&j.RatePerSecond, DefaultJudgeRatePerSecond)
 		if j.Burst == 0 && j.RatePerSecond > 0 && !math.IsInf(j.RatePerSecond, 0) {
@@ -276,6 +296,15 @@ func (v *cfgValidator) judge(e *Experiment, p string, ups []Upstream) {
 	}
 	if !(j.Alpha > 0 && j.Alpha < 1) {
 		v.add(jp+".alpha", "must be in (0, 1)")
+	}
+	switch j.Ramp {
+	case JudgeRampWatch:
+	case JudgeRampGuardrail:
+		if e.Shadow == nil || !(e.Shadow.LivePercent > 0) {
+			v.add(jp+".ramp", "guardrail needs live judging (shadow.live_percent above 0): without judge data no step could advance")
+		}
+	default:
+		v.add(jp+".ramp", "must be %q or %q", JudgeRampWatch, JudgeRampGuardrail)
 	}
 	if j.MaxConcurrency < 1 {
 		v.add(jp+".max_concurrency", "must be at least 1")

@@ -38,7 +38,7 @@ func TestJudgeDefaults(t *testing.T) {
 	if *j.BothOrdersShare != 0.1 || *j.NonInferiorityMargin != 0.05 || j.SuperiorityMargin != 0 ||
 		j.PositionBiasLimit != 0.1 || j.Alpha != 0.05 || j.MaxConcurrency != 4 || j.RatePerSecond != 2 ||
 		j.Burst != 4 || j.MaxTokens != 64 || j.Timeout.String() != "30s" || j.PrivateHeader != "X-Abgate-Private" ||
-		j.RetainPrompts || j.RetainPromptsFor != 0 {
+		j.RetainPrompts || j.RetainPromptsFor != 0 || j.Ramp != experiments.JudgeRampWatch {
 		t.Errorf("judge defaults: %+v", j)
 	}
 	if s.Percent != 10 || s.MaxPerUser != 1 || s.MinUsers != 30 || s.MaxUsers != 0 || s.QueueSize != 256 {
@@ -101,6 +101,9 @@ func TestJudgeValidation(t *testing.T) {
 		{"shadow percent", j, "    shadow: {percent: 100.5}\n", "experiments[0].shadow.percent", "0.01 and 100"},
 		{"shadow max users", j, "    shadow: {min_users: 50, max_users: 10}\n", "experiments[0].shadow.max_users", "at least min_users"},
 		{"shadow max per user", j, "    shadow: {max_per_user: -1}\n", "experiments[0].shadow.max_per_user", "at least 1"},
+		{"ramp value", j + "      ramp: block\n", "", "experiments[0].judge.ramp", `"watch" or "guardrail"`},
+		{"ramp guardrail without live judging", j + "      ramp: guardrail\n", "    shadow: {}\n", "experiments[0].judge.ramp", "shadow.live_percent above 0"},
+		{"ramp guardrail with live judging", j + "      ramp: guardrail\n", "    shadow: {live_percent: 20}\n", "", ""},
 		{"shadow ok", j, "    shadow: {percent: 2.5, max_per_user: 3, min_users: 100, max_users: 5000, max_duration: 48h}\n", "", ""},
 	}
 	for _, tc := range cases {

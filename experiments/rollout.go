@@ -188,6 +188,12 @@ func (e *Experiment) Policy(step int) stats.Policy {
 	for _, g := range gs {
 		p.Guardrails = append(p.Guardrails, stats.Guardrail{Metric: MetricSpec(e, g.Metric, g.Relative), Margin: g.Margin})
 	}
+	if p.Judge = e.RampJudge(); p.Judge != nil {
+		// Shown with the policy; Decide runs the judge at the same level,
+		// GuardrailAlpha (= Alpha here) over the candidates. PolicyAt
+		// sets the step's test's.
+		p.Judge.Policy.Alpha = e.RolloutAlpha() / float64(max(len(e.Variants)-1, 1))
+	}
 	return p
 }
 
@@ -231,6 +237,9 @@ func (e *Experiment) PolicyAt(step, test int, prior Prior) stats.Policy {
 	applyPrior(&p.CostMetric, prior.Metrics)
 	for i := range p.Guardrails {
 		applyPrior(&p.Guardrails[i].Metric, prior.Metrics)
+	}
+	if p.Judge != nil {
+		p.Judge.Policy.Alpha = p.Alpha / float64(max(len(e.Variants)-1, 1))
 	}
 	if e.Rollout.CarryOver {
 		for i := range p.Guardrails {
@@ -318,6 +327,12 @@ func RolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) s
 	}
 	for _, g := range p.Guardrails {
 		add(g.Name)
+	}
+	if p.Judge != nil {
+		in.Judge = make([]stats.JudgeInput, k)
+		for v := 1; v < k; v++ {
+			in.Judge[v] = JudgeInput(snap, v)
+		}
 	}
 	// Per-segment statistics of the same metrics, so Decide refuses to
 	// advance or promote a candidate that harms a segment.

@@ -44,6 +44,19 @@ func (e *Experiment) JudgePolicy() stats.JudgePolicy {
 	return p
 }
 
+// RampJudge is the live judge guardrail of the rollout's steps
+// (stats.Policy.Judge): the gate's policy with the ramp's question,
+// non-inferiority, and judge.ramp's Require. Nil without live judging
+// (shadow.live_percent 0) or without a rollout.
+func (e *Experiment) RampJudge() *stats.JudgeGuardrail {
+	if e.Rollout == nil || e.Judge == nil || e.Shadow == nil || !(e.Shadow.LivePercent > 0) {
+		return nil
+	}
+	p := e.JudgePolicy()
+	p.MaxUsers, p.RequireSuperiority = 0, false
+	return &stats.JudgeGuardrail{Policy: p, Require: e.Judge.Ramp == JudgeRampGuardrail}
+}
+
 // JudgeInput is one candidate's judge data in a period's snapshot: its
 // judge_score and judge_first summaries.
 func JudgeInput(snap Snapshot, candidate int) stats.JudgeInput {

@@ -85,3 +85,45 @@ func TestJudgePolicyFromConfig(t *testing.T) {
 		t.Fatalf("policy %+v", p)
 	}
 }
+
+// TestRampJudgePolicy: the live judge guardrail is in the policy only
+// with live judging, with the gate's margins and caps but the ramp's
+// question (non-inferiority, no max_users), judge.ramp's Require, and
+// the step's test's level over the candidates (restarts included); the
+// input carries each candidate's judge sums.
+func TestRampJudgePolicy(t *testing.T) {
+	t.Parallel()
+	e := shadowExperiment()
+	if p := e.PolicyAt(0, 1, experiments.Prior{}); p.Judge != nil {
+		t.Fatalf("no live judging, yet a judge guardrail: %+v", p.Judge)
+	}
+	e.Shadow.LivePercent, e.Shadow.MaxUsers, e.Shadow.MaxPerUser = 10, 500, 2
+	e.Judge.RequireSuperiority = true
+	for _, tc := range []struct {
+		mode    string
+		require bool
+	}{{experiments.JudgeRampWatch, false}, {experiments.JudgeRampGuardrail, true}} {
+		e.Judge.Ramp = tc.mode
+		for test := 1; test <= 3; test++ {
+			p := e.PolicyAt(0, test, experiments.Prior{})
+			j := p.Judge
+			if j == nil || j.Require != tc.require || j.Policy.MaxUsers != 0 || j.Policy.RequireSuperiority ||
+				j.Policy.MaxPerUser != 2 || j.Policy.NonInferiorityMargin != 0.05 || j.Policy.Alpha != e.TestAlpha(test) {
+				t.Fatalf("%s, test %d: judge guardrail %+v", tc.mode, test, j)
+			}
+		}
+	}
+	snap := experiments.Snapshot{Stats: map[experiments.VariantMetric]experiments.Summary{
+		{Variant: 1, Metric: experiments.MetricJudgeScore}: {N: 3, SumX: 2, SumY: 3},
+		{Variant: 1, Metric: experiments.MetricJudgeFirst}: {N: 1, SumX: 1, SumY: 1},
+	}}
+	p := e.PolicyAt(0, 1, experiments.Prior{})
+	in := experiments.RolloutInput(e, snap, e.Allocation(), p)
+	if len(in.Judge) != 2 || in.Judge[1].Preference.N != 3 || in.Judge[1].FirstShown.N != 1 || in.Judge[0].Preference.N != 0 {
+		t.Fatalf("input judge %+v", in.Judge)
+	}
+	e.Rollout = nil
+	if e.RampJudge() != nil {
+		t.Fatal("a judge guardrail without a rollout")
+	}
+}

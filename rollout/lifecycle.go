@@ -130,6 +130,14 @@ func (l *Lifecycle) SetStep(ctx context.Context, id string, step int, actor, rea
 	return l.Do(ctx, experiments.Command{Experiment: id, Action: experiments.ActionSetStep, Step: step, Actor: actor, Reason: reason})
 }
 
+// ShadowPass ends the shadow stage as if the judge gate had passed: ramp
+// step 1 begins on a new data period. It is the person's decision the
+// shadow rule leaves open (an inconclusive gate, max_duration reached);
+// ErrInvalidTransition when the experiment is not in shadow.
+func (l *Lifecycle) ShadowPass(ctx context.Context, id, actor, reason string) (experiments.Transition, error) {
+	return l.Do(ctx, experiments.Command{Experiment: id, Action: experiments.ActionShadowPass, Actor: actor, Reason: reason})
+}
+
 // Promote serves candidate winner to everyone.
 func (l *Lifecycle) Promote(ctx context.Context, id string, winner int, actor, reason string) (experiments.Transition, error) {
 	return l.Do(ctx, experiments.Command{Experiment: id, Action: experiments.ActionPromote, Winner: winner, Actor: actor, Reason: reason})

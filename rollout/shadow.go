@@ -54,7 +54,7 @@ func (c *Controller) evaluateShadow(ctx context.Context, e *experiments.Experime
 	default:
 		rec.Note = "shadow: " + judgeNotes(e, ds)
 		if md := time.Duration(e.Shadow.MaxDuration); md > 0 && now.Sub(s.StepStarted) >= md {
-			rec.Note = "shadow max_duration reached without a conclusion: a person decides (shadow_pass or stop); " + rec.Note
+			rec.Note = "shadow max_duration reached without a conclusion: a person decides: shadow_pass (POST /api/v1/experiments/" + e.ID + "/shadow_pass) or stop; " + rec.Note
 		}
 	}
 	if rec.Action != "" && !e.Rollout.Manual {

@@ -105,6 +105,10 @@ type Policy struct {
 	Mode       Mode        `json:"mode"`
 	Primary    Metric      `json:"primary"`
 	Guardrails []Guardrail `json:"guardrails"`
+	// Judge, when set, adds the live LLM judge as one more guardrail
+	// (judge_ramp.go): its one-sample test on Input.Judge runs at
+	// GuardrailAlpha/candidates like every guardrail.
+	Judge *JudgeGuardrail `json:"judge,omitempty"`
 	// Alpha is the two-sided type I error for the primary metric, split
 	// over the candidates (Bonferroni). Default 0.05. With OneSided (or a
 	// bounded primary) it is the level of each one-sided call: a false
@@ -187,6 +191,9 @@ type Input struct {
 	// Segments, when set, are tested for harm (see evalSegments): a
 	// candidate significantly harming any segment is not promoted.
 	Segments []Segment `json:"segments,omitempty"`
+	// Judge holds each variant's live judge data (index 0, the control,
+	// is unused) for Policy.Judge; a missing entry counts as no data.
+	Judge []JudgeInput `json:"judge,omitempty"`
 }
 
 // ReasonCode is a machine-readable reason.
@@ -281,6 +288,9 @@ type VariantResult struct {
 	Users   float64        `json:"users"`
 	Verdict Verdict        `json:"verdict"`
 	Metrics []MetricResult `json:"metrics"`
+	// Judge is the live judge guardrail's decision (Policy.Judge), at
+	// the guardrails' level.
+	Judge *JudgeDecision `json:"judge,omitempty"`
 }
 
 // Decision is Decide's answer. It is JSON-friendly: no NaN or Inf.
@@ -321,7 +331,7 @@ func orDefault(x, d float64) float64 {
 //  1. SRM (anytime-valid Dirichlet-multinomial test at SRMAlpha): HaltSRM.
 //  2. Any variant below MinUsers: Continue.
 //  3. Any candidate significantly harmful on a guardrail beyond its
-//     margin: Rollback.
+//     margin, or shown worse by the live judge (Policy.Judge): Rollback.
 //  4. Full mode: any candidate significantly better on the primary with
 //     every guardrail non-inferior: Promote the best such candidate (largest
 //     estimated improvement). With Policy.Rule, the rule's
@@ -339,7 +349,8 @@ func orDefault(x, d float64) float64 {
 //
 // The primary alpha and guardrail alpha are divided by the number of
 // candidates (Bonferroni). Decide panics only when a set alpha is outside
-// (0,1); bad data and incomplete policies give Continue with a reason.
+// (0,1), or on a Policy.Judge whose margins JudgeGate refuses; bad data
+// and incomplete policies give Continue with a reason.
 //
 // New behaviour is selected per field (the zero values keep the legacy
 // decisions): Policy.OneSided makes every call a one-sided test at its
@@ -475,6 +486,13 @@ func Decide(in Input, p Policy) Decision {
 			case !mr.NonInferior:
 				ni = false
 			}
+		}
+		if p.Judge != nil {
+			jd, jharm, jni, rs := evalJudge(in, *p.Judge, j, gc)
+			vr.Judge = &jd
+			d.Reasons = append(d.Reasons, rs...)
+			harm = harm || jharm
+			ni = ni && jni
 		}
 		if harm {
 			vr.Verdict = Rollback

@@ -13,6 +13,8 @@ func FuzzDecide(f *testing.F) {
 	f.Add(1e15, 1e15, 1e14, 1e14, 1e15, 1e15, 1e14, 1e14, 1e15, 1e15, uint8(0), false)                     // huge counts
 	f.Add(1000.0, 0.0, 100.0, 100.0, 1000.0, 0.0, 0.0, 0.0, 0.0, 0.0, uint8(1), false)                     // empty arm
 	f.Add(math.Inf(1), 3.0, math.NaN(), -1.0, 2.0, 1e308, -1e308, 5.0, 1.0, 0.5, uint8(2), true)
+	f.Add(1000.0, 1000.0, 300.0, 700.0, 300.0, 700.0, 1000.0, 1000.0, 300.0, 700.0, uint8(8), true) // judge: valid preferences
+	f.Add(0.0, 1e15, 0.0, 1e15, 0.0, 1e15, 0.0, 1e15, 0.0, 1e15, uint8(12), false)                  // judge: huge counts
 	design := NewDesign(0.05, OBrienFleming, []float64{0.25, 0.5, 0.75, 1})
 	f.Fuzz(func(t *testing.T, n0, n1, sx0, sx1, sx20, sx21, sy0, sy1, sxy0, sxy1 float64, method uint8, ramp bool) {
 		// The optional sums reuse the inputs so every new path sees the
@@ -47,6 +49,11 @@ func FuzzDecide(f *testing.F) {
 			p.Guardrails[0].Bounds, p.Guardrails[0].Center = &Bounds{0, 100}, &c
 			p.Guardrails[1].CUPED = true
 			in.Segments = []Segment{{Dimension: "d", Value: "v", Metrics: in.Metrics}}
+		}
+		if method&8 != 0 {
+			// The live judge guardrail on the same (often degenerate) sums.
+			in.Judge = []JudgeInput{{}, {Preference: s1, FirstShown: s0}}
+			p.Judge = &JudgeGuardrail{Policy: JudgePolicy{NonInferiorityMargin: 0.05, MaxPerUser: 3}, Require: ramp}
 		}
 		d := Decide(in, p)
 		if _, err := json.Marshal(d); err != nil {

@@ -37,6 +37,7 @@ Commands:
   promote ID [VARIANT]          serve a candidate to everyone (default: the only or recommended one)
   rollback ID                   serve the base to everyone
   stop ID                       end without a winner
+  shadow_pass ID                end the shadow stage as passed: ramp step 1 begins (the judge gate could not conclude)
   transitions ID                the audit trail
 
 Flags (anywhere after the command):
@@ -149,7 +150,7 @@ func runExperimentsCLI(ctx context.Context, args []string, stdout, stderr io.Wri
 			return err
 		}
 		return out.detail(raw)
-	case "start", "pause", "resume", "rollback", "stop":
+	case "start", "pause", "resume", "rollback", "stop", "shadow_pass":
 		if err := need(1, 1, "ID"); err != nil {
 			return err
 		}

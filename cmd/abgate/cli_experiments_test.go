@@ -223,3 +223,45 @@ func TestOpenAPIDocumentsProxyRoutes(t *testing.T) {
 		t.Fatalf("proxy routes in api/openapi.json = %v, gateway registers %v", documented, registered)
 	}
 }
+
+// TestExperimentsCLIShadowPass: "abgate experiments shadow_pass ID" ends
+// a shadow stage as passed, with the reason in the audit trail; a second
+// one is refused with the API's 409.
+func TestExperimentsCLIShadowPass(t *testing.T) {
+	t.Parallel()
+	url := adminServer(t)
+	def := filepath.Join(t.TempDir(), "exp.yaml")
+	if err := os.WriteFile(def, []byte(`
+id: cli-shadow
+variants:
+  - {name: base, upstream: up, model: m0}
+  - {name: tuned, upstream: up, model: m1}
+judge: {upstream: up, model: judge-model}
+shadow: {percent: 5}
+rollout:
+  steps: [{percent: 5}, {percent: 50}]
+routes: [cli-shadow-alias]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	admin := []string{"--server", url, "--token", cliAdminTok}
+	with := func(args ...string) []string { return append(append([]string(nil), args...), admin...) }
+	for _, s := range []struct {
+		args []string
+		want string
+	}{
+		{with("create", "-f", def), "cli-shadow"},
+		{with("start", "cli-shadow"), "draft → shadow"},
+		{with("shadow_pass", "cli-shadow", "--reason", "judge inconclusive; offline eval clean"), "cli-shadow: shadow_pass, shadow → running"},
+		{with("transitions", "cli-shadow"), "judge inconclusive; offline eval clean"},
+	} {
+		out, errOut, err := runExp(t, s.args...)
+		if err != nil || !strings.Contains(out, s.want) {
+			t.Fatalf("%v: %v %s; output lacks %q:\n%s", s.args[:2], err, errOut, s.want, out)
+		}
+	}
+	_, _, err := runExp(t, with("shadow_pass", "cli-shadow")...)
+	if err == nil || !strings.Contains(err.Error(), "409 invalid_transition") {
+		t.Fatalf("second shadow_pass: %v, want a 409", err)
+	}
+}
