@@ -228,6 +228,14 @@ func TestReportVerdicts(t *testing.T) {
 			want: []string{"expected 90.0% / 10.0%, observed 50.0% / 50.0%"},
 		},
 		{
+			name: "srm at a later ramp step", exp: twoArms(func(e *experiments.Experiment) {
+				e.Rollout = &experiments.Rollout{Steps: []experiments.RampStep{{Percent: 10}, {Percent: 50}}}
+			}), status: ReportStatus{Status: "running", Step: 1},
+			snap: snapshotOf(armData{5000, 0.5, 0.01, 800}, armData{4000, 0.5, 0.01, 800}),
+			kind: VerdictSRM, rec: "check the assignment",
+			want: []string{"expected 50.0% / 50.0%", "an engagement effect"},
+		},
+		{
 			name: "too few users", exp: twoArms(nil), status: running,
 			snap: snapshotOf(armData{40, 0.5, 0.01, 800}, armData{42, 0.6, 0.01, 800}),
 			kind: VerdictTooFew, rec: "keep running",

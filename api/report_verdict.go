@@ -141,6 +141,12 @@ func (a *analysis) decisionVerdict(r *Report, in stats.Input, st map[experiments
 		v.Kind, v.Recommendation = VerdictSRM, "check the assignment"
 		v.Sentence = fmt.Sprintf("The traffic split is broken: expected %s, observed %s (anytime-valid %s). Don't trust these numbers; check the assignment.",
 			fmtShares(r.SRM.Expected), fmtShares(r.SRM.Observed), pEq(r.SRM.PValue))
+		if r.Step > 1 {
+			// A later step counts the users active in it, and whether the
+			// earlier steps' users come back is itself an outcome
+			// (docs/statistics.md §2.12, "Returning users").
+			v.Sentence += " After the first step this can also be the candidate changing how many users come back (an engagement effect), not a broken assignment: compare the users per arm with the step before."
+		}
 		return v
 	case hasReason(d, stats.ReasonMinUsers):
 		v.Kind = VerdictTooFew
