@@ -87,8 +87,27 @@ FAKE_HOLD_PORT=$((BASE_PORT + 13))
 DEBUG_PORT=$((BASE_PORT + 14))
 CHAT=/v1/chat/completions
 
-command -v wrk >/dev/null || { echo "run.sh: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
-command -v taskset >/dev/null || { echo "run.sh: taskset not found (util-linux)" >&2; exit 1; }
+# need_pkg BINARY DEBIAN_PACKAGE: installs what the harness needs when it
+# is missing (as scripts/test.sh does); NO_INSTALL=1 only reports it.
+need_pkg() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	if [ "${NO_INSTALL:-0}" = 1 ] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "run.sh: $1 not found (apt-get install -y $2)" >&2
+		return 1
+	fi
+	echo "run.sh: installing $2" >&2
+	local sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	if [ -z "${APT_UPDATED:-}" ]; then
+		$sudo apt-get update -qq >/dev/null
+		APT_UPDATED=1
+	fi
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+}
+need_pkg wrk wrk || exit 1
+need_pkg taskset util-linux || exit 1
+# nginx is the non-Go reference; without it the harness still runs.
+need_pkg nginx nginx-light || true
 if [ "$(nproc)" -lt 2 ]; then
 	echo "run.sh: needs 2 cores (proxy on one, load and upstream on the other); nproc=$(nproc)" >&2
 	exit 1

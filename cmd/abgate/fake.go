@@ -24,6 +24,7 @@ func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.DurationVar(&m.TokenDelay, "token-delay", 0, "wait between stream chunks")
 	fs.IntVar(&m.Chunks, "chunks", 8, "content chunks per stream")
 	fs.Float64Var(&m.ErrorRate, "error-rate", 0, "share of requests answered with a 500")
+	judge := fs.Bool("judge", false, "serve a simulated LLM judge instead of a model (the load harness's shadow scenario)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -34,11 +35,17 @@ func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "fake upstream %q listening on http://%s\n", m.Name, ln.Addr())
+	var h http.Handler = m
+	if *judge {
+		h = &fakemodel.Judge{Latency: m.Latency}
+		fmt.Fprintf(stdout, "fake judge listening on http://%s\n", ln.Addr())
+	} else {
+		fmt.Fprintf(stdout, "fake upstream %q listening on http://%s\n", m.Name, ln.Addr())
+	}
 	// HTTP/1.1 and h2c (HTTP/2 with prior knowledge), as vLLM behind an
 	// h2c-capable proxy would: the gateway's h2c upstreams are measured
 	// against it.
-	srv := &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	return serveUntil(ctx, srv, ln, 5*time.Second)
