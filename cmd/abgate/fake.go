@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/abgate/abgate/internal/fakemodel"
@@ -37,7 +38,15 @@ func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	var h http.Handler = m
 	if *judge {
-		h = &fakemodel.Judge{Latency: m.Latency}
+		j := &fakemodel.Judge{Latency: m.Latency}
+		// The harness waits for the first judge call (the shadow stage is
+		// live) and reports the count at exit.
+		var first sync.Once
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			first.Do(func() { fmt.Fprintln(stdout, "fake judge: first judge call") })
+			j.ServeHTTP(w, r)
+		})
+		defer func() { fmt.Fprintf(stdout, "fake judge: %d judge calls\n", j.Requests()) }()
 		fmt.Fprintf(stdout, "fake judge listening on http://%s\n", ln.Addr())
 	} else {
 		fmt.Fprintf(stdout, "fake upstream %q listening on http://%s\n", m.Name, ln.Addr())
