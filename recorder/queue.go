@@ -1,6 +1,9 @@
 package recorder
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // queue is a bounded FIFO of events that grows on demand. It replaces a
 // buffered channel of the same bound: make(chan Outcome, 65536) allocates
@@ -13,11 +16,14 @@ import "sync"
 // allocates nothing, as the channel did.
 //
 // The lock is held for an append or a slice swap: the drainer never holds
-// it while it aggregates.
+// it while it aggregates. A full queue is refused without the lock (n is
+// the length, read atomically), as a full channel refuses a send without
+// taking its lock.
 type queue[T any] struct {
 	mu    sync.Mutex
 	items []T
-	spare []T // the slice take handed out last time, returned by recycle
+	spare []T // the array take gives the pushers next (recycle returns it)
+	n     atomic.Int64
 	limit int
 }
 
@@ -26,48 +32,47 @@ func newQueue[T any](limit int) *queue[T] { return &queue[T]{limit: limit} }
 // push appends v unless the queue holds limit events already; it returns
 // the length after the push and whether v was taken.
 func (q *queue[T]) push(v T) (int, bool) {
+	if q.n.Load() >= int64(q.limit) {
+		return 0, false
+	}
 	q.mu.Lock()
 	if len(q.items) >= q.limit {
 		q.mu.Unlock()
 		return 0, false
 	}
-	if q.items == nil {
-		q.items = q.spare[:0]
-		q.spare = nil
-	}
 	q.items = append(q.items, v)
 	n := len(q.items)
+	q.n.Store(int64(n))
 	q.mu.Unlock()
 	return n, true
 }
 
 // len is the number of events waiting.
-func (q *queue[T]) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
-}
+func (q *queue[T]) len() int { return int(q.n.Load()) }
 
-// take removes and returns every waiting event, in order. The caller owns
-// the slice until it passes it to recycle.
+// take removes and returns every waiting event, in order; the pushers
+// continue into the spare array. The caller owns the slice until it
+// passes it to recycle.
 func (q *queue[T]) take() []T {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out := q.items
-	q.items = nil
+	q.items, q.spare = q.spare[:0], nil
+	q.n.Store(0)
 	return out
 }
 
 // recycle hands back a slice take returned, once its events have been
-// used, so the next pushes reuse its array. Events are zeroed first: they
-// hold strings the GC should not keep alive.
+// used: it becomes the spare the next take gives the pushers, so two
+// arrays alternate and steady state allocates nothing. Events are zeroed
+// first: they hold strings the GC should not keep alive.
 func (q *queue[T]) recycle(s []T) {
 	if cap(s) == 0 {
 		return
 	}
 	clear(s)
 	q.mu.Lock()
-	if q.spare == nil || cap(s) > cap(q.spare) {
+	if cap(s) > cap(q.spare) {
 		q.spare = s[:0]
 	}
 	q.mu.Unlock()
