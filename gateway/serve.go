@@ -80,6 +80,7 @@ type exchange struct {
 	exp        *experiment
 	period     int // the allocation's data period: Outcome.Phase
 	segs       experiments.SegmentValues
+	sp         trace.Span          // the request's span (begin)
 	key        experiments.UnitKey // the unit's keyed hash; zero without a unit
 	analysed   bool                // the assignment randomized the unit (Outcome.Analysed)
 	assigned   *variant
@@ -115,7 +116,24 @@ func (x *exchange) canFallback() bool {
 }
 
 // ServeHTTP proxies one OpenAI-style request (see Paths).
+//
+// Its frame stays on the connection goroutine's stack below the proxy for
+// a stream's whole life, so it holds nothing but the exchange: begin and
+// route do the work before the proxy, end the work after it (see route).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := h.begin(w, r)
+	if x == nil {
+		return // answered
+	}
+	defer h.end(x)
+	x.serving.up.proxy.ServeHTTP(w, x.in)
+}
+
+// begin admits the request, starts its span and routes it (route); it
+// returns nil when the request was answered here.
+//
+//go:noinline
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request) *exchange {
 	start := h.now()
 	wh := w.Header()
 	rid := newRequestID()
@@ -125,29 +143,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if !isProxiedPath(r.URL.Path) {
 		writeUnknownURL(w, r)
-		return
+		return nil
 	}
 	if r.Method != http.MethodPost {
 		writeMethodNotAllowed(w, r)
-		return
+		return nil
 	}
 	s := h.snap.Load()
 	if !h.admit(&s.limits) {
 		writeBusy(w, "too many requests in progress; retry shortly")
-		return
+		return nil
 	}
-	defer h.inflight.Add(-1)
-
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, sp := h.tracer.Start(ctx, "abgate.proxy", h.spanOpts...)
-	defer sp.End()
-
-	x := h.route(ctx, w, r, s, sp, start, ids)
-	if x == nil {
-		return // answered
+	var x *exchange
+	defer func() {
+		if x == nil { // answered, or route panicked: end here what end would
+			sp.End()
+			h.inflight.Add(-1)
+		}
+	}()
+	x = h.route(ctx, w, r, s, sp, start, ids)
+	if x != nil {
+		x.sp = sp
 	}
-	defer h.finish(x, sp)
-	x.serving.up.proxy.ServeHTTP(w, x.in)
+	return x
+}
+
+// end runs after the proxy returned (or panicked with
+// http.ErrAbortHandler): it records the outcome, ends the span and the
+// request's admission, in that order.
+func (h *Handler) end(x *exchange) {
+	defer h.inflight.Add(-1)
+	defer x.sp.End()
+	h.finish(x, x.sp)
 }
 
 // route reads and scans the request body, assigns the unit, issues the
