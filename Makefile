@@ -25,7 +25,7 @@ bench:
 # against minproxy, nginx if installed, and abgate with HTTP/1.1 and h2c
 # upstreams; see bench/README.md.
 bench-streams:
-	TARGETS= ./bench/run.sh
+	SCENARIOS=streams ./bench/run.sh
 
 # Each fuzz target for a short while (FUZZTIME=60s for longer).
 FUZZTIME ?= 20s

@@ -8,6 +8,13 @@
 #   make bench-streams                    # only the many-live-streams scenario
 #
 # Environment (defaults in brackets):
+#   SCENARIOS ["cpu tail ttfb streams shadow"]  what to measure (commas or
+#                         spaces): cpu = wrk at full speed (throughput,
+#                         CPU per request); tail = fixed-rate open loop
+#                         (added p50/p90/p99); ttfb = stream TTFB; streams =
+#                         many live streams (HOLD_STREAMS); shadow = abgate
+#                         with a shadow stage active (abgate-shadow) beside
+#                         abgate, in the cpu and tail runs (issue 14)
 #   ROUNDS [3]            interleaved rounds; the report gives medians
 #   DURATION [10s]        wrk run and fixed-rate run, per target and round
 #   WARMUP [2s]           wrk warm-up before each measured wrk run
@@ -27,7 +34,8 @@
 #   HOLD_RAMP [4s]        the held streams are opened evenly over this
 #   BASE_PORT [18080]     abgate BASE, minproxy BASE+1, nginx BASE+2,
 #                         fakes BASE+10/+11/+13, otlpsink BASE+12,
-#                         pprof of the proxy under test BASE+14
+#                         pprof of the proxy under test BASE+14, the
+#                         fake judge BASE+15
 #   PROXY_CPU [0]         core for the proxy under test
 #   LOAD_CPU [1]          core for wrk, loadgen and the fake upstreams
 #   RESULTS [bench/results/<UTC time>]
@@ -76,6 +84,32 @@ PROFILE=${PROFILE:-0}
 MINPROXY_FLAGS=${MINPROXY_FLAGS:-}
 NICE=${NICE:-0}
 RESULTS=${RESULTS:-$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)}
+SCENARIOS=${SCENARIOS:-"cpu tail ttfb streams shadow"}
+SCENARIOS=" ${SCENARIOS//,/ } "
+for sc in $SCENARIOS; do
+	case $sc in
+	cpu | tail | ttfb | streams | shadow) ;;
+	*)
+		echo "run.sh: unknown scenario $sc in SCENARIOS (cpu, tail, ttfb, streams, shadow)" >&2
+		exit 1
+		;;
+	esac
+done
+has_scenario() { [[ $SCENARIOS == *" $1 "* ]]; }
+has_scenario streams || HOLD_STREAMS=
+if has_scenario shadow; then
+	# shadow on vs off: abgate-shadow beside abgate, both against direct
+	for t in direct abgate abgate-shadow; do
+		[[ " $TARGETS " == *" $t "* ]] || TARGETS+=" $t"
+	done
+	if ! has_scenario cpu && ! has_scenario tail; then
+		echo "run.sh: the shadow scenario is measured in the cpu and tail runs: add one of them to SCENARIOS" >&2
+		exit 1
+	fi
+fi
+if ! has_scenario cpu && ! has_scenario tail && ! has_scenario ttfb; then
+	TARGETS=
+fi
 
 ABGATE_PORT=$BASE_PORT
 MINPROXY_PORT=$((BASE_PORT + 1))
@@ -85,10 +119,32 @@ FAKE_STREAM_PORT=$((BASE_PORT + 11))
 SINK_PORT=$((BASE_PORT + 12))
 FAKE_HOLD_PORT=$((BASE_PORT + 13))
 DEBUG_PORT=$((BASE_PORT + 14))
+JUDGE_PORT=$((BASE_PORT + 15))
+# the admin token in bench/abgate-shadow.yaml
+SHADOW_ADMIN_TOKEN=bench-only-admin-token-not-for-production
 CHAT=/v1/chat/completions
 
-command -v wrk >/dev/null || { echo "run.sh: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
-command -v taskset >/dev/null || { echo "run.sh: taskset not found (util-linux)" >&2; exit 1; }
+# need_pkg BINARY DEBIAN_PACKAGE: installs what the harness needs when it
+# is missing (as scripts/test.sh does); NO_INSTALL=1 only reports it.
+need_pkg() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	if [ "${NO_INSTALL:-0}" = 1 ] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "run.sh: $1 not found (apt-get install -y $2)" >&2
+		return 1
+	fi
+	echo "run.sh: installing $2" >&2
+	local sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	if [ -z "${APT_UPDATED:-}" ]; then
+		$sudo apt-get update -qq >/dev/null
+		APT_UPDATED=1
+	fi
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+}
+need_pkg wrk wrk || exit 1
+need_pkg taskset util-linux || exit 1
+# nginx is the non-Go reference; without it the harness still runs.
+need_pkg nginx nginx-light || true
 if [ "$(nproc)" -lt 2 ]; then
 	echo "run.sh: needs 2 cores (proxy on one, load and upstream on the other); nproc=$(nproc)" >&2
 	exit 1
@@ -182,7 +238,7 @@ log "building into $BIN"
 mkdir -p "$RESULTS"
 : >"$RAW"
 
-for p in "$ABGATE_PORT" "$MINPROXY_PORT" "$NGINX_PORT" "$FAKE_PORT" "$FAKE_STREAM_PORT" "$SINK_PORT" "$FAKE_HOLD_PORT" "$DEBUG_PORT"; do
+for p in "$ABGATE_PORT" "$MINPROXY_PORT" "$NGINX_PORT" "$FAKE_PORT" "$FAKE_STREAM_PORT" "$SINK_PORT" "$FAKE_HOLD_PORT" "$DEBUG_PORT" "$JUDGE_PORT"; do
 	port_free "$p" || { echo "run.sh: port $p is in use; set BASE_PORT" >&2; exit 1; }
 done
 
@@ -201,6 +257,10 @@ for kind in plain stream hold; do
 	sed -e "s#127\.0\.0\.1:18080#127.0.0.1:$ABGATE_PORT#g" \
 		-e "s#127\.0\.0\.1:18090#127.0.0.1:$(upstream_port "$kind")#g" \
 		"$BENCH_DIR/abgate.yaml" >"$WORK/abgate-$kind.yaml"
+	sed -e "s#127\.0\.0\.1:18080#127.0.0.1:$ABGATE_PORT#g" \
+		-e "s#127\.0\.0\.1:18090#127.0.0.1:$(upstream_port "$kind")#g" \
+		-e "s#127\.0\.0\.1:18095#127.0.0.1:$JUDGE_PORT#g" \
+		"$BENCH_DIR/abgate-shadow.yaml" >"$WORK/abgate-shadow-$kind.yaml"
 	sed -e 's#^\(  *\)max_idle_conns: \(.*\)$#\1max_idle_conns: \2\n\1h2c: true#' \
 		"$WORK/abgate-$kind.yaml" >"$WORK/abgate-h2c-$kind.yaml"
 	grep -q 'h2c: true' "$WORK/abgate-h2c-$kind.yaml" || { echo "run.sh: could not make the h2c config" >&2; exit 1; }
@@ -246,6 +306,11 @@ if [ -n "$HOLD_STREAMS" ]; then
 		--token-delay "$HOLD_CHUNK_DELAY" --chunks "$HOLD_CHUNKS"
 	wait_port "$FAKE_HOLD_PORT" "$STARTED_PID" || { echo "run.sh: the many-streams fake upstream did not start" >&2; exit 1; }
 fi
+if has_scenario shadow; then
+	start fake-judge "$LOAD_CPU" "$BIN/abgate" fake-upstream --judge --listen "127.0.0.1:$JUDGE_PORT"
+	FAKE_JUDGE_PID=$STARTED_PID
+	wait_port "$JUDGE_PORT" "$FAKE_JUDGE_PID" || { echo "run.sh: the fake judge did not start" >&2; exit 1; }
+fi
 
 # abgate's tracing: every span exported over OTLP/HTTP to a sink, or off.
 case $TRACING in
@@ -287,7 +352,7 @@ start_target() {
 			--upstream "http://127.0.0.1:$up" "${extra[@]}" $MINPROXY_FLAGS
 		TARGET_URL=http://127.0.0.1:$MINPROXY_PORT$CHAT
 		;;
-	abgate | abgate-h2c)
+	abgate | abgate-h2c | abgate-shadow)
 		# shellcheck disable=SC2086 # lists of NAME=VALUE words
 		start "$target-$kind" "$PROXY_CPU" env $TRACE_ENV ABGATE_DEBUG_ADDR="127.0.0.1:$DEBUG_PORT" $ABGATE_ENV \
 			"$BIN/abgate" serve --config "$WORK/$target-$kind.yaml"
@@ -326,6 +391,37 @@ start_target() {
 		MEASURE_PID=$(ps -o pid= --ppid "$TARGET_PID" | head -n 1 | tr -d ' ')
 		[ -n "$MEASURE_PID" ] || MEASURE_PID=$TARGET_PID
 	fi
+	if [ "$target" = abgate-shadow ] && ! start_shadow; then
+		stop_pid "$TARGET_PID"
+		TARGET_PID=
+		return 1
+	fi
+}
+
+# start_shadow: starts the bench experiment of abgate-shadow through the
+# admin API (draft -> shadow stage) and waits until the gateway samples
+# requests for the replay: the fake judge has been called. Sets
+# SKIP_REASON and returns 1 if that does not happen within 15 s.
+start_shadow() {
+	local admin=http://127.0.0.1:$ABGATE_PORT/api/v1/experiments/bench code status i
+	code=$(curl -s -o "$WORK/shadow-start.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $SHADOW_ADMIN_TOKEN" \
+		-H 'Content-Type: application/json' -d '{"reason":"load harness: shadow scenario"}' --max-time 5 "$admin/start" || true)
+	if [ "$code" != 200 ]; then
+		SKIP_REASON="abgate-shadow: start answered $code: $(head -c 200 "$WORK/shadow-start.json" | tr '\n"' ' \047')"
+		return 1
+	fi
+	for i in $(seq 150); do
+		status=$(curl -s -H "Authorization: Bearer $SHADOW_ADMIN_TOKEN" --max-time 2 "$admin" | grep -o '"status": *"[a-z_]*"' | head -n 1 || true)
+		# a few requests, so the replay has something to judge
+		curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -H "X-User-ID: shadow-probe-$i" --max-time 2 \
+			-d '{"model":"bench","messages":[{"role":"user","content":"hello"}]}' "$TARGET_URL" || true
+		if [[ $status == *shadow* ]] && grep -q 'first judge call' "$RESULTS/fake-judge.log" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	SKIP_REASON="abgate-shadow: the experiment did not reach its shadow stage with judge calls within 15 s (status: ${status:-none})"
+	return 1
 }
 
 to_us() { # wrk duration (850.00us, 1.20ms, 2.00s) -> microseconds
@@ -378,7 +474,7 @@ measure_loadgen() {
 	local round=$1 target=$2 kind=$3 res
 	local args=(-url "$TARGET_URL" -label "$target" -rate "$RATE" -duration "$DURATION")
 	[ "$kind" = stream ] && args=(-url "$TARGET_URL" -label "$target" -stream -rate "$STREAM_RATE" -duration "$STREAM_DURATION")
-	[ "${target%-h2c}" = abgate ] && args+=(-check-header "$CHECK_HEADER")
+	case $target in abgate*) args+=(-check-header "$CHECK_HEADER") ;; esac
 	res=$(GOMAXPROCS=1 nice -n "$NICE" taskset -c "$LOAD_CPU" "$BIN/loadgen" "${args[@]}" 2>>"$RESULTS/loadgen.log" || true)
 	[ -n "$res" ] || res='{"ok":0,"first_error":"loadgen failed"}'
 	printf '{"round":%d,"target":"%s","kind":"%s","result":%s}\n' "$round" "$target" "$kind" "$res" >>"$RAW"
@@ -416,9 +512,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			printf '{"round":%d,"target":"%s","kind":"skip","reason":"%s"}\n' "$round" "$target" "$SKIP_REASON" >>"$RAW"
 			continue
 		fi
-		measure_wrk "$round" "$target"
-		measure_loadgen "$round" "$target" rate
+		has_scenario cpu && measure_wrk "$round" "$target"
+		has_scenario tail && measure_loadgen "$round" "$target" rate
 		[ -n "$TARGET_PID" ] && stop_pid "$TARGET_PID"
+		# the shadow target is measured in the cpu and tail runs only
+		if ! has_scenario ttfb || [ "$target" = abgate-shadow ]; then
+			continue
+		fi
 		if ! start_target "$target" stream; then
 			log "  no stream run for $target: $SKIP_REASON"
 			continue
@@ -469,11 +569,17 @@ if [ "$PROFILE" = 1 ]; then
 	fi
 fi
 
+# the fake judge logs its count of judge calls when it stops
+[ -n "${FAKE_JUDGE_PID:-}" ] && stop_pid "$FAKE_JUDGE_PID"
 {
 	echo "## abgate load harness — $(date -u +'%Y-%m-%d %H:%M UTC')"
 	echo
 	echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(go version | awk '{ print $3 }'); proxy pinned to core $PROXY_CPU, wrk + loadgen + fake upstream on core $LOAD_CPU; GOMAXPROCS=1."
 	echo "abgate: tracing $TRACING$([ "$TRACING" = otlp ] && echo " (OTLP/HTTP to bench/otlpsink)"), outcome recording to the in-memory store, fallback on."
+	echo "Scenarios:$SCENARIOS"
+	if has_scenario shadow; then
+		echo "abgate-shadow: bench/abgate-shadow.yaml, the experiment in its shadow stage (every user sampled; replays and judge calls at up to 100/s); $(grep -h 'judge calls$' "$RESULTS/fake-judge.log" 2>/dev/null || echo 'judge calls: see fake-judge.log') (counted when the fake judge stops)."
+	fi
 	echo "Settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS RATE=$RATE STREAM_RATE=$STREAM_RATE STREAM_DURATION=$STREAM_DURATION TOKEN_DELAY=$TOKEN_DELAY CHUNKS=$CHUNKS HOLD_STREAMS=\"$HOLD_STREAMS\" HOLD_CHUNK_DELAY=$HOLD_CHUNK_DELAY HOLD_CHUNKS=$HOLD_CHUNKS HOLD_RAMP=$HOLD_RAMP, ulimit -n $NOFILE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo
 	"$BIN/report" -raw "$RAW" -json "$RESULTS/summary.json"

@@ -133,3 +133,37 @@ func TestH2CNeedsHTTP(t *testing.T) {
 		t.Fatalf("err = %v, want an h2c error", err)
 	}
 }
+
+// TestHTTPSUpstreamNegotiatesHTTP2: an https:// upstream that offers
+// HTTP/2 by ALPN gets it. Hosted model APIs speak HTTP/2, and a
+// Transport with its own DialContext silently stays on HTTP/1.1 unless
+// ForceAttemptHTTP2 is set; with HTTP/1.1 every live stream would hold a
+// connection, its buffers and two goroutines (issue "Live streams at
+// scale").
+func TestHTTPSUpstreamNegotiatesHTTP2(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Proto)
+	}))
+	up.EnableHTTP2 = true
+	up.StartTLS()
+	t.Cleanup(up.Close)
+
+	tr := newTransport(transportKey{url: up.URL, connect: 5 * time.Second, header: 5 * time.Second, maxIdle: 4})
+	t.Cleanup(tr.CloseIdleConnections)
+	// Trust the test server's certificate; nothing else of the
+	// production Transport changes.
+	tr.TLSClientConfig = up.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, up.URL+"/v1/chat/completions", strings.NewReader("{}"))
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.ProtoMajor != 2 || string(body) != "HTTP/2.0" {
+		t.Fatalf("https upstream spoken to over %s (server saw %q), want HTTP/2", res.Proto, body)
+	}
+}

@@ -100,7 +100,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, s *snapshot, 
 	if r.ContentLength > 0 {
 		want = r.ContentLength
 	}
-	p := bodyBufs.Get().(*[]byte)
+	p := getBodyBuf(r.ContentLength)
 	if !h.reserve(int64(cap(*p)), s.limits.bodyBytes) {
 		putBodyBuf(p)
 		return nil, nil, errBusy

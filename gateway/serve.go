@@ -80,6 +80,9 @@ type exchange struct {
 	exp        *experiment
 	period     int // the allocation's data period: Outcome.Phase
 	segs       experiments.SegmentValues
+	sp         trace.Span          // the request's span (begin)
+	key        experiments.UnitKey // the unit's keyed hash; zero without a unit
+	analysed   bool                // the assignment randomized the unit (Outcome.Analysed)
 	assigned   *variant
 	serving    *variant // whose model and upstream the current attempt uses
 	fallback   bool
@@ -113,7 +116,24 @@ func (x *exchange) canFallback() bool {
 }
 
 // ServeHTTP proxies one OpenAI-style request (see Paths).
+//
+// Its frame stays on the connection goroutine's stack below the proxy for
+// a stream's whole life, so it holds nothing but the exchange: begin and
+// route do the work before the proxy, end the work after it (see route).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := h.begin(w, r)
+	if x == nil {
+		return // answered
+	}
+	defer h.end(x)
+	x.serving.up.proxy.ServeHTTP(w, x.in)
+}
+
+// begin admits the request, starts its span and routes it (route); it
+// returns nil when the request was answered here.
+//
+//go:noinline
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request) *exchange {
 	start := h.now()
 	wh := w.Header()
 	rid := newRequestID()
@@ -123,23 +143,59 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if !isProxiedPath(r.URL.Path) {
 		writeUnknownURL(w, r)
-		return
+		return nil
 	}
 	if r.Method != http.MethodPost {
 		writeMethodNotAllowed(w, r)
-		return
+		return nil
 	}
 	s := h.snap.Load()
 	if !h.admit(&s.limits) {
 		writeBusy(w, "too many requests in progress; retry shortly")
-		return
+		return nil
 	}
-	defer h.inflight.Add(-1)
-
 	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, sp := h.tracer.Start(ctx, "abgate.proxy", h.spanOpts...)
-	defer sp.End()
+	var x *exchange
+	defer func() {
+		if x == nil { // answered, or route panicked: end here what end would
+			sp.End()
+			h.inflight.Add(-1)
+		}
+	}()
+	x = h.route(ctx, w, r, s, sp, start, ids)
+	if x != nil {
+		x.sp = sp
+	}
+	return x
+}
 
+// end runs after the proxy returned (or panicked with
+// http.ErrAbortHandler): it records the outcome, ends the span and the
+// request's admission, in that order.
+func (h *Handler) end(x *exchange) {
+	defer h.inflight.Add(-1)
+	defer x.sp.End()
+	h.finish(x, x.sp)
+}
+
+// route reads and scans the request body, assigns the unit, issues the
+// token and builds the exchange; on bad input it answers the client and
+// returns nil.
+//
+// It is a function of its own, never inlined, to keep ServeHTTP's frame
+// small: ServeHTTP stays on the connection goroutine's stack below the
+// proxy for a stream's whole life, and with route's locals in it (the
+// scanned fields, the token, about 2.4 KiB) the deepest path of a stream
+// (the copy loop's usage scan, or net/http writing the response headers)
+// passed 8 KiB, so every live stream's connection goroutine grew its
+// stack to 16 KiB (issue "Live streams at scale").
+//
+//go:noinline
+func (h *Handler) route(ctx context.Context, w http.ResponseWriter, r *http.Request, s *snapshot, sp trace.Span,
+	start time.Time, ids []string) *exchange {
+	wh := w.Header()
+	rid := ids[0]
 	var held int64
 	bodyBuf, body, err := h.readBody(w, r, s, &held)
 	if err != nil {
@@ -162,7 +218,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			setSpanStatus(sp, http.StatusBadRequest)
 			writeError(w, http.StatusBadRequest, "invalid_request_error", "", "invalid_body", "could not read request body")
 		}
-		return
+		return nil
 	}
 	f, err := scanBodyFields(body, s.unitField, s.segFields)
 	if err != nil {
@@ -173,7 +229,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			param = ""
 		}
 		writeError(w, http.StatusBadRequest, "invalid_request_error", param, "invalid_request", err.Error())
-		return
+		return nil
 	}
 	e := s.routes[string(f.model)] // no allocation: map index by converted bytes
 	if e == nil {
@@ -181,7 +237,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		setSpanStatus(sp, http.StatusNotFound)
 		writeError(w, http.StatusNotFound, "invalid_request_error", "model", "model_not_found",
 			"The model `"+string(f.model)+"` does not exist or is not routed by this gateway.")
-		return
+		return nil
 	}
 
 	var unit string
@@ -254,7 +310,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.usage = ed
 		}
 	}
-	x.tap = h.shadowTap(alloc, e.id, unit, v.idx, a.Analysed(), r)
+	x.analysed = a.Analysed()
+	x.key = key
+	x.tap = h.shadowTap(alloc, e.id, unit, v.idx, x.analysed, r)
 	x.Context, x.cancel = context.WithTimeout(ctx, v.up.total)
 	x.in = r.WithContext(x)
 	if _, ok := r.Header["Upgrade"]; ok {
@@ -267,16 +325,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.in.Header = r.Header.Clone()
 		delete(x.in.Header, "Upgrade")
 	}
-	defer h.finish(x, sp, a, key)
-
-	v.up.proxy.ServeHTTP(w, x.in)
+	return x
 }
 
 // finish runs once per routed request, after the proxy returned: the
 // body has been copied, aborted (ReverseProxy panics with
 // http.ErrAbortHandler; this is deferred, so it still runs) or never
 // started. It records the outcome and releases the request's buffers.
-func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, key experiments.UnitKey) {
+func (h *Handler) finish(x *exchange, sp trace.Span) {
 	end := h.now()
 	x.cancel()
 	m := &x.meter
@@ -285,7 +341,7 @@ func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, k
 	// again (Issue 46866: RoundTrip may outlive the handler), so its
 	// buffer can go back to the pool.
 	x.guard.close()
-	h.offerShadow(x, key) // before the body's buffer goes back to the pool
+	h.offerShadow(x) // before the body's buffer goes back to the pool
 	h.releaseBody(x.bodyBuf, x.held)
 
 	if m.readErr && x.client.Err() == nil {
@@ -307,8 +363,8 @@ func (h *Handler) finish(x *exchange, sp trace.Span, a experiments.Assignment, k
 		Experiment:       x.exp.id,
 		Phase:            x.period,
 		Variant:          x.assigned.idx,
-		Unit:             key,
-		Analysed:         a.Analysed(),
+		Unit:             x.key,
+		Analysed:         x.analysed,
 		At:               x.start,
 		Status:           x.status,
 		Latency:          end.Sub(x.start),

@@ -94,7 +94,7 @@ func (t *answerTap) Close() error { return t.rc.Close() }
 // request the base answered in full, with a 2xx, is offered to the
 // replay. It copies the request body (finish releases the pooled buffer
 // next) and never blocks.
-func (h *Handler) offerShadow(x *exchange, key experiments.UnitKey) {
+func (h *Handler) offerShadow(x *exchange) {
 	t := x.tap
 	m := &x.meter
 	if t == nil || t.over || x.failed || x.fallback || m.readErr || x.client.Err() != nil ||
@@ -102,7 +102,7 @@ func (h *Handler) offerShadow(x *exchange, key experiments.UnitKey) {
 		return
 	}
 	h.shadow.Offer(experiments.ShadowSample{
-		Experiment: x.exp.id, Variant: x.serving.idx, Live: t.live, Period: x.period, Unit: key, Path: x.in.URL.Path,
+		Experiment: x.exp.id, Variant: x.serving.idx, Live: t.live, Period: x.period, Unit: x.key, Path: x.in.URL.Path,
 		Body: bytes.Clone(x.body), Answer: t.buf, Stream: m.stream, At: x.start,
 	})
 }

@@ -89,10 +89,10 @@ type Recorder struct {
 	backoffMax   time.Duration
 	idPrefix     string
 
-	obs  chan experiments.Outcome
-	fb   chan experiments.Feedback
-	wake chan struct{} // cap 1: a queue reached batchSize
-	work chan struct{} // cap 1: the flusher has batches
+	obs  *queue[experiments.Outcome]  // bounded by QueueSize, grows on demand (queue.go)
+	fb   *queue[experiments.Feedback] // the same
+	wake chan struct{}                // cap 1: a queue reached batchSize
+	work chan struct{}                // cap 1: the flusher has batches
 
 	caps          atomic.Pointer[capTable] // SetCaps
 	closed        atomic.Bool
@@ -226,8 +226,8 @@ func New(store experiments.Store, cfg experiments.Recording, opts ...Option) *Re
 		applyTimeout: DefaultApplyTimeout,
 		backoffMin:   50 * time.Millisecond,
 		backoffMax:   5 * time.Second,
-		obs:          make(chan experiments.Outcome, qs),
-		fb:           make(chan experiments.Feedback, qs),
+		obs:          newQueue[experiments.Outcome](qs),
+		fb:           newQueue[experiments.Feedback](qs),
 		wake:         make(chan struct{}, 1),
 		work:         make(chan struct{}, 1),
 		perExp:       make(map[string]*expCounts),
@@ -268,16 +268,16 @@ func (r *Recorder) Observe(o experiments.Outcome) {
 		r.droppedClosed.Add(1)
 		return
 	}
-	select {
-	case r.obs <- o:
-		if len(r.obs) >= r.batchSize {
-			select {
-			case r.wake <- struct{}{}:
-			default:
-			}
-		}
-	default:
+	n, ok := r.obs.push(o)
+	if !ok {
 		r.droppedFull.Add(1)
+		return
+	}
+	if n >= r.batchSize {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -306,20 +306,19 @@ func (r *Recorder) Feedback(f experiments.Feedback) error {
 		r.rejected.Add(1)
 		return ErrQueueFull
 	}
-	select {
-	case r.fb <- f:
-		if len(r.fb) >= r.batchSize {
-			select {
-			case r.wake <- struct{}{}:
-			default:
-			}
-		}
-		return nil
-	default:
+	n, ok := r.fb.push(f)
+	if !ok {
 		r.fbHeld.Add(-1)
 		r.rejected.Add(1)
 		return ErrQueueFull
 	}
+	if n >= r.batchSize {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
 }
 
 // Stats counts the recorder's events. Accepted = Persisted +
@@ -391,17 +390,11 @@ func (r *Recorder) Stats() Stats {
 	if r.draining && r.closed.Load() {
 		// Observe calls racing Close may have queued after the last
 		// drain: they are dropped, and counted.
-		for {
-			select {
-			case <-r.obs:
-				r.droppedClosed.Add(1)
-				continue
-			default:
-			}
-			break
-		}
+		late := r.obs.take()
+		r.droppedClosed.Add(int64(len(late)))
+		r.obs.recycle(late)
 	}
-	q := int64(len(r.obs) + len(r.fb))
+	q := int64(r.obs.len() + r.fb.len())
 	s := Stats{
 		Persisted:        r.persisted,
 		DroppedQueueFull: r.droppedFull.Load(),
@@ -501,16 +494,18 @@ func (r *Recorder) drain(final bool) {
 	r.mu.Lock()
 	now := r.now()
 	nowHour := experiments.HourOf(now)
-	for n := len(r.obs); n > 0; n-- {
-		o := <-r.obs
-		r.received++
-		r.agg.addOutcome(&o, nowHour, r.capValues)
+	obs := r.obs.take()
+	for i := range obs {
+		r.agg.addOutcome(&obs[i], nowHour, r.capValues)
 	}
-	for n := len(r.fb); n > 0; n-- {
-		f := <-r.fb
-		r.received++
-		r.agg.addFeedback(&f, nowHour)
+	r.received += int64(len(obs))
+	r.obs.recycle(obs)
+	fb := r.fb.take()
+	for i := range fb {
+		r.agg.addFeedback(&fb[i], nowHour)
 	}
+	r.received += int64(len(fb))
+	r.fb.recycle(fb)
 	// While batches wait, the aggregate keeps merging (fewer, larger
 	// batches for a slow store), up to maxAggregate events.
 	cut := r.agg.count > 0 && (final || len(r.pending) == 0 || r.agg.count >= r.maxAggregate())

@@ -151,9 +151,13 @@ type summary struct {
 	HoldLevels []int                     `json:"hold_levels,omitempty"`
 	Ratios     map[string]float64        `json:"ratios_abgate_vs_minproxy,omitempty"`
 	Aims       map[string]bool           `json:"aims_met,omitempty"`
+	// Shadow compares abgate with a shadow stage active (abgate-shadow)
+	// to abgate with none, in the same run (issue 14: the shadow never
+	// adds latency to the user's request).
+	Shadow map[string]float64 `json:"shadow_on_vs_off,omitempty"`
 }
 
-var order = []string{"direct", "minproxy", "bare", "nginx", "abgate", "abgate-h2c"}
+var order = []string{"direct", "minproxy", "bare", "nginx", "abgate", "abgate-h2c", "abgate-shadow"}
 
 func main() {
 	raw := flag.String("raw", "", "raw.jsonl written by run.sh")
@@ -392,6 +396,27 @@ func summarize(recs []record) *summary {
 			s.Ratios["ttfb_delta_p99_us_minus_minproxy"] = a.TTFBDeltaP99us.med() - m.TTFBDeltaP99us.med()
 		}
 	}
+	if on, off := s.Targets["abgate-shadow"], s.Targets["abgate"]; on != nil && off != nil {
+		s.Shadow = map[string]float64{}
+		if on.ProxyCPUUs != nil && off.ProxyCPUUs != nil {
+			s.Shadow["cpu_per_request"] = on.ProxyCPUUs.med() / off.ProxyCPUUs.med()
+			s.Shadow["cpu_us_per_request_on"] = on.ProxyCPUUs.med()
+			s.Shadow["cpu_us_per_request_off"] = off.ProxyCPUUs.med()
+		}
+		if on.AddedP50us != nil && off.AddedP50us != nil {
+			for _, q := range []struct {
+				name    string
+				on, off *stat
+			}{{"p50", on.AddedP50us, off.AddedP50us}, {"p90", on.AddedP90us, off.AddedP90us}, {"p99", on.AddedP99us, off.AddedP99us}} {
+				s.Shadow["added_"+q.name+"_us_on"] = q.on.med()
+				s.Shadow["added_"+q.name+"_us_off"] = q.off.med()
+				s.Shadow["added_"+q.name] = q.on.med() / q.off.med()
+			}
+		}
+		if len(s.Shadow) == 0 {
+			s.Shadow = nil
+		}
+	}
 	if a, m := s.Targets["abgate"], s.Targets["minproxy"]; a != nil && m != nil {
 		if s.Ratios == nil {
 			s.Ratios = map[string]float64{}
@@ -480,8 +505,8 @@ func printMarkdown(w io.Writer, s *summary) {
 			sgn(t.AddedP50us.med(), 0), sgn(t.AddedP90us.med(), 0), sgn(t.AddedP99us.med(), 0), t.RateErrors, t.RateDropped)
 	}
 	fmt.Fprintln(w)
-	if s.Rate == 0 && s.StreamRate == 0 {
-		goto hold
+	if !slices.ContainsFunc(order, func(n string) bool { return s.Targets[n] != nil && s.Targets[n].TTFBP50us != nil }) {
+		goto hold // no ttfb scenario in this run
 	}
 	fmt.Fprintf(w, "### Stream time to first byte (%.0f streams/s, first SSE chunk)\n\n", s.StreamRate)
 	fmt.Fprintln(w, "| target | TTFB p50 | TTFB p99 | Δ p50 vs direct | Δ p99 vs direct | whole stream p50 | errors |")
@@ -527,6 +552,7 @@ hold:
 		}
 		fmt.Fprintln(w)
 	}
+	printShadow(w, s)
 	if s.Ratios == nil {
 		fmt.Fprintln(w, "### abgate vs minproxy: no ratios (abgate or minproxy not measured)")
 		return
@@ -576,4 +602,25 @@ hold:
 	if a := s.Targets["abgate"]; a != nil && a.MissingHeader > 0 {
 		fmt.Fprintf(w, "\nWarning: %.0f abgate responses lacked the X-Abgate-Variant header.\n", a.MissingHeader)
 	}
+}
+
+// printShadow is the shadow scenario's table: abgate with a shadow stage
+// active against abgate without, in the same run.
+func printShadow(w io.Writer, s *summary) {
+	if s.Shadow == nil {
+		return
+	}
+	fmt.Fprintln(w, "### Shadow on vs off (abgate-shadow / abgate, same run)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| measure | shadow on | shadow off | on / off |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	if v, ok := s.Shadow["cpu_per_request"]; ok {
+		fmt.Fprintf(w, "| proxy CPU per request | %.1f µs | %.1f µs | %.2fx |\n", s.Shadow["cpu_us_per_request_on"], s.Shadow["cpu_us_per_request_off"], v)
+	}
+	for _, q := range []string{"p50", "p90", "p99"} {
+		if v, ok := s.Shadow["added_"+q]; ok {
+			fmt.Fprintf(w, "| added %s at %.0f req/s | %+.0f µs | %+.0f µs | %.2fx |\n", q, s.Rate, s.Shadow["added_"+q+"_us_on"], s.Shadow["added_"+q+"_us_off"], v)
+		}
+	}
+	fmt.Fprintln(w)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/abgate/abgate/internal/fakemodel"
@@ -24,6 +25,7 @@ func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.DurationVar(&m.TokenDelay, "token-delay", 0, "wait between stream chunks")
 	fs.IntVar(&m.Chunks, "chunks", 8, "content chunks per stream")
 	fs.Float64Var(&m.ErrorRate, "error-rate", 0, "share of requests answered with a 500")
+	judge := fs.Bool("judge", false, "serve a simulated LLM judge instead of a model (the load harness's shadow scenario)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -34,11 +36,25 @@ func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "fake upstream %q listening on http://%s\n", m.Name, ln.Addr())
+	var h http.Handler = m
+	if *judge {
+		j := &fakemodel.Judge{Latency: m.Latency}
+		// The harness waits for the first judge call (the shadow stage is
+		// live) and reports the count at exit.
+		var first sync.Once
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			first.Do(func() { fmt.Fprintln(stdout, "fake judge: first judge call") })
+			j.ServeHTTP(w, r)
+		})
+		defer func() { fmt.Fprintf(stdout, "fake judge: %d judge calls\n", j.Requests()) }()
+		fmt.Fprintf(stdout, "fake judge listening on http://%s\n", ln.Addr())
+	} else {
+		fmt.Fprintf(stdout, "fake upstream %q listening on http://%s\n", m.Name, ln.Addr())
+	}
 	// HTTP/1.1 and h2c (HTTP/2 with prior knowledge), as vLLM behind an
 	// h2c-capable proxy would: the gateway's h2c upstreams are measured
 	// against it.
-	srv := &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	return serveUntil(ctx, srv, ln, 5*time.Second)
