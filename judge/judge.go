@@ -354,6 +354,24 @@ func (j *Judge) cost(promptTokens, completionTokens int) float64 {
 	return (float64(promptTokens)*j.cfg.PromptPrice + float64(completionTokens)*j.cfg.CompletionPrice) / 1000
 }
 
+// Ready reports whether a comparison could start now: a free concurrency
+// slot and a token in the bucket. It takes nothing. The shadow replay asks
+// before it replays a sample to a model, so a sample the judge would
+// refuse costs no model call (a Compare may still be refused when another
+// took the last token in between).
+func (j *Judge) Ready() bool {
+	if len(j.sem) >= cap(j.sem) {
+		return false
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	tokens := j.tokens
+	if dt := j.now().Sub(j.refilled).Seconds(); dt > 0 {
+		tokens = math.Min(float64(j.cfg.Burst), tokens+dt*j.cfg.RatePerSecond)
+	}
+	return tokens >= 1
+}
+
 // take refills the bucket, then takes n tokens and reserves est of both
 // budgets, or refuses.
 func (j *Judge) take(n int, est float64) error {

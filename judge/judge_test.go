@@ -343,14 +343,23 @@ func TestRateLimit(t *testing.T) {
 	j := mustNew(t, judge.Config{URL: srv.URL, Model: "m", RatePerSecond: 1, Burst: 2}, judge.WithClock(clk.now))
 	ctx := context.Background()
 	for i := range 2 {
+		if !j.Ready() {
+			t.Fatalf("call %d: not ready with a token in the bucket", i)
+		}
 		if _, err := j.Compare(ctx, "p", "CAND", "BASE"); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
+	}
+	if j.Ready() {
+		t.Fatal("ready with an empty bucket")
 	}
 	if _, err := j.Compare(ctx, "p", "CAND", "BASE"); !errors.Is(err, judge.ErrRateLimited) {
 		t.Fatalf("third: %v", err)
 	}
 	clk.add(time.Second)
+	if !j.Ready() {
+		t.Fatal("not ready after the refill")
+	}
 	if _, err := j.Compare(ctx, "p", "CAND", "BASE"); err != nil {
 		t.Fatalf("after refill: %v", err)
 	}

@@ -225,10 +225,17 @@ func (s *Service) Sample(experiment, salt, unit string, live bool, hdr http.Head
 		l.st.private.Add(1)
 		return false
 	}
+	in := experiments.Bucket(salt, "shadow", unit) < l.shareB
 	if live {
-		return experiments.Bucket(salt, "judge-live", unit) < l.liveB
+		in = experiments.Bucket(salt, "judge-live", unit) < l.liveB
 	}
-	return experiments.Bucket(salt, "shadow", unit) < l.shareB
+	if in && len(l.q) >= cap(l.q) {
+		// Offer would drop it: say no before the gateway copies the
+		// request and the answer for nothing.
+		l.st.droppedFull.Add(1)
+		return false
+	}
+	return in
 }
 
 // Offer implements gateway.Shadower: a non-blocking send into the
@@ -303,6 +310,13 @@ func (s *Service) one(ctx context.Context, l *lane, smp experiments.ShadowSample
 	served, ok2 := answerText(smp.Answer, smp.Stream)
 	if !ok || !ok2 || served == "" || smp.Variant < 0 || smp.Variant >= len(l.exp.Variants) {
 		l.st.skipped.Add(1)
+		return false
+	}
+	if !l.judge.Ready() {
+		// The judge would refuse this comparison (its rate or concurrency
+		// is used up): don't spend a model call replaying it. Under a
+		// sampled share larger than the judge's rate this is most samples.
+		l.st.judgeRefused.Add(1)
 		return false
 	}
 	if smp.Variant > 0 {
