@@ -365,11 +365,17 @@ func (j *Judge) Ready() bool {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	tokens := j.tokens
-	if dt := j.now().Sub(j.refilled).Seconds(); dt > 0 {
-		tokens = math.Min(float64(j.cfg.Burst), tokens+dt*j.cfg.RatePerSecond)
+	j.refill(j.now())
+	return j.tokens >= 1
+}
+
+// refill adds the tokens earned since the last refill, up to the burst;
+// j.mu is held.
+func (j *Judge) refill(now time.Time) {
+	if dt := now.Sub(j.refilled).Seconds(); dt > 0 {
+		j.tokens = math.Min(float64(j.cfg.Burst), j.tokens+dt*j.cfg.RatePerSecond)
+		j.refilled = now
 	}
-	return tokens >= 1
 }
 
 // take refills the bucket, then takes n tokens and reserves est of both
@@ -378,10 +384,7 @@ func (j *Judge) take(n int, est float64) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	now := j.now()
-	if dt := now.Sub(j.refilled).Seconds(); dt > 0 {
-		j.tokens = math.Min(float64(j.cfg.Burst), j.tokens+dt*j.cfg.RatePerSecond)
-		j.refilled = now
-	}
+	j.refill(now)
 	if j.tokens < float64(n) {
 		j.st.rateLimited.Add(1)
 		return ErrRateLimited
