@@ -326,19 +326,29 @@ func (s *Service) one(ctx context.Context, l *lane, smp experiments.ShadowSample
 		return s.liveBase(ctx, l, smp, prompt, served)
 	}
 	base := served
+	return s.eachCandidate(ctx, l, smp, prompt, base, "shadow: replay failed", func(v int, cand string, verdict judge.Verdict) bool {
+		return s.record(l, v, smp, prompt, base, cand, verdict)
+	})
+}
+
+// eachCandidate replays smp to every candidate, has the judge compare
+// each answer with base, and hands the verdicts to rec; failed replays and
+// refused or failed comparisons are counted and skipped. It reports
+// whether rec recorded any verdict.
+func (s *Service) eachCandidate(ctx context.Context, l *lane, smp experiments.ShadowSample, prompt, base, failMsg string,
+	rec func(v int, cand string, verdict judge.Verdict) bool) bool {
 	recorded := false
 	for v := 1; v < len(l.exp.Variants); v++ {
 		cand, err := s.replay(ctx, l, v, smp)
 		if err != nil {
 			l.st.replayFailed.Add(1)
 			if ctx.Err() == nil {
-				s.log.Debug("shadow: replay failed", "experiment", l.exp.ID, "variant", l.exp.Variants[v].Name, "err", err)
+				s.log.Debug(failMsg, "experiment", l.exp.ID, "variant", l.exp.Variants[v].Name, "err", err)
 			}
 			continue
 		}
 		l.st.replayed.Add(1)
-		verdict, ok := s.compare(ctx, l, prompt, cand, base)
-		if ok && s.record(l, v, smp, prompt, base, cand, verdict) {
+		if verdict, ok := s.compare(ctx, l, prompt, cand, base); ok && rec(v, cand, verdict) {
 			recorded = true
 		}
 	}
@@ -375,24 +385,13 @@ func (s *Service) live(ctx context.Context, l *lane, smp experiments.ShadowSampl
 // "Judge vs humans"). It is never the candidate's judge_score: the user is in the
 // base arm.
 func (s *Service) liveBase(ctx context.Context, l *lane, smp experiments.ShadowSample, prompt, base string) bool {
-	recorded := false
-	for v := 1; v < len(l.exp.Variants); v++ {
-		cand, err := s.replay(ctx, l, v, smp)
-		if err != nil {
-			l.st.replayFailed.Add(1)
-			if ctx.Err() == nil {
-				s.log.Debug("shadow: live replay to a candidate failed", "experiment", l.exp.ID, "variant", l.exp.Variants[v].Name, "err", err)
-			}
-			continue
+	return s.eachCandidate(ctx, l, smp, prompt, base, "shadow: live replay to a candidate failed", func(_ int, _ string, verdict judge.Verdict) bool {
+		if !s.recordServed(l, 0, smp, 1-verdict.Score) {
+			return false
 		}
-		l.st.replayed.Add(1)
-		verdict, ok := s.compare(ctx, l, prompt, cand, base)
-		if ok && s.recordServed(l, 0, smp, 1-verdict.Score) {
-			l.st.judged.Add(1)
-			recorded = true
-		}
-	}
-	return recorded
+		l.st.judged.Add(1)
+		return true
+	})
 }
 
 // recordServed writes the judge's preference for the answer arm v served
