@@ -306,17 +306,18 @@ func (s *Service) work(ctx context.Context, l *lane) {
 // candidate answered: to the base) and records the verdicts; it reports
 // whether any verdict was recorded.
 func (s *Service) one(ctx context.Context, l *lane, smp experiments.ShadowSample) bool {
+	if !l.judge.Ready() {
+		// The judge would refuse this comparison (its rate or concurrency
+		// is used up): don't parse the sample or spend a model call
+		// replaying it. Under a sampled share larger than the judge's rate
+		// this is most samples.
+		l.st.judgeRefused.Add(1)
+		return false
+	}
 	prompt, ok := promptText(smp.Body)
 	served, ok2 := answerText(smp.Answer, smp.Stream)
 	if !ok || !ok2 || served == "" || smp.Variant < 0 || smp.Variant >= len(l.exp.Variants) {
 		l.st.skipped.Add(1)
-		return false
-	}
-	if !l.judge.Ready() {
-		// The judge would refuse this comparison (its rate or concurrency
-		// is used up): don't spend a model call replaying it. Under a
-		// sampled share larger than the judge's rate this is most samples.
-		l.st.judgeRefused.Add(1)
 		return false
 	}
 	if smp.Variant > 0 {
