@@ -36,7 +36,9 @@ func TestCohort(t *testing.T) {
 		t.Error("cohort new turned CUPED on")
 	}
 
-	vm := func(v int, m string) experiments.VariantMetric { return experiments.VariantMetric{Variant: v, Metric: m} }
+	vm := func(v int, m string) experiments.VariantMetric {
+		return experiments.VariantMetric{Variant: v, Metric: m}
+	}
 	snap := experiments.Snapshot{
 		Stats: map[experiments.VariantMetric]experiments.Summary{
 			vm(0, experiments.MetricRequests): {N: 900, SumX: 900, SumY: 900}, vm(1, experiments.MetricRequests): {N: 600, SumX: 600, SumY: 600},
