@@ -69,10 +69,10 @@ func TestSimCohort(t *testing.T) {
 	cohorts := []*experiments.Experiment{mk(experiments.CohortAll), mk(experiments.CohortNew)}
 	type world struct {
 		name   string
-		harm   float64                           // the candidate answers at q − harm
+		harm   float64                            // the candidate answers at q − harm
 		back   func(cand bool, q float64) float64 // return probability after step 1
-		truth  float64                           // per-user lift on thumbs
-		isHarm bool                              // an advance is false
+		truth  float64                            // per-user lift on thumbs
+		isHarm bool                               // an advance is false
 	}
 	worlds := []world{
 		{"quality: at the margin, candidate drives unhappy users away", margin, func(cand bool, q float64) float64 {
