@@ -41,7 +41,9 @@ import "github.com/redis/go-redis/v9"
 //	           metrics whose name holds "@" are segment statistics and get
 //	           no hourly buckets
 //	ARGV[4] -> "1": keep CUPED covariates (experiments.Batch.Covariates);
-//	           with it:
+//	           "2": covariates without metrics (rollout.cohort "new"
+//	           without CUPED): only the first-exposure record and the
+//	           fresh sums, no copies in s<k>:z; with either:
 //	ARGV[5] -> the batch's salt phase (Covariates.SaltPhase)
 //	ARGV[6] -> the history TTL in ms (Covariates.HistoryTTL)
 //	ARGV[7] -> the experiment's key prefix abgate:{exp:<id>}
@@ -191,7 +193,8 @@ end
 -- salt phase, which covExpose makes the first time one is needed (a
 -- user's first entry in a phase is always new to its period), covAdd
 -- queues history increments, covFlush writes them at the end.
-local cov = ARGV[4] == '1'
+local cov = ARGV[4] == '1' or ARGV[4] == '2'
+local recordOnly = ARGV[4] == '2'
 local covZ, covAdd, covFlush, covFresh
 if cov then
   local period = ARGV[10]
@@ -230,12 +233,29 @@ if cov then
   local copies, pend, fresh = {}, {}, {}
   local function covExpose(unit)
     if copies[unit] then return end
+    if recordOnly then
+      -- No history is kept, so no copy either: the first-exposure
+      -- record alone says whether the unit is new to the phase.
+      local f = redis.call('HGET', fkey, unit)
+      if not f then redis.call('HSET', fkey, unit, period) end
+      fresh[unit] = 0
+      if not f or f == period then fresh[unit] = 1 end
+      copies[unit] = {{}, {}}
+      return
+    end
     local raw = redis.call('HGET', zkey, unit)
     if not raw then
-      raw = redis.call('GET', hpre .. unit) or cmsgpack.pack({})
+      if redis.call('HSETNX', fkey, unit, period) == 1 then
+        raw = redis.call('GET', hpre .. unit) or cmsgpack.pack({})
+        fresh[unit] = 1
+      else
+        -- First exposed while only the record was kept (cohort new
+        -- without CUPED, then CUPED turned on): nothing of the unit
+        -- from before its exposure was kept, so its copy is empty (as
+        -- memstore's, made then from an empty history).
+        raw = cmsgpack.pack({})
+      end
       redis.call('HSET', zkey, unit, raw)
-      redis.call('HSET', fkey, unit, period)
-      fresh[unit] = 1
     end
     copies[unit] = parse(raw)
   end
@@ -244,12 +264,11 @@ if cov then
   -- user and period, the answer is kept in the user's state.
   covFresh = function(unit)
     covExpose(unit)
-    if fresh[unit] then return 1 end
-    if redis.call('HGET', fkey, unit) == period then
-      fresh[unit] = 1
-      return 1
+    if not fresh[unit] then
+      fresh[unit] = 0
+      if redis.call('HGET', fkey, unit) == period then fresh[unit] = 1 end
     end
-    return 0
+    return fresh[unit]
   end
   -- covZ mirrors experiments.MetricInfo.CovariateZ.
   covZ = function(unit, ms)

@@ -375,7 +375,11 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 	args := []any{n, s.dedupWindow.Milliseconds(), p.b}
 	if c := b.Covariates; c != nil {
 		ks = append(ks, s.k.covPhase(id))
-		args = append(args, "1", c.SaltPhase, c.HistoryTTL.Milliseconds(), s.k.exp(id), covariateTable(c, mnames), emptyHistory, ph)
+		mode := "1"
+		if len(c.Metrics) == 0 {
+			mode = "2" // the first-exposure record only (ARGV[4])
+		}
+		args = append(args, mode, c.SaltPhase, c.HistoryTTL.Milliseconds(), s.k.exp(id), covariateTable(c, mnames), emptyHistory, ph)
 	}
 	if len(b.Joint) > 0 {
 		if len(args) == 3 {

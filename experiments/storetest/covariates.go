@@ -374,8 +374,9 @@ func CohortCovariatesFor(exp string, phase int) *experiments.Covariates {
 // the same phase, sees 50..99 return and 100..149 arrive; late data of
 // period 1 arrives meanwhile, from old units and from some first exposed
 // in period 2 (not fresh in period 1, then); period 3 reshuffles (salt
-// phase 2): everyone is new again. Batches are retried and some
-// observations are feedback events, one sent twice. Integer data: exact.
+// phase 2): everyone is new again; period 4, a step of phase 2, turns
+// CUPED on. Batches are retried and some observations are feedback
+// events, one sent twice. Integer data (ratio covariates at 1e-12).
 func testFresh(t *testing.T, s experiments.Store) {
 	r := rand.New(rand.NewPCG(5, 17))
 	exp := NewID("fresh")
@@ -415,12 +416,34 @@ func testFresh(t *testing.T, s experiments.Store) {
 	apply(t, s, retry(covBatches(m, exp, 2, c1, p2[800:], nil, 500))...)
 	p3 := obs(2000, 0, 150, func(u int) int { return (u / 3) % 2 }, "c")
 	apply(t, s, retry(covBatches(m, exp, 3, c2, p3, nil, 700))...)
+	// Period 4, a ramp step of salt phase 2 with CUPED turned on: units
+	// 100..149 return (exposed in period 3, when no history was kept:
+	// their copy stays empty, whatever history they gather now),
+	// 150..199 are new and bring the history recorded since (History
+	// entries of units outside the analysis).
+	cuped := CovariatesFor(exp, 2, 48*time.Hour)
+	hist := obs(400, 100, 200, sticky, "")
+	for i := range hist {
+		hist[i].EventID = ""
+	}
+	hb := &experiments.Batch{ID: BatchID(), Experiment: exp, Phase: 4, Covariates: cuped}
+	for _, o := range hist {
+		hb.History = append(hb.History, experiments.Delta{Unit: o.Unit, Metric: o.Metric, DX: o.X, DY: o.Y})
+	}
+	m.Apply(4, cuped, nil, hist)
+	apply(t, s, hb)
+	p4 := obs(1600, 100, 200, func(u int) int { return (u / 3) % 2 }, "d")
+	apply(t, s, covBatches(m, exp, 4, cuped, p4[:800], nil, 300)...)
+	apply(t, s, retry(covBatches(m, exp, 4, cuped, p4[800:], nil, 400))...)
+	if g := summaries(t, s, exp, 4).Fresh[experiments.VariantMetric{Variant: 0, Metric: experiments.MetricRequests}]; !(g.SumZ > 0) {
+		t.Errorf("period 4: the new units' history gives no covariate: %+v", g)
+	}
 
-	for period := 1; period <= 3; period++ {
+	for period := 1; period <= 4; period++ {
 		snap := summaries(t, s, exp, period)
 		want := m.ExpectedFresh(period)
-		CompareApprox(t, snap.Fresh, want, 0)
-		CompareApprox(t, snap.Stats, m.Expected(period), 0)
+		CompareApprox(t, snap.Fresh, want, 1e-12)
+		CompareApprox(t, snap.Stats, m.Expected(period), 1e-12)
 		for v := range 2 {
 			vm := experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}
 			all, fresh := snap.Stats[vm].N, snap.Fresh[vm].N
