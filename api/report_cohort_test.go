@@ -62,6 +62,14 @@ func TestReportCohort(t *testing.T) {
 		}
 	}
 
+	// The first step: everyone is first exposed in it.
+	first := fresh
+	first.Fresh = fresh.Stats
+	if r := BuildReport(exp(experiments.CohortNew), ReportStatus{Status: "running", Step: 0}, nil, first, nil, reportT0); r.Cohort == nil ||
+		r.Cohort.Sentence != "Step 1 is analysed on the 1,204 users first exposed in it; no user has returned from an earlier step." {
+		t.Errorf("step 1: %+v", r.Cohort)
+	}
+
 	r = BuildReport(exp(experiments.CohortAll), step2, nil, snap, nil, reportT0)
 	if c := r.Cohort; c == nil || c.FirstExposedOnly || !strings.Contains(c.Sentence, "Step 2 is analysed on all 9,000 active users, including users returning from earlier steps") {
 		t.Errorf("cohort all: %+v", c)

@@ -48,17 +48,17 @@ func (a *analysis) cohortSection(r *Report, snap experiments.Snapshot, c experim
 		step = fmt.Sprintf("Step %d", r.Step)
 	}
 	switch {
+	case c.Fresh && back == 0:
+		// The first period of a salt phase, or nobody came back yet.
+		out.Sentence = fmt.Sprintf("%s is analysed on the %s users first exposed in it; no user has returned from an earlier step.", step, fmtCount(total))
 	case c.Fresh:
 		out.Sentence = fmt.Sprintf("%s is analysed on the %s users first exposed in it; %s users returning from earlier steps are not in the verdict",
 			step, fmtCount(total), fmtCount(back))
-		if back > 0 {
-			var per []string
-			for v, n := range returning {
-				per = append(per, fmt.Sprintf("%s %s", a.exp.Variants[v].Name, fmtCount(n)))
-			}
-			out.Sentence += fmt.Sprintf(" (%s: whether users come back is itself an outcome of the arm)", strings.Join(per, ", "))
+		var per []string
+		for v, n := range returning {
+			per = append(per, fmt.Sprintf("%s %s", a.exp.Variants[v].Name, fmtCount(n)))
 		}
-		out.Sentence += "."
+		out.Sentence += fmt.Sprintf(" (%s: whether users come back is itself an outcome of the arm).", strings.Join(per, ", "))
 	case c.Unavailable:
 		out.Sentence = fmt.Sprintf("%s is analysed on all %s active users: rollout.cohort is new, but the store has no first-exposure record for this period (data recorded without it), so users returning from earlier steps are in the verdict.",
 			step, fmtCount(total))
