@@ -38,8 +38,8 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzParseVerdict -fuzztime $(FUZZTIME) ./judge/
 
 # Every seeded simulation (the statistics' validity and speed tables, the
-# controller at the guardrail margin, carry-over, CUPED through the stores;
-# docs/statistics.md): about 5 minutes on 2 cores.
+# controller at the guardrail margin, carry-over, CUPED through the stores,
+# the ramp step's cohort; docs/statistics.md): about 7 minutes on 2 cores.
 sim:
 	@go test -tags simulation -count=1 -timeout 30m -v -run 'Sim' ./stats/ ./rollout/ ./experiments/memstore/ > sim.log 2>&1; status=$$?; \
 	grep -E '^\s+\||^(---|ok|FAIL|PASS)' sim.log; exit $$status

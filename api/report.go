@@ -94,21 +94,24 @@ func ReportTransitions(ts []experiments.Transition) []ReportTransition {
 // Report is an experiment report: everything a PM needs to act and a
 // statistician needs to check. docs/reports.md describes each field.
 type Report struct {
-	Experiment  string             `json:"experiment"`
-	Description string             `json:"description,omitempty"`
-	GeneratedAt time.Time          `json:"generated_at"`
-	Status      string             `json:"status"`
-	Ended       bool               `json:"ended"`
-	EndedAt     time.Time          `json:"ended_at,omitzero"`
-	Step        int                `json:"step"`  // current ramp step, counted from 1 ("step 2 of 4"); 0 without rollout
-	Steps       int                `json:"steps"` // number of ramp steps, 0 without rollout
-	Period      int                `json:"period"`
-	Started     time.Time          `json:"started,omitzero"`
-	Verdict     ReportVerdict      `json:"verdict"`
-	Policy      ReportPolicy       `json:"policy"`
-	Variants    []ReportVariant    `json:"variants"`
-	Metrics     []ReportMetric     `json:"metrics"`
-	SRM         ReportSRM          `json:"srm"`
+	Experiment  string          `json:"experiment"`
+	Description string          `json:"description,omitempty"`
+	GeneratedAt time.Time       `json:"generated_at"`
+	Status      string          `json:"status"`
+	Ended       bool            `json:"ended"`
+	EndedAt     time.Time       `json:"ended_at,omitzero"`
+	Step        int             `json:"step"`  // current ramp step, counted from 1 ("step 2 of 4"); 0 without rollout
+	Steps       int             `json:"steps"` // number of ramp steps, 0 without rollout
+	Period      int             `json:"period"`
+	Started     time.Time       `json:"started,omitzero"`
+	Verdict     ReportVerdict   `json:"verdict"`
+	Policy      ReportPolicy    `json:"policy"`
+	Variants    []ReportVariant `json:"variants"`
+	Metrics     []ReportMetric  `json:"metrics"`
+	SRM         ReportSRM       `json:"srm"`
+	// Cohort says which users the step is analysed on (rollout.cohort),
+	// for an experiment with a rollout.
+	Cohort      *ReportCohort      `json:"cohort,omitempty"`
 	Decision    stats.Decision     `json:"decision"`
 	Transitions []ReportTransition `json:"transitions"`
 	// Hourly is the series behind the charts, one point per hour with
@@ -515,11 +518,16 @@ func BuildReport(exp *experiments.Experiment, status ReportStatus, transitions [
 		r.SRM.Status = "not_checked"
 	}
 
-	r.Metrics = a.metrics(snap.Stats, d)
+	// The metrics, the ETA and the verdict read the cohort the decision
+	// reads (rollout.cohort: with "new", the users first exposed in this
+	// period); money and the hourly series stay over every active user.
+	cohort, sums := experiments.AnalysisCohort(exp, snap)
+	r.Cohort = a.cohortSection(&r, snap, cohort)
+	r.Metrics = a.metrics(sums, d)
 	days := observedDays(&r, hourly)
 	r.Money = a.money(&r, snap, days)
-	r.TimeToDecision = a.eta(&r, snap.Stats, in, days)
-	r.Verdict = a.verdict(&r, in, snap.Stats)
+	r.TimeToDecision = a.eta(&r, sums, in, days)
+	r.Verdict = a.verdict(&r, in, sums)
 	r.Judge = a.judgeSection(status.Status, transitions, snap)
 	a.rampJudgeSection(r.Judge, d)
 	if r.Judge != nil {

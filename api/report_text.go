@@ -276,6 +276,9 @@ func RenderText(w io.Writer, r Report) error {
 		ew.err = err
 	}
 	p("  %s\n", r.srmLine())
+	if r.Cohort != nil {
+		p("  %s\n", r.Cohort.Sentence)
+	}
 
 	p("\nMETRICS (lift against %s, anytime-valid %s confidence intervals)\n", r.controlName(), fmtConfidence(r.Policy.Confidence))
 	for _, m := range r.metricViews() {
@@ -442,6 +445,9 @@ func RenderMarkdown(w io.Writer, r Report) error {
 		p("| %s | %s | %s | %s | %s |\n", e(v.Name), e(v.Model), fmtCount(v.Users), fmtShareCell(v.ExpectedShare), fmtShareCell(v.ObservedShare))
 	}
 	p("\n%s\n", e(r.srmLine()))
+	if r.Cohort != nil {
+		p("\n%s\n", e(r.Cohort.Sentence))
+	}
 
 	p("\n## Metrics\n\nLift against %s, with anytime-valid %s confidence intervals.\n", e(r.controlName()), fmtConfidence(r.Policy.Confidence))
 	for _, m := range r.metricViews() {

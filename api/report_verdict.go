@@ -141,10 +141,12 @@ func (a *analysis) decisionVerdict(r *Report, in stats.Input, st map[experiments
 		v.Kind, v.Recommendation = VerdictSRM, "check the assignment"
 		v.Sentence = fmt.Sprintf("The traffic split is broken: expected %s, observed %s (anytime-valid %s). Don't trust these numbers; check the assignment.",
 			fmtShares(r.SRM.Expected), fmtShares(r.SRM.Observed), pEq(r.SRM.PValue))
-		if r.Step > 1 {
-			// A later step counts the users active in it, and whether the
-			// earlier steps' users come back is itself an outcome
-			// (docs/statistics.md §2.12, "Returning users").
+		if r.Step > 1 && (r.Cohort == nil || !r.Cohort.FirstExposedOnly) {
+			// A later step analysed on every active user (rollout.cohort
+			// all, or no first-exposure record) counts returning users,
+			// and whether the earlier steps' users come back is itself an
+			// outcome (docs/statistics.md §2.12, "Returning users"). On
+			// the newly exposed cohort the split is the randomisation's.
 			v.Sentence += " After the first step this can also be the candidate changing how many users come back (an engagement effect), not a broken assignment: compare the users per arm with the step before."
 		}
 		return v

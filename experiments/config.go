@@ -143,10 +143,20 @@ type Rollout struct {
 	// the controller closed by advancing count at the next steps: the
 	// exact (bounded) e-values of those periods multiply with the
 	// current one's (stats.Guardrail.PriorLogE). A later step then loses
-	// its own protection against harm that grows with the share or time,
-	// and the product is an e-value only for independent periods, which
-	// returning users weaken (docs/statistics.md §2.12). Default off.
+	// its own protection against harm that grows with the share or time.
+	// The product is an e-value for independent periods: with Cohort
+	// "new" each period is analysed on users no earlier period counted,
+	// so that holds by construction; with "all" returning users weaken it
+	// (docs/statistics.md §2.12). Default off.
 	CarryOver bool `yaml:"carry_over"`
+	// Cohort is the users each period (ramp step) is analysed on:
+	// "new" (default), the users first exposed in it (in the period's
+	// salt phase), so who comes back from an earlier step, itself an
+	// outcome of the arm, cannot bias the comparison or trip the SRM
+	// check; "all", every user active in it. "new" needs the stores'
+	// first-exposure record, which the recorder then asks for
+	// (NewCovariates). docs/statistics.md §2.12.
+	Cohort string `yaml:"cohort"`
 }
 
 // RampStep is one step of a rollout.

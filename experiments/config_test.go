@@ -691,7 +691,7 @@ func TestValidate(t *testing.T) {
 			c.Experiments[0].Rollout = &experiments.Rollout{
 				Steps:      []experiments.RampStep{{Percent: 10}, {Percent: 5}, {Percent: 50.5}},
 				Guardrails: []experiments.Guardrail{{Metric: "nope", Margin: -1}},
-				Alpha:      2, Method: "bayes",
+				Alpha:      2, Method: "bayes", Cohort: "returning",
 			}
 		}, []fe{
 			{"experiments[0].rollout.steps[1].percent", "larger than the previous"},
@@ -700,6 +700,7 @@ func TestValidate(t *testing.T) {
 			{"experiments[0].rollout.guardrails[0].margin", ">= 0"},
 			{"experiments[0].rollout.alpha", "(0, 1)"},
 			{"experiments[0].rollout.method", "must be"},
+			{"experiments[0].rollout.cohort", `must be "new"`},
 		}},
 		{"webhooks", func(c *experiments.Config) {
 			c.Webhooks = []experiments.Webhook{{URL: "ftp://hooks"}, {URL: "https://hooks.example.com/x", Secret: "s", MaxAttempts: 21}}

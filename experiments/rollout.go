@@ -300,14 +300,91 @@ func orStr(s, def string) string {
 	return s
 }
 
+// Rollout cohorts (Rollout.Cohort).
+const (
+	// CohortNew analyses each period on the users first exposed in it.
+	CohortNew = "new"
+	// CohortAll analyses each period on every user active in it.
+	CohortAll = "all"
+)
+
+// CohortOrDefault is rollout.cohort, CohortNew when unset; CohortAll
+// without a rollout (nothing ramps, and no first-exposure record is
+// asked for).
+func (e *Experiment) CohortOrDefault() string {
+	if e == nil || e.Rollout == nil {
+		return CohortAll
+	}
+	if e.Rollout.Cohort == "" {
+		return CohortNew
+	}
+	return e.Rollout.Cohort
+}
+
+// Cohort is the users a period's decision is analysed on.
+type Cohort struct {
+	// Configured is the experiment's cohort (CohortOrDefault).
+	Configured string
+	// Fresh: the analysis reads Snapshot.Fresh, the users first exposed
+	// in the period.
+	Fresh bool
+	// Unavailable: cohort "new" is configured, but the store has kept no
+	// first-exposure sums for the period (no batch of it asked for them:
+	// data recorded before the setting, or a store that does not keep
+	// them), so the analysis falls back to every active user. Reports
+	// and the controller's log say so.
+	Unavailable bool
+}
+
+// AnalysisCohort is the cohort e's decision on snap reads, and its
+// statistics: snap.Fresh with cohort "new" whenever the store kept it
+// (in the first period of a salt phase it equals snap.Stats), else
+// snap.Stats.
+func AnalysisCohort(e *Experiment, snap Snapshot) (Cohort, map[VariantMetric]Summary) {
+	c := Cohort{Configured: e.CohortOrDefault()}
+	if c.Configured != CohortNew {
+		return c, snap.Stats
+	}
+	if len(snap.Fresh) == 0 {
+		c.Unavailable = len(snap.Stats) > 0
+		return c, snap.Stats
+	}
+	c.Fresh = true
+	return c, snap.Fresh
+}
+
+// CohortUsers is, per variant, the users the analysis counts (the
+// cohort's) and the users active in the period it leaves out (returning
+// from an earlier period of the salt phase; zero unless c.Fresh).
+func CohortUsers(e *Experiment, snap Snapshot, c Cohort) (counted, returning []float64) {
+	k := len(e.Variants)
+	counted, returning = make([]float64, k), make([]float64, k)
+	for v := range k {
+		vm := VariantMetric{v, MetricRequests}
+		all := snap.Stats[vm].N
+		counted[v] = all
+		if c.Fresh {
+			counted[v] = snap.Fresh[vm].N
+			returning[v] = max(all-counted[v], 0)
+		}
+	}
+	return counted, returning
+}
+
 // RolloutInput turns a period's snapshot into the stats input for policy
 // p: users per variant, the expected split of the allocation a and one
-// Summary per variant for every metric the policy reads.
+// Summary per variant for every metric the policy reads, all over the
+// experiment's cohort (AnalysisCohort): with "new", the users first
+// exposed in the period. Their split is the allocation's, since who is
+// first exposed at a step depends on the hash and the step's share only,
+// so the SRM check stays a check of the randomisation even when the arms
+// keep their users differently.
 func RolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) stats.Input {
 	k := len(e.Variants)
+	_, sums := AnalysisCohort(e, snap)
 	in := stats.Input{Users: make([]float64, k), ExpectedSplit: a.Split(k), Metrics: map[string][]stats.Summary{}}
 	for v := range k {
-		in.Users[v] = snap.Stats[VariantMetric{v, MetricRequests}].N
+		in.Users[v] = sums[VariantMetric{v, MetricRequests}].N
 	}
 	add := func(name string) {
 		if _, ok := in.Metrics[name]; ok {
@@ -315,7 +392,7 @@ func RolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) s
 		}
 		ss := make([]stats.Summary, k)
 		for v := range k {
-			ss[v] = snap.Stats[VariantMetric{v, name}]
+			ss[v] = sums[VariantMetric{v, name}]
 		}
 		in.Metrics[name] = ss
 	}
@@ -331,11 +408,19 @@ func RolloutInput(e *Experiment, snap Snapshot, a *Allocation, p stats.Policy) s
 	if p.Judge != nil {
 		in.Judge = make([]stats.JudgeInput, k)
 		for v := 1; v < k; v++ {
+			// The live judge's paired preference stays over every
+			// judged request: both models answer the same request, so
+			// who comes back changes which requests are judged, not
+			// which arm answers them.
 			in.Judge[v] = JudgeInput(snap, v)
 		}
 	}
 	// Per-segment statistics of the same metrics, so Decide refuses to
-	// advance or promote a candidate that harms a segment.
+	// advance or promote a candidate that harms a segment. They stay over
+	// every active user whatever the cohort: the stores keep no
+	// newly-exposed copy of the segment statistics (it would double the
+	// apply script's segment work), so a later step's segment harm call
+	// still reads returning users.
 	names := slices.Sorted(maps.Keys(in.Metrics))
 	in.Segments = SegmentInputs(e, snap, names, k)
 	return in
@@ -400,6 +485,11 @@ func validateRollout(e *Experiment, path string) []FieldError {
 	}
 	if r.MinUsers < 0 {
 		add(".min_users", "must not be negative")
+	}
+	switch r.Cohort {
+	case "", CohortNew, CohortAll:
+	default:
+		add(".cohort", "must be %q (the users first exposed in each step) or %q (every active user)", CohortNew, CohortAll)
 	}
 	for _, f := range []struct {
 		field string

@@ -117,6 +117,15 @@ type Snapshot struct {
 	// counted in each value of a dimension they were seen in, with the
 	// observations made in it (docs/segments.md).
 	Segments map[SegmentKey]Summary
+	// Fresh holds, for every (variant, metric) with data, the same
+	// Summary as Stats over only the units first exposed in this period
+	// (in its salt phase; with their whole data in the period): the
+	// newly exposed cohort a ramp step is analysed on (rollout.cohort,
+	// docs/statistics.md §2.12). In the first period of a salt phase it
+	// equals Stats. Kept only from batches with Covariates (empty
+	// without); segments, hourly buckets and joint sums have no fresh
+	// copy.
+	Fresh map[VariantMetric]Summary
 	// Joint holds, for every (variant, human metric, judge metric) pair
 	// the batches asked for (Batch.Joint) with data, the user-level joint
 	// sums prediction-powered inference reads (JointSummary).
@@ -174,9 +183,12 @@ type Batch struct {
 	// Count is the number of recorder events the batch carries (for
 	// accounting; stores ignore it).
 	Count int64
-	// Covariates, when set, asks the store for CUPED's covariate sums
-	// and for the experiment's pre-exposure history (Experiment.CUPED;
-	// nil: z = 0 for everyone, no history kept).
+	// Covariates, when set, asks the store for CUPED's covariate sums,
+	// for the experiment's pre-exposure history (Experiment.CUPED) and
+	// for each unit's first exposure in the salt phase with the newly
+	// exposed cohort's sums (Snapshot.Fresh; also for rollout.cohort
+	// "new" without CUPED, then with no metrics). Nil: z = 0 for
+	// everyone, no history, no Fresh.
 	Covariates *Covariates
 	// History are outcomes of units the experiment did not analyse
 	// (outside coverage, holdout: Outcome.Analysed false), merged per
@@ -319,8 +331,8 @@ type Covariates struct {
 
 // ExposureReader reads, per salt phase, the data period in which each unit
 // was first exposed (its copy of the pre-exposure history was made):
-// recorded for experiments with CUPED, for a later per-step analysis of
-// the newly exposed users. Nothing decides on it yet. memstore and
+// recorded from every batch with Covariates (CUPED, or rollout.cohort
+// "new"); Snapshot.Fresh holds the sums decisions read. memstore and
 // redisstore implement it; it is separate from Store so other Store
 // implementations keep compiling.
 type ExposureReader interface {
@@ -330,13 +342,19 @@ type ExposureReader interface {
 }
 
 // NewCovariates returns the Covariates of e's batches: its salt phase, its
-// history TTL and every metric it can record whose registry entry names a
-// covariate source. Nil without e.CUPED.
+// history TTL and, with e.CUPED, every metric it can record whose registry
+// entry names a covariate source. With rollout.cohort "new" and no CUPED
+// it has no metrics: z = 0 for everyone and no history is kept, but the
+// store still records each unit's first exposure in the salt phase and
+// keeps the newly exposed cohort's sums (Snapshot.Fresh). Nil otherwise.
 func NewCovariates(e *Experiment) *Covariates {
-	if e == nil || !e.CUPED {
+	if e == nil || !(e.CUPED || e.CohortOrDefault() == CohortNew) {
 		return nil
 	}
 	c := &Covariates{SaltPhase: e.PhaseOrOne(), HistoryTTL: e.CUPEDHistoryTTLOrDefault(), Metrics: map[string]MetricInfo{}}
+	if !e.CUPED {
+		return c
+	}
 	add := func(name string) {
 		if m, ok := LookupMetric(e, name); ok && m.Covariate != CovariateNone {
 			c.Metrics[name] = m

@@ -302,6 +302,12 @@ func (c *Controller) Evaluate(ctx context.Context, id string, fence int64) (err 
 	if rec.Action == "" && rec.Note == "" {
 		rec.Note = reasonMessages(d)
 	}
+	// RolloutInput analysed the experiment's cohort (rollout.cohort);
+	// when "new" had to fall back to every active user, say so with the
+	// recommendation rather than deciding on another population silently.
+	if coh, _ := experiments.AnalysisCohort(e, snap); coh.Unavailable {
+		rec.Note = strings.TrimSpace(cohortFallbackNote + " " + rec.Note)
+	}
 	if rec.Action != "" && !e.Rollout.Manual {
 		cmd.Action = rec.Action
 		if d.Winner != nil {
@@ -323,6 +329,11 @@ func (c *Controller) Evaluate(ctx context.Context, id string, fence int64) (err 
 	}
 	return err
 }
+
+// cohortFallbackNote marks a decision that cohort "new" could not make on
+// the newly exposed users: the store kept no first-exposure sums for the
+// period (data recorded before the setting, or by an older recorder).
+const cohortFallbackNote = "cohort new: the store has no first-exposure sums for this period, so it is analysed on every active user."
 
 // apply commits cmd; applied is false when an API command (or another
 // writer) changed the state first, which is not an error: the next tick

@@ -431,10 +431,14 @@ func printProgress(ctx context.Context, w io.Writer, a *app, s *simulator, every
 			}
 			fmt.Fprintln(w)
 		}
-		// The report's judge vs humans sentence, once a ramp step has
+		// The report's cohort sentence (which users the step is decided
+		// on), and its judge vs humans sentence once a ramp step has
 		// judged users who also gave thumbs.
 		if st.Status == experiments.StatusRunning {
 			r := api.BuildReport(exp, api.ReportStatus{Status: string(st.Status), Step: st.Step, Period: st.Period, Started: st.StepStarted}, nil, snap, nil, time.Now())
+			if r.Cohort != nil {
+				fmt.Fprintf(w, "    %s\n", r.Cohort.Sentence)
+			}
 			if r.Judge != nil && r.Judge.Humans != nil {
 				for _, c := range r.Judge.Humans.Candidates {
 					fmt.Fprintf(w, "    judge vs humans: %s\n", c.Sentence)

@@ -87,6 +87,18 @@ func (cv *covariates) expose(unit experiments.UnitKey) {
 	cv.copies[unit] = cp
 }
 
+// fresh reports whether unit was first exposed in this batch's period
+// (of its salt phase), making its copy if this is its first entry: its
+// deltas then also go to the newly exposed cohort's sums
+// (Snapshot.Fresh). False without covariates.
+func (cv *covariates) fresh(unit experiments.UnitKey) bool {
+	if cv.c == nil {
+		return false
+	}
+	cv.expose(unit)
+	return cv.copies[unit].period == cv.period
+}
+
 // z is unit's covariate for metric (a segment statistic reads the
 // history of the metric it segments).
 func (cv *covariates) z(unit experiments.UnitKey, metric string) float64 {

@@ -76,6 +76,7 @@ type phase struct {
 	stats    map[experiments.VariantMetric]experiments.Summary
 	counters map[experiments.VariantMetric]int64
 	segs     map[experiments.SegmentKey]experiments.Summary
+	fresh    map[experiments.VariantMetric]experiments.Summary // Snapshot.Fresh
 	users    map[userKey]map[string]totals
 	hours    map[experiments.Hour]map[experiments.VariantMetric]experiments.Summary
 	joint    map[experiments.JointKey]experiments.JointSummary
@@ -134,6 +135,7 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 			stats:    make(map[experiments.VariantMetric]experiments.Summary),
 			counters: make(map[experiments.VariantMetric]int64),
 			segs:     make(map[experiments.SegmentKey]experiments.Summary),
+			fresh:    make(map[experiments.VariantMetric]experiments.Summary),
 			users:    make(map[userKey]map[string]totals),
 			hours:    make(map[experiments.Hour]map[experiments.VariantMetric]experiments.Summary),
 			joint:    make(map[experiments.JointKey]experiments.JointSummary),
@@ -244,6 +246,9 @@ func (p *phase) apply(d *experiments.Delta, cov *covariates, joint []experiments
 	})
 	vm := experiments.VariantMetric{Variant: d.Variant, Metric: d.Metric}
 	p.stats[vm] = p.stats[vm].Add(delta)
+	if cov.fresh(d.Unit) {
+		p.fresh[vm] = p.fresh[vm].Add(delta)
+	}
 	h := p.hours[d.Hour]
 	if h == nil {
 		h = make(map[experiments.VariantMetric]experiments.Summary)
@@ -351,6 +356,7 @@ func (s *Store) Summaries(ctx context.Context, exp string, ph int) (experiments.
 		Stats:    make(map[experiments.VariantMetric]experiments.Summary),
 		Counters: make(map[experiments.VariantMetric]int64),
 		Segments: make(map[experiments.SegmentKey]experiments.Summary),
+		Fresh:    make(map[experiments.VariantMetric]experiments.Summary),
 		Joint:    make(map[experiments.JointKey]experiments.JointSummary),
 	}
 	if err := ctx.Err(); err != nil {
@@ -374,6 +380,9 @@ func (s *Store) Summaries(ctx context.Context, exp string, ph int) (experiments.
 	}
 	for k, v := range p.joint {
 		snap.Joint[k] = v
+	}
+	for k, v := range p.fresh {
+		snap.Fresh[k] = v
 	}
 	return snap, nil
 }

@@ -41,7 +41,9 @@ import "github.com/redis/go-redis/v9"
 //	           metrics whose name holds "@" are segment statistics and get
 //	           no hourly buckets
 //	ARGV[4] -> "1": keep CUPED covariates (experiments.Batch.Covariates);
-//	           with it:
+//	           "2": covariates without metrics (rollout.cohort "new"
+//	           without CUPED): only the first-exposure record and the
+//	           fresh sums, no copies in s<k>:z; with either:
 //	ARGV[5] -> the batch's salt phase (Covariates.SaltPhase)
 //	ARGV[6] -> the history TTL in ms (Covariates.HistoryTTL)
 //	ARGV[7] -> the experiment's key prefix abgate:{exp:<id>}
@@ -63,8 +65,9 @@ import "github.com/redis/go-redis/v9"
 // noeviction (evicting user state would corrupt the statistics anyway).
 //
 // A user's state for all metrics is one hash field, so each user costs one
-// HGET and one HSET. Its msgpack array holds (code, x, y) per metric and,
-// for a metric with a covariate z ≠ 0, (−code, z, 0).
+// HGET and one HSET. Its msgpack array holds (code, x, y) per metric,
+// for a metric with a covariate z ≠ 0, (−code, z, 0), and, with
+// covariates, (0, fresh, 0) (below).
 //
 // With covariates (the covariate block below): a user's first entry of a
 // metric in a period fixes z from their copy in the period's salt phase
@@ -77,6 +80,16 @@ import "github.com/redis/go-redis/v9"
 // user and call. Those keys are not declared in KEYS; they carry the
 // experiment's hash tag, so they live in this call's slot (as in
 // expireScript).
+//
+// Fresh sums (with covariates; experiments.Snapshot.Fresh): a user's
+// entries in a period also go to the fresh sums when the user was first
+// exposed in this period of the salt phase (their copy's period in
+// abgate:{exp:<id>}:s<k>:first is this one). That is decided at the
+// user's first entry in the period (one HGET of the first-exposure hash
+// for a returning user) and kept in the user's state as (0, 1 or 0, 0),
+// so later calls read it with the state. Segment statistics and hours
+// have no fresh copy. They live in the variant's stats hash as
+// "~f:<metric>:<stat>", beside the main sums, so no key is added.
 //
 // Statistic deltas accumulate in Lua locals and each
 // stats hash is read once (HMGET) and written once (HSET) per call, the
@@ -180,8 +193,9 @@ end
 -- salt phase, which covExpose makes the first time one is needed (a
 -- user's first entry in a phase is always new to its period), covAdd
 -- queues history increments, covFlush writes them at the end.
-local cov = ARGV[4] == '1'
-local covZ, covAdd, covFlush
+local cov = ARGV[4] == '1' or ARGV[4] == '2'
+local recordOnly = ARGV[4] == '2'
+local covZ, covAdd, covFlush, covFresh
 if cov then
   local period = ARGV[10]
   redis.call('HSETNX', KEYS[NK], period, ARGV[5])
@@ -216,16 +230,45 @@ if cov then
     end
     return {tx, ty}
   end
-  local copies, pend = {}, {}
+  local copies, pend, fresh = {}, {}, {}
   local function covExpose(unit)
     if copies[unit] then return end
+    if recordOnly then
+      -- No history is kept, so no copy either: the first-exposure
+      -- record alone says whether the unit is new to the phase.
+      local f = redis.call('HGET', fkey, unit)
+      if not f then redis.call('HSET', fkey, unit, period) end
+      fresh[unit] = 0
+      if not f or f == period then fresh[unit] = 1 end
+      copies[unit] = {{}, {}}
+      return
+    end
     local raw = redis.call('HGET', zkey, unit)
     if not raw then
-      raw = redis.call('GET', hpre .. unit) or cmsgpack.pack({})
+      if redis.call('HSETNX', fkey, unit, period) == 1 then
+        raw = redis.call('GET', hpre .. unit) or cmsgpack.pack({})
+        fresh[unit] = 1
+      else
+        -- First exposed while only the record was kept (cohort new
+        -- without CUPED, then CUPED turned on): nothing of the unit
+        -- from before its exposure was kept, so its copy is empty (as
+        -- memstore's, made then from an empty history).
+        raw = cmsgpack.pack({})
+      end
       redis.call('HSET', zkey, unit, raw)
-      redis.call('HSET', fkey, unit, period)
     end
     copies[unit] = parse(raw)
+  end
+  -- covFresh is 1 when the unit was first exposed in this period (its
+  -- entries then also go to the fresh sums), else 0; called once per
+  -- user and period, the answer is kept in the user's state.
+  covFresh = function(unit)
+    covExpose(unit)
+    if not fresh[unit] then
+      fresh[unit] = 0
+      if redis.call('HGET', fkey, unit) == period then fresh[unit] = 1 end
+    end
+    return fresh[unit]
   end
   -- covZ mirrors experiments.MetricInfo.CovariateZ.
   covZ = function(unit, ms)
@@ -314,6 +357,9 @@ else
 end
 
 local oneHour = H == 1 -- then the hourly deltas are the cumulative ones
+-- fresh: the NF sums of the users first exposed in this period (cov
+-- only; experiments.Snapshot.Fresh), sparse, same offsets as acc.
+local facc = {}
 
 local dup = 0
 local G = a[i]; i = i + 1
@@ -322,12 +368,14 @@ for g = 1, G do
   i = i + 2
   local ukey = KEYS[7 + 2 * vs]
   local sx, sy, sz = {}, {}, {}
+  local ufresh -- fresh: 1 or 0 once known (code 0 of the user's state)
   local raw = redis.call('HGET', ukey, unit)
   if raw then
     local st = cmsgpack.unpack(raw)
     for k = 1, #st, 3 do
       local c = st[k]
-      if c < 0 then sz[-c] = st[k + 1] else sx[c] = st[k + 1]; sy[c] = st[k + 2] end
+      if c == 0 then ufresh = st[k + 1]
+      elseif c < 0 then sz[-c] = st[k + 1] else sx[c] = st[k + 1]; sy[c] = st[k + 2] end
     end
   end
   local jbefore -- joint: the user's contributions before this group
@@ -363,6 +411,7 @@ for g = 1, G do
       local y0, nn = 0, 0
       if x0 then y0 = sy[c] else x0 = 0; nn = 1 end
       if cov then
+        if not ufresh then ufresh = covFresh(unit) end
         if nn == 1 then
           local z = covZ(unit, ms)
           if z ~= 0 then sz[c] = z end
@@ -392,6 +441,10 @@ for g = 1, G do
       acc[o + 11] = acc[o + 11] + dxz
       acc[o + 12] = acc[o + 12] + dyz
       acc[o + 13] = acc[o + 13] + drz
+      if ufresh == 1 and not mseg[ms] then
+        local fd = {nn, dx, d2, dy, e2, xy, dr, dr2, dz, dz2, dxz, dyz, drz}
+        for f = 1, NF do facc[o + f] = (facc[o + f] or 0) + fd[f] end
+      end
       if not oneHour and not mseg[ms] then
         o = o + (a[i + 3] - 1) * VM6
         hacc[o + 1] = hacc[o + 1] + nn
@@ -425,6 +478,7 @@ for g = 1, G do
       st[n + 1] = -c; st[n + 2] = z; st[n + 3] = 0
       n = n + 3
     end
+    if ufresh then st[n + 1] = 0; st[n + 2] = ufresh; st[n + 3] = 0 end
     redis.call('HSET', ukey, unit, cmsgpack.pack(st))
   end
 end
@@ -460,6 +514,11 @@ for vs = 1, V do
       if v ~= 0 then
         names[#names + 1] = mname[ms] .. ':' .. fields[f]
         deltas[#deltas + 1] = v
+      end
+      local fv = facc[o + f]
+      if fv and fv ~= 0 then
+        names[#names + 1] = '~f:' .. mname[ms] .. ':' .. fields[f]
+        deltas[#deltas + 1] = fv
       end
     end
     for hs = 1, H do

@@ -375,7 +375,11 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 	args := []any{n, s.dedupWindow.Milliseconds(), p.b}
 	if c := b.Covariates; c != nil {
 		ks = append(ks, s.k.covPhase(id))
-		args = append(args, "1", c.SaltPhase, c.HistoryTTL.Milliseconds(), s.k.exp(id), covariateTable(c, mnames), emptyHistory, ph)
+		mode := "1"
+		if len(c.Metrics) == 0 {
+			mode = "2" // the first-exposure record only (ARGV[4])
+		}
+		args = append(args, mode, c.SaltPhase, c.HistoryTTL.Milliseconds(), s.k.exp(id), covariateTable(c, mnames), emptyHistory, ph)
 	}
 	if len(b.Joint) > 0 {
 		if len(args) == 3 {
@@ -512,6 +516,7 @@ func (s *Store) Summaries(ctx context.Context, exp string, phase int) (experimen
 		Stats:    make(map[experiments.VariantMetric]experiments.Summary),
 		Counters: make(map[experiments.VariantMetric]int64),
 		Segments: make(map[experiments.SegmentKey]experiments.Summary),
+		Fresh:    make(map[experiments.VariantMetric]experiments.Summary),
 		Joint:    make(map[experiments.JointKey]experiments.JointSummary),
 	}
 	var known []int
@@ -552,6 +557,9 @@ func (s *Store) Summaries(ctx context.Context, exp string, phase int) (experimen
 			}
 			if err := addJoint(snap.Joint, v, fields); err != nil {
 				return snap, fmt.Errorf("read summaries of %q: %w", exp, err)
+			}
+			if err := addStats(snap.Fresh, v, cutFresh(fields)); err != nil {
+				return snap, fmt.Errorf("read summaries of %q: fresh: %w", exp, err)
 			}
 			if err := addStats(snap.Stats, v, fields); err != nil {
 				return snap, fmt.Errorf("read summaries of %q: %w", exp, err)
@@ -657,6 +665,23 @@ func addJoint(dst map[experiments.JointKey]experiments.JointSummary, v int, fiel
 		dst[k] = js
 	}
 	return nil
+}
+
+// freshPrefix begins the stats hash fields of the newly exposed cohort's
+// sums (experiments.Snapshot.Fresh): "~f:<metric>:<stat>".
+const freshPrefix = "~f:"
+
+// cutFresh moves the fresh sums' fields out of fields and returns them
+// without the prefix, for addStats.
+func cutFresh(fields map[string]string) map[string]string {
+	out := map[string]string{}
+	for f, val := range fields {
+		if rest, ok := strings.CutPrefix(f, freshPrefix); ok {
+			delete(fields, f)
+			out[rest] = val
+		}
+	}
+	return out
 }
 
 // addStats parses "<metric>:<stat>" fields into dst for variant v.

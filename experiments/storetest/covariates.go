@@ -99,13 +99,28 @@ func (m *CovModel) Forget() { clear(m.hist) }
 
 // Expected returns period's statistics with their covariate sums.
 func (m *CovModel) Expected(period int) map[experiments.VariantMetric]experiments.Summary {
+	return m.expected(period, false)
+}
+
+// ExpectedFresh returns period's statistics over the units first exposed
+// in it (experiments.Snapshot.Fresh): the units whose copy in the
+// period's salt phase was made in this period.
+func (m *CovModel) ExpectedFresh(period int) map[experiments.VariantMetric]experiments.Summary {
+	return m.expected(period, true)
+}
+
+func (m *CovModel) expected(period int, fresh bool) map[experiments.VariantMetric]experiments.Summary {
 	type uk struct {
 		v int
 		u experiments.UnitKey
 		m string
 	}
 	tot := map[uk][2]float64{}
+	first := m.first[m.pin[period]]
 	for _, o := range m.obs[period] {
+		if fresh && first[o.Unit] != period {
+			continue
+		}
 		k := uk{o.Variant, o.Unit, o.Metric}
 		t := tot[k]
 		tot[k] = [2]float64{t[0] + o.X, t[1] + o.Y}
@@ -224,9 +239,13 @@ func testCovariates(t *testing.T, s experiments.Store, histExpire func(t *testin
 	apply(t, s, covBatches(m, exp, 3, c2, p3[1500:], nil, 700)...)
 
 	for period := 1; period <= 3; period++ {
-		got := summaries(t, s, exp, period).Stats
+		snap := summaries(t, s, exp, period)
+		got := snap.Stats
 		want := m.Expected(period)
 		CompareApprox(t, got, want, 1e-12)
+		// The newly exposed cohort keeps the same sums, covariates
+		// included.
+		CompareApprox(t, snap.Fresh, m.ExpectedFresh(period), 1e-12)
 		// Period 1 exposes units without history: z is 0, the rating's
 		// 1. Later, units 0..49 (variant 0) bring theirs.
 		for _, met := range covMetrics[:4] {
@@ -330,6 +349,122 @@ func testCovariatesOff(t *testing.T, s experiments.Store) {
 	}
 	if g := summaries(t, s, exp, 2).Stats[experiments.VariantMetric{Metric: experiments.MetricRequests}]; g.SumZ != 0 || g.N != 2 {
 		t.Errorf("period 2: no history was kept before, want z = 0: %+v", g)
+	}
+	// No batch of period 1 asked for the first-exposure record: no fresh
+	// sums. Both units were first exposed (with covariates) in period 2.
+	if f := summaries(t, s, exp, 1).Fresh; len(f) != 0 {
+		t.Errorf("period 1 without covariates has fresh sums: %+v", f)
+	}
+	if g := summaries(t, s, exp, 2).Fresh[experiments.VariantMetric{Metric: experiments.MetricRequests}]; g.N != 2 || g.SumX != 2 {
+		t.Errorf("period 2: fresh %+v, want both units", g)
+	}
+}
+
+// CohortCovariatesFor is the Covariates a recorder sends for an
+// experiment with rollout.cohort "new" and no CUPED: no metrics, only
+// the first-exposure record and the fresh sums.
+func CohortCovariatesFor(exp string, phase int) *experiments.Covariates {
+	return experiments.NewCovariates(&experiments.Experiment{ID: exp, Phase: phase,
+		Rollout: &experiments.Rollout{Cohort: experiments.CohortNew}})
+}
+
+// testFresh: the newly exposed cohort's sums (Snapshot.Fresh) against a
+// direct computation, with the Covariates of cohort "new" without CUPED.
+// Period 1 (salt phase 1) exposes units 0..99; period 2, a ramp step of
+// the same phase, sees 50..99 return and 100..149 arrive; late data of
+// period 1 arrives meanwhile, from old units and from some first exposed
+// in period 2 (not fresh in period 1, then); period 3 reshuffles (salt
+// phase 2): everyone is new again; period 4, a step of phase 2, turns
+// CUPED on. Batches are retried and some observations are feedback
+// events, one sent twice. Integer data (ratio covariates at 1e-12).
+func testFresh(t *testing.T, s experiments.Store) {
+	r := rand.New(rand.NewPCG(5, 17))
+	exp := NewID("fresh")
+	h0 := experiments.HourOf(time.Now())
+	metrics := []string{experiments.MetricRequests, experiments.MetricError, experiments.MetricThumbs, "escalations"}
+	obs := func(n, lo, hi int, variant func(u int) int, tag string) []Obs {
+		out := make([]Obs, 0, n)
+		for k := range n {
+			u := lo + r.IntN(hi-lo)
+			m := metrics[r.IntN(len(metrics))]
+			x := float64(r.IntN(4))
+			if m != "escalations" && m != experiments.MetricRequests {
+				x = float64(r.IntN(2))
+			}
+			o := Obs{Variant: variant(u), Unit: Unit(u), Metric: m, Hour: h0 + experiments.Hour(r.IntN(2)), X: x, Y: 1}
+			if k%9 == 4 {
+				o.EventID = fmt.Sprint(tag, k)
+			}
+			out = append(out, o)
+		}
+		return out
+	}
+	sticky := func(u int) int { return u % 2 }
+	m := NewCovModel()
+	c1, c2 := CohortCovariatesFor(exp, 1), CohortCovariatesFor(exp, 2)
+	if c1 == nil || len(c1.Metrics) != 0 {
+		t.Fatalf("cohort new without CUPED: covariates %+v, want some without metrics", c1)
+	}
+	retry := func(bs []*experiments.Batch) []*experiments.Batch { return append(bs, bs[0], bs[len(bs)-1]) }
+
+	p1 := obs(1500, 0, 100, sticky, "a")
+	p1 = append(p1, p1[4]) // a retried event
+	apply(t, s, retry(covBatches(m, exp, 1, c1, p1, nil, 400))...)
+	p2 := obs(2000, 50, 150, sticky, "b")
+	apply(t, s, retry(covBatches(m, exp, 2, c1, p2[:800], nil, 300))...)
+	apply(t, s, covBatches(m, exp, 1, c1, obs(300, 60, 130, sticky, "late"), nil, 300)...)
+	apply(t, s, retry(covBatches(m, exp, 2, c1, p2[800:], nil, 500))...)
+	p3 := obs(2000, 0, 150, func(u int) int { return (u / 3) % 2 }, "c")
+	apply(t, s, retry(covBatches(m, exp, 3, c2, p3, nil, 700))...)
+	// Period 4, a ramp step of salt phase 2 with CUPED turned on: units
+	// 100..149 return (exposed in period 3, when no history was kept:
+	// their copy stays empty, whatever history they gather now),
+	// 150..199 are new and bring the history recorded since (History
+	// entries of units outside the analysis).
+	cuped := CovariatesFor(exp, 2, 48*time.Hour)
+	hist := obs(400, 100, 200, sticky, "")
+	for i := range hist {
+		hist[i].EventID = ""
+	}
+	hb := &experiments.Batch{ID: BatchID(), Experiment: exp, Phase: 4, Covariates: cuped}
+	for _, o := range hist {
+		hb.History = append(hb.History, experiments.Delta{Unit: o.Unit, Metric: o.Metric, DX: o.X, DY: o.Y})
+	}
+	m.Apply(4, cuped, nil, hist)
+	apply(t, s, hb)
+	p4 := obs(1600, 100, 200, func(u int) int { return (u / 3) % 2 }, "d")
+	apply(t, s, covBatches(m, exp, 4, cuped, p4[:800], nil, 300)...)
+	apply(t, s, retry(covBatches(m, exp, 4, cuped, p4[800:], nil, 400))...)
+	if g := summaries(t, s, exp, 4).Fresh[experiments.VariantMetric{Variant: 0, Metric: experiments.MetricRequests}]; !(g.SumZ > 0) {
+		t.Errorf("period 4: the new units' history gives no covariate: %+v", g)
+	}
+
+	for period := 1; period <= 4; period++ {
+		snap := summaries(t, s, exp, period)
+		want := m.ExpectedFresh(period)
+		CompareApprox(t, snap.Fresh, want, 1e-12)
+		CompareApprox(t, snap.Stats, m.Expected(period), 1e-12)
+		for v := range 2 {
+			vm := experiments.VariantMetric{Variant: v, Metric: experiments.MetricRequests}
+			all, fresh := snap.Stats[vm].N, snap.Fresh[vm].N
+			switch period {
+			case 2: // about 25 returning and 25 new units per arm
+				if !(fresh >= 15 && all-fresh >= 15) {
+					t.Errorf("period 2, variant %d: %g fresh of %g users, want both new and returning ones", v, fresh, all)
+				}
+			case 3: // the first period of salt phase 2: everyone is new
+				if fresh != all || snap.Fresh[vm] != snap.Stats[vm] {
+					t.Errorf("period 3, variant %d: fresh %+v, want all %+v", v, snap.Fresh[vm], snap.Stats[vm])
+				}
+			}
+		}
+	}
+	// Late data of period 1 from units first exposed in period 2 is in
+	// period 1's Stats but not in its Fresh.
+	s1 := summaries(t, s, exp, 1)
+	vm := experiments.VariantMetric{Variant: 0, Metric: experiments.MetricRequests}
+	if all, fresh := s1.Stats[vm].N, s1.Fresh[vm].N; all <= fresh {
+		t.Errorf("period 1: %g users, %g fresh: the late units first exposed in period 2 should not be fresh", all, fresh)
 	}
 }
 

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) experiments.Store, opts ...Op
 	t.Run("UserRatios", func(t *testing.T) { testUserRatios(t, newStore(t)) })
 	t.Run("Covariates", func(t *testing.T) { testCovariates(t, newStore(t), cfg.histExpire) })
 	t.Run("CovariatesOff", func(t *testing.T) { testCovariatesOff(t, newStore(t)) })
+	t.Run("FreshCohort", func(t *testing.T) { testFresh(t, newStore(t)) })
 	t.Run("CovariateSegments", func(t *testing.T) { testCovariateSegments(t, newStore(t)) })
 	t.Run("JointSums", func(t *testing.T) { testJoint(t, newStore(t), false) })
 	t.Run("JointSumsWithCovariates", func(t *testing.T) { testJoint(t, newStore(t), true) })
