@@ -51,6 +51,10 @@
 #   NICE [0]              nice level of every process the harness starts
 #                         (e.g. -5, as root) to get a fairer share of a
 #                         machine busy with other work; see README
+#   TRACE_SLICES [0]      1: after the rounds, take a 5 s runtime/trace of
+#                         minproxy and abgate during a tail run (not
+#                         counted) and list their goroutines' run slices
+#                         of 300 µs or more (slices-<target>.md, bench/slices)
 #   PROFILE [0]           1: after the rounds, profile each proxy with perf
 #                         during one more wrk run (perf-<target>.txt), not
 #                         counted in the figures
@@ -85,6 +89,7 @@ REDIS=${REDIS:-on}
 TRACING=${TRACING:-otlp}
 ABGATE_BIN=${ABGATE_BIN:-}
 PROFILE=${PROFILE:-0}
+TRACE_SLICES=${TRACE_SLICES:-0}
 MINPROXY_FLAGS=${MINPROXY_FLAGS:-}
 NICE=${NICE:-0}
 RESULTS=${RESULTS:-$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -246,6 +251,7 @@ log "building into $BIN"
 	go build "${flags[@]}" -o "$BIN/loadgen" ./bench/loadgen
 	go build "${flags[@]}" -o "$BIN/report" ./bench/report
 	go build "${flags[@]}" -o "$BIN/otlpsink" ./bench/otlpsink
+	go build "${flags[@]}" -o "$BIN/slices" ./bench/slices
 )
 
 mkdir -p "$RESULTS"
@@ -568,6 +574,25 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		done
 	done
 done
+
+# ---- optional: where the tail comes from (runtime/trace run slices) ------
+if [ "$TRACE_SLICES" = 1 ]; then
+	for target in minproxy abgate; do
+		start_target "$target" plain || continue
+		log "tracing $target during a tail run"
+		GOMAXPROCS=1 nice -n "$NICE" taskset -c "$LOAD_CPU" "$BIN/loadgen" -url "$TARGET_URL" -rate "$RATE" \
+			-duration 9s >/dev/null 2>>"$RESULTS/loadgen.log" &
+		lg=$!
+		PIDS+=("$lg")
+		sleep 2
+		curl -s --max-time 10 -o "$WORK/trace-$target.out" "http://127.0.0.1:$DEBUG_PORT/debug/pprof/trace?seconds=5" || true
+		wait "$lg" 2>/dev/null || true
+		stop_pid "$lg"
+		stop_pid "$TARGET_PID"
+		"$BIN/slices" "$WORK/trace-$target.out" >"$RESULTS/slices-$target.md" 2>&1 || true
+		log "  $RESULTS/slices-$target.md"
+	done
+fi
 
 # ---- optional profile: perf on each proxy during one more wrk run -------
 if [ "$PROFILE" = 1 ]; then

@@ -32,9 +32,11 @@ import (
 	"sync/atomic"
 )
 
-// MaxPercent caps the GOGC the tuner sets (a live heap of 1 MiB with a
-// 16 MiB floor asks for 1,600).
-const MaxPercent = 2000
+// MaxPercent caps the GOGC the tuner sets. A GOGC set for one cycle's
+// live heap applies to the next, so a live heap that jumps (load starts)
+// overshoots the floor by the jump's factor; the cap bounds the goal to
+// 6× the live heap.
+const MaxPercent = 500
 
 // Tuner adjusts GOGC after each GC cycle; see the package comment.
 type Tuner struct {
@@ -117,14 +119,24 @@ func (t *Tuner) adjust() {
 	}
 }
 
-// Percent is the GOGC that gives a live heap of live bytes at least floor
-// bytes of headroom, never below base nor above MaxPercent. It is rounded
-// up to a multiple of 10 so small changes of the live heap do not reset
-// GOGC after every cycle.
+// heapMinimum is the runtime's smallest heap goal at GOGC=100
+// (runtime/mgcpacer.go, defaultHeapMinimum); it scales with GOGC, so a
+// raised GOGC raises it too.
+const heapMinimum = 4 << 20
+
+// Percent is the GOGC that puts the next heap goal at about live + floor
+// bytes, never below base nor above MaxPercent: the goal is the larger of
+// live × (1 + GOGC/100) and heapMinimum × GOGC/100, so the smaller of the
+// two GOGCs that reach live + floor. It is rounded up to a multiple of
+// 10, so small changes of the live heap do not reset GOGC after every
+// cycle. With live 0 (no cycle has measured it yet) it is base: a GOGC
+// guessed before the first cycle would scale heapMinimum with it.
 func Percent(base int, floor, live uint64) int {
 	if live == 0 {
-		live = 1
+		return base
 	}
-	want := math.Ceil(float64(floor)*100/float64(live)/10) * 10
+	byLive := float64(floor) * 100 / float64(live)
+	byMinimum := float64(live+floor) * 100 / heapMinimum
+	want := math.Ceil(min(byLive, byMinimum)/10) * 10
 	return int(max(float64(base), min(want, MaxPercent)))
 }

@@ -14,13 +14,14 @@ func TestPercent(t *testing.T) {
 		floor, live uint64
 		want        int
 	}{
-		{100, 16 * mib, 2 * mib, 800},          // small heap: 16 MiB of headroom
-		{100, 16 * mib, 3 * mib, 540},          // 533.3 rounded up to a multiple of 10
-		{100, 16 * mib, 16 * mib, 100},         // at the floor: GOGC as configured
-		{100, 16 * mib, 200 * mib, 100},        // many live streams: never below base
-		{200, 16 * mib, 32 * mib, 200},         // a configured GOGC above the floor's
-		{100, 16 * mib, 0, MaxPercent},         // nothing live yet: capped
-		{100, 16 * mib, 512 << 10, MaxPercent}, // 3,200 capped
+		{100, 16 * mib, 2 * mib, 450},        // goal = heapMinimum × 4.5 = 18 MiB = live + floor
+		{100, 16 * mib, 3 * mib, 480},        // 475 rounded up: goal max(17.4, 19.2) MiB
+		{100, 16 * mib, 8 * mib, 200},        // goal 8 × 3 = 24 MiB = live + floor
+		{100, 16 * mib, 16 * mib, 100},       // at the floor: GOGC as configured
+		{100, 16 * mib, 200 * mib, 100},      // many live streams: never below base
+		{200, 16 * mib, 12 * mib, 200},       // a configured GOGC above the floor's
+		{100, 16 * mib, 0, 100},              // no cycle yet: GOGC as configured
+		{100, 64 * mib, 2 * mib, MaxPercent}, // 1,650 capped
 	} {
 		if got := Percent(c.base, c.floor, c.live); got != c.want {
 			t.Errorf("Percent(%d, %d, %d) = %d, want %d", c.base, c.floor, c.live, got, c.want)
