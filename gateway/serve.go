@@ -132,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // headerFlusher is the ResponseWriter the proxy writes to: the client's,
-// which it sends an event stream's response headers as soon as the
+// except that an event stream's response headers go out as soon as the
 // proxy sets the status, instead of with the stream's first chunk.
 //
 // Why: net/http serialises the headers (chunkWriter.writeHeader, a
@@ -142,7 +142,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // path passed the 8 KiB a connection goroutine starts with, so every live
 // stream held a 16 KiB stack for its whole life; flushing from
 // WriteHeader, about 600 bytes shallower, keeps it at 8 KiB (issue "Live
-// streams at scale"; gateway/stack_test.go checks the depth). The client
+// streams at scale"; cmd/abgate/stack_test.go checks the depth). The client
 // also sees the status as soon as the upstream sends it. Other responses
 // keep net/http's default (headers with the body, one write).
 type headerFlusher struct {
