@@ -35,19 +35,26 @@
 #   BASE_PORT [18080]     abgate BASE, minproxy BASE+1, nginx BASE+2,
 #                         fakes BASE+10/+11/+13, otlpsink BASE+12,
 #                         pprof of the proxy under test BASE+14, the
-#                         fake judge BASE+15
+#                         fake judge BASE+15, redis-server BASE+16
 #   PROXY_CPU [0]         core for the proxy under test
 #   LOAD_CPU [1]          core for wrk, loadgen and the fake upstreams
 #   RESULTS [bench/results/<UTC time>]
 #   TRACING [otlp]        otlp: abgate exports its spans over OTLP/HTTP to
 #                         bench/otlpsink (on the load core), so tracing
 #                         is really on; off: no exporter (no-op spans)
+#   REDIS [on]            on: abgate records into a redis-server of its
+#                         own (on the load core, nothing persisted), as in
+#                         production; off: the embedded in-memory store
 #   ABGATE_BIN [""]       use this abgate binary instead of building one
 #   ABGATE_ENV [""]       extra environment for abgate serve (NAME=VALUE ...)
 #   MINPROXY_FLAGS [""]   extra flags for minproxy, e.g. "--flush-interval 0"
 #   NICE [0]              nice level of every process the harness starts
 #                         (e.g. -5, as root) to get a fairer share of a
 #                         machine busy with other work; see README
+#   TRACE_SLICES [0]      1: after the rounds, take a 5 s runtime/trace of
+#                         minproxy and abgate during a tail run (not
+#                         counted) and list their goroutines' run slices
+#                         of 300 µs or more (slices-<target>.md, bench/slices)
 #   PROFILE [0]           1: after the rounds, profile each proxy with perf
 #                         during one more wrk run (perf-<target>.txt), not
 #                         counted in the figures
@@ -78,9 +85,11 @@ PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 CHECK_HEADER=${CHECK_HEADER:-X-Abgate-Variant}
 ABGATE_ENV=${ABGATE_ENV:-}
+REDIS=${REDIS:-on}
 TRACING=${TRACING:-otlp}
 ABGATE_BIN=${ABGATE_BIN:-}
 PROFILE=${PROFILE:-0}
+TRACE_SLICES=${TRACE_SLICES:-0}
 MINPROXY_FLAGS=${MINPROXY_FLAGS:-}
 NICE=${NICE:-0}
 RESULTS=${RESULTS:-$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -120,6 +129,7 @@ SINK_PORT=$((BASE_PORT + 12))
 FAKE_HOLD_PORT=$((BASE_PORT + 13))
 DEBUG_PORT=$((BASE_PORT + 14))
 JUDGE_PORT=$((BASE_PORT + 15))
+REDIS_PORT=$((BASE_PORT + 16))
 # the admin token in bench/abgate-shadow.yaml
 SHADOW_ADMIN_TOKEN=bench-only-admin-token-not-for-production
 CHAT=/v1/chat/completions
@@ -143,6 +153,14 @@ need_pkg() {
 }
 need_pkg wrk wrk || exit 1
 need_pkg taskset util-linux || exit 1
+case $REDIS in
+on) need_pkg redis-server redis-server || exit 1 ;;
+off) ;;
+*)
+	echo "run.sh: REDIS must be on or off" >&2
+	exit 1
+	;;
+esac
 # nginx is the non-Go reference; without it the harness still runs.
 need_pkg nginx nginx-light || true
 if [ "$(nproc)" -lt 2 ]; then
@@ -233,12 +251,13 @@ log "building into $BIN"
 	go build "${flags[@]}" -o "$BIN/loadgen" ./bench/loadgen
 	go build "${flags[@]}" -o "$BIN/report" ./bench/report
 	go build "${flags[@]}" -o "$BIN/otlpsink" ./bench/otlpsink
+	go build "${flags[@]}" -o "$BIN/slices" ./bench/slices
 )
 
 mkdir -p "$RESULTS"
 : >"$RAW"
 
-for p in "$ABGATE_PORT" "$MINPROXY_PORT" "$NGINX_PORT" "$FAKE_PORT" "$FAKE_STREAM_PORT" "$SINK_PORT" "$FAKE_HOLD_PORT" "$DEBUG_PORT" "$JUDGE_PORT"; do
+for p in "$ABGATE_PORT" "$MINPROXY_PORT" "$NGINX_PORT" "$FAKE_PORT" "$FAKE_STREAM_PORT" "$SINK_PORT" "$FAKE_HOLD_PORT" "$DEBUG_PORT" "$JUDGE_PORT" "$REDIS_PORT"; do
 	port_free "$p" || { echo "run.sh: port $p is in use; set BASE_PORT" >&2; exit 1; }
 done
 
@@ -264,6 +283,13 @@ for kind in plain stream hold; do
 	sed -e 's#^\(  *\)max_idle_conns: \(.*\)$#\1max_idle_conns: \2\n\1h2c: true#' \
 		"$WORK/abgate-$kind.yaml" >"$WORK/abgate-h2c-$kind.yaml"
 	grep -q 'h2c: true' "$WORK/abgate-h2c-$kind.yaml" || { echo "run.sh: could not make the h2c config" >&2; exit 1; }
+	if [ "$REDIS" = on ]; then
+		# Recording into the harness's own redis-server, which persists
+		# nothing (hence ephemeral_ok).
+		for f in "$WORK/abgate-$kind.yaml" "$WORK/abgate-shadow-$kind.yaml" "$WORK/abgate-h2c-$kind.yaml"; do
+			printf '\nredis:\n  addrs: ["127.0.0.1:%s"]\n  ephemeral_ok: true\n' "$REDIS_PORT" >>"$f"
+		done
+	fi
 	# nginx: one worker, HTTP/1.1 keep-alive upstream, no buffering of
 	# responses (SSE passes through as it comes), as a streaming
 	# gateway would be configured.
@@ -292,6 +318,13 @@ for kind in plain stream hold; do
 		}
 	NGINX
 done
+
+# ---- redis-server (on the load core) -----------------------------------
+if [ "$REDIS" = on ]; then
+	start redis "$LOAD_CPU" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+		--dir "$WORK" --protected-mode yes
+	wait_port "$REDIS_PORT" "$STARTED_PID" || { echo "run.sh: redis-server did not start" >&2; cat "$RESULTS/redis.log" >&2; exit 1; }
+fi
 
 # ---- fake upstreams (on the load core) ---------------------------------
 start fake "$LOAD_CPU" "$BIN/abgate" fake-upstream --listen "127.0.0.1:$FAKE_PORT"
@@ -542,6 +575,25 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	done
 done
 
+# ---- optional: where the tail comes from (runtime/trace run slices) ------
+if [ "$TRACE_SLICES" = 1 ]; then
+	for target in minproxy abgate; do
+		start_target "$target" plain || continue
+		log "tracing $target during a tail run"
+		GOMAXPROCS=1 nice -n "$NICE" taskset -c "$LOAD_CPU" "$BIN/loadgen" -url "$TARGET_URL" -rate "$RATE" \
+			-duration 9s >/dev/null 2>>"$RESULTS/loadgen.log" &
+		lg=$!
+		PIDS+=("$lg")
+		sleep 2
+		curl -s --max-time 10 -o "$WORK/trace-$target.out" "http://127.0.0.1:$DEBUG_PORT/debug/pprof/trace?seconds=5" || true
+		wait "$lg" 2>/dev/null || true
+		stop_pid "$lg"
+		stop_pid "$TARGET_PID"
+		"$BIN/slices" "$WORK/trace-$target.out" >"$RESULTS/slices-$target.md" 2>&1 || true
+		log "  $RESULTS/slices-$target.md"
+	done
+fi
+
 # ---- optional profile: perf on each proxy during one more wrk run -------
 if [ "$PROFILE" = 1 ]; then
 	if ! command -v perf >/dev/null; then
@@ -580,7 +632,7 @@ fi
 	if has_scenario shadow; then
 		echo "abgate-shadow: bench/abgate-shadow.yaml, the experiment in its shadow stage (every user sampled; replays and judge calls at up to 100/s); $(grep -h 'judge calls$' "$RESULTS/fake-judge.log" 2>/dev/null || echo 'judge calls: see fake-judge.log') (counted when the fake judge stops)."
 	fi
-	echo "Settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS RATE=$RATE STREAM_RATE=$STREAM_RATE STREAM_DURATION=$STREAM_DURATION TOKEN_DELAY=$TOKEN_DELAY CHUNKS=$CHUNKS HOLD_STREAMS=\"$HOLD_STREAMS\" HOLD_CHUNK_DELAY=$HOLD_CHUNK_DELAY HOLD_CHUNKS=$HOLD_CHUNKS HOLD_RAMP=$HOLD_RAMP, ulimit -n $NOFILE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+	echo "Settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS RATE=$RATE STREAM_RATE=$STREAM_RATE STREAM_DURATION=$STREAM_DURATION TOKEN_DELAY=$TOKEN_DELAY CHUNKS=$CHUNKS HOLD_STREAMS=\"$HOLD_STREAMS\" HOLD_CHUNK_DELAY=$HOLD_CHUNK_DELAY HOLD_CHUNKS=$HOLD_CHUNKS HOLD_RAMP=$HOLD_RAMP REDIS=$REDIS TRACING=$TRACING, ulimit -n $NOFILE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo
 	"$BIN/report" -raw "$RAW" -json "$RESULTS/summary.json"
 } | tee "$RESULTS/summary.md"

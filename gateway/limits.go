@@ -138,6 +138,14 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, s *snapshot, 
 		}
 		if err == io.EOF {
 			*p = b[:0]
+			// Closed now, at this shallow depth: net/http's response
+			// header writer otherwise "discards the rest" of an unclosed
+			// body (io.CopyN into io.Discard, here zero bytes), a call
+			// chain below its own 2.8 KiB frame that pushed every live
+			// stream's connection goroutine past its 8 KiB stack, to 16 KiB
+			// (issue "Live streams at scale"). After EOF, Close reads
+			// nothing and cannot fail.
+			r.Body.Close()
 			return p, b, nil
 		}
 		if err != nil {

@@ -58,6 +58,7 @@ type exchange struct {
 	h      *Handler
 	in     *http.Request       // inbound request with this exchange as context
 	w      http.ResponseWriter // the client's; see restoreHeaders
+	rw     headerFlusher       // w as the proxy gets it
 	ids    []string            // the X-Abgate-Request-Id and X-Abgate-Token values
 	client context.Context     // the inbound request's own context
 	parent context.Context     // span context, parent of every attempt
@@ -126,8 +127,41 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // answered
 	}
 	defer h.end(x)
-	x.serving.up.proxy.ServeHTTP(w, x.in)
+	x.rw.ResponseWriter, x.rw.x = w, x
+	x.serving.up.proxy.ServeHTTP(&x.rw, x.in)
 }
+
+// headerFlusher is the ResponseWriter the proxy writes to: the client's,
+// except that an event stream's response headers go out as soon as the
+// proxy sets the status, instead of with the stream's first chunk.
+//
+// Why: net/http serialises the headers (chunkWriter.writeHeader, a
+// 2.8 KiB frame, then Header.writeSubset) at the first flush, and
+// ReverseProxy's first flush of a stream comes from deep in its copy loop
+// (copyResponse, copyBuffer, maxLatencyWriter, ResponseController). That
+// path passed the 8 KiB a connection goroutine starts with, so every live
+// stream held a 16 KiB stack for its whole life; flushing from
+// WriteHeader, about 600 bytes shallower, keeps it at 8 KiB (issue "Live
+// streams at scale"; cmd/abgate/stack_test.go checks the depth). The client
+// also sees the status as soon as the upstream sends it. Other responses
+// keep net/http's default (headers with the body, one write).
+type headerFlusher struct {
+	http.ResponseWriter
+	x *exchange
+}
+
+func (f *headerFlusher) WriteHeader(code int) {
+	f.ResponseWriter.WriteHeader(code)
+	if code >= http.StatusOK && f.x.meter.stream {
+		if fl, ok := f.ResponseWriter.(http.Flusher); ok {
+			fl.Flush()
+		}
+	}
+}
+
+// Unwrap lets http.ResponseController reach the client's writer (Flush,
+// deadlines).
+func (f *headerFlusher) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // begin admits the request, starts its span and routes it (route); it
 // returns nil when the request was answered here.

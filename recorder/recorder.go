@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	rand2 "math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -487,6 +488,24 @@ func (r *Recorder) drainLoop() {
 	}
 }
 
+// yieldEvery lets the request goroutines run after every drainYield
+// events a background loop processes. Go preempts a running goroutine
+// only after 10 ms, and a gateway pinned to one core (GOMAXPROCS=1) runs
+// nothing else meanwhile: merging the 200 outcomes of a 100 ms interval
+// at 2,000 requests/s took about 0.7 ms (up to 3.8 ms), and every request
+// that arrived during it waited (runtime/trace of the load harness's tail
+// scenario, issue "Live streams at scale"). Yielding costs about 0.1 µs
+// when nothing else is runnable. The lock held meanwhile is the
+// recorder's own; the request path's Observe does not take it.
+func yieldEvery(i int) {
+	if i%drainYield == drainYield-1 {
+		runtime.Gosched()
+	}
+}
+
+// drainYield: about 60 µs of aggregation between yields.
+const drainYield = 16
+
 // drain moves queued events into the aggregate and, when the flusher has
 // nothing to do (or the aggregate is large, or this is the last round),
 // cuts the aggregate into batches for the flusher.
@@ -497,12 +516,14 @@ func (r *Recorder) drain(final bool) {
 	obs := r.obs.take()
 	for i := range obs {
 		r.agg.addOutcome(&obs[i], nowHour, r.capValues)
+		yieldEvery(i)
 	}
 	r.received += int64(len(obs))
 	r.obs.recycle(obs)
 	fb := r.fb.take()
 	for i := range fb {
 		r.agg.addFeedback(&fb[i], nowHour)
+		yieldEvery(i)
 	}
 	r.received += int64(len(fb))
 	r.fb.recycle(fb)

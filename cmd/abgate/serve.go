@@ -28,6 +28,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	startDebug(log)
+	defer startGCFloor(log).Stop()
 	cfg, err := experiments.LoadForServe(*path)
 	if err != nil {
 		return err
