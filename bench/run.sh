@@ -321,7 +321,12 @@ done
 
 # ---- redis-server (on the load core) -----------------------------------
 if [ "$REDIS" = on ]; then
-	start redis "$LOAD_CPU" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+	# In production Redis runs on other machines. Here it shares the load
+	# core with loadgen and the fake upstream, so it runs at the lowest
+	# priority: its Lua scripts (a few ms per flush) would otherwise delay
+	# the fake's answers to abgate's requests only, and show up as abgate's
+	# tail. The proxy's own side of recording stays on the proxy's core.
+	start redis "$LOAD_CPU" nice -n 19 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
 		--dir "$WORK" --protected-mode yes
 	wait_port "$REDIS_PORT" "$STARTED_PID" || { echo "run.sh: redis-server did not start" >&2; cat "$RESULTS/redis.log" >&2; exit 1; }
 fi
@@ -627,7 +632,7 @@ fi
 	echo "## abgate load harness — $(date -u +'%Y-%m-%d %H:%M UTC')"
 	echo
 	echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(go version | awk '{ print $3 }'); proxy pinned to core $PROXY_CPU, wrk + loadgen + fake upstream on core $LOAD_CPU; GOMAXPROCS=1."
-	echo "abgate: tracing $TRACING$([ "$TRACING" = otlp ] && echo " (OTLP/HTTP to bench/otlpsink)"), outcome recording to the in-memory store, fallback on."
+	echo "abgate: tracing $TRACING$([ "$TRACING" = otlp ] && echo " (OTLP/HTTP to bench/otlpsink)"), outcome recording to $([ "$REDIS" = on ] && echo "Redis (the harness's own redis-server, lowest priority on the load core)" || echo "the in-memory store"), segments and fallback on."
 	echo "Scenarios:$SCENARIOS"
 	if has_scenario shadow; then
 		echo "abgate-shadow: bench/abgate-shadow.yaml, the experiment in its shadow stage (every user sampled; replays and judge calls at up to 100/s); $(grep -h 'judge calls$' "$RESULTS/fake-judge.log" 2>/dev/null || echo 'judge calls: see fake-judge.log') (counted when the fake judge stops)."
