@@ -38,8 +38,10 @@ var allowed = map[string][]string{
 	"internal/deptest":   {},
 	"internal/fakemodel": {},
 	"internal/oaierr":    {},
+	// gcfloor tunes the process's garbage collector; only cmd starts it.
+	"internal/gcfloor": {},
 	"cmd/abgate": {"api", "gateway", "experiments", "experiments/memstore", "experiments/redisstore",
-		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel", "internal/oaierr", "shadow"},
+		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel", "internal/oaierr", "internal/gcfloor", "shadow"},
 }
 
 // TestLayers: every package's direct imports of the module's packages are
