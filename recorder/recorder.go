@@ -492,11 +492,11 @@ func (r *Recorder) drainLoop() {
 // events a background loop processes. Go preempts a running goroutine
 // only after 10 ms, and a gateway pinned to one core (GOMAXPROCS=1) runs
 // nothing else meanwhile: merging the 200 outcomes of a 100 ms interval
-// at 2,000 requests/s took about 0.7 ms (up to 3.8 ms), and every request
-// that arrived during it waited (runtime/trace of the load harness's tail
-// scenario, issue "Live streams at scale"). Yielding costs about 0.1 µs
-// when nothing else is runnable. The lock held meanwhile is the
-// recorder's own; the request path's Observe does not take it.
+// at 2,000 requests/s showed as runs of 0.7 ms (up to 3.8 ms, on a busy
+// machine) in a runtime/trace of the load harness's tail scenario, and
+// every request that arrived during one waited (issue "Live streams at
+// scale"). The lock held meanwhile is the recorder's own; the request
+// path's Observe does not take it.
 func yieldEvery(i int) {
 	if i%drainYield == drainYield-1 {
 		runtime.Gosched()
