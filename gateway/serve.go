@@ -56,12 +56,11 @@ type exchange struct {
 	context.Context // the current attempt: span + upstream total timeout
 
 	h      *Handler
-	in     *http.Request       // inbound request with this exchange as context
-	w      http.ResponseWriter // the client's; see restoreHeaders
-	rw     headerFlusher       // w as the proxy gets it
-	ids    []string            // the X-Abgate-Request-Id and X-Abgate-Token values
-	client context.Context     // the inbound request's own context
-	parent context.Context     // span context, parent of every attempt
+	in     *http.Request   // inbound request with this exchange as context
+	rw     headerFlusher   // the client's writer, as the proxy gets it
+	ids    []string        // the X-Abgate-Request-Id and X-Abgate-Token values
+	client context.Context // the inbound request's own context
+	parent context.Context // span context, parent of every attempt
 	cancel context.CancelFunc
 
 	body    []byte // the whole request body (pooled)
@@ -127,7 +126,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // answered
 	}
 	defer h.end(x)
-	x.rw.ResponseWriter, x.rw.x = w, x
 	x.serving.up.proxy.ServeHTTP(&x.rw, x.in)
 }
 
@@ -321,7 +319,7 @@ func (h *Handler) route(ctx context.Context, w http.ResponseWriter, r *http.Requ
 
 	x := &exchange{
 		h:          h,
-		w:          w,
+		rw:         headerFlusher{ResponseWriter: w},
 		ids:        ids,
 		client:     r.Context(),
 		parent:     ctx,
@@ -344,6 +342,7 @@ func (h *Handler) route(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			x.usage = ed
 		}
 	}
+	x.rw.x = x
 	x.analysed = a.Analysed()
 	x.key = key
 	x.tap = h.shadowTap(alloc, e.id, unit, v.idx, x.analysed, r)
@@ -692,7 +691,7 @@ func (h *Handler) serveFallback(w http.ResponseWriter, x *exchange) {
 // and then clears the whole response header map, ours included; this runs
 // after the attempt's RoundTrip returned, when no 1xx can come any more.
 func (x *exchange) restoreHeaders() {
-	wh := x.w.Header()
+	wh := x.rw.Header()
 	if _, ok := wh[HeaderRequestID]; ok {
 		return
 	}

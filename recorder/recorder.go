@@ -274,6 +274,11 @@ func (r *Recorder) Observe(o experiments.Outcome) {
 		r.droppedFull.Add(1)
 		return
 	}
+	r.wakeAt(n)
+}
+
+// wakeAt wakes the drainer once a queue holds n ≥ batchSize events.
+func (r *Recorder) wakeAt(n int) {
 	if n >= r.batchSize {
 		select {
 		case r.wake <- struct{}{}:
@@ -313,12 +318,7 @@ func (r *Recorder) Feedback(f experiments.Feedback) error {
 		r.rejected.Add(1)
 		return ErrQueueFull
 	}
-	if n >= r.batchSize {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
-	}
+	r.wakeAt(n)
 	return nil
 }
 
