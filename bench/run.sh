@@ -589,15 +589,15 @@ if [ "$TRACE_SLICES" = 1 ]; then
 		start_target "$target" plain || continue
 		log "tracing $target during a tail run"
 		GOMAXPROCS=1 nice -n "$NICE" taskset -c "$LOAD_CPU" "$BIN/loadgen" -url "$TARGET_URL" -rate "$RATE" \
-			-duration 9s >/dev/null 2>>"$RESULTS/loadgen.log" &
+			-duration 9s >"$RESULTS/loadgen-trace-$target.json" 2>>"$RESULTS/loadgen.log" &
 		lg=$!
 		PIDS+=("$lg")
 		sleep 2
-		curl -s --max-time 10 -o "$WORK/trace-$target.out" "http://127.0.0.1:$DEBUG_PORT/debug/pprof/trace?seconds=5" || true
+		curl -s --max-time 10 -o "$RESULTS/trace-$target.out" "http://127.0.0.1:$DEBUG_PORT/debug/pprof/trace?seconds=5" || true
 		wait "$lg" 2>/dev/null || true
 		stop_pid "$lg"
 		stop_pid "$TARGET_PID"
-		"$BIN/slices" "$WORK/trace-$target.out" >"$RESULTS/slices-$target.md" 2>&1 || true
+		"$BIN/slices" "$RESULTS/trace-$target.out" >"$RESULTS/slices-$target.md" 2>&1 || true
 		log "  $RESULTS/slices-$target.md"
 	done
 fi

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/internal/yield"
 )
 
 // aggregate merges events between two cuts: per (experiment, phase,
@@ -259,7 +260,7 @@ func (a *aggregate) addFeedback(f *experiments.Feedback, now experiments.Hour) {
 // cut returns one batch per experiment phase, with the number of
 // feedback events each holds, and resets the aggregate. Unrecordable
 // events are returned in invalid, not in a batch.
-func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb []int64, invalid int64) {
+func (a *aggregate) cut(prefix string, seq *uint64, ys *yield.Slicer) (bs []*experiments.Batch, fb []int64, invalid int64) {
 	bs = make([]*experiments.Batch, len(a.list))
 	fb = make([]int64, len(a.list))
 	for i, e := range a.list {
@@ -290,6 +291,7 @@ func (a *aggregate) cut(prefix string, seq *uint64) (bs []*experiments.Batch, fb
 		}
 		*u = userAgg{fb: u.fb[:0]}
 		a.free = append(a.free, u)
+		ys.Tick()
 	}
 	invalid = a.invalid
 	clear(a.users)

@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"math"
 	rand2 "math/rand/v2"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/internal/yield"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -488,24 +488,6 @@ func (r *Recorder) drainLoop() {
 	}
 }
 
-// yieldEvery lets the request goroutines run after every drainYield
-// events a background loop processes. Go preempts a running goroutine
-// only after 10 ms, and a gateway pinned to one core (GOMAXPROCS=1) runs
-// nothing else meanwhile: merging the 200 outcomes of a 100 ms interval
-// at 2,000 requests/s showed as runs of 0.7 ms (up to 3.8 ms, on a busy
-// machine) in a runtime/trace of the load harness's tail scenario, and
-// every request that arrived during one waited (issue "Live streams at
-// scale"). The lock held meanwhile is the recorder's own; the request
-// path's Observe does not take it.
-func yieldEvery(i int) {
-	if i%drainYield == drainYield-1 {
-		runtime.Gosched()
-	}
-}
-
-// drainYield: about 60 µs of aggregation between yields.
-const drainYield = 16
-
 // drain moves queued events into the aggregate and, when the flusher has
 // nothing to do (or the aggregate is large, or this is the last round),
 // cuts the aggregate into batches for the flusher.
@@ -514,16 +496,24 @@ func (r *Recorder) drain(final bool) {
 	now := r.now()
 	nowHour := experiments.HourOf(now)
 	obs := r.obs.take()
+	// Merging the 200 outcomes of a 100 ms interval at 2,000 requests/s
+	// showed as runs of 0.7 ms (up to 3.8 ms on a busy machine) in a
+	// runtime/trace of the load harness's tail scenario; on a gateway
+	// pinned to one core every request that arrived during one waited
+	// (issue "Live streams at scale"). ys pauses for them about every
+	// 100 µs. The lock held meanwhile is the recorder's own; the request
+	// path's Observe does not take it.
+	var ys yield.Slicer
 	for i := range obs {
 		r.agg.addOutcome(&obs[i], nowHour, r.capValues)
-		yieldEvery(i)
+		ys.Tick()
 	}
 	r.received += int64(len(obs))
 	r.obs.recycle(obs)
 	fb := r.fb.take()
 	for i := range fb {
 		r.agg.addFeedback(&fb[i], nowHour)
-		yieldEvery(i)
+		ys.Tick()
 	}
 	r.received += int64(len(fb))
 	r.fb.recycle(fb)
@@ -531,7 +521,7 @@ func (r *Recorder) drain(final bool) {
 	// batches for a slow store), up to maxAggregate events.
 	cut := r.agg.count > 0 && (final || len(r.pending) == 0 || r.agg.count >= r.maxAggregate())
 	if cut {
-		bs, fb, invalid := r.agg.cut(r.idPrefix, &r.seq)
+		bs, fb, invalid := r.agg.cut(r.idPrefix, &r.seq, &ys)
 		r.dropInvalid += invalid
 		r.drops.note("", invalid)
 		for i, b := range bs {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/internal/yield"
 )
 
 var (
@@ -172,18 +172,6 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 	return res, nil
 }
 
-// yieldEvery lets the request goroutines run every 64 deltas or users a
-// flush encodes. Encoding a 100 ms interval's batch at 2,000 requests/s
-// ran for about 1.3 ms without yielding, which a gateway on one core
-// (GOMAXPROCS=1) spends serving nobody (bench/slices on the load
-// harness's tail scenario, issue "Live streams at scale"); Go preempts
-// only after 10 ms.
-func yieldEvery(i int) {
-	if i%64 == 63 {
-		runtime.Gosched()
-	}
-}
-
 type chunk struct {
 	keys []string
 	args []any
@@ -192,6 +180,12 @@ type chunk struct {
 // encode groups a batch by user and cuts it into script calls. The result
 // depends only on the batch, so a retry produces the same chunks.
 func (s *Store) encode(b *experiments.Batch) []chunk {
+	// Encoding a 100 ms interval's batch at 2,000 requests/s ran for
+	// about 1.3 ms, which a gateway on one core (GOMAXPROCS=1) spends
+	// serving nobody (bench/slices on the load harness's tail scenario,
+	// issue "Live streams at scale"): ys pauses for the requests about
+	// every 100 µs.
+	var ys yield.Slicer
 	type gk struct {
 		variant int
 		unit    experiments.UnitKey
@@ -212,7 +206,7 @@ func (s *Store) encode(b *experiments.Batch) []chunk {
 		d := &b.Deltas[i]
 		g := get(d.Variant, d.Unit)
 		g.entries = withSegments(g.entries, entry{d: d})
-		yieldEvery(i)
+		ys.Tick()
 	}
 	for i := range b.Events {
 		e := &b.Events[i]
@@ -224,11 +218,13 @@ func (s *Store) encode(b *experiments.Batch) []chunk {
 			id = noEventID
 		}
 		g.entries = withSegments(g.entries, entry{d: &e.Delta, id: id, group: e.Group, cap: e.Cap})
+		ys.Tick()
 	}
 	for _, g := range groups {
 		// A user's entries go in hour order, so each hourly bucket gets
 		// the change that happened during that hour.
 		sort.SliceStable(g.entries, func(i, j int) bool { return g.entries[i].d.Hour < g.entries[j].d.Hour })
+		ys.Tick()
 	}
 	sort.Slice(groups, func(i, j int) bool {
 		if groups[i].variant != groups[j].variant {
@@ -242,12 +238,12 @@ func (s *Store) encode(b *experiments.Batch) []chunk {
 	for i, g := range groups {
 		entries += len(g.entries)
 		if entries >= s.chunkEntries || i == len(groups)-1 {
-			chunks = append(chunks, s.encodeChunk(b, len(chunks), groups[start:i+1]))
+			chunks = append(chunks, s.encodeChunk(b, len(chunks), groups[start:i+1], &ys))
 			start, entries = i+1, 0
 		}
 	}
 	if len(chunks) == 0 { // counters only
-		chunks = append(chunks, s.encodeChunk(b, 0, nil))
+		chunks = append(chunks, s.encodeChunk(b, 0, nil, &ys))
 	}
 	if c := b.Covariates; c != nil && len(b.History) > 0 {
 		last := chunks[len(chunks)-1].args
@@ -256,7 +252,7 @@ func (s *Store) encode(b *experiments.Batch) []chunk {
 	return chunks
 }
 
-func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk {
+func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group, ys *yield.Slicer) chunk {
 	// Slots: variants, hours and metric names used by this chunk, in
 	// order of first use.
 	vslot := map[int]int{}
@@ -310,6 +306,7 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 			useH(e.d.Hour)
 			useM(e.name())
 		}
+		ys.Tick()
 	}
 
 	entries := 0
@@ -349,8 +346,8 @@ func (s *Store) encodeChunk(b *experiments.Batch, n int, groups []*group) chunk 
 	}
 	p.int(int64(len(groups)))
 	var hexbuf [2 * len(experiments.UnitKey{})]byte
-	for i, g := range groups {
-		yieldEvery(i)
+	for _, g := range groups {
+		ys.Tick()
 		p.int(int64(vslot[g.variant]))
 		hex.Encode(hexbuf[:], g.unit[:])
 		p.str(string(hexbuf[:]))
