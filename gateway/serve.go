@@ -127,6 +127,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.end(x)
 	x.serving.up.proxy.ServeHTTP(&x.rw, x.in)
+	x.rw.flushBuffered()
 }
 
 // headerFlusher is the ResponseWriter the proxy writes to: the client's,
@@ -209,6 +210,24 @@ func (h *Handler) end(x *exchange) {
 	defer h.inflight.Add(-1)
 	defer x.sp.End()
 	h.finish(x, x.sp)
+}
+
+// flushBuffered sends a response that net/http still buffers (an answer
+// with a Content-Length, which ReverseProxy does not flush) once the
+// proxy has copied it, before the gateway's bookkeeping (recording, the
+// span's end) instead of after the handler returns: the client's latency
+// does not include abgate's own work after the upstream answered. The
+// write is the one net/http would have made, only earlier. Without a
+// Content-Length a flush would switch a small answer to chunked encoding
+// and cost a second write, so those stay as they are; event streams are
+// flushed as they go. Not called when the proxy aborts (it panics).
+func (f *headerFlusher) flushBuffered() {
+	if f.x.status == 0 || f.x.meter.stream || f.ResponseWriter.Header().Get("Content-Length") == "" {
+		return
+	}
+	if fl, ok := f.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
 }
 
 // route reads and scans the request body, assigns the unit, issues the

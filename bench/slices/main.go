@@ -4,7 +4,9 @@
 // in, longest total first. On a proxy pinned to one core every such slice
 // is time in which no request goroutine ran: the tail of an open-loop run
 // at moderate load comes from them (bench/README.md, issue "Live streams
-// at scale"). bench/run.sh runs it with TRACE_SLICES=1.
+// at scale"). It then follows each HTTP/1.1 request the server served
+// (requests.go): its time in the process and what the slowest 1% waited
+// on. bench/run.sh runs it with TRACE_SLICES=1.
 //
 //	go run ./bench/slices -min 300us trace.out
 package main
@@ -56,6 +58,7 @@ func run(r io.Reader, w io.Writer, minDur time.Duration, top int) error {
 	var all []slice
 	var first, last trace.Time
 	var busy time.Duration
+	rq := newRequests()
 	for {
 		ev, err := tr.ReadEvent()
 		if err == io.EOF {
@@ -75,6 +78,7 @@ func run(r io.Reader, w io.Writer, minDur time.Duration, top int) error {
 		if st.Resource.Kind != trace.ResourceGoroutine {
 			continue
 		}
+		rq.transition(ev.Time(), st)
 		g := st.Resource.Goroutine()
 		from, to := st.Goroutine()
 		if _, ok := startFn[g]; !ok {
@@ -135,5 +139,6 @@ func run(r io.Reader, w io.Writer, minDur time.Duration, top int) error {
 	for _, s := range all[:min(top, len(all))] {
 		fmt.Fprintf(w, "  %v  %s\n", s.dur.Round(time.Microsecond), s.start)
 	}
+	rq.report(w)
 	return nil
 }
