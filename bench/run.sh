@@ -647,7 +647,7 @@ fi
 	echo "## abgate load harness — $(date -u +'%Y-%m-%d %H:%M UTC')"
 	echo
 	echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(go version | awk '{ print $3 }'); proxy pinned to core $PROXY_CPU, wrk + loadgen + fake upstream on core $LOAD_CPU; GOMAXPROCS=1."
-	echo "abgate: tracing $TRACING$([ "$TRACING" = otlp ] && echo " (OTLP/HTTP to bench/otlpsink)"), outcome recording to $([ "$REDIS" = on ] && echo "Redis (the harness's own redis-server, lowest priority on the load core)" || echo "the in-memory store"), segments and fallback on."
+	echo "abgate: tracing $TRACING$([ "$TRACING" = otlp ] && echo " (OTLP/HTTP to bench/otlpsink)"), outcome recording to $([ "$REDIS" = on ] && echo "Redis (the harness's own redis-server, SCHED_IDLE on the load core)" || echo "the in-memory store"), segments and fallback on."
 	echo "Scenarios:$SCENARIOS"
 	if has_scenario shadow; then
 		echo "abgate-shadow: bench/abgate-shadow.yaml, the experiment in its shadow stage (every user sampled; replays and judge calls at up to 100/s); $(grep -h 'judge calls$' "$RESULTS/fake-judge.log" 2>/dev/null || echo 'judge calls: see fake-judge.log') (counted when the fake judge stops)."
