@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/abgate/abgate/stats"
 )
@@ -14,21 +15,28 @@ import (
 //go:embed web/*.tmpl
 var webFS embed.FS
 
-var pageTemplates = template.Must(template.New("").Funcs(template.FuncMap{
-	"add": func(a, b float64) float64 { return a + b },
-	"sub": func(a, b float64) float64 { return a - b },
-	"statusClass": func(s string) string {
-		switch s {
-		case RowBetter, RowNonInferior, "ok", "running", "promoted", DriftStable, string(stats.JudgePass):
-			return "good"
-		case RowWorse, RowHarmful, "mismatch", "rolled_back", "HARMED", DriftDrifted, string(stats.JudgeStopWorse):
-			return "bad"
-		case "paused", "not checked":
-			return "warn"
-		}
-		return "neutral"
-	},
-}).ParseFS(webFS, "web/*.tmpl"))
+// pageTemplates are parsed on the first page served, not at start-up:
+// parsing them in the package's init allocated 170 KB and ran the
+// template parser in every process, including the many replicas that
+// never render a page (idle RSS, docs/deploy.md "Memory"). A broken
+// template still fails the tests that render each page.
+var pageTemplates = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("").Funcs(template.FuncMap{
+		"add": func(a, b float64) float64 { return a + b },
+		"sub": func(a, b float64) float64 { return a - b },
+		"statusClass": func(s string) string {
+			switch s {
+			case RowBetter, RowNonInferior, "ok", "running", "promoted", DriftStable, string(stats.JudgePass):
+				return "good"
+			case RowWorse, RowHarmful, "mismatch", "rolled_back", "HARMED", DriftDrifted, string(stats.JudgeStopWorse):
+				return "bad"
+			case "paused", "not checked":
+				return "warn"
+			}
+			return "neutral"
+		},
+	}).ParseFS(webFS, "web/*.tmpl"))
+})
 
 // refreshSeconds is how often a running experiment's page reloads.
 const refreshSeconds = 30
@@ -143,7 +151,7 @@ func renderPage(w io.Writer, r Report, base string) error {
 				RefCount: fmtCount(float64(f.RefCount)), Count: fmtCount(float64(f.Count)), PSI: fmtPSI(f.PSI), P: fmtP(f.PValue), Status: f.Status})
 		}
 	}
-	return pageTemplates.ExecuteTemplate(w, "report.html.tmpl", d)
+	return pageTemplates().ExecuteTemplate(w, "report.html.tmpl", d)
 }
 
 type indexRow struct {
@@ -158,5 +166,5 @@ type indexData struct {
 
 func renderIndex(w io.Writer, d indexData) error {
 	d.Refresh = refreshSeconds
-	return pageTemplates.ExecuteTemplate(w, "index.html.tmpl", d)
+	return pageTemplates().ExecuteTemplate(w, "index.html.tmpl", d)
 }

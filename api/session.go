@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -273,7 +274,9 @@ type sessionPage struct {
 
 // sessionTmpl is self-contained (no script, no external asset), so the
 // page works under the reports' strict content security policy.
-var sessionTmpl = template.Must(template.New("session").Parse(`<!doctype html>
+// Parsed on first use, like pageTemplates.
+var sessionTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("session").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}} – abgate</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem;color:#1b1f24}
@@ -290,11 +293,12 @@ button{padding:.6rem;font:inherit;background:#1f6feb;color:#fff;border:0;border-
 <button type="submit" id="signin">Sign in</button></form>
 <p class="hint">Your token is exchanged for a session cookie on this site; it is not stored in the browser.</p>{{end}}
 </body></html>`))
+})
 
 func renderSessionPage(c *gin.Context, status int, p sessionPage) {
 	c.Header("Cache-Control", "no-store")
 	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	c.Status(status)
 	c.Header("Content-Type", "text/html; charset=utf-8")
-	_ = sessionTmpl.Execute(c.Writer, p)
+	_ = sessionTmpl().Execute(c.Writer, p)
 }
