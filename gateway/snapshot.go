@@ -362,10 +362,11 @@ func newTransport(k transportKey) *http.Transport {
 // own, and both buffers live as long as it does, so at the default they
 // were 8 KiB of every stream's memory (2,000 streams: 58.7 -> 52.9 KiB a
 // stream above idle; issue "Live streams at scale"). Neither needs more:
-//   - reads: an SSE event (150-400 bytes) fits in one read; reads at
-//     least as large as the buffer bypass it, so a large JSON body is read
-//     straight into ReverseProxy's 2 KiB copy buffer, one read(2) per
-//     2 KiB; response headers longer than 1 KiB take one more read(2).
+//   - reads: an SSE event (150-400 bytes) fits in one read(2); a large
+//     JSON body takes one read(2) per KiB (ReverseProxy's copy buffer,
+//     copyBufSize, is smaller and reads out of this one), where 4 KiB
+//     took one per 4 KiB; response headers longer than 1 KiB take one
+//     more read(2).
 //   - writes: the request line and headers (a few hundred bytes) and a
 //     small body still go out in one write(2); bufio writes a body larger
 //     than the room left straight through, so a large body costs at most
