@@ -816,7 +816,7 @@ func TestInformationalResponseKeepsHeaders(t *testing.T) {
 }
 
 // TestLargeMessagesThroughSmallBuffers: headers, bodies and SSE events
-// several times the upstream connection's 1 KiB buffers (upstreamReadBuf,
+// several times the upstream connection's small buffers (upstreamReadBuf,
 // upstreamWriteBuf) pass through whole, both ways.
 func TestLargeMessagesThroughSmallBuffers(t *testing.T) {
 	t.Parallel()
