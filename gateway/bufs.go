@@ -13,19 +13,22 @@ import (
 	"github.com/abgate/abgate/internal/oaierr"
 )
 
-// copyBufSize is the proxies' copy buffer: 2 KiB, not ReverseProxy's
+// copyBufSize is the proxies' copy buffer: 512 bytes, not ReverseProxy's
 // default 32 KiB. ReverseProxy holds its buffer for the whole response,
 // and a live stream spends its life waiting for the next event of a few
 // hundred bytes, so 32 KiB a stream was the largest single cost of many
-// live streams (issue "Live streams at scale"). 2 KiB still takes a whole
-// SSE event (chat deltas are 150-400 bytes) in one read; two buffers share
-// a page, so a stream that touches only the start of its buffer costs
-// half a page of RSS, not a page (at 2,000 h2c streams: 52.4 -> 50.4 KiB
-// per stream above idle, against 4 KiB). Large JSON replies, which are
-// short-lived, take a few more reads of the body: cheap copies out of the
-// Transport's own buffers, each a Write into the response's buffer (no
-// flush for them).
-const copyBufSize = 2 << 10
+// live streams (issue "Live streams at scale"; 2 KiB until the HTTP/1.1
+// round: 2,000 streams over HTTP/1.1, 52.0 -> 50.5 KiB a stream above
+// idle). 512 bytes still take a typical SSE event (chat deltas are
+// 150-400 bytes) in one read, so one write and one flush to the client;
+// a larger event goes out in 512-byte writes, each flushed. Large JSON
+// replies, which are short-lived, take more reads of the body, none of
+// them a system call of its own: over HTTP/1.1 the reads come out of the
+// upstream connection's 1 KiB buffer (upstreamReadBuf: one read(2) per
+// KiB), over HTTP/2 out of the stream's buffer; each is a Write into the
+// response's 2 KiB buffer (no flush for them). Below minDirect (meter.go)
+// usage stripping would copy every event through its window.
+const copyBufSize = 512
 
 // bufferPool is the proxies' httputil.BufferPool. It pools fixed-size
 // array pointers rather than slices: putting a []byte in a sync.Pool

@@ -814,3 +814,48 @@ func TestInformationalResponseKeepsHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeMessagesThroughSmallBuffers: headers, bodies and SSE events
+// several times the upstream connection's small buffers (upstreamReadBuf,
+// upstreamWriteBuf) pass through whole, both ways.
+func TestLargeMessagesThroughSmallBuffers(t *testing.T) {
+	t.Parallel()
+	bigHeader := strings.Repeat("h", 3<<10)
+	content := strings.Repeat("x", 20<<10)
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Big") != bigHeader {
+			http.Error(w, "request header cut", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("X-Big-Answer", bigHeader)
+		if strings.Contains(r.URL.RawQuery, "stream") {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", content)
+			w.(http.Flusher).Flush()
+			fmt.Fprint(w, "data: [DONE]\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"choices":[{"message":{"content":%q}}],"echo":%d}`, content, len(mustRead(r.Body)))
+	}, nil, nil)
+	user := userFor(t, e.cfg, 0)
+	prompt := strings.Repeat("p", 10<<10)
+	body := `{"model":"` + testAlias + `","messages":[{"role":"user","content":"` + prompt + `"}],"user":"` + user + `"}`
+	for _, q := range []string{"", "?stream"} {
+		res, got := post(t, nil, e.front.URL+"/v1/chat/completions"+q, body, map[string]string{"X-Big": bigHeader})
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%q: status %d: %s", q, res.StatusCode, got)
+		}
+		if res.Header.Get("X-Big-Answer") != bigHeader {
+			t.Errorf("%q: response header cut", q)
+		}
+		if !strings.Contains(string(got), content) {
+			t.Errorf("%q: body cut: %d bytes", q, len(got))
+		}
+	}
+}
+
+func mustRead(r io.Reader) []byte {
+	b, _ := io.ReadAll(r)
+	return b
+}

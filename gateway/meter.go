@@ -57,6 +57,9 @@ func putMeterBuf(b []byte) {
 type bodyMeter struct {
 	rc  io.ReadCloser
 	now func() time.Time
+	// res is the upstream's response until the first Read, which drops
+	// its header map (see dropHeader).
+	res *http.Response
 
 	stream bool // text/event-stream
 	tee    bool // 2xx non-stream: keep the body (or its tail) for usage
@@ -99,6 +102,7 @@ var _ io.ReadCloser = (*bodyMeter)(nil)
 
 func (m *bodyMeter) start(x *exchange, res *http.Response) {
 	m.rc = res.Body
+	m.res = res
 	m.now = x.h.now
 	m.stream = isEventStream(res.Header.Get("Content-Type"))
 	m.tee = !m.stream && res.StatusCode >= 200 && res.StatusCode < 300
@@ -125,6 +129,9 @@ func equalFoldASCII(a, b string) bool {
 }
 
 func (m *bodyMeter) Read(p []byte) (int, error) {
+	if m.res != nil {
+		m.dropHeader()
+	}
 	if m.strip {
 		return m.readStrip(p)
 	}
@@ -142,6 +149,19 @@ func (m *bodyMeter) Read(p []byte) (int, error) {
 		m.readErr = true
 	}
 	return n, err
+}
+
+// dropHeader lets the upstream's response header map go, on the body's
+// first Read: by then ReverseProxy has copied it into the client's
+// headers and read it for the last time (flushInterval, just before the
+// copy loop; after the body it reads only Trailer), and nothing else
+// reads it. The *http.Response itself stays referenced by the proxy and
+// the transport's read loop for the whole response, and with it the map:
+// about 0.4 KiB of every live stream (issue "Live streams at scale").
+// Reads of a nil Header are safe.
+func (m *bodyMeter) dropHeader() {
+	m.res.Header = nil
+	m.res = nil
 }
 
 // arrived times a read that brought bytes from the upstream.

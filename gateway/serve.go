@@ -68,7 +68,6 @@ type exchange struct {
 	held    int64 // of the in-flight body budget (limits.go)
 	inline  bool  // the current attempt sent a copy of the body, not the pooled bytes
 	guard   bodyGuard
-	out     reqBody
 	modelAt span
 	// usage asks the upstream for a stream's usage the client did not
 	// ask for (with is nil when no edit is needed); the meter then cuts
@@ -328,14 +327,6 @@ func (h *Handler) route(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	wh[HeaderVariant] = v.hdr
 	wh[HeaderToken] = ids[1:2:2]
 
-	if sp.IsRecording() {
-		sp.SetAttributes(
-			attrExperiment.String(e.id),
-			attrVariant.String(v.name),
-			attrUpstream.String(v.up.name),
-		)
-	}
-
 	x := &exchange{
 		h:          h,
 		rw:         headerFlusher{ResponseWriter: w},
@@ -403,7 +394,17 @@ func (h *Handler) finish(x *exchange, sp trace.Span) {
 		}
 	}
 	if sp.IsRecording() {
-		sp.SetAttributes(attrStatus.Int(x.status), attrServed.String(x.serving.name), attrFallback.Bool(x.fallback))
+		// Every attribute at once, at the end: set when the request was
+		// routed, the span's attribute slice would be one more allocation
+		// held for a stream's whole life, and grown again here.
+		sp.SetAttributes(
+			attrExperiment.String(x.exp.id),
+			attrVariant.String(x.assigned.name),
+			attrUpstream.String(x.assigned.up.name),
+			attrStatus.Int(x.status),
+			attrServed.String(x.serving.name),
+			attrFallback.Bool(x.fallback),
+		)
 		if x.failed {
 			sp.SetStatus(codes.Error, x.errKind)
 		}
@@ -524,15 +525,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		return
 	}
 	// Large bodies are not copied: a reader walks the client's bytes and
-	// the edits over the pooled buffer, behind the exchange's guard. The
-	// first attempt uses the reader embedded in the exchange; a fallback
-	// or a transport retry (GetBody) gets its own.
-	var rb *reqBody
-	if x.out.g == nil {
-		rb = &x.out
-	} else {
-		rb = new(reqBody)
-	}
+	// the edits over the pooled buffer, behind the exchange's guard. Each
+	// attempt (a fallback, a transport retry through GetBody) gets its own
+	// reader; it is not embedded in the exchange, which every live stream
+	// holds, for the few requests above inlineBody.
+	rb := new(reqBody)
 	x.spliceInto(rb, edits)
 	fresh := *rb
 	out.Body = rb
