@@ -500,9 +500,9 @@ func (r *Recorder) drain(final bool) {
 	// showed as runs of 0.7 ms (up to 3.8 ms on a busy machine) in a
 	// runtime/trace of the load harness's tail scenario; on a gateway
 	// pinned to one core every request that arrived during one waited
-	// (issue "Live streams at scale"). ys pauses for them about every
-	// 100 µs. The lock held meanwhile is the recorder's own; the request
-	// path's Observe does not take it.
+	// (issue "Live streams at scale"). ys pauses for them every
+	// yield.Slice of work. The lock held meanwhile is the recorder's own;
+	// the request path's Observe does not take it.
 	var ys yield.Slicer
 	for i := range obs {
 		r.agg.addOutcome(&obs[i], nowHour, r.capValues)

@@ -78,12 +78,10 @@ func (rq *requests) transition(now trace.Time, st trace.StateTransition) {
 		}
 		// A server goroutine waits for its connection's next request in
 		// conn.serve's Peek.
-		if st.Reason == "network" && slices.Contains(fns, "net/http.(*conn).serve") {
-			if i := slices.Index(fns, "net/http.(*conn).serve"); i > 0 && fns[i-1] == "bufio.(*Reader).Peek" {
-				s.cur = nil // a request without a response write (an error, a hijack) is dropped
-				s.why = idle
-				return
-			}
+		if i := slices.Index(fns, "net/http.(*conn).serve"); st.Reason == "network" && i > 0 && fns[i-1] == "bufio.(*Reader).Peek" {
+			s.cur = nil // a request without a response write (an error, a hijack) is dropped
+			s.why = idle
+			return
 		}
 		s.why = st.Reason
 		for _, fn := range fns {

@@ -166,7 +166,8 @@ func (s *Store) Apply(ctx context.Context, b *experiments.Batch) (experiments.Ap
 	// about 2 ms in a runtime/trace of the load harness's tail scenario;
 	// on a gateway pinned to one core every request that arrived
 	// meanwhile waited (issue "Live streams at scale"). ys pauses for
-	// them about every 100 µs; readers of the store wait for the lock.
+	// them every yield.Slice of work; readers of the store wait for the
+	// lock.
 	var ys yield.Slicer
 	for _, en := range entries {
 		ys.Tick()

@@ -183,8 +183,8 @@ func (s *Store) encode(b *experiments.Batch) []chunk {
 	// Encoding a 100 ms interval's batch at 2,000 requests/s ran for
 	// about 1.3 ms, which a gateway on one core (GOMAXPROCS=1) spends
 	// serving nobody (bench/slices on the load harness's tail scenario,
-	// issue "Live streams at scale"): ys pauses for the requests about
-	// every 100 µs.
+	// issue "Live streams at scale"): ys pauses for the requests every
+	// yield.Slice of work.
 	var ys yield.Slicer
 	type gk struct {
 		variant int
