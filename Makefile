@@ -42,7 +42,7 @@ fuzz:
 # the ramp step's cohort; docs/statistics.md): about 7 minutes on 2 cores.
 sim:
 	@go test -tags simulation -count=1 -timeout 30m -v -run 'Sim' ./stats/ ./rollout/ ./experiments/memstore/ > sim.log 2>&1; status=$$?; \
-	grep -E '^\s+\||^(---|ok|FAIL|PASS)' sim.log; exit $$status
+	grep -E '^\s+([a-z_]+_test\.go:[0-9]+: )?\||^(---|ok|FAIL|PASS)' sim.log; exit $$status
 
 # The shadow judge gate's and PPI's seeded simulations (docs/statistics.md §9).
 sim-judge:
