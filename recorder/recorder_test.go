@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/memstore"
@@ -507,5 +511,63 @@ func TestRecorderPreAggregates(t *testing.T) {
 	hs, err := spy.Hourly(context.Background(), "agg", 1, now.Add(-time.Hour), now.Add(time.Hour))
 	if err != nil || len(hs) != 1 || !hs[0].Hour.Equal(now.Truncate(time.Hour)) {
 		t.Errorf("hourly %v, %v", hs, err)
+	}
+}
+
+// TestApplySpans: every batch the store is handed gets a span saying what
+// it carried; a failed attempt is an error span, and its retry says it is
+// the second attempt.
+func TestApplySpans(t *testing.T) {
+	t.Parallel()
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	fs := &flakyStore{Store: memstore.New()}
+	fs.down.Store(true)
+	rec := recorder.New(fs, experiments.Recording{BatchSize: 100, FlushInterval: experiments.Duration(time.Millisecond)},
+		recorder.WithLogger(quiet), recorder.WithRetryBackoff(time.Millisecond, 2*time.Millisecond), recorder.WithTracerProvider(tp))
+	for i := 0; i < 10; i++ {
+		rec.Observe(outcome(i))
+	}
+	for rec.Stats().FlushFailures == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	fs.down.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rec.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ended := spans.Ended()
+	if len(ended) < 2 {
+		t.Fatalf("%d apply spans, want a failed one and a successful one", len(ended))
+	}
+	attrs := func(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
+		m := map[attribute.Key]attribute.Value{}
+		for _, kv := range s.Attributes() {
+			m[kv.Key] = kv.Value
+		}
+		return m
+	}
+	first, last := ended[0], ended[len(ended)-1]
+	for _, s := range ended {
+		if s.Name() != "abgate.recorder.apply" {
+			t.Errorf("span %q", s.Name())
+		}
+	}
+	if first.Status().Code != codes.Error || len(first.Events()) == 0 {
+		t.Errorf("first attempt: status %v, %d events; want an error recorded", first.Status(), len(first.Events()))
+	}
+	a := attrs(last)
+	if last.Status().Code == codes.Error {
+		t.Errorf("last attempt failed: %v", last.Status())
+	}
+	if a["abgate.experiment"].AsString() != "e" || a["abgate.batch.events"].AsInt64() != 10 || a["abgate.batch.id"].AsString() == "" {
+		t.Errorf("last span's attributes: %v", a)
+	}
+	if a["abgate.batch.attempt"].AsInt64() < 2 {
+		t.Errorf("last span's attempt = %d, want the retry (≥ 2)", a["abgate.batch.attempt"].AsInt64())
+	}
+	if _, ok := a["abgate.batch.duplicate"]; !ok {
+		t.Errorf("last span has no abgate.batch.duplicate: %v", a)
 	}
 }

@@ -75,7 +75,18 @@ func openStores(ctx context.Context, cfg experiments.Redis, traced bool, log *sl
 		// Those lookups read the binary's pc tables for every Redis call
 		// path: idle RSS with Redis recording 28.4 → 28.0 MiB (medians of
 		// 5 alternating hand runs of bench/abgate.yaml, OTLP/HTTP tracing).
-		if err := redisotel.InstrumentTracing(c, redisotel.WithCallerEnabled(false)); err != nil {
+		//
+		// Nor the recorder's pipelines of script calls, which carry each
+		// batch msgpack-encoded: redisotel spells every argument of a
+		// pipeline out as its db.statement (it builds that string even
+		// when statements are off), tens of kilobytes per flush of
+		// binary that no one reads, formatted and exported ten times a
+		// second: 1.4% of the CPU at full load on one core (pprof, load
+		// harness config), and most of the bytes exported. The recorder
+		// traces each batch itself (span abgate.recorder.apply: the
+		// experiment, batch id, event count, attempt, duplicates).
+		if err := redisotel.InstrumentTracing(c, redisotel.WithCallerEnabled(false),
+			redisotel.WithCommandsFilter(scriptPipeline)); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("redis tracing: %w", err)
 		}
@@ -116,4 +127,16 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
+
+// scriptPipeline reports a pipeline of script calls (the recorder's
+// batches: EVALSHA, or EVAL after a script cache flush), which the Redis
+// tracing leaves out.
+func scriptPipeline(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if n := c.Name(); n != "evalsha" && n != "eval" {
+			return false
+		}
+	}
+	return len(cmds) > 0
 }

@@ -2,12 +2,21 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/abgate/abgate/experiments"
+	"github.com/abgate/abgate/experiments/storetest"
+	"github.com/abgate/abgate/recorder"
 )
 
 // TestTelemetryFromEnv: the standard variables pick the exporters, and
@@ -52,5 +61,51 @@ func TestTelemetryFromEnv(t *testing.T) {
 				t.Error("no meter provider or /metrics handler: Prometheus must always be served")
 			}
 		})
+	}
+}
+
+// TestRedisSpans: with tracing on, Redis commands get redisotel's spans,
+// but the recorder's pipelines of script calls do not (their statement
+// would be the whole encoded batch); the recorder's own span stands for
+// each batch instead.
+func TestRedisSpans(t *testing.T) {
+	srv := storetest.StartRedis(t)
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	otel.SetTracerProvider(tp)
+	defer otel.SetTracerProvider(tracenoop.NewTracerProvider())
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := openStores(context.Background(), experiments.Redis{Addrs: []string{srv.Addr}, EphemeralOK: true}, true, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	rec := recorder.New(st.outcomes, experiments.Recording{BatchSize: 10, FlushInterval: experiments.Duration(time.Millisecond)},
+		recorder.WithLogger(quiet), recorder.WithTracerProvider(tp))
+	for i := 0; i < 25; i++ {
+		rec.Observe(experiments.Outcome{Experiment: "e", Phase: 1, Variant: i % 2, Unit: storetest.Unit(i), Analysed: true, Latency: time.Millisecond})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rec.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]int{}
+	for _, s := range spans.Ended() {
+		names[s.Name()]++
+		for _, kv := range s.Attributes() {
+			if strings.HasPrefix(strings.ToLower(kv.Value.Emit()), "evalsha") && len(kv.Value.Emit()) > 200 {
+				t.Errorf("span %q carries a script call's arguments as %s (%d bytes)", s.Name(), kv.Key, len(kv.Value.Emit()))
+			}
+		}
+	}
+	if names["abgate.recorder.apply"] == 0 {
+		t.Errorf("no abgate.recorder.apply span; spans: %v", names)
+	}
+	if names["ping"] == 0 {
+		t.Errorf("Redis commands are no longer traced (no ping span); spans: %v", names)
+	}
+	if n := names["redis.pipeline evalsha"] + names["redis.pipeline eval"]; n != 0 {
+		t.Errorf("%d script pipelines traced by redisotel; spans: %v", n, names)
 	}
 }
