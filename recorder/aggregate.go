@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"math/bits"
 	"time"
 
 	"github.com/abgate/abgate/experiments"
@@ -271,6 +272,29 @@ func (a *aggregate) cut(prefix string, seq *uint64, ys *yield.Slicer) (bs []*exp
 			b.Counters = append(b.Counters, experiments.Counter{Variant: v, Name: experiments.CounterUnanalysed, N: n})
 		}
 		bs[i] = b
+	}
+	// The deltas' slices are sized before they are filled: appended to
+	// from nothing, a cut at full load on one core spent 87% of its time
+	// growing them (pprof: growslice, 2.5% of all CPU), copying each
+	// batch's deltas about twice over and leaving the copies to the GC.
+	// Counting first is one more pass over the users map, without
+	// allocating.
+	need := make([][2]int, len(a.list)) // per batch: deltas, history
+	for k, u := range a.users {
+		n := bits.OnesCount16(u.has) + len(u.fb)
+		if k.variant == historyVariant {
+			need[k.ep][1] += n
+		} else {
+			need[k.ep][0] += n
+		}
+	}
+	for i, b := range bs {
+		if n := need[i][0]; n > 0 {
+			b.Deltas = make([]experiments.Delta, 0, n)
+		}
+		if n := need[i][1]; n > 0 {
+			b.History = make([]experiments.Delta, 0, n)
+		}
 	}
 	for k, u := range a.users {
 		b := bs[k.ep]
