@@ -53,7 +53,12 @@ func (p *packer) float(v float64) {
 	p.b = binary.BigEndian.AppendUint64(p.b, math.Float64bits(v))
 }
 
-func (p *packer) str(s string) {
+func (p *packer) str(s string) { packStr(p, s) }
+
+// bytes writes b as a msgpack string, without converting it to one.
+func (p *packer) bytes(b []byte) { packStr(p, b) }
+
+func packStr[T string | []byte](p *packer, s T) {
 	p.n++
 	switch n := len(s); {
 	case n < 32:
