@@ -46,6 +46,9 @@
 #                         own (on the load core, nothing persisted), as in
 #                         production; off: the embedded in-memory store
 #   ABGATE_BIN [""]       use this abgate binary instead of building one
+#   BASELINE_BIN [""]     an abgate binary measured as target abgate-base
+#                         (add it to TARGETS): a change against the commit
+#                         before it, in the same run, rounds interleaved
 #   ABGATE_ENV [""]       extra environment for abgate serve (NAME=VALUE ...)
 #   MINPROXY_FLAGS [""]   extra flags for minproxy, e.g. "--flush-interval 0"
 #   NICE [0]              nice level of every process the harness starts
@@ -88,6 +91,7 @@ ABGATE_ENV=${ABGATE_ENV:-}
 REDIS=${REDIS:-on}
 TRACING=${TRACING:-otlp}
 ABGATE_BIN=${ABGATE_BIN:-}
+BASELINE_BIN=${BASELINE_BIN:-}
 PROFILE=${PROFILE:-0}
 TRACE_SLICES=${TRACE_SLICES:-0}
 MINPROXY_FLAGS=${MINPROXY_FLAGS:-}
@@ -247,6 +251,9 @@ log "building into $BIN"
 	else
 		go build "${flags[@]}" -o "$BIN/abgate" ./cmd/abgate
 	fi
+	if [ -n "$BASELINE_BIN" ]; then
+		cp "$BASELINE_BIN" "$BIN/abgate-base"
+	fi
 	go build "${flags[@]}" -o "$BIN/minproxy" ./bench/minproxy
 	go build "${flags[@]}" -o "$BIN/loadgen" ./bench/loadgen
 	go build "${flags[@]}" -o "$BIN/report" ./bench/report
@@ -405,10 +412,18 @@ start_target() {
 			--upstream "http://127.0.0.1:$up" "${extra[@]}" $MINPROXY_FLAGS
 		TARGET_URL=http://127.0.0.1:$MINPROXY_PORT$CHAT
 		;;
-	abgate | abgate-h2c | abgate-shadow)
+	abgate | abgate-h2c | abgate-shadow | abgate-base)
+		local bin=$BIN/abgate config=$WORK/$target-$kind.yaml
+		if [ "$target" = abgate-base ]; then
+			if [ ! -x "$BIN/abgate-base" ]; then
+				SKIP_REASON="abgate-base needs BASELINE_BIN"
+				return 1
+			fi
+			bin=$BIN/abgate-base config=$WORK/abgate-$kind.yaml
+		fi
 		# shellcheck disable=SC2086 # lists of NAME=VALUE words
 		start "$target-$kind" "$PROXY_CPU" env $TRACE_ENV ABGATE_DEBUG_ADDR="127.0.0.1:$DEBUG_PORT" $ABGATE_ENV \
-			"$BIN/abgate" serve --config "$WORK/$target-$kind.yaml"
+			"$bin" serve --config "$config"
 		TARGET_URL=http://127.0.0.1:$ABGATE_PORT$CHAT
 		;;
 	nginx)

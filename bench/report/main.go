@@ -157,7 +157,7 @@ type summary struct {
 	Shadow map[string]float64 `json:"shadow_on_vs_off,omitempty"`
 }
 
-var order = []string{"direct", "minproxy", "bare", "nginx", "abgate", "abgate-h2c", "abgate-shadow"}
+var order = []string{"direct", "minproxy", "bare", "nginx", "abgate", "abgate-base", "abgate-h2c", "abgate-shadow"}
 
 func main() {
 	raw := flag.String("raw", "", "raw.jsonl written by run.sh")
