@@ -150,7 +150,12 @@ type summary struct {
 	Targets    map[string]*targetSummary `json:"targets"`
 	HoldLevels []int                     `json:"hold_levels,omitempty"`
 	Ratios     map[string]float64        `json:"ratios_abgate_vs_minproxy,omitempty"`
-	Aims       map[string]bool           `json:"aims_met,omitempty"`
+	// Paired compares two targets round by round (each round measures
+	// them minutes apart, in rotating order) and takes the median over
+	// rounds: on a machine whose speed drifts between rounds, steadier
+	// than the ratio of the two targets' medians.
+	Paired map[string]*stat `json:"paired,omitempty"`
+	Aims   map[string]bool  `json:"aims_met,omitempty"`
 	// Shadow compares abgate with a shadow stage active (abgate-shadow)
 	// to abgate with none, in the same run (issue 14: the shadow never
 	// adds latency to the user's request).
@@ -267,6 +272,29 @@ func summarize(recs []record) *summary {
 			y, ok2 := f(dr)
 			if ok1 && ok2 {
 				v = append(v, x-y)
+			}
+		}
+		return v
+	}
+	// byRound: op(a's value, b's value) for every round that measured
+	// both, in round order.
+	byRound := func(a, b, k string, f func(record) (float64, bool), op func(x, y float64) float64) []float64 {
+		var v []float64
+		ma, mb := byKey[key(a, k)], byKey[key(b, k)]
+		rounds := make([]int, 0, len(ma))
+		for r := range ma {
+			rounds = append(rounds, r)
+		}
+		slices.Sort(rounds)
+		for _, r := range rounds {
+			rb, ok := mb[r]
+			if !ok {
+				continue
+			}
+			x, ok1 := f(ma[r])
+			y, ok2 := f(rb)
+			if ok1 && ok2 {
+				v = append(v, op(x, y))
 			}
 		}
 		return v
@@ -393,6 +421,29 @@ func summarize(recs []record) *summary {
 			s.Ratios["cpu_per_request_vs_bare"] = a.ProxyCPUUs.med() / b.ProxyCPUUs.med()
 			s.Aims["cpu_per_request_vs_bare_at_most_1.0x"] = s.Ratios["cpu_per_request_vs_bare"] <= 1.0
 		}
+	}
+	cpu := pos(func(r record) float64 { return r.ProxyCPUUs })
+	p99 := lgf(func(g *lg) float64 { return g.P99us })
+	ratio := func(x, y float64) float64 { return x / y }
+	diff := func(x, y float64) float64 { return x - y }
+	s.Paired = map[string]*stat{}
+	for name, p := range map[string]*stat{
+		"cpu_per_request_abgate_vs_bare":        newStat(byRound("abgate", "bare", "wrk", cpu, ratio)),
+		"cpu_per_request_abgate_vs_minproxy":    newStat(byRound("abgate", "minproxy", "wrk", cpu, ratio)),
+		"p99_us_abgate_minus_minproxy":          newStat(byRound("abgate", "minproxy", "rate", p99, diff)),
+		"cpu_per_request_abgate_vs_abgate-base": newStat(byRound("abgate", "abgate-base", "wrk", cpu, ratio)),
+		"p99_us_abgate_minus_abgate-base":       newStat(byRound("abgate", "abgate-base", "rate", p99, diff)),
+		"p90_us_abgate_minus_minproxy":          newStat(byRound("abgate", "minproxy", "rate", lgf(func(g *lg) float64 { return g.P90us }), diff)),
+		"p90_us_abgate_minus_abgate-base":       newStat(byRound("abgate", "abgate-base", "rate", lgf(func(g *lg) float64 { return g.P90us }), diff)),
+	} {
+		if p != nil {
+			s.Paired[name] = p
+		}
+	}
+	if len(s.Paired) == 0 {
+		s.Paired = nil
+	}
+	if a, m := s.Targets["abgate"], s.Targets["minproxy"]; a != nil && m != nil && a.RPS != nil && m.RPS != nil {
 		if a.TTFBDeltaP50us != nil && m.TTFBDeltaP50us != nil {
 			s.Ratios["ttfb_delta_p50_us_minus_minproxy"] = a.TTFBDeltaP50us.med() - m.TTFBDeltaP50us.med()
 			s.Ratios["ttfb_delta_p99_us_minus_minproxy"] = a.TTFBDeltaP99us.med() - m.TTFBDeltaP99us.med()
@@ -583,6 +634,7 @@ hold:
 		fmt.Fprintf(w, "| added p90 abgate − minproxy | %+.0f µs (%.2fx) | ≤ 0: %s |\n", s.Ratios["added_p90_us_minus_minproxy"], s.Ratios["added_p90"], mark(s.Aims["added_p90_no_worse"]))
 		fmt.Fprintf(w, "| added p99 abgate − minproxy | %+.0f µs (%.2fx) | ≤ 0: %s |\n", s.Ratios["added_p99_us_minus_minproxy"], s.Ratios["added_p99"], mark(s.Aims["added_p99_no_worse"]))
 	}
+	printPaired(w, s, mark)
 	for _, level := range s.HoldLevels {
 		for _, t := range []string{"abgate", "abgate-h2c"} {
 			if v, ok := s.Ratios[fmt.Sprintf("%s_kib_per_stream_%d", t, level)]; ok {
@@ -603,6 +655,43 @@ hold:
 	}
 	if a := s.Targets["abgate"]; a != nil && a.MissingHeader > 0 {
 		fmt.Fprintf(w, "\nWarning: %.0f abgate responses lacked the X-Abgate-Variant header.\n", a.MissingHeader)
+	}
+}
+
+// printPaired adds the round-by-round comparisons to the aims table: the
+// median over rounds of each round's ratio or difference, and the rounds.
+func printPaired(w io.Writer, s *summary, mark func(bool) string) {
+	rounds := func(p *stat, f func(float64) string) string {
+		parts := make([]string, len(p.Rounds))
+		for i, x := range p.Rounds {
+			parts[i] = f(x)
+		}
+		return strings.Join(parts, ", ")
+	}
+	x := func(v float64) string { return fmt.Sprintf("%.3fx", v) }
+	us := func(v float64) string { return fmt.Sprintf("%+.0f µs", v) }
+	for _, row := range []struct {
+		key, label, aim string
+		f               func(float64) string
+		ok              func(float64) bool
+	}{
+		{"cpu_per_request_abgate_vs_bare", "CPU per request abgate/bare, round by round", "≤ 1.0x", x, func(v float64) bool { return v <= 1 }},
+		{"cpu_per_request_abgate_vs_minproxy", "CPU per request abgate/minproxy, round by round", "≤ 1.10x", x, func(v float64) bool { return v <= 1.1 }},
+		{"p90_us_abgate_minus_minproxy", "p90 at the fixed rate abgate − minproxy, round by round", "≤ 0", us, func(v float64) bool { return v <= 0 }},
+		{"p99_us_abgate_minus_minproxy", "p99 at the fixed rate abgate − minproxy, round by round", "≤ 0", us, func(v float64) bool { return v <= 0 }},
+		{"cpu_per_request_abgate_vs_abgate-base", "CPU per request abgate/abgate-base (BASELINE_BIN), round by round", "", x, nil},
+		{"p90_us_abgate_minus_abgate-base", "p90 abgate − abgate-base, round by round", "", us, nil},
+		{"p99_us_abgate_minus_abgate-base", "p99 abgate − abgate-base, round by round", "", us, nil},
+	} {
+		p := s.Paired[row.key]
+		if p == nil {
+			continue
+		}
+		aim := ""
+		if row.ok != nil {
+			aim = row.aim + ": " + mark(row.ok(p.Median))
+		}
+		fmt.Fprintf(w, "| %s (median of %d: %s) | %s | %s |\n", row.label, len(p.Rounds), rounds(p, row.f), row.f(p.Median), aim)
 	}
 }
 
