@@ -94,8 +94,8 @@ func TestRedisSpans(t *testing.T) {
 	for _, s := range spans.Ended() {
 		names[s.Name()]++
 		for _, kv := range s.Attributes() {
-			if strings.HasPrefix(strings.ToLower(kv.Value.Emit()), "evalsha") && len(kv.Value.Emit()) > 200 {
-				t.Errorf("span %q carries a script call's arguments as %s (%d bytes)", s.Name(), kv.Key, len(kv.Value.Emit()))
+			if v := kv.Value.String(); strings.HasPrefix(strings.ToLower(v), "evalsha") && len(v) > 200 {
+				t.Errorf("span %q carries a script call's arguments as %s (%d bytes)", s.Name(), kv.Key, len(v))
 			}
 		}
 	}
