@@ -92,7 +92,11 @@ var _ sdktrace.SpanExporter = (*Exporter)(nil)
 //	OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE and _CLIENT_KEY (PEM files)
 //
 // Where the official exporter logs a bad value and ignores it, New
-// returns an error naming the variable.
+// returns an error naming the variable. With no endpoint set at all the
+// official exporter posts to https://localhost:4318 (its config defaults
+// to "secure"); this one to http://localhost:4318, the specification's
+// default. abgate builds an exporter without an endpoint only when
+// OTEL_TRACES_EXPORTER=otlp is set alone.
 func New(ctx context.Context) (*Exporter, error) {
 	cfg, err := configFromEnv(os.Getenv, os.ReadFile)
 	if err != nil {

@@ -36,6 +36,7 @@ type collector struct {
 	// bodies are the decompressed request bodies, headers their headers.
 	bodies  [][]byte
 	headers []http.Header
+	paths   []string
 	// answer, when set, answers request n (0-based) instead of 200.
 	answer func(n int, w http.ResponseWriter) bool
 }
@@ -61,6 +62,7 @@ func newCollector(t testing.TB) *collector {
 		n := len(c.bodies)
 		c.bodies = append(c.bodies, b)
 		c.headers = append(c.headers, r.Header.Clone())
+		c.paths = append(c.paths, r.Method+" "+r.URL.Path)
 		answer := c.answer
 		c.mu.Unlock()
 		if answer != nil && answer(n, w) {
@@ -340,6 +342,10 @@ func TestGzipAndHeaders(t *testing.T) {
 	if len(bodies) != 2 {
 		t.Fatalf("%d requests, want 2", len(bodies))
 	}
+	// The generic endpoint is a base: /v1/traces is appended.
+	if p := c.paths[0]; p != "POST /v1/traces" {
+		t.Errorf("request %q, want POST /v1/traces", p)
+	}
 	for i, b := range bodies {
 		h := headers[i]
 		if h.Get("Content-Encoding") != "gzip" {
@@ -378,6 +384,31 @@ func TestRetryAfterThenSuccess(t *testing.T) {
 	bodies, _ := c.requests()
 	if len(bodies) != 2 || !bytes.Equal(bodies[0], bodies[1]) {
 		t.Fatalf("%d requests, want the same body twice", len(bodies))
+	}
+}
+
+// A Retry-After beyond the retry budget ends the export at once: the
+// header is read and honoured (waiting for it would outlast the budget).
+func TestRetryAfterBeyondBudget(t *testing.T) {
+	clearEnv(t)
+	c := newCollector(t)
+	c.answer = func(n int, w http.ResponseWriter) bool {
+		w.Header().Set("Retry-After", "120")
+		http.Error(w, "come back later", http.StatusTooManyRequests)
+		return true
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.srv.URL+"/v1/traces")
+	e, err := New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.retry = retryPolicy{initial: time.Millisecond, maxInterval: time.Millisecond, maxElapsed: time.Minute}
+	err = e.ExportSpans(context.Background(), oneSpan(t))
+	if err == nil || !strings.Contains(err.Error(), "would elapse") || !strings.Contains(err.Error(), "come back later") {
+		t.Fatalf("err = %v, want the retry budget refused", err)
+	}
+	if bodies, _ := c.requests(); len(bodies) != 1 {
+		t.Fatalf("%d requests, want 1", len(bodies))
 	}
 }
 
