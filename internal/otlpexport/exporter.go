@@ -69,7 +69,6 @@ type Exporter struct {
 	enc         encoder
 	zbuf        bytes.Buffer
 	zw          *gzip.Writer
-	body        bytes.Reader
 	respBuf     []byte
 	userAgent   string
 	maxReqBytes int
@@ -185,11 +184,56 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(e.stopped, cancel)()
-	if err := e.send(ctx, body); err != nil {
+	// The buffer is reused by the next export, but net/http may still
+	// read a request body after Do returns (RoundTrip "may close it in a
+	// separate goroutine"): readers of this export's body fail once it
+	// returns.
+	src := &bodySource{b: body}
+	defer src.detach()
+	if err := e.send(ctx, src); err != nil {
 		return fmt.Errorf("traces export: %w", err)
 	}
 	return nil
 }
+
+// bodySource is one export's request body, shared by its attempts until
+// detach.
+type bodySource struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+var errBodyDetached = errors.New("otlpexport: request body read after its export returned")
+
+func (s *bodySource) detach() {
+	s.mu.Lock()
+	s.b = nil
+	s.mu.Unlock()
+}
+
+// reader is one attempt's view of the body.
+func (s *bodySource) reader() io.ReadCloser { return &bodyReader{src: s} }
+
+type bodyReader struct {
+	src *bodySource
+	off int
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	r.src.mu.Lock()
+	defer r.src.mu.Unlock()
+	if r.src.b == nil {
+		return 0, errBodyDetached
+	}
+	if r.off >= len(r.src.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.src.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *bodyReader) Close() error { return nil }
 
 // retryable is a failure worth another attempt, after at least throttle
 // (the response's Retry-After).
@@ -205,7 +249,7 @@ func (r *retryable) Unwrap() error { return r.err }
 // the retry budget is spent: exponential backoff from retry.initial
 // (randomized ±50%, ×1.5 per attempt, at most retry.maxInterval), waiting
 // at least the server's Retry-After, for at most retry.maxElapsed.
-func (e *Exporter) send(ctx context.Context, body []byte) error {
+func (e *Exporter) send(ctx context.Context, body *bodySource) error {
 	start := time.Now()
 	interval := e.retry.initial
 	for {
@@ -245,12 +289,13 @@ func (e *Exporter) send(ctx context.Context, body []byte) error {
 }
 
 // post makes one attempt.
-func (e *Exporter) post(ctx context.Context, body []byte) error {
-	e.body.Reset(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, &e.body)
+func (e *Exporter) post(ctx context.Context, body *bodySource) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, body.reader())
 	if err != nil {
 		return err
 	}
+	req.ContentLength = int64(len(body.b)) // not detached before send returns
+	req.GetBody = func() (io.ReadCloser, error) { return body.reader(), nil }
 	req.Header = e.header // read-only: shared by every request
 	resp, err := e.client.Do(req)
 	if err != nil {

@@ -600,3 +600,22 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// A request body read after its export returned (net/http may still be
+// writing it) fails instead of reading the next export's bytes.
+func TestBodyDetached(t *testing.T) {
+	src := &bodySource{b: []byte("abc")}
+	r := src.reader()
+	p := make([]byte, 2)
+	if n, err := r.Read(p); n != 2 || err != nil || string(p) != "ab" {
+		t.Fatalf("read %q %v", p[:n], err)
+	}
+	again := src.reader()
+	if b, err := io.ReadAll(again); err != nil || string(b) != "abc" {
+		t.Fatalf("a new attempt reads %q %v, want abc", b, err)
+	}
+	src.detach()
+	if n, err := r.Read(p); n != 0 || !errors.Is(err, errBodyDetached) {
+		t.Fatalf("after detach: %d %v", n, err)
+	}
+}
