@@ -43,8 +43,11 @@ var allowed = map[string][]string{
 	// yield lets the stores' and the recorder's background loops give a
 	// one-core gateway's requests the core; it imports nothing.
 	"internal/yield": {},
+	// otlpexport is the OTLP/HTTP span exporter (protowire, no proto
+	// structs); only cmd builds it, and it imports nothing of ours.
+	"internal/otlpexport": {},
 	"cmd/abgate": {"api", "gateway", "experiments", "experiments/memstore", "experiments/redisstore",
-		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel", "internal/oaierr", "internal/gcfloor", "shadow"},
+		"recorder", "rollout", "drift", "webhook", "telemetry", "internal/fakemodel", "internal/oaierr", "internal/gcfloor", "internal/otlpexport", "shadow"},
 }
 
 // TestLayers: every package's direct imports of the module's packages are
