@@ -70,7 +70,6 @@ type Exporter struct {
 	zbuf        bytes.Buffer
 	zw          *gzip.Writer
 	respBuf     []byte
-	userAgent   string
 	maxReqBytes int
 }
 
