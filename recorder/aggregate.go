@@ -277,8 +277,8 @@ func (a *aggregate) cut(prefix string, seq *uint64, ys *yield.Slicer) (bs []*exp
 	// from nothing, a cut at full load on one core spent 87% of its time
 	// growing them (pprof: growslice, 2.5% of all CPU), copying each
 	// batch's deltas about twice over and leaving the copies to the GC.
-	// Counting first is one more pass over the users map, without
-	// allocating.
+	// Counting first is one more pass over the users map, which
+	// allocates nothing per user.
 	need := make([][2]int, len(a.list)) // per batch: deltas, history
 	for k, u := range a.users {
 		n := bits.OnesCount16(u.has) + len(u.fb)
