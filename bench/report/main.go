@@ -254,28 +254,6 @@ func summarize(recs []record) *summary {
 		}
 		return v
 	}
-	// paired difference against direct of the same round
-	paired := func(t, k string, f func(record) (float64, bool)) []float64 {
-		var v []float64
-		m, d := byKey[key(t, k)], byKey[key("direct", k)]
-		rounds := make([]int, 0, len(m))
-		for r := range m {
-			rounds = append(rounds, r)
-		}
-		slices.Sort(rounds)
-		for _, r := range rounds {
-			dr, ok := d[r]
-			if !ok {
-				continue
-			}
-			x, ok1 := f(m[r])
-			y, ok2 := f(dr)
-			if ok1 && ok2 {
-				v = append(v, x-y)
-			}
-		}
-		return v
-	}
 	// byRound: op(a's value, b's value) for every round that measured
 	// both, in round order.
 	byRound := func(a, b, k string, f func(record) (float64, bool), op func(x, y float64) float64) []float64 {
@@ -298,6 +276,10 @@ func summarize(recs []record) *summary {
 			}
 		}
 		return v
+	}
+	// paired difference against direct of the same round
+	paired := func(t, k string, f func(record) (float64, bool)) []float64 {
+		return byRound(t, "direct", k, f, func(x, y float64) float64 { return x - y })
 	}
 	lgf := func(g func(*lg) float64) func(record) (float64, bool) {
 		return func(r record) (float64, bool) {

@@ -344,35 +344,15 @@ func appendAnyValue(b []byte, num protowire.Number, v attribute.Value) []byte {
 		b = protowire.AppendTag(b, fAnyBytes, protowire.BytesType)
 		b = protowire.AppendBytes(b, v.AsByteSlice())
 	case attribute.BOOLSLICE:
-		a := openArray(&b)
-		for _, x := range v.AsBoolSlice() {
-			b = appendAnyValue(b, fArrayValues, attribute.BoolValue(x))
-		}
-		b = closeMessage(b, a)
+		b = appendArray(b, v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
-		a := openArray(&b)
-		for _, x := range v.AsInt64Slice() {
-			b = appendAnyValue(b, fArrayValues, attribute.Int64Value(x))
-		}
-		b = closeMessage(b, a)
+		b = appendArray(b, v.AsInt64Slice(), attribute.Int64Value)
 	case attribute.FLOAT64SLICE:
-		a := openArray(&b)
-		for _, x := range v.AsFloat64Slice() {
-			b = appendAnyValue(b, fArrayValues, attribute.Float64Value(x))
-		}
-		b = closeMessage(b, a)
+		b = appendArray(b, v.AsFloat64Slice(), attribute.Float64Value)
 	case attribute.STRINGSLICE:
-		a := openArray(&b)
-		for _, x := range v.AsStringSlice() {
-			b = appendAnyValue(b, fArrayValues, attribute.StringValue(x))
-		}
-		b = closeMessage(b, a)
+		b = appendArray(b, v.AsStringSlice(), attribute.StringValue)
 	case attribute.SLICE:
-		a := openArray(&b)
-		for _, x := range v.AsSlice() {
-			b = appendAnyValue(b, fArrayValues, x)
-		}
-		b = closeMessage(b, a)
+		b = appendArray(b, v.AsSlice(), func(x attribute.Value) attribute.Value { return x })
 	case attribute.MAP:
 		b = protowire.AppendTag(b, fAnyKvlist, protowire.BytesType)
 		l := len(b)
@@ -386,6 +366,15 @@ func appendAnyValue(b []byte, num protowire.Number, v attribute.Value) []byte {
 		b = protowire.AppendString(b, "INVALID")
 	}
 	return closeMessage(b, m)
+}
+
+// appendArray appends an array value of xs, each made a Value by value.
+func appendArray[T any](b []byte, xs []T, value func(T) attribute.Value) []byte {
+	a := openArray(&b)
+	for _, x := range xs {
+		b = appendAnyValue(b, fArrayValues, value(x))
+	}
+	return closeMessage(b, a)
 }
 
 func openArray(b *[]byte) int {
