@@ -62,6 +62,7 @@ type Exporter struct {
 	header      http.Header
 	gzip        bool
 	client      *http.Client
+	timeout     time.Duration // the whole export, its retries included
 	retry       retryPolicy
 	stopped     context.Context // done after Shutdown
 	shutdown    context.CancelFunc
@@ -121,7 +122,8 @@ func New(ctx context.Context) (*Exporter, error) {
 		url:         cfg.url,
 		header:      h,
 		gzip:        cfg.gzip,
-		client:      &http.Client{Transport: tr, Timeout: cfg.timeout},
+		client:      &http.Client{Transport: tr},
+		timeout:     cfg.timeout,
 		retry:       defaultRetry,
 		stopped:     stopped,
 		shutdown:    shutdown,
@@ -179,8 +181,16 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		}
 		body = e.zbuf.Bytes()
 	}
+	// OTEL_EXPORTER_OTLP_TIMEOUT bounds the whole export, retries
+	// included, as in the official exporter: a collector that is down
+	// holds the span processor's one goroutine for at most that long.
 	// Shutdown cancels an export in flight, as the official one does.
-	ctx, cancel := context.WithCancel(ctx)
+	var cancel context.CancelFunc
+	if e.timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, e.timeout)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
 	defer cancel()
 	defer context.AfterFunc(e.stopped, cancel)()
 	// The buffer is reused by the next export, but net/http may still

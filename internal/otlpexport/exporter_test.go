@@ -454,6 +454,32 @@ func TestRetryGivesUpWithContext(t *testing.T) {
 	}
 }
 
+// TestTimeoutBoundsRetries: OTEL_EXPORTER_OTLP_TRACES_TIMEOUT bounds the
+// whole export, its retries included (a collector answering 503 forever
+// holds the span processor for that long, not for the retry budget).
+func TestTimeoutBoundsRetries(t *testing.T) {
+	clearEnv(t)
+	c := newCollector(t)
+	c.answer = func(n int, w http.ResponseWriter) bool {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.srv.URL)
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "300")
+	e, err := New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.retry = retryPolicy{initial: 5 * time.Millisecond, maxInterval: 5 * time.Millisecond, maxElapsed: time.Hour}
+	err = e.ExportSpans(context.Background(), oneSpan(t))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the export's deadline", err)
+	}
+	if bodies, _ := c.requests(); len(bodies) < 2 {
+		t.Fatalf("%d requests, want retries within the timeout", len(bodies))
+	}
+}
+
 func TestBadRequestFailsAtOnce(t *testing.T) {
 	clearEnv(t)
 	c := newCollector(t)
