@@ -12,6 +12,11 @@ import (
 const (
 	leaseReleaseBudget = 3 * time.Second  // hand the controller's lease over
 	drainBudget        = 10 * time.Second // each: the recorder's flush, the webhooks' queue
+	// telemetryBudget: the spans and metrics still queued get this long to
+	// reach the collector. Unbounded, a collector that is down held the
+	// process for each queued batch's export timeout and retries, past a
+	// container's grace period.
+	telemetryBudget = 5 * time.Second
 )
 
 // shutdown stops the process in order. Readiness drops first so a load
@@ -79,5 +84,9 @@ func (a *app) shutdown(servers []*http.Server, stopBackground func()) {
 	st := a.recorder.Stats()
 	a.log.Info("stopped", "outcomes_accepted", st.Accepted, "persisted", st.Persisted, "dropped", st.Dropped)
 	a.stores.close()
-	a.tracing.shutdown(context.Background())
+	tctx, tcancel := context.WithTimeout(context.Background(), telemetryBudget)
+	if err := a.tracing.shutdown(tctx); err != nil {
+		a.log.Warn("telemetry not flushed at shutdown; the rest is dropped", "err", err)
+	}
+	tcancel()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -161,13 +162,15 @@ func serviceResource() (*resource.Resource, error) {
 	return resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", "abgate")))
 }
 
-func (t *tracing) shutdown(ctx context.Context) {
+func (t *tracing) shutdown(ctx context.Context) error {
+	var errs []error
 	if t.provider != nil {
-		t.provider.Shutdown(ctx)
+		errs = append(errs, t.provider.Shutdown(ctx))
 	}
 	if t.meters != nil {
-		t.meters.Shutdown(ctx)
+		errs = append(errs, t.meters.Shutdown(ctx))
 	}
+	return errors.Join(errs...)
 }
 
 // exportBatch is the most spans one export carries unless

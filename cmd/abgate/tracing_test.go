@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +110,31 @@ func TestRedisSpans(t *testing.T) {
 	}
 	if n := names["redis.pipeline evalsha"] + names["redis.pipeline eval"]; n != 0 {
 		t.Errorf("%d script pipelines traced by redisotel; spans: %v", n, names)
+	}
+}
+
+// TestTelemetryShutdownBounded: a collector that never answers does not
+// hold shutdown past its budget; the spans still queued are reported as
+// not flushed.
+func TestTelemetryShutdownBounded(t *testing.T) {
+	defer otel.SetTracerProvider(tracenoop.NewTracerProvider())
+	defer otel.SetMeterProvider(metricnoop.NewMeterProvider())
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
+	defer srv.Close()
+	defer close(hang) // before srv.Close, which waits for the handler
+	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", srv.URL+"/v1/traces")
+	tr, err := setupTracing(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sp := otel.Tracer("test").Start(context.Background(), "queued")
+	sp.End()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := tr.shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("shutdown = %v, want its deadline", err)
 	}
 }
