@@ -12,11 +12,6 @@ import (
 const (
 	leaseReleaseBudget = 3 * time.Second  // hand the controller's lease over
 	drainBudget        = 10 * time.Second // each: the recorder's flush, the webhooks' queue
-	// telemetryBudget: the spans and metrics still queued get this long to
-	// reach the collector. Unbounded, a collector that is down held the
-	// process for each queued batch's export timeout and retries, past a
-	// container's grace period.
-	telemetryBudget = 5 * time.Second
 )
 
 // shutdown stops the process in order. Readiness drops first so a load
@@ -62,6 +57,12 @@ func (a *app) shutdown(servers []*http.Server, stopBackground func()) {
 	// The shadow replay stops before the recorder flushes: replays in
 	// flight are cancelled, so no verdict arrives after the flush.
 	a.shadow.Close()
+	// The spans and metrics still queued go out last (the recorder's
+	// flush makes spans too), within what is left of the drain budget:
+	// unbounded, a collector that was down held the process for each
+	// queued batch's export timeout and retries, past the orchestrator's
+	// grace period (docs/deploy.md computes it from these budgets).
+	drainEnd := time.Now().Add(drainBudget)
 	var drain sync.WaitGroup
 	drain.Add(2)
 	go func() {
@@ -84,7 +85,7 @@ func (a *app) shutdown(servers []*http.Server, stopBackground func()) {
 	st := a.recorder.Stats()
 	a.log.Info("stopped", "outcomes_accepted", st.Accepted, "persisted", st.Persisted, "dropped", st.Dropped)
 	a.stores.close()
-	tctx, tcancel := context.WithTimeout(context.Background(), telemetryBudget)
+	tctx, tcancel := context.WithDeadline(context.Background(), drainEnd)
 	if err := a.tracing.shutdown(tctx); err != nil {
 		a.log.Warn("telemetry not flushed at shutdown; the rest is dropped", "err", err)
 	}
