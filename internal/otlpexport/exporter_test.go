@@ -372,12 +372,7 @@ func TestRetryAfterThenSuccess(t *testing.T) {
 		}
 		return false
 	}
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.srv.URL+"/v1/traces")
-	e, err := New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.retry = retryPolicy{initial: time.Millisecond, maxInterval: 2 * time.Millisecond, maxElapsed: time.Minute}
+	e := exporterAt(t, c.srv.URL+"/v1/traces", retryPolicy{initial: time.Millisecond, maxInterval: 2 * time.Millisecond, maxElapsed: time.Minute})
 	if err := e.ExportSpans(context.Background(), oneSpan(t)); err != nil {
 		t.Fatalf("export after a 503: %v", err)
 	}
@@ -397,13 +392,8 @@ func TestRetryAfterBeyondBudget(t *testing.T) {
 		http.Error(w, "come back later", http.StatusTooManyRequests)
 		return true
 	}
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.srv.URL+"/v1/traces")
-	e, err := New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.retry = retryPolicy{initial: time.Millisecond, maxInterval: time.Millisecond, maxElapsed: time.Minute}
-	err = e.ExportSpans(context.Background(), oneSpan(t))
+	e := exporterAt(t, c.srv.URL+"/v1/traces", retryPolicy{initial: time.Millisecond, maxInterval: time.Millisecond, maxElapsed: time.Minute})
+	err := e.ExportSpans(context.Background(), oneSpan(t))
 	if err == nil || !strings.Contains(err.Error(), "would elapse") || !strings.Contains(err.Error(), "come back later") {
 		t.Fatalf("err = %v, want the retry budget refused", err)
 	}
@@ -435,13 +425,8 @@ func TestRetryGivesUpWithContext(t *testing.T) {
 		http.Error(w, "slow down", http.StatusTooManyRequests)
 		return true
 	}
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.srv.URL)
-	e, err := New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.retry = retryPolicy{initial: time.Millisecond, maxInterval: time.Millisecond, maxElapsed: time.Minute}
-	err = e.ExportSpans(ctx, oneSpan(t))
+	e := exporterAt(t, c.srv.URL, retryPolicy{initial: time.Millisecond, maxInterval: time.Millisecond, maxElapsed: time.Minute})
+	err := e.ExportSpans(ctx, oneSpan(t))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context canceled", err)
 	}
@@ -464,14 +449,9 @@ func TestTimeoutBoundsRetries(t *testing.T) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return true
 	}
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.srv.URL)
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "300")
-	e, err := New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.retry = retryPolicy{initial: 5 * time.Millisecond, maxInterval: 5 * time.Millisecond, maxElapsed: time.Hour}
-	err = e.ExportSpans(context.Background(), oneSpan(t))
+	e := exporterAt(t, c.srv.URL, retryPolicy{initial: 5 * time.Millisecond, maxInterval: 5 * time.Millisecond, maxElapsed: time.Hour})
+	err := e.ExportSpans(context.Background(), oneSpan(t))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the export's deadline", err)
 	}
@@ -487,12 +467,8 @@ func TestBadRequestFailsAtOnce(t *testing.T) {
 		http.Error(w, "malformed span", http.StatusBadRequest)
 		return true
 	}
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.srv.URL+"/v1/traces")
-	e, err := New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = e.ExportSpans(context.Background(), oneSpan(t))
+	e := exporterAt(t, c.srv.URL+"/v1/traces", defaultRetry)
+	err := e.ExportSpans(context.Background(), oneSpan(t))
 	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "malformed span") {
 		t.Fatalf("err = %v, want the status and the body", err)
 	}
@@ -513,12 +489,8 @@ func TestPartialSuccess(t *testing.T) {
 		w.Write(b)
 		return true
 	}
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.srv.URL+"/v1/traces")
-	e, err := New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = e.ExportSpans(context.Background(), oneSpan(t))
+	e := exporterAt(t, c.srv.URL+"/v1/traces", defaultRetry)
+	err := e.ExportSpans(context.Background(), oneSpan(t))
 	if err == nil || !strings.Contains(err.Error(), "too old") || !strings.Contains(err.Error(), "3 spans") {
 		t.Fatalf("err = %v, want the partial success", err)
 	}
@@ -527,11 +499,7 @@ func TestPartialSuccess(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	clearEnv(t)
 	c := newCollector(t)
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.srv.URL+"/v1/traces")
-	e, err := New(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := exporterAt(t, c.srv.URL+"/v1/traces", defaultRetry)
 	spans := oneSpan(t)
 	if err := e.ExportSpans(context.Background(), spans); err != nil {
 		t.Fatal(err)
@@ -644,4 +612,17 @@ func TestBodyDetached(t *testing.T) {
 	if n, err := r.Read(p); n != 0 || !errors.Is(err, errBodyDetached) {
 		t.Fatalf("after detach: %d %v", n, err)
 	}
+}
+
+// exporterAt is an exporter configured from the environment, sending to
+// endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), retrying by r.
+func exporterAt(t *testing.T, endpoint string, r retryPolicy) *Exporter {
+	t.Helper()
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint)
+	e, err := New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.retry = r
+	return e
 }
