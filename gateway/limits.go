@@ -110,6 +110,16 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, s *snapshot, 
 	for {
 		if len(b) == cap(b) {
 			if int64(len(b)) >= want {
+				if r.ContentLength > 0 {
+					// The declared length is in, and net/http reads no
+					// further: the body is whole even if the reader has
+					// not said EOF yet (one that is not net/http's may
+					// say it on the next Read, for which an exact buffer
+					// has no room).
+					*p = b[:0]
+					r.Body.Close()
+					return p, b, nil
+				}
 				// Only a chunked body fills max+1 bytes.
 				*p = b[:0]
 				return p, nil, tooLarge(limit)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -181,4 +182,26 @@ func TestEarlyTooLarge(t *testing.T) {
 	res, b := readResponse(t, c)
 	mustEqual(t, "status", res.StatusCode, http.StatusRequestEntityTooLarge)
 	mustEqual(t, "code", decodeError(t, b).Error.Code, "request_too_large")
+}
+
+// TestBodyWholeAtDeclaredLength: a body reader that says EOF only on the
+// Read after its last byte (bytes.Reader, strings.Reader; net/http's own
+// says it with the last byte) is whole once the declared length is in,
+// for a small body in its exact buffer and for one grown past the pooled
+// 16 KiB to exactly its length. Both used to be refused as too large.
+func TestBodyWholeAtDeclaredLength(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil, func(c *experiments.Config) { c.Experiments[0].Variants[1].Weight = 0 })
+	for _, pad := range []int{0, 20 << 10} {
+		body := `{"model":"` + testAlias + `","messages":[],"x":"` + strings.Repeat("a", pad) + `"}`
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-User-ID", "u")
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Fatalf("status for a %d-byte body: %d %s", len(body), w.Code, w.Body)
+		}
+		<-e.rec.ch
+	}
 }
