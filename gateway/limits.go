@@ -110,17 +110,8 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, s *snapshot, 
 	for {
 		if len(b) == cap(b) {
 			if int64(len(b)) >= want {
-				if r.ContentLength > 0 {
-					// The declared length is in, and net/http reads no
-					// further: the body is whole even if the reader has
-					// not said EOF yet (one that is not net/http's may
-					// say it on the next Read, for which an exact buffer
-					// has no room).
-					*p = b[:0]
-					r.Body.Close()
-					return p, b, nil
-				}
-				// Only a chunked body fills max+1 bytes.
+				// Only a chunked body fills max+1 bytes (a declared
+				// length is whole once in, below).
 				*p = b[:0]
 				return p, nil, tooLarge(limit)
 			}
@@ -146,15 +137,19 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, s *snapshot, 
 			*p = b[:0]
 			return p, nil, tooLarge(limit)
 		}
-		if err == io.EOF {
+		// A body is whole at EOF, or once its declared length is in:
+		// net/http reads no further, and a reader that is not net/http's
+		// may say EOF only on the next Read, for which a buffer of
+		// exactly that length has no room.
+		if err == io.EOF || (r.ContentLength > 0 && int64(len(b)) == r.ContentLength) {
 			*p = b[:0]
 			// Closed now, at this shallow depth: net/http's response
 			// header writer otherwise "discards the rest" of an unclosed
 			// body (io.CopyN into io.Discard, here zero bytes), a call
 			// chain below its own 2.8 KiB frame that pushed every live
 			// stream's connection goroutine past its 8 KiB stack, to 16 KiB
-			// (issue "Live streams at scale"). After EOF, Close reads
-			// nothing and cannot fail.
+			// (issue "Live streams at scale"). With the whole body read,
+			// Close reads nothing and cannot fail.
 			r.Body.Close()
 			return p, b, nil
 		}
