@@ -88,6 +88,9 @@ type SegmentValues struct {
 	V [MaxSegmentDimensions]uint8
 }
 
+// Len is how many dimensions are set, never more than V holds.
+func (s *SegmentValues) Len() int { return min(int(s.N), MaxSegmentDimensions) }
+
 // SegmentKey names the statistics of one segment value: the Summary of
 // Metric for Variant over the requests whose dimension Dimension (index
 // into Experiment.Segments) had value index Value.
@@ -143,7 +146,7 @@ func IsSegmentMetric(name string) bool { return strings.IndexByte(name, segmentS
 // d carries. Stores use it to apply the same change to the segment
 // statistics as to the overall ones.
 func (d *Delta) ForEachSegment(fn func(dim, value int, metric string)) {
-	for i := 0; i < int(d.Segments.N) && i < MaxSegmentDimensions; i++ {
+	for i := range d.Segments.Len() {
 		v := int(d.Segments.V[i])
 		fn(i, v, SegmentMetric(d.Metric, i, v))
 	}

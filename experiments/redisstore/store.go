@@ -169,9 +169,8 @@ func withSegments(es []entry, e entry, ns *names) []entry {
 	if e.id != "" {
 		id = sameAsPrevious
 	}
-	segs := &e.d.Segments
-	for i := 0; i < int(segs.N) && i < experiments.MaxSegmentDimensions; i++ {
-		es = append(es, entry{d: e.d, id: id, metric: ns.segment(e.metric, i, int(segs.V[i]))})
+	for i := range e.d.Segments.Len() {
+		es = append(es, entry{d: e.d, id: id, metric: ns.segment(e.metric, i, int(e.d.Segments.V[i]))})
 	}
 	return es
 }
@@ -179,7 +178,7 @@ func withSegments(es []entry, e entry, ns *names) []entry {
 // entriesOf is how many entries d makes: itself and a copy per segment
 // dimension.
 func entriesOf(d *experiments.Delta) int {
-	return 1 + min(int(d.Segments.N), experiments.MaxSegmentDimensions)
+	return 1 + d.Segments.Len()
 }
 
 // Apply implements experiments.Store. The batch is cut into chunks of at
