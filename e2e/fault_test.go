@@ -10,6 +10,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -166,6 +167,12 @@ func startFaultStack(t *testing.T, o faultOpts) *faultStack {
 	s.stop = func() { cancel(); wg.Wait() }
 	t.Cleanup(s.stop)
 	waitUntil(t, 3*time.Second, "leader", func() bool { return s.ctl.Fence() > 0 })
+	// As abgate serve does before it listens: the gateway serves the
+	// stored state from the first request (the configured allocation
+	// before it is the draft's, which serves the base unanalysed).
+	if err := s.w.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -175,6 +182,13 @@ type tally struct {
 	fbSent, fb200            atomic.Int64
 	fb429, fb503, fbOther    atomic.Int64
 	fbRetried, fbRetryLanded atomic.Int64
+	// fbUnanalysed counts 200s whose answer said "analysed": false: the
+	// response's unit was not randomized, so the API accepts the feedback
+	// without sending it to the recorder.
+	fbUnanalysed atomic.Int64
+	// fbAbandoned counts posts whose client gave up as the case ended: the
+	// API may have accepted them without the client reading the 200.
+	fbAbandoned atomic.Int64
 }
 
 // user asks one question and, 60% of the time, sends thumbs; a 503 is
@@ -205,10 +219,13 @@ func (s *faultStack) user(ctx context.Context, c *http.Client, rng *rand.Rand, i
 	tl.fbSent.Add(1)
 	body := fmt.Sprintf(`{"event_id":"%s-1","signals":{"thumbs":%t}}`, id, rng.Float64() < 0.6)
 	for attempt := 0; ; attempt++ {
-		code := s.postFeedback(ctx, c, tok, body)
+		code, analysed := s.postFeedback(ctx, c, tok, body)
 		switch code {
 		case http.StatusOK:
 			tl.fb200.Add(1)
+			if !analysed {
+				tl.fbUnanalysed.Add(1)
+			}
 			if attempt > 0 {
 				tl.fbRetryLanded.Add(1)
 			}
@@ -229,23 +246,33 @@ func (s *faultStack) user(ctx context.Context, c *http.Client, rng *rand.Rand, i
 		default:
 			if ctx.Err() == nil {
 				tl.fbOther.Add(1)
+			} else if code == 0 {
+				tl.fbAbandoned.Add(1)
 			}
 			return
 		}
 	}
 }
 
-func (s *faultStack) postFeedback(ctx context.Context, c *http.Client, tok, body string) int {
+// postFeedback answers the status and, for a 200, whether the API sent
+// the feedback on to the recorder (its "analysed" field).
+func (s *faultStack) postFeedback(ctx context.Context, c *http.Client, tok, body string) (int, bool) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/v1/feedback", bytes.NewReader([]byte(body)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Abgate-Token", tok)
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var res api.FeedbackResult
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+			return -1, false
+		}
 	}
 	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, res.Analysed
 }
 
 // traffic runs workers of new users for d while fault runs beside them.
@@ -278,6 +305,7 @@ type row struct {
 	name                                string
 	requests, requestFail               int64
 	fbSent, fb200, fb429, fb503, fbLost int64
+	fbUnanalysed, fbAbandoned           int64
 	fbAccepted, fbStored                int64
 	outAccepted, outPersisted, outDrop  int64
 	state                               string
@@ -322,6 +350,7 @@ func (s *faultStack) finish(t *testing.T, name string, tl *tally, before experim
 	r := row{
 		name: name, requests: tl.requests.Load(), requestFail: tl.requestFail.Load(),
 		fbSent: tl.fbSent.Load(), fb200: tl.fb200.Load(), fb429: tl.fb429.Load(), fb503: tl.fb503.Load(),
+		fbUnanalysed: tl.fbUnanalysed.Load(), fbAbandoned: tl.fbAbandoned.Load(),
 		fbAccepted: s.fbAccepted.Load(), fbStored: int64(stored),
 		outAccepted: st.Accepted - s.fbAccepted.Load(), heapMB: float64(ms.HeapAlloc) / (1 << 20),
 		state: fmt.Sprintf("%s@%d v%d → %s@%d v%d", before.Status, before.Step, before.Version, after.Status, after.Step, after.Version),
@@ -333,6 +362,14 @@ func (s *faultStack) finish(t *testing.T, name string, tl *tally, before experim
 		r.note += fmt.Sprintf("%d outcomes observed after the recorder closed; ", st.DroppedClosed)
 	}
 	r.outPersisted = r.outAccepted - r.outDrop
+	// The API's 200 means the recorder took the event, unless the answer
+	// said "analysed": false (kept out of the statistics on purpose). The
+	// recorder may hold a few more: posts whose client gave up as the
+	// case ended, after the API had accepted them.
+	if analysed := r.fb200 - r.fbUnanalysed; r.fbAccepted < analysed || r.fbAccepted > analysed+r.fbAbandoned {
+		t.Errorf("%s: clients saw %d feedback 200s (%d not analysed, %d posts abandoned at the end), but the recorder accepted %d",
+			name, r.fb200, r.fbUnanalysed, r.fbAbandoned, r.fbAccepted)
+	}
 	r.fbLost = r.fbAccepted - r.fbStored
 	if tl.fbOther.Load() > 0 {
 		r.note += fmt.Sprintf("%d feedback answered neither 200/429/503; ", tl.fbOther.Load())
@@ -484,7 +521,8 @@ func TestFault(t *testing.T) {
 			tl.requests.Add(1)
 			for i := 0; i < 3000; i++ {
 				tl.fbSent.Add(1)
-				switch s.postFeedback(context.Background(), c, tok, fmt.Sprintf(`{"event_id":"flood-%d","signals":{"thumbs":"up"}}`, i)) {
+				code, _ := s.postFeedback(context.Background(), c, tok, fmt.Sprintf(`{"event_id":"flood-%d","signals":{"thumbs":"up"}}`, i))
+				switch code {
 				case 200:
 					tl.fb200.Add(1)
 				case 429:
@@ -512,11 +550,11 @@ func TestFault(t *testing.T) {
 	})
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| case | requests | request failures | feedback posts | 200 | 429 | 503 | feedback accepted | feedback stored | accepted, not stored | outcomes accepted | outcomes persisted | outcomes dropped | lifecycle (status@step version) | heap MB | notes |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "\n| case | requests | request failures | feedback posts | 200 | 429 | 503 | 200, not analysed | feedback accepted | feedback stored | accepted, not stored | outcomes accepted | outcomes persisted | outcomes dropped | lifecycle (status@step version) | heap MB | notes |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s | %.1f | %s |\n",
-			r.name, r.requests, r.requestFail, r.fbSent, r.fb200, r.fb429, r.fb503, r.fbAccepted, r.fbStored, r.fbLost,
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s | %.1f | %s |\n",
+			r.name, r.requests, r.requestFail, r.fbSent, r.fb200, r.fb429, r.fb503, r.fbUnanalysed, r.fbAccepted, r.fbStored, r.fbLost,
 			r.outAccepted, r.outPersisted, r.outDrop, r.state, r.heapMB, r.note)
 	}
 	t.Log(b.String())
