@@ -19,59 +19,20 @@
 package otlpexport
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
-	"io"
-	"math/rand/v2"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
-	"path"
-	"strconv"
-	"strings"
 	"sync"
-	"time"
-
-	"google.golang.org/protobuf/encoding/protowire"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// retryPolicy is the official exporter's default (retry.DefaultConfig)
-// with backoff's randomization (0.5) and multiplier (1.5).
-type retryPolicy struct {
-	initial, maxInterval, maxElapsed time.Duration
-}
-
-var defaultRetry = retryPolicy{initial: 5 * time.Second, maxInterval: 30 * time.Second, maxElapsed: time.Minute}
-
-// maxResponseBody bounds how much of a response is read (the official
-// exporter's DefaultMaxResponseSize is 64 MiB; a snippet is enough).
-const maxResponseBody = 64 << 10
-
 // Exporter sends spans to an OTLP/HTTP endpoint as protobuf. It implements
 // sdktrace.SpanExporter.
 type Exporter struct {
-	url         string
-	header      http.Header
-	gzip        bool
-	client      *http.Client
-	timeout     time.Duration // the whole export, its retries included
-	retry       retryPolicy
-	stopped     context.Context // done after Shutdown
-	shutdown    context.CancelFunc
-	mu          sync.Mutex // guards the buffers below: one export at a time
-	enc         encoder
-	zbuf        bytes.Buffer
-	zw          *gzip.Writer
-	respBuf     []byte
-	maxReqBytes int
+	c   *client
+	mu  sync.Mutex // guards enc: one export at a time
+	enc encoder
 }
 
 var _ sdktrace.SpanExporter = (*Exporter)(nil)
@@ -85,7 +46,7 @@ var _ sdktrace.SpanExporter = (*Exporter)(nil)
 //	                                    (default http://localhost:4318/v1/traces)
 //	OTEL_EXPORTER_OTLP_[TRACES_]INSECURE           true: http, false: https
 //	OTEL_EXPORTER_OTLP_[TRACES_]HEADERS            k=v,k2=v2 (values URL-decoded)
-//	OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT            ms per request (default 10000)
+//	OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT            ms per export, retries included (default 10000)
 //	OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION        gzip or none
 //	OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE        CA bundle (PEM file)
 //	OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE and _CLIENT_KEY (PEM files)
@@ -97,56 +58,11 @@ var _ sdktrace.SpanExporter = (*Exporter)(nil)
 // default. abgate builds an exporter without an endpoint only when
 // OTEL_TRACES_EXPORTER=otlp is set alone.
 func New(ctx context.Context) (*Exporter, error) {
-	cfg, err := configFromEnv(os.Getenv, os.ReadFile)
+	c, err := newClient(ctx, traces, os.Getenv, os.ReadFile)
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	tr := transport.Clone()
-	if cfg.tls != nil {
-		tr.TLSClientConfig = cfg.tls
-	}
-	h := http.Header{}
-	for k, v := range cfg.headers {
-		h.Set(k, v)
-	}
-	h.Set("Content-Type", "application/x-protobuf")
-	h.Set("User-Agent", "abgate OTLP exporter (Go)")
-	if cfg.gzip {
-		h.Set("Content-Encoding", "gzip")
-	}
-	stopped, shutdown := context.WithCancel(context.Background())
-	e := &Exporter{
-		url:         cfg.url,
-		header:      h,
-		gzip:        cfg.gzip,
-		client:      &http.Client{Transport: tr},
-		timeout:     cfg.timeout,
-		retry:       defaultRetry,
-		stopped:     stopped,
-		shutdown:    shutdown,
-		maxReqBytes: 32 << 20, // the official DefaultMaxRequestSize
-	}
-	if cfg.gzip {
-		e.zw = gzip.NewWriter(&e.zbuf)
-	}
-	return e, nil
-}
-
-// transport is the official exporter's (ourTransport).
-var transport = &http.Transport{
-	Proxy: http.ProxyFromEnvironment,
-	DialContext: (&net.Dialer{
-		Timeout:   30 * time.Second,
-		KeepAlive: 30 * time.Second,
-	}).DialContext,
-	ForceAttemptHTTP2:     true,
-	MaxIdleConns:          100,
-	IdleConnTimeout:       90 * time.Second,
-	TLSHandshakeTimeout:   10 * time.Second,
-	ExpectContinueTimeout: 1 * time.Second,
+	return &Exporter{c: c}, nil
 }
 
 // errShutdown is returned by exports after Shutdown.
@@ -155,7 +71,7 @@ var errShutdown = errors.New("otlpexport: exporter is shut down")
 // ExportSpans encodes spans as one ExportTraceServiceRequest and posts it,
 // retrying as the official exporter does until ctx ends.
 func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	if e.stopped.Err() != nil {
+	if e.c.stopped.Err() != nil {
 		return errShutdown
 	}
 	if len(spans) == 0 {
@@ -167,458 +83,12 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	if len(body) == 0 {
 		return nil
 	}
-	if len(body) > e.maxReqBytes {
-		return fmt.Errorf("traces export: request body too large: exceeded %d bytes", e.maxReqBytes)
-	}
-	if e.gzip {
-		e.zbuf.Reset()
-		e.zw.Reset(&e.zbuf)
-		if _, err := e.zw.Write(body); err != nil {
-			return fmt.Errorf("traces export: gzip: %w", err)
-		}
-		if err := e.zw.Close(); err != nil {
-			return fmt.Errorf("traces export: gzip: %w", err)
-		}
-		body = e.zbuf.Bytes()
-	}
-	// OTEL_EXPORTER_OTLP_TIMEOUT bounds the whole export, retries
-	// included, as in the official exporter: a collector that is down
-	// holds the span processor's one goroutine for at most that long.
-	// Shutdown cancels an export in flight, as the official one does.
-	var cancel context.CancelFunc
-	if e.timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, e.timeout)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
-	defer cancel()
-	defer context.AfterFunc(e.stopped, cancel)()
-	// The buffer is reused by the next export, but net/http may still
-	// read a request body after Do returns (RoundTrip "may close it in a
-	// separate goroutine"): readers of this export's body fail once it
-	// returns.
-	src := &bodySource{b: body}
-	defer src.detach()
-	if err := e.send(ctx, src); err != nil {
-		return fmt.Errorf("traces export: %w", err)
-	}
-	return nil
-}
-
-// bodySource is one export's request body, shared by its attempts until
-// detach.
-type bodySource struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-var errBodyDetached = errors.New("otlpexport: request body read after its export returned")
-
-func (s *bodySource) detach() {
-	s.mu.Lock()
-	s.b = nil
-	s.mu.Unlock()
-}
-
-// reader is one attempt's view of the body.
-func (s *bodySource) reader() io.ReadCloser { return &bodyReader{src: s} }
-
-type bodyReader struct {
-	src *bodySource
-	off int
-}
-
-func (r *bodyReader) Read(p []byte) (int, error) {
-	r.src.mu.Lock()
-	defer r.src.mu.Unlock()
-	if r.src.b == nil {
-		return 0, errBodyDetached
-	}
-	if r.off >= len(r.src.b) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.src.b[r.off:])
-	r.off += n
-	return n, nil
-}
-
-func (r *bodyReader) Close() error { return nil }
-
-// retryable is a failure worth another attempt, after at least throttle
-// (the response's Retry-After).
-type retryable struct {
-	throttle time.Duration
-	err      error
-}
-
-func (r *retryable) Error() string { return "retry-able request failure: " + r.err.Error() }
-func (r *retryable) Unwrap() error { return r.err }
-
-// send posts body until it is accepted, a failure is final, ctx ends or
-// the retry budget is spent: exponential backoff from retry.initial
-// (randomized ±50%, ×1.5 per attempt, at most retry.maxInterval), waiting
-// at least the server's Retry-After, for at most retry.maxElapsed.
-func (e *Exporter) send(ctx context.Context, body *bodySource) error {
-	start := time.Now()
-	interval := e.retry.initial
-	for {
-		err := e.post(ctx, body)
-		if err == nil {
-			return nil
-		}
-		var r *retryable
-		if !errors.As(err, &r) {
-			return err
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %w", context.Cause(ctx), err)
-		}
-		elapsed := time.Since(start)
-		if elapsed > e.retry.maxElapsed {
-			return fmt.Errorf("max retry time elapsed: %w", err)
-		}
-		delta := 0.5 * float64(interval)
-		backoff := time.Duration(float64(interval) - delta + rand.Float64()*(2*delta+1))
-		if interval >= time.Duration(float64(e.retry.maxInterval)/1.5) {
-			interval = e.retry.maxInterval
-		} else {
-			interval = time.Duration(float64(interval) * 1.5)
-		}
-		if elapsed+r.throttle > e.retry.maxElapsed {
-			return fmt.Errorf("max retry time would elapse: %w", err)
-		}
-		t := time.NewTimer(max(backoff, r.throttle))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w: %w", context.Cause(ctx), err)
-		case <-t.C:
-		}
-	}
-}
-
-// post makes one attempt.
-func (e *Exporter) post(ctx context.Context, body *bodySource) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, body.reader())
-	if err != nil {
-		return err
-	}
-	req.ContentLength = int64(len(body.b)) // not detached before send returns
-	req.GetBody = func() (io.ReadCloser, error) { return body.reader(), nil }
-	req.Header = e.header // read-only: shared by every request
-	resp, err := e.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		// The official exporter retries a url.Error that is Temporary;
-		// connection refused and resets are worth a retry too.
-		return &retryable{err: err}
-	}
-	defer resp.Body.Close()
-	n, rerr := readAtMost(resp.Body, &e.respBuf, maxResponseBody)
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		if rerr != nil {
-			return rerr
-		}
-		if resp.Header.Get("Content-Type") == "application/x-protobuf" {
-			return partialSuccess(e.respBuf[:n])
-		}
-		return nil
-	}
-	snippet := strings.TrimSpace(string(e.respBuf[:min(n, 512)]))
-	if snippet == "" {
-		snippet = "(empty)"
-	}
-	bodyErr := fmt.Errorf("body: %s", snippet)
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return &retryable{throttle: retryAfter(resp.Header.Get("Retry-After")), err: fmt.Errorf("%s: %w", resp.Status, bodyErr)}
-	}
-	return fmt.Errorf("failed to send to %s: %s (%w)", e.url, resp.Status, bodyErr)
-}
-
-// readAtMost reads r into *buf (reused), up to limit bytes, and drains at
-// most limit more so the connection can be reused.
-func readAtMost(r io.Reader, buf *[]byte, limit int) (int, error) {
-	b := (*buf)[:0]
-	for len(b) < limit {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):min(cap(b), limit)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			*buf = b
-			return len(b), nil
-		}
-		if err != nil {
-			*buf = b
-			return len(b), err
-		}
-	}
-	*buf = b
-	io.Copy(io.Discard, io.LimitReader(r, int64(limit)))
-	return len(b), nil
-}
-
-// partialSuccess reports ExportTraceServiceResponse.partial_success(1)
-// {rejected_spans(1), error_message(2)} when it says anything, as the
-// official exporter does.
-func partialSuccess(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("response: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		if num != 1 || typ != protowire.BytesType {
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return fmt.Errorf("response: %w", protowire.ParseError(n))
-			}
-			b = b[n:]
-			continue
-		}
-		ps, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return fmt.Errorf("response: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		var rejected int64
-		var msg string
-		for len(ps) > 0 {
-			num, typ, n := protowire.ConsumeTag(ps)
-			if n < 0 {
-				return fmt.Errorf("response: %w", protowire.ParseError(n))
-			}
-			ps = ps[n:]
-			switch {
-			case num == 1 && typ == protowire.VarintType:
-				v, n := protowire.ConsumeVarint(ps)
-				if n < 0 {
-					return fmt.Errorf("response: %w", protowire.ParseError(n))
-				}
-				rejected, ps = int64(v), ps[n:]
-			case num == 2 && typ == protowire.BytesType:
-				v, n := protowire.ConsumeBytes(ps)
-				if n < 0 {
-					return fmt.Errorf("response: %w", protowire.ParseError(n))
-				}
-				msg, ps = string(v), ps[n:]
-			default:
-				n := protowire.ConsumeFieldValue(num, typ, ps)
-				if n < 0 {
-					return fmt.Errorf("response: %w", protowire.ParseError(n))
-				}
-				ps = ps[n:]
-			}
-		}
-		if rejected != 0 || msg != "" {
-			return fmt.Errorf("OTLP partial success: %s (%d spans rejected)", msg, rejected)
-		}
-	}
-	return nil
-}
-
-// retryAfter is a Retry-After header's delay: seconds or an HTTP date.
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
-		if s > int64(1<<63-1)/int64(time.Second) {
-			return time.Duration(1<<63 - 1)
-		}
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
+	return e.c.export(ctx, body)
 }
 
 // Shutdown makes later exports fail and cancels one in flight. It is
 // idempotent.
 func (e *Exporter) Shutdown(ctx context.Context) error {
-	e.shutdown()
-	e.client.CloseIdleConnections()
+	e.c.close()
 	return ctx.Err()
-}
-
-// config is what the environment asks for.
-type config struct {
-	url     string
-	headers map[string]string
-	timeout time.Duration
-	gzip    bool
-	tls     *tls.Config
-}
-
-const envPrefix = "OTEL_EXPORTER_OTLP_"
-
-// configFromEnv reads the variables New documents.
-func configFromEnv(getenv func(string) string, readFile func(string) ([]byte, error)) (config, error) {
-	cfg := config{timeout: 10 * time.Second}
-	get := func(name string) (string, string) {
-		if v := strings.TrimSpace(getenv(envPrefix + "TRACES_" + name)); v != "" {
-			return envPrefix + "TRACES_" + name, v
-		}
-		if v := strings.TrimSpace(getenv(envPrefix + name)); v != "" {
-			return envPrefix + name, v
-		}
-		return "", ""
-	}
-	scheme, host, urlPath := "http", "localhost:4318", "/v1/traces"
-	if v := strings.TrimSpace(getenv(envPrefix + "TRACES_ENDPOINT")); v != "" {
-		u, err := parseEndpoint(envPrefix+"TRACES_ENDPOINT", v)
-		if err != nil {
-			return cfg, err
-		}
-		scheme, host, urlPath = schemeOf(u), u.Host, u.Path
-		if urlPath == "" {
-			urlPath = "/"
-		}
-	} else if v := strings.TrimSpace(getenv(envPrefix + "ENDPOINT")); v != "" {
-		u, err := parseEndpoint(envPrefix+"ENDPOINT", v)
-		if err != nil {
-			return cfg, err
-		}
-		scheme, host, urlPath = schemeOf(u), u.Host, path.Join(u.Path, "/v1/traces")
-	}
-	if name, v := get("INSECURE"); name != "" {
-		if strings.EqualFold(v, "true") {
-			scheme = "http"
-		} else {
-			scheme = "https"
-		}
-	}
-	cfg.url = (&url.URL{Scheme: scheme, Host: host, Path: urlPath}).String()
-
-	if name, v := get("HEADERS"); name != "" {
-		h, err := parseHeaders(v)
-		if err != nil {
-			return cfg, fmt.Errorf("%s: %w", name, err)
-		}
-		cfg.headers = h
-	}
-	if name, v := get("TIMEOUT"); name != "" {
-		ms, err := strconv.Atoi(v)
-		if err != nil || ms < 0 {
-			return cfg, fmt.Errorf("%s=%q: want a duration in milliseconds", name, v)
-		}
-		cfg.timeout = time.Duration(ms) * time.Millisecond
-	}
-	if name, v := get("COMPRESSION"); name != "" {
-		switch v {
-		case "gzip":
-			cfg.gzip = true
-		case "none":
-		default:
-			return cfg, fmt.Errorf("%s=%q: want gzip or none", name, v)
-		}
-	}
-	var tc *tls.Config
-	if name, v := get("CERTIFICATE"); name != "" {
-		pem, err := readFile(v)
-		if err != nil {
-			return cfg, fmt.Errorf("%s: %w", name, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return cfg, fmt.Errorf("%s=%s: no PEM certificate in the file", name, v)
-		}
-		tc = &tls.Config{RootCAs: pool}
-	}
-	certName, certFile, keyName, keyFile := "", "", "", ""
-	for _, pre := range []string{envPrefix + "TRACES_", envPrefix} {
-		c, k := strings.TrimSpace(getenv(pre+"CLIENT_CERTIFICATE")), strings.TrimSpace(getenv(pre+"CLIENT_KEY"))
-		if (c == "") != (k == "") {
-			return cfg, fmt.Errorf("%sCLIENT_CERTIFICATE and %sCLIENT_KEY must be set together", pre, pre)
-		}
-		if c != "" && certFile == "" {
-			certName, certFile, keyName, keyFile = pre+"CLIENT_CERTIFICATE", c, pre+"CLIENT_KEY", k
-		}
-	}
-	if certFile != "" {
-		certPEM, err := readFile(certFile)
-		if err != nil {
-			return cfg, fmt.Errorf("%s: %w", certName, err)
-		}
-		keyPEM, err := readFile(keyFile)
-		if err != nil {
-			return cfg, fmt.Errorf("%s: %w", keyName, err)
-		}
-		crt, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			return cfg, fmt.Errorf("%s, %s: %w", certName, keyName, err)
-		}
-		if tc == nil {
-			tc = &tls.Config{}
-		}
-		tc.Certificates = []tls.Certificate{crt}
-	}
-	if tc != nil && scheme == "http" {
-		// The official exporter refuses this too (errInsecureEndpointWithTLS).
-		return cfg, errors.New("otlpexport: an insecure (http) endpoint cannot use the TLS settings of OTEL_EXPORTER_OTLP_*CERTIFICATE/CLIENT_KEY")
-	}
-	cfg.tls = tc
-	return cfg, nil
-}
-
-func parseEndpoint(name, v string) (*url.URL, error) {
-	u, err := url.Parse(v)
-	if err != nil {
-		return nil, fmt.Errorf("%s=%q: %w", name, v, err)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%s=%q: want a URL such as http://collector:4318", name, v)
-	}
-	return u, nil
-}
-
-// schemeOf is the official exporter's withEndpointScheme: http (and unix)
-// endpoints are insecure, anything else uses TLS.
-func schemeOf(u *url.URL) string {
-	switch strings.ToLower(u.Scheme) {
-	case "http", "unix":
-		return "http"
-	}
-	return "https"
-}
-
-// parseHeaders reads "k=v,k2=v2" as the official envconfig does (keys
-// trimmed, values URL-decoded with PathUnescape then trimmed), except that
-// a malformed pair is an error instead of a logged skip.
-func parseHeaders(v string) (map[string]string, error) {
-	h := map[string]string{}
-	for pair := range strings.SplitSeq(v, ",") {
-		k, val, ok := strings.Cut(pair, "=")
-		if !ok {
-			return nil, fmt.Errorf("%q: missing '='", pair)
-		}
-		k = strings.TrimSpace(k)
-		if !validHeaderKey(k) {
-			return nil, fmt.Errorf("%q: invalid header key", k)
-		}
-		dec, err := url.PathUnescape(val)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", val, err)
-		}
-		h[k] = strings.TrimSpace(dec)
-	}
-	return h, nil
-}
-
-// validHeaderKey: a non-empty RFC 7230 token.
-func validHeaderKey(k string) bool {
-	if k == "" {
-		return false
-	}
-	for _, c := range []byte(k) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }

@@ -434,8 +434,8 @@ func TestRetryGivesUpWithContext(t *testing.T) {
 		t.Fatalf("%d requests, want 3 (retried until canceled)", len(bodies))
 	}
 	// The signal endpoint is used as is: no path means "/".
-	if e.url != c.srv.URL+"/" {
-		t.Errorf("url %q", e.url)
+	if e.c.url != c.srv.URL+"/" {
+		t.Errorf("url %q", e.c.url)
 	}
 }
 
@@ -534,7 +534,7 @@ func TestShutdownCancelsRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.retry = retryPolicy{initial: time.Millisecond, maxInterval: time.Millisecond, maxElapsed: time.Hour}
+	e.c.retry = retryPolicy{initial: time.Millisecond, maxInterval: time.Millisecond, maxElapsed: time.Hour}
 	if err := e.ExportSpans(context.Background(), oneSpan(t)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want canceled by Shutdown", err)
 	}
@@ -578,7 +578,7 @@ func TestConfigFromEnv(t *testing.T) {
 			}
 			return ""
 		}
-		cfg, err := configFromEnv(getenv, readFile)
+		cfg, err := configFromEnv(traces, getenv, readFile)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%v: err = %v, want one naming %s", tc.env, err, tc.err)
@@ -623,6 +623,6 @@ func exporterAt(t *testing.T, endpoint string, r retryPolicy) *Exporter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.retry = r
+	e.c.retry = r
 	return e
 }
