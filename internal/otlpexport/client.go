@@ -231,6 +231,7 @@ func (r *retryable) Unwrap() error { return r.err }
 func (c *client) send(ctx context.Context, body *bodySource) error {
 	start := time.Now()
 	interval := c.retry.initial
+	var last error // the last retryable failure
 	for {
 		var err error
 		if c.grpc {
@@ -243,8 +244,15 @@ func (c *client) send(ctx context.Context, body *bodySource) error {
 		}
 		var r *retryable
 		if !errors.As(err, &r) {
+			if last != nil && ctx.Err() != nil {
+				// An attempt cut short by the end of the export says only
+				// that; the failure before it says why the export failed
+				// (a collector down, a certificate refused).
+				return fmt.Errorf("%w: %w", context.Cause(ctx), last)
+			}
 			return err
 		}
+		last = err
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w: %w", context.Cause(ctx), err)
 		}

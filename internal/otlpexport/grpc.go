@@ -139,8 +139,10 @@ func grpcHeader(md map[string]string, gzip bool) http.Header {
 	h.Set("User-Agent", userAgent)
 	if gzip {
 		h.Set("Grpc-Encoding", "gzip")
-		h.Set("Grpc-Accept-Encoding", "gzip")
 	}
+	// As the official exporter (it registers grpc-go's gzip codec): a
+	// server may answer in gzip, which call decodes.
+	h.Set("Grpc-Accept-Encoding", "gzip")
 	return h
 }
 
@@ -185,7 +187,8 @@ func (c *client) call(ctx context.Context, body *bodySource) error {
 	if dl, ok := ctx.Deadline(); ok {
 		d := time.Until(dl)
 		if d <= 0 {
-			return &retryable{err: &statusError{code: codeDeadlineExceeded, msg: context.DeadlineExceeded.Error()}}
+			<-ctx.Done() // at once: the deadline has passed
+			return ctx.Err()
 		}
 		req.Header["Grpc-Timeout"] = []string{grpcTimeout(d)}
 	}
