@@ -129,9 +129,13 @@ func (s metricsService) Export(ctx context.Context, req *colmetricpb.ExportMetri
 // in the metadata).
 type compressionRecorder struct{ c *grpcCollector }
 
-func (compressionRecorder) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
-func (compressionRecorder) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-func (compressionRecorder) HandleConn(context.Context, stats.ConnStats)                       {}
+func (compressionRecorder) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return ctx
+}
+func (compressionRecorder) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (compressionRecorder) HandleConn(context.Context, stats.ConnStats) {}
 func (r compressionRecorder) HandleRPC(_ context.Context, s stats.RPCStats) {
 	if h, ok := s.(*stats.InHeader); ok {
 		r.c.mu.Lock()
