@@ -34,7 +34,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // grpcCollector is a real grpc-go OTLP receiver (trace and metrics
@@ -530,4 +533,66 @@ func TestGRPCMetrics(t *testing.T) {
 	if v := c.md[0].Get("tenant"); len(v) != 1 || v[0] != "m" {
 		t.Errorf("tenant %v", v)
 	}
+}
+
+// BenchmarkExportGRPC is BenchmarkExport over OTLP/gRPC: abgate's batch
+// to a grpc-go server that discards it, with the official otlptracegrpc
+// exporter and with this one. Run it on one core:
+//
+//	go test -run '^$' -bench ExportGRPC -benchmem -cpu 1 ./internal/otlpexport
+func BenchmarkExportGRPC(b *testing.B) {
+	const batch = 64
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", "abgate")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	spans := gatewaySpans(batch, res)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(s, discardTraces{})
+	go s.Serve(lis)
+	defer s.Stop()
+	b.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://"+lis.Addr().String())
+	b.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	ctx := context.Background()
+
+	run := func(b *testing.B, e sdktrace.SpanExporter) {
+		defer e.Shutdown(ctx)
+		if err := e.ExportSpans(ctx, spans); err != nil { // warm the connection
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if err := e.ExportSpans(ctx, spans); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/span")
+	}
+	b.Run("official", func(b *testing.B) {
+		e, err := otlptracegrpc.New(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, e)
+	})
+	b.Run("otlpexport", func(b *testing.B) {
+		e, err := New(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, e)
+	})
+}
+
+type discardTraces struct {
+	coltracepb.UnimplementedTraceServiceServer
+}
+
+func (discardTraces) Export(context.Context, *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	return &coltracepb.ExportTraceServiceResponse{}, nil
 }
