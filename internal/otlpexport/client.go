@@ -35,6 +35,7 @@ var traces = signal{name: "traces", path: "/v1/traces", items: "spans"}
 // compression, retries and configuration every exporter here shares.
 type client struct {
 	sig         signal
+	grpc        bool // OTLP/gRPC: call instead of post
 	url         string
 	header      http.Header
 	gzip        bool
@@ -48,6 +49,8 @@ type client struct {
 	zbuf        bytes.Buffer
 	zw          *gzip.Writer
 	respBuf     []byte
+	zr          *gzip.Reader // gRPC: compressed responses
+	msgBuf      []byte       // gRPC: a compressed response's message
 }
 
 // newClient configures sig's client from the environment (New documents
@@ -61,21 +64,30 @@ func newClient(ctx context.Context, sig signal, getenv func(string) string, read
 		return nil, err
 	}
 	tr := transport.Clone()
+	if cfg.grpc {
+		tr = grpcTransport.Clone()
+	}
 	if cfg.tls != nil {
 		tr.TLSClientConfig = cfg.tls
 	}
-	h := http.Header{}
-	for k, v := range cfg.headers {
-		h.Set(k, v)
-	}
-	h.Set("Content-Type", "application/x-protobuf")
-	h.Set("User-Agent", "abgate OTLP exporter (Go)")
-	if cfg.gzip {
-		h.Set("Content-Encoding", "gzip")
+	var h http.Header
+	if cfg.grpc {
+		h = grpcHeader(cfg.headers, cfg.gzip)
+	} else {
+		h = http.Header{}
+		for k, v := range cfg.headers {
+			h.Set(k, v)
+		}
+		h.Set("Content-Type", "application/x-protobuf")
+		h.Set("User-Agent", userAgent)
+		if cfg.gzip {
+			h.Set("Content-Encoding", "gzip")
+		}
 	}
 	stopped, shutdown := context.WithCancel(context.Background())
 	c := &client{
 		sig:         sig,
+		grpc:        cfg.grpc,
 		url:         cfg.url,
 		header:      h,
 		gzip:        cfg.gzip,
@@ -99,6 +111,8 @@ type retryPolicy struct {
 }
 
 var defaultRetry = retryPolicy{initial: 5 * time.Second, maxInterval: 30 * time.Second, maxElapsed: time.Minute}
+
+const userAgent = "abgate OTLP exporter (Go)"
 
 // maxResponseBody bounds how much of a response is read (the official
 // exporter's DefaultMaxResponseSize is 64 MiB; a snippet is enough).
@@ -217,15 +231,28 @@ func (r *retryable) Unwrap() error { return r.err }
 func (c *client) send(ctx context.Context, body *bodySource) error {
 	start := time.Now()
 	interval := c.retry.initial
+	var last error // the last retryable failure
 	for {
-		err := c.post(ctx, body)
+		var err error
+		if c.grpc {
+			err = c.call(ctx, body)
+		} else {
+			err = c.post(ctx, body)
+		}
 		if err == nil {
 			return nil
 		}
 		var r *retryable
 		if !errors.As(err, &r) {
+			if last != nil && ctx.Err() != nil {
+				// An attempt cut short by the end of the export says only
+				// that; the failure before it says why the export failed
+				// (a collector down, a certificate refused).
+				return fmt.Errorf("%w: %w", context.Cause(ctx), last)
+			}
 			return err
 		}
+		last = err
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w: %w", context.Cause(ctx), err)
 		}
@@ -403,7 +430,8 @@ func (c *client) close() {
 
 // config is what the environment asks for.
 type config struct {
-	url     string
+	grpc    bool   // OTLP/gRPC instead of OTLP/HTTP
+	url     string // for gRPC, http(s)://host:port/<service>/Export
 	headers map[string]string
 	timeout time.Duration
 	gzip    bool
@@ -425,22 +453,50 @@ func configFromEnv(sig signal, getenv func(string) string, readFile func(string)
 		}
 		return "", ""
 	}
-	scheme, host, urlPath := "http", "localhost:4318", sig.path
-	if v := strings.TrimSpace(getenv(sigPrefix + "ENDPOINT")); v != "" {
-		u, err := parseEndpoint(sigPrefix+"ENDPOINT", v)
+	switch name, v := get("PROTOCOL"); v {
+	case "", "http/protobuf":
+	case "grpc":
+		cfg.grpc = true
+	default:
+		return cfg, fmt.Errorf("%s=%q: want http/protobuf or grpc (http/json is not supported)", name, v)
+	}
+
+	var scheme, host, urlPath string
+	if cfg.grpc {
+		method, err := grpcMethod(sig.name)
 		if err != nil {
 			return cfg, err
 		}
-		scheme, host, urlPath = schemeOf(u), u.Host, u.Path
-		if urlPath == "" {
-			urlPath = "/"
+		// The specification's default, http://localhost:4317. The official
+		// exporter dials localhost:4317 with TLS when nothing is set (its
+		// config defaults to "secure"), which no local collector answers.
+		scheme, host, urlPath = "http", "localhost:4317", method
+		for _, name := range []string{sigPrefix + "ENDPOINT", envPrefix + "ENDPOINT"} {
+			if v := strings.TrimSpace(getenv(name)); v != "" {
+				if scheme, host, err = parseGRPCEndpoint(name, v); err != nil {
+					return cfg, err
+				}
+				break
+			}
 		}
-	} else if v := strings.TrimSpace(getenv(envPrefix + "ENDPOINT")); v != "" {
-		u, err := parseEndpoint(envPrefix+"ENDPOINT", v)
-		if err != nil {
-			return cfg, err
+	} else {
+		scheme, host, urlPath = "http", "localhost:4318", sig.path
+		if v := strings.TrimSpace(getenv(sigPrefix + "ENDPOINT")); v != "" {
+			u, err := parseEndpoint(sigPrefix+"ENDPOINT", v)
+			if err != nil {
+				return cfg, err
+			}
+			scheme, host, urlPath = schemeOf(u), u.Host, u.Path
+			if urlPath == "" {
+				urlPath = "/"
+			}
+		} else if v := strings.TrimSpace(getenv(envPrefix + "ENDPOINT")); v != "" {
+			u, err := parseEndpoint(envPrefix+"ENDPOINT", v)
+			if err != nil {
+				return cfg, err
+			}
+			scheme, host, urlPath = schemeOf(u), u.Host, path.Join(u.Path, sig.path)
 		}
-		scheme, host, urlPath = schemeOf(u), u.Host, path.Join(u.Path, sig.path)
 	}
 	if name, v := get("INSECURE"); name != "" {
 		if strings.EqualFold(v, "true") {
@@ -449,7 +505,6 @@ func configFromEnv(sig signal, getenv func(string) string, readFile func(string)
 			scheme = "https"
 		}
 	}
-	cfg.url = (&url.URL{Scheme: scheme, Host: host, Path: urlPath}).String()
 
 	if name, v := get("HEADERS"); name != "" {
 		h, err := parseHeaders(v)
@@ -515,10 +570,17 @@ func configFromEnv(sig signal, getenv func(string) string, readFile func(string)
 		tc.Certificates = []tls.Certificate{crt}
 	}
 	if tc != nil && scheme == "http" {
-		// The official exporter refuses this too (errInsecureEndpointWithTLS).
-		return cfg, errors.New("otlpexport: an insecure (http) endpoint cannot use the TLS settings of OTEL_EXPORTER_OTLP_*CERTIFICATE/CLIENT_KEY")
+		if !cfg.grpc {
+			// The official exporter refuses this too (errInsecureEndpointWithTLS).
+			return cfg, errors.New("otlpexport: an insecure (http) endpoint cannot use the TLS settings of OTEL_EXPORTER_OTLP_*CERTIFICATE/CLIENT_KEY")
+		}
+		// The official gRPC exporter lets TLS settings win over an http
+		// scheme or INSECURE=true (its credentials take priority over
+		// "insecure"): a configuration that works with it keeps working.
+		scheme = "https"
 	}
 	cfg.tls = tc
+	cfg.url = (&url.URL{Scheme: scheme, Host: host, Path: urlPath}).String()
 	return cfg, nil
 }
 
