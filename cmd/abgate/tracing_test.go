@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,10 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/abgate/abgate/experiments"
 	"github.com/abgate/abgate/experiments/storetest"
@@ -56,7 +62,13 @@ func TestTelemetryFromEnv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer tr.shutdown(context.Background())
+			defer func() {
+				// Nothing listens at the endpoints: the last export would
+				// retry for OTEL_EXPORTER_OTLP_TIMEOUT (10 s).
+				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				defer cancel()
+				tr.shutdown(ctx)
+			}()
 			if tr.enabled != tc.traces || tr.exported != tc.metrics {
 				t.Errorf("traces %v metrics %v, want %v %v", tr.enabled, tr.exported, tc.traces, tc.metrics)
 			}
@@ -137,4 +149,145 @@ func TestTelemetryShutdownBounded(t *testing.T) {
 	if err := tr.shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("shutdown = %v, want its deadline", err)
 	}
+}
+
+// TestTelemetryExports: with only an endpoint and a protocol set, a span
+// and a metric reach the collector, over OTLP/HTTP and over OTLP/gRPC
+// (served here by grpc-go; the binary itself does not link it).
+func TestTelemetryExports(t *testing.T) {
+	defer otel.SetTracerProvider(tracenoop.NewTracerProvider())
+	defer otel.SetMeterProvider(metricnoop.NewMeterProvider())
+	for _, protocol := range []string{"http/protobuf", "grpc"} {
+		t.Run(protocol, func(t *testing.T) {
+			col := &testCollector{}
+			endpoint := col.serveHTTP(t)
+			if protocol == "grpc" {
+				endpoint = col.serveGRPC(t)
+			}
+			t.Setenv("OTEL_TRACES_EXPORTER", "")
+			t.Setenv("OTEL_METRICS_EXPORTER", "")
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+			tr, err := setupTracing(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, sp := otel.Tracer("test").Start(context.Background(), "abgate.proxy")
+			sp.End()
+			c, err := otel.Meter("test").Int64Counter("abgate.test.requests")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Add(context.Background(), 3)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tr.shutdown(ctx); err != nil {
+				t.Fatalf("shutdown: %v", err)
+			}
+			col.mu.Lock()
+			defer col.mu.Unlock()
+			if len(col.spans) != 1 || col.spans[0] != "abgate.proxy" {
+				t.Errorf("spans received: %q", col.spans)
+			}
+			if col.counter != 3 {
+				t.Errorf("abgate.test.requests received as %d, want 3", col.counter)
+			}
+		})
+	}
+}
+
+// testCollector keeps the span names and the test counter's last value.
+type testCollector struct {
+	mu      sync.Mutex
+	spans   []string
+	counter int64
+	coltracepb.UnimplementedTraceServiceServer
+	colmetricpb.UnimplementedMetricsServiceServer
+}
+
+func (c *testCollector) traces(req *coltracepb.ExportTraceServiceRequest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				c.spans = append(c.spans, s.Name)
+			}
+		}
+	}
+}
+
+func (c *testCollector) metrics(req *colmetricpb.ExportMetricsServiceRequest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rm := range req.ResourceMetrics {
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name == "abgate.test.requests" {
+					for _, dp := range m.GetSum().GetDataPoints() {
+						c.counter = dp.GetAsInt()
+					}
+				}
+			}
+		}
+	}
+}
+
+func (c *testCollector) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	c.traces(req)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+// metricsService adapts the collector to MetricsServiceServer, whose
+// method has the same name as TraceServiceServer's.
+type metricsService struct{ *testCollector }
+
+func (m metricsService) Export(_ context.Context, req *colmetricpb.ExportMetricsServiceRequest) (*colmetricpb.ExportMetricsServiceResponse, error) {
+	m.metrics(req)
+	return &colmetricpb.ExportMetricsServiceResponse{}, nil
+}
+
+func (c *testCollector) serveHTTP(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		switch r.URL.Path {
+		case "/v1/traces":
+			var req coltracepb.ExportTraceServiceRequest
+			if err := proto.Unmarshal(b, &req); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			c.traces(&req)
+		case "/v1/metrics":
+			var req colmetricpb.ExportMetricsServiceRequest
+			if err := proto.Unmarshal(b, &req); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			c.metrics(&req)
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func (c *testCollector) serveGRPC(t *testing.T) string {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, c)
+	colmetricpb.RegisterMetricsServiceServer(srv, metricsService{c})
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return "http://" + lis.Addr().String()
 }
