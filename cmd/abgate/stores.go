@@ -65,6 +65,19 @@ func openStores(ctx context.Context, cfg experiments.Redis, traced bool, log *sl
 		// only by the read timeout.
 		ContextTimeoutEnabled: true,
 		OnConnect:             pw.OnConnect,
+		// Buffers sized to what abgate sends and reads, not go-redis's
+		// 32 KiB (128 KiB for pipelines) per connection: commands and
+		// their replies are under a KiB but for the reports' reads; the
+		// recorder's batch pipelines are 5-50 KB, which a 16 KiB writer
+		// sends in a few write(2)s ten times a second at most; the
+		// replies to a batch are a few short lines. Larger payloads
+		// still pass, in more system calls. An idle gateway holds about
+		// eight connections (commands, two subscriptions, pipelines),
+		// so the defaults were 0.5 MiB of its 2.5 MiB of start-up heap.
+		ReadBufferSize:          4 << 10,
+		WriteBufferSize:         4 << 10,
+		PipelineReadBufferSize:  4 << 10,
+		PipelineWriteBufferSize: 16 << 10,
 	})
 	if traced {
 		// Without the caller attributes (code.function, code.filepath,
