@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/otlptranslator"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -62,6 +63,9 @@ func (e *exposition) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// An error with data (an observable callback failed) still serves
 	// what was read, as promhttp's ContinueOnError did.
 	err := e.reader.Collect(r.Context(), &e.rm)
+	if err != nil {
+		otel.Handle(err) // logged by the process's error handler
+	}
 	if err != nil && len(e.rm.ScopeMetrics) == 0 {
 		oaierr.Write(w, http.StatusInternalServerError, oaierr.New(oaierr.Server, "metrics_unavailable", "", "reading the metrics failed: "+err.Error()))
 		return
