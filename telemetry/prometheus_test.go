@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -142,4 +143,23 @@ func lineDiff(ours, theirs string) string {
 		return "same lines, different order:\nours:\n" + ours + "\ntheirs:\n" + theirs
 	}
 	return b.String()
+}
+
+// TestPrometheusUnavailable: a scrape that reads nothing (here, a reader
+// no MeterProvider has registered) is a 500 in OpenAI's error shape.
+func TestPrometheusUnavailable(t *testing.T) {
+	t.Parallel()
+	_, handler, err := telemetry.Prometheus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	var body struct {
+		Error struct{ Type, Code, Message string }
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusInternalServerError ||
+		body.Error.Type != "server_error" || body.Error.Code != "metrics_unavailable" || body.Error.Message == "" {
+		t.Fatalf("status %d, body %s (%v)", rec.Code, rec.Body.String(), err)
+	}
 }

@@ -11,7 +11,8 @@
 //
 // It imports experiments (the Outcome and the config) and OpenTelemetry,
 // and nothing of abgate's services: cmd wires their gauges in through
-// callbacks (see Gauges).
+// callbacks (see Gauges). It also imports internal/oaierr, so a scrape
+// that fails is answered in OpenAI's error shape like every other path.
 package telemetry
 
 import (

@@ -14,8 +14,9 @@ import (
 // webhook) → experiments → stats; stores implement experiments'
 // interfaces and only cmd picks one. A new package or a new edge is a
 // decision: add it here with the reason in the package's doc comment.
-// internal/oaierr is the one writer of OpenAI's error shape: gateway, api
-// and cmd answer errors through it, and it imports nothing of ours.
+// internal/oaierr is the one writer of OpenAI's error shape: gateway, api,
+// telemetry (/metrics) and cmd answer errors through it, and it imports
+// nothing of ours.
 var allowed = map[string][]string{
 	"stats":                  {},
 	"experiments":            {"stats"},
@@ -28,7 +29,7 @@ var allowed = map[string][]string{
 	"webhook":                {"experiments", "drift"},
 	"gateway":                {"experiments", "internal/oaierr"},
 	"api":                    {"experiments", "stats", "recorder", "rollout", "drift", "internal/oaierr"},
-	"telemetry":              {"experiments"},
+	"telemetry":              {"experiments", "internal/oaierr"},
 	// judge is a client service: it reads its config from experiments.
 	"judge": {"experiments"},
 	// shadow is the shadow stage's replay service: it replays the
