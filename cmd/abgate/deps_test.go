@@ -16,7 +16,7 @@ func TestBinaryDeps(t *testing.T) {
 		"golang.org/x/net/trace":                        "linked only through grpc-go; its init registers debug pages",
 		"go.opentelemetry.io/proto/otlp/collector/...":  "the generated collector packages import grpc-go",
 		"go.opentelemetry.io/otel/exporters/otlp/...":   "the official OTLP exporters link grpc-go or the collector packages; internal/otlpexport stands for them",
-		"github.com/prometheus/client_golang/...":       "its registry, procfs and client_model cost 2.2 MiB of idle RSS; telemetry writes the /metrics text itself",
+		"github.com/prometheus/client_golang/...":       "its registry, procfs and client_model cost 2 MiB of idle RSS; telemetry writes the /metrics text itself",
 		"github.com/prometheus/procfs/...":              "linked only through client_golang",
 		"go.opentelemetry.io/otel/exporters/prometheus": "served through client_golang; telemetry.Prometheus stands for it",
 	})

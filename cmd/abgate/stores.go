@@ -71,9 +71,11 @@ func openStores(ctx context.Context, cfg experiments.Redis, traced bool, log *sl
 		// recorder's batch pipelines are 5-50 KB, which a 16 KiB writer
 		// sends in a few write(2)s ten times a second at most; the
 		// replies to a batch are a few short lines. Larger payloads
-		// still pass, in more system calls. An idle gateway holds about
-		// eight connections (commands, two subscriptions, pipelines),
-		// so the defaults were 0.5 MiB of its 2.5 MiB of start-up heap.
+		// still pass, in more system calls. A gateway holds about eight
+		// connections (commands, two subscriptions, pipelines): the
+		// defaults were 0.5 MiB of the 2.5 MiB it allocates at start-up,
+		// resident as the buffers fill. (go-redis fixes the two
+		// subscriptions' buffers at 32 KiB.)
 		ReadBufferSize:          4 << 10,
 		WriteBufferSize:         4 << 10,
 		PipelineReadBufferSize:  4 << 10,
