@@ -338,13 +338,22 @@ func TestGzipAndHeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	checkGzipAndHeaders(t, c, "/v1/traces", func(b []byte) string {
+		return decode(t, b).ResourceSpans[0].ScopeSpans[0].Spans[0].Name
+	})
+}
+
+// checkGzipAndHeaders: the collector got two gzipped requests on path
+// (the generic endpoint is a base, the signal's path appended), with the
+// headers the Gzip tests set, each carrying one item named "one".
+func checkGzipAndHeaders(t *testing.T, c *collector, path string, name func([]byte) string) {
+	t.Helper()
 	bodies, headers := c.requests()
 	if len(bodies) != 2 {
 		t.Fatalf("%d requests, want 2", len(bodies))
 	}
-	// The generic endpoint is a base: /v1/traces is appended.
-	if p := c.paths[0]; p != "POST /v1/traces" {
-		t.Errorf("request %q, want POST /v1/traces", p)
+	if p := c.paths[0]; p != "POST "+path {
+		t.Errorf("request %q, want POST %s", p, path)
 	}
 	for i, b := range bodies {
 		h := headers[i]
@@ -354,9 +363,8 @@ func TestGzipAndHeaders(t *testing.T) {
 		if h.Get("Api-Key") != "se cret" || h.Get("X-Tenant") != "abgate" {
 			t.Errorf("request %d: headers %v", i, h)
 		}
-		req := decode(t, b)
-		if n := req.ResourceSpans[0].ScopeSpans[0].Spans[0].Name; n != "one" {
-			t.Errorf("request %d: span %q", i, n)
+		if n := name(b); n != "one" {
+			t.Errorf("request %d: item %q, want one", i, n)
 		}
 	}
 }

@@ -548,27 +548,9 @@ func TestMetricsGzipAndHeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bodies, headers := c.requests()
-	if len(bodies) != 2 {
-		t.Fatalf("%d requests, want 2", len(bodies))
-	}
-	// The generic endpoint is a base: /v1/metrics is appended.
-	if p := c.paths[0]; p != "POST /v1/metrics" {
-		t.Errorf("request %q, want POST /v1/metrics", p)
-	}
-	for i, b := range bodies {
-		h := headers[i]
-		if h.Get("Content-Encoding") != "gzip" {
-			t.Errorf("request %d: Content-Encoding %q, want gzip", i, h.Get("Content-Encoding"))
-		}
-		if h.Get("Api-Key") != "se cret" || h.Get("X-Tenant") != "abgate" {
-			t.Errorf("request %d: headers %v", i, h)
-		}
-		req := decodeMetrics(t, b)
-		if n := req.ResourceMetrics[0].ScopeMetrics[0].Metrics[0].Name; n != "one" {
-			t.Errorf("request %d: metric %q", i, n)
-		}
-	}
+	checkGzipAndHeaders(t, c, "/v1/metrics", func(b []byte) string {
+		return decodeMetrics(t, b).ResourceMetrics[0].ScopeMetrics[0].Metrics[0].Name
+	})
 }
 
 func TestMetricsRetryThenSuccess(t *testing.T) {
