@@ -280,6 +280,18 @@ func (c *client) send(ctx context.Context, body *bodySource) error {
 	}
 }
 
+// do sends req. A failure to get an answer (connection refused or
+// reset, an HTTP/2 GOAWAY) is worth another attempt unless ctx ended:
+// the official OTLP/HTTP exporter retries a url.Error that is Temporary,
+// and grpc-go reports these as Unavailable, which its exporter retries.
+func (c *client) do(ctx context.Context, req *http.Request) (*http.Response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil && ctx.Err() == nil {
+		return nil, &retryable{err: err}
+	}
+	return resp, err
+}
+
 // post makes one attempt.
 func (c *client) post(ctx context.Context, body *bodySource) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, body.reader())
@@ -289,14 +301,9 @@ func (c *client) post(ctx context.Context, body *bodySource) error {
 	req.ContentLength = int64(len(body.b)) // not detached before send returns
 	req.GetBody = func() (io.ReadCloser, error) { return body.reader(), nil }
 	req.Header = c.header // read-only: shared by every request
-	resp, err := c.http.Do(req)
+	resp, err := c.do(ctx, req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		// The official exporter retries a url.Error that is Temporary;
-		// connection refused and resets are worth a retry too.
-		return &retryable{err: err}
+		return err
 	}
 	defer resp.Body.Close()
 	n, rerr := readAtMost(resp.Body, &c.respBuf, maxResponseBody)

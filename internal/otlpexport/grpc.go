@@ -192,14 +192,9 @@ func (c *client) call(ctx context.Context, body *bodySource) error {
 		}
 		req.Header["Grpc-Timeout"] = []string{grpcTimeout(d)}
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.do(ctx, req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		// Connection refused, reset, GOAWAY: worth another attempt, as for
-		// OTLP/HTTP (grpc-go reports them as Unavailable).
-		return &retryable{err: err}
+		return err
 	}
 	defer resp.Body.Close()
 
