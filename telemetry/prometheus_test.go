@@ -97,8 +97,16 @@ func TestPrometheusEquivalence(t *testing.T) {
 	if ours != theirs {
 		t.Fatalf("expositions differ:\n%s", lineDiff(ours, theirs))
 	}
-	for _, want := range []string{"target_info{", "gen_ai_client_operation_duration_seconds_bucket{", "body_size_bytes_bucket{big=\"true\",le=\"+Inf\"} 1",
-		"queue_depth{queue=\"b\\\"\\\\\\n\"} -2", "a_b=\"x;y\"", "key_9lives", "hit_ratio{tags=\"[\\\"p\\\",\\\"q\\\"]\"} 0.25", "elapsed_milliseconds_total{a_b=\"x;y\",key_9lives=\"z\"} 1.5e-07", "throughput_per_second 1.234567e+06"} {
+	// The translations the equivalence rests on, spelled out.
+	for _, want := range []string{
+		`target_info{`,
+		`gen_ai_client_operation_duration_seconds_bucket{`,
+		`body_size_bytes_bucket{big="true",le="+Inf"} 1`,       // By -> bytes, le last
+		`queue_depth{queue="b\"\\\n"} -2`,                      // escaping; non-monotonic: gauge
+		`elapsed_milliseconds_total{a_b="x;y",key_9lives="z"}`, // collisions joined, digit prefixed
+		`hit_ratio{tags="[\"p\",\"q\"]"} 0.25`,
+		`throughput_per_second 1.234567e+06`,
+	} {
 		if !strings.Contains(ours, want) {
 			t.Errorf("exposition lacks %q:\n%s", want, ours)
 		}
