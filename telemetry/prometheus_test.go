@@ -45,31 +45,14 @@ func TestPrometheusEquivalence(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithReader(official), sdkmetric.WithResource(res))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 
-	cfg := &experiments.Config{Experiments: []experiments.Experiment{{ID: "exp", Variants: []experiments.Variant{
-		{Name: "base", Model: "gpt-base"}, {Name: "ft", Model: "ft:gpt-x"},
-	}}}}
-	o, err := telemetry.NewOutcomes(&sink{}, mp, func() *experiments.Config { return cfg })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := telemetry.RegisterLeader(mp, func() int64 { return 3 }); err != nil {
-		t.Fatal(err)
-	}
-	n, err := telemetry.CountTransitions(&fakeNotifier{}, mp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alert, err := telemetry.CountAlerts(func(context.Context, string) {}, mp, func(a string) (string, string) { return "exp", a })
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := register(t, mp)
 	for i := range 50 {
-		o.Observe(experiments.Outcome{Experiment: "exp", Variant: i % 2, Latency: time.Duration(i) * 37 * time.Millisecond,
+		in.outcomes.Observe(experiments.Outcome{Experiment: "exp", Variant: i % 2, Latency: time.Duration(i) * 37 * time.Millisecond,
 			TTFB: time.Duration(i) * 3 * time.Millisecond, PromptTokens: 10 * i, CompletionTokens: i, Cost: 0.0001 * float64(i),
 			Error: i%7 == 0, Fallback: i%11 == 0})
 	}
-	n.Notify(experiments.Transition{Experiment: "exp", Action: experiments.ActionAdvance}, experiments.State{})
-	alert(context.Background(), "prompt_tokens")
+	in.notifier.Notify(experiments.Transition{Experiment: "exp", Action: experiments.ActionAdvance}, experiments.State{})
+	in.alert(context.Background(), "prompt_tokens")
 
 	ctx := context.Background()
 	m := mp.Meter("scope.one")

@@ -25,7 +25,42 @@ type fakeNotifier struct{ n int }
 
 func (f *fakeNotifier) Notify(experiments.Transition, experiments.State) { f.n++ }
 
-func scrape(t *testing.T) (string, *telemetry.Outcomes, *sink, func() int64, *fakeNotifier, telemetry.Notifier, func(context.Context, string)) {
+// instruments registers abgate's instruments on mp, as cmd wires them:
+// the outcome counters in front of a sink, the leader gauge (fence 7),
+// and the transition and drift-alert counters in front of fakes.
+type instruments struct {
+	outcomes *telemetry.Outcomes
+	sink     *sink
+	notified *fakeNotifier
+	notifier telemetry.Notifier
+	alert    func(context.Context, string)
+	alerts   int
+}
+
+func register(t *testing.T, mp *sdkmetric.MeterProvider) *instruments {
+	t.Helper()
+	cfg := &experiments.Config{Experiments: []experiments.Experiment{{ID: "exp", Variants: []experiments.Variant{
+		{Name: "base", Model: "gpt-base"}, {Name: "ft", Model: "ft:gpt-x"},
+	}}}}
+	in := &instruments{sink: &sink{}, notified: &fakeNotifier{}}
+	var err error
+	if in.outcomes, err = telemetry.NewOutcomes(in.sink, mp, func() *experiments.Config { return cfg }); err != nil {
+		t.Fatal(err)
+	}
+	if err := telemetry.RegisterLeader(mp, func() int64 { return 7 }); err != nil {
+		t.Fatal(err)
+	}
+	if in.notifier, err = telemetry.CountTransitions(in.notified, mp); err != nil {
+		t.Fatal(err)
+	}
+	if in.alert, err = telemetry.CountAlerts(func(context.Context, string) { in.alerts++ }, mp, func(a string) (string, string) { return "exp", a }); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// scrape serves /metrics after three outcomes, a transition and an alert.
+func scrape(t *testing.T) string {
 	t.Helper()
 	reader, handler, err := telemetry.Prometheus()
 	if err != nil {
@@ -33,45 +68,24 @@ func scrape(t *testing.T) (string, *telemetry.Outcomes, *sink, func() int64, *fa
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	cfg := &experiments.Config{Experiments: []experiments.Experiment{{ID: "exp", Variants: []experiments.Variant{
-		{Name: "base", Model: "gpt-base"}, {Name: "ft", Model: "ft:gpt-x"},
-	}}}}
-	s := &sink{}
-	o, err := telemetry.NewOutcomes(s, mp, func() *experiments.Config { return cfg })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fence int64 = 7
-	if err := telemetry.RegisterLeader(mp, func() int64 { return fence }); err != nil {
-		t.Fatal(err)
-	}
-	fn := &fakeNotifier{}
-	n, err := telemetry.CountTransitions(fn, mp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alerts := 0
-	alert, err := telemetry.CountAlerts(func(context.Context, string) { alerts++ }, mp, func(a string) (string, string) { return "exp", a })
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Observe(experiments.Outcome{Experiment: "exp", Variant: 0, Unit: experiments.UnitKey{1}, Latency: 800 * time.Millisecond, TTFB: 200 * time.Millisecond, PromptTokens: 120, CompletionTokens: 40, Cost: 0.002})
-	o.Observe(experiments.Outcome{Experiment: "exp", Variant: 1, Latency: 30 * time.Second, Error: true, Fallback: true})
-	o.Observe(experiments.Outcome{Experiment: "gone", Variant: 3, Latency: time.Second})
-	n.Notify(experiments.Transition{Experiment: "exp", Action: experiments.ActionAdvance}, experiments.State{})
-	alert(context.Background(), "prompt_tokens")
-	if s.n != 3 || fn.n != 1 || alerts != 1 {
-		t.Fatalf("passed on %d outcomes, %d transitions, %d alerts; want 3, 1, 1", s.n, fn.n, alerts)
+	in := register(t, mp)
+	in.outcomes.Observe(experiments.Outcome{Experiment: "exp", Variant: 0, Unit: experiments.UnitKey{1}, Latency: 800 * time.Millisecond, TTFB: 200 * time.Millisecond, PromptTokens: 120, CompletionTokens: 40, Cost: 0.002})
+	in.outcomes.Observe(experiments.Outcome{Experiment: "exp", Variant: 1, Latency: 30 * time.Second, Error: true, Fallback: true})
+	in.outcomes.Observe(experiments.Outcome{Experiment: "gone", Variant: 3, Latency: time.Second})
+	in.notifier.Notify(experiments.Transition{Experiment: "exp", Action: experiments.ActionAdvance}, experiments.State{})
+	in.alert(context.Background(), "prompt_tokens")
+	if in.sink.n != 3 || in.notified.n != 1 || in.alerts != 1 {
+		t.Fatalf("passed on %d outcomes, %d transitions, %d alerts; want 3, 1, 1", in.sink.n, in.notified.n, in.alerts)
 	}
 	rec := httptest.NewRecorder()
 	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
-	return string(body), o, s, func() int64 { return fence }, fn, n, alert
+	return string(body)
 }
 
 func TestExposition(t *testing.T) {
 	t.Parallel()
-	body, _, _, _, _, _, _ := scrape(t)
+	body := scrape(t)
 	for _, want := range []string{
 		`gen_ai_client_operation_duration_seconds_bucket{abgate_experiment="exp",abgate_variant="base",gen_ai_request_model="gpt-base",le="0.64"} 0`,
 		`gen_ai_client_operation_duration_seconds_count{abgate_experiment="exp",abgate_variant="ft",error_type="upstream",gen_ai_request_model="ft:gpt-x"} 1`,
@@ -110,7 +124,7 @@ func TestPromtool(t *testing.T) {
 		}
 		t.Skip("promtool is not installed")
 	}
-	body, _, _, _, _, _, _ := scrape(t)
+	body := scrape(t)
 	cmd := exec.Command(bin, "check", "metrics")
 	cmd.Stdin = strings.NewReader(body)
 	var out bytes.Buffer
