@@ -70,7 +70,7 @@ func (e *exposition) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		oaierr.Write(w, http.StatusInternalServerError, oaierr.New(oaierr.Server, "metrics_unavailable", "", "reading the metrics failed: "+err.Error()))
 		return
 	}
-	e.buf = e.append(e.buf[:0], &e.rm)
+	e.buf = e.appendText(e.buf[:0], &e.rm)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(e.buf)))
 	_, _ = w.Write(e.buf)
@@ -95,11 +95,11 @@ type series struct {
 
 type label struct{ name, value string }
 
-// append writes rm in the text format: families sorted by name, each
+// appendText writes rm in the text format: families sorted by name, each
 // family's series by their labels, as client_golang's registry orders
 // them, families without series left out, and target_info for the
 // resource.
-func (e *exposition) append(b []byte, rm *metricdata.ResourceMetrics) []byte {
+func (e *exposition) appendText(b []byte, rm *metricdata.ResourceMetrics) []byte {
 	byName := map[string]*family{}
 	if rm.Resource != nil {
 		byName[otlptranslator.TargetInfoMetricName] = &family{
@@ -109,7 +109,7 @@ func (e *exposition) append(b []byte, rm *metricdata.ResourceMetrics) []byte {
 	}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			typ, naming := kindOf(m.Data)
+			typ, naming, ss := e.seriesOf(m.Data)
 			if typ == "" {
 				continue // exponential histograms: not recorded by abgate
 			}
@@ -124,7 +124,7 @@ func (e *exposition) append(b []byte, rm *metricdata.ResourceMetrics) []byte {
 			} else if f.typ != typ {
 				continue // the exporter dropped a conflicting type too
 			}
-			f.series = e.appendSeries(f.series, m.Data)
+			f.series = append(f.series, ss...)
 		}
 	}
 	fams := make([]*family, 0, len(byName))
@@ -166,21 +166,27 @@ func (e *exposition) append(b []byte, rm *metricdata.ResourceMetrics) []byte {
 	return b
 }
 
-// kindOf is a metric's Prometheus type and its type for naming (which
-// adds _total to counters), as the exporter maps them; "" for what it
-// does not write as text.
-func kindOf(data metricdata.Aggregation) (string, otlptranslator.MetricType) {
+// seriesOf is a metric's Prometheus type, its type for naming (which
+// adds _total to counters), as the exporter maps them, and its series;
+// "" for what it does not write as text.
+func (e *exposition) seriesOf(data metricdata.Aggregation) (string, otlptranslator.MetricType, []series) {
 	switch v := data.(type) {
-	case metricdata.Histogram[int64], metricdata.Histogram[float64]:
-		return "histogram", otlptranslator.MetricTypeHistogram
+	case metricdata.Histogram[int64]:
+		return "histogram", otlptranslator.MetricTypeHistogram, histogramSeries(e, v)
+	case metricdata.Histogram[float64]:
+		return "histogram", otlptranslator.MetricTypeHistogram, histogramSeries(e, v)
 	case metricdata.Sum[int64]:
-		return sumKind(v.IsMonotonic)
+		typ, naming := sumKind(v.IsMonotonic)
+		return typ, naming, pointSeries(e, v.DataPoints)
 	case metricdata.Sum[float64]:
-		return sumKind(v.IsMonotonic)
-	case metricdata.Gauge[int64], metricdata.Gauge[float64]:
-		return "gauge", otlptranslator.MetricTypeGauge
+		typ, naming := sumKind(v.IsMonotonic)
+		return typ, naming, pointSeries(e, v.DataPoints)
+	case metricdata.Gauge[int64]:
+		return "gauge", otlptranslator.MetricTypeGauge, pointSeries(e, v.DataPoints)
+	case metricdata.Gauge[float64]:
+		return "gauge", otlptranslator.MetricTypeGauge, pointSeries(e, v.DataPoints)
 	}
-	return "", otlptranslator.MetricTypeUnknown
+	return "", otlptranslator.MetricTypeUnknown, nil
 }
 
 func sumKind(monotonic bool) (string, otlptranslator.MetricType) {
@@ -190,32 +196,16 @@ func sumKind(monotonic bool) (string, otlptranslator.MetricType) {
 	return "gauge", otlptranslator.MetricTypeNonMonotonicCounter
 }
 
-func (e *exposition) appendSeries(out []series, data metricdata.Aggregation) []series {
-	switch v := data.(type) {
-	case metricdata.Histogram[int64]:
-		return appendHistogram(e, out, v)
-	case metricdata.Histogram[float64]:
-		return appendHistogram(e, out, v)
-	case metricdata.Sum[int64]:
-		return appendPoints(e, out, v.DataPoints)
-	case metricdata.Sum[float64]:
-		return appendPoints(e, out, v.DataPoints)
-	case metricdata.Gauge[int64]:
-		return appendPoints(e, out, v.DataPoints)
-	case metricdata.Gauge[float64]:
-		return appendPoints(e, out, v.DataPoints)
-	}
-	return out
-}
-
-func appendPoints[N int64 | float64](e *exposition, out []series, dps []metricdata.DataPoint[N]) []series {
+func pointSeries[N int64 | float64](e *exposition, dps []metricdata.DataPoint[N]) []series {
+	out := make([]series, 0, len(dps))
 	for _, dp := range dps {
 		out = append(out, series{labels: e.labelsOf(&dp.Attributes), value: float64(dp.Value)})
 	}
 	return out
 }
 
-func appendHistogram[N int64 | float64](e *exposition, out []series, h metricdata.Histogram[N]) []series {
+func histogramSeries[N int64 | float64](e *exposition, h metricdata.Histogram[N]) []series {
+	out := make([]series, 0, len(h.DataPoints))
 	for _, dp := range h.DataPoints {
 		s := series{labels: e.labelsOf(&dp.Attributes), bounds: dp.Bounds, sum: float64(dp.Sum), count: dp.Count,
 			buckets: make([]uint64, len(dp.Bounds))}
